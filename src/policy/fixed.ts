@@ -1,0 +1,93 @@
+/**
+ * Exact quantities.
+ *
+ * Every quantity the product stores or compares (meter values, limits, amounts, prices) is a
+ * `bigint` count of nano-units (1 unit = 10^9 nanos), i.e. a decimal with nine fraction digits.
+ * Why not `number`: doubles drift (a million additions of 0.1 do not read back as 100000) and
+ * lose integers past 2^53. Why not a smaller scale in a `number`: tokens up to 1e15 times 10^9
+ * overflows both doubles and int64. A bigint is exact at any magnitude, and nine fraction digits
+ * make the SPEC's 1e-9 comparison tolerance exactly one nano.
+ */
+
+/** Nano-units of a credit (or of USD for prices and costs). */
+export type Nanos = bigint;
+
+/** 10^9: nanos per unit. */
+export const NANOS_PER_UNIT = 1_000_000_000n;
+
+/** The comparison tolerance of SPEC §4 (1e-9), in nanos. */
+export const TOLERANCE: Nanos = 1n;
+
+const DECIMAL = /^([+-])?(\d[\d_]*)?(?:\.(\d[\d_]*)?)?(?:[eE]([+-]?\d+))?$/;
+
+/**
+ * Parses a decimal literal (`'100_000'`, `'0.25'`, `'1e9'`, `'-3.5E-2'`) into nanos, rounding
+ * half away from zero at the ninth fraction digit. Returns `undefined` for anything else.
+ */
+export function parseDecimalNanos(text: string): Nanos | undefined {
+  const m = DECIMAL.exec(text.trim());
+  if (!m) return undefined;
+  const [, sign, intRaw = "", fracRaw = "", expRaw = "0"] = m;
+  const intDigits = intRaw.replaceAll("_", "");
+  const fracDigits = fracRaw.replaceAll("_", "");
+  if (intDigits === "" && fracDigits === "") return undefined;
+  const exp = Number(expRaw);
+  if (!Number.isSafeInteger(exp) || Math.abs(exp) > 400) return undefined;
+  // value = digits × 10^(exp − fracLen); nanos = value × 10^9.
+  const digits = BigInt((intDigits || "0") + fracDigits);
+  const shift = exp - fracDigits.length + 9;
+  let nanos: bigint;
+  if (shift >= 0) {
+    nanos = digits * 10n ** BigInt(shift);
+  } else {
+    const div = 10n ** BigInt(-shift);
+    nanos = digits / div;
+    if ((digits % div) * 2n >= div) nanos += 1n;
+  }
+  return sign === "-" ? -nanos : nanos;
+}
+
+/**
+ * Converts a finite double to nanos exactly as it prints (`0.1` is 100000000 nanos, not the
+ * binary approximation). Throws on NaN or ±Infinity: callers validate and name the field first.
+ */
+export function toNanos(value: number): Nanos {
+  if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
+  if (Number.isSafeInteger(value)) return BigInt(value) * NANOS_PER_UNIT;
+  const n = parseDecimalNanos(String(value));
+  if (n === undefined) throw new RangeError(`cannot convert ${value}`);
+  return n;
+}
+
+/** The decimal text of a nano quantity, without trailing zeros (`100000`, `0.3`, `-1.25`). */
+export function formatNanos(n: Nanos): string {
+  const neg = n < 0n;
+  const abs = neg ? -n : n;
+  const int = abs / NANOS_PER_UNIT;
+  const frac = abs % NANOS_PER_UNIT;
+  const fracText = frac === 0n ? "" : "." + frac.toString().padStart(9, "0").replace(/0+$/, "");
+  return (neg ? "-" : "") + int.toString() + fracText;
+}
+
+/** The nearest double to a nano quantity (for the wire and for display). */
+export function nanosToNumber(n: Nanos): number {
+  if (n % NANOS_PER_UNIT === 0n) return Number(n / NANOS_PER_UNIT);
+  return Number(formatNanos(n));
+}
+
+/** `a × num / den`, rounded half away from zero. Used for unit conversion and pricing. */
+export function mulDiv(a: Nanos, num: bigint, den: bigint): Nanos {
+  const p = a * num;
+  const q = p / den;
+  const r = p % den;
+  if (r === 0n) return q;
+  const twice = (r < 0n ? -r : r) * 2n;
+  const absDen = den < 0n ? -den : den;
+  if (twice >= absDen) return (p < 0n) !== (den < 0n) ? q - 1n : q + 1n;
+  return q;
+}
+
+/** The product of two nano quantities, in nanos (e.g. overage × price = overage price). */
+export function mulNanos(a: Nanos, b: Nanos): Nanos {
+  return mulDiv(a, b, NANOS_PER_UNIT);
+}
