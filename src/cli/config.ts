@@ -1,0 +1,141 @@
+/**
+ * Configuration of `serve`: flags override `LIMITR_*` environment variables, which override
+ * defaults. Everything is validated at start with zod, and a wrong value is reported with the
+ * flag and the variable that set it, so an operator knows which one to fix.
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+/** One option: its flag, its environment variable, and what it means. */
+interface OptionSpec {
+  readonly flag: string;
+  readonly env: string;
+  readonly type: "string" | "boolean";
+  readonly help: string;
+}
+
+/** Every `serve` option, keyed by config field. The README's table is written from this. */
+export const SERVE_OPTIONS = {
+  policy: { flag: "policy", env: "LIMITR_POLICY", type: "string", help: "policy file (YAML or JSON); its directory is watched" },
+  dataDir: { flag: "data-dir", env: "LIMITR_DATA_DIR", type: "string", help: "LMDB data directory (default ./data)" },
+  grpcAddress: { flag: "grpc-address", env: "LIMITR_GRPC_ADDRESS", type: "string", help: "gRPC listen address HOST:PORT or unix:/path (default 127.0.0.1:50051)" },
+  httpAddress: { flag: "http-address", env: "LIMITR_HTTP_ADDRESS", type: "string", help: "HTTP (Connect/JSON, gRPC-Web, /metrics) address, or 'off' (default 127.0.0.1:8081)" },
+  healthAddress: { flag: "health-address", env: "LIMITR_HEALTH_ADDRESS", type: "string", help: "extra gRPC listener serving only grpc.health.v1, for kubelet probes (default off)" },
+  shutdownGraceMs: { flag: "shutdown-grace-ms", env: "LIMITR_SHUTDOWN_GRACE_MS", type: "string", help: "how long SIGTERM waits for in-flight calls (default 10000)" },
+  fsync: { flag: "fsync", env: "LIMITR_FSYNC", type: "boolean", help: "flush every commit to disk before answering: power-loss safe, slower (default off: process-crash safe)" },
+  idempotencyWindow: { flag: "idempotency-window", env: "LIMITR_IDEMPOTENCY_WINDOW", type: "string", help: "how long idempotency keys are remembered (default 24h)" },
+  policyPollInterval: { flag: "policy-poll-interval", env: "LIMITR_POLICY_POLL_INTERVAL", type: "string", help: "periodic policy re-read, fallback for missed file events (default 30s)" },
+  eventRetention: { flag: "event-retention", env: "LIMITR_EVENT_RETENTION", type: "string", help: "keep events this long (default 7d)" },
+  eventRetentionCount: { flag: "event-retention-count", env: "LIMITR_EVENT_RETENTION_COUNT", type: "string", help: "keep at most this many events (default 10000000)" },
+  maxMessageBytes: { flag: "max-message-bytes", env: "LIMITR_MAX_MESSAGE_BYTES", type: "string", help: "largest accepted request (default 1048576)" },
+  logLevel: { flag: "log-level", env: "LIMITR_LOG_LEVEL", type: "string", help: "debug, info, warn or error (default info)" },
+} as const satisfies Record<string, OptionSpec>;
+
+type OptionKey = keyof typeof SERVE_OPTIONS;
+
+const HOST_PORT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+const address = z.string().refine(
+  (s) => (s.startsWith("unix:") && s.length > 5) || (HOST_PORT.test(s) && Number(HOST_PORT.exec(s)?.[1]) <= 65535),
+  { message: "must be HOST:PORT (e.g. 127.0.0.1:50051, [::1]:0) or unix:/path/to/socket" },
+);
+const tcpAddress = z.string().refine((s) => HOST_PORT.test(s) && Number(HOST_PORT.exec(s)?.[1]) <= 65535, {
+  message: "must be HOST:PORT (e.g. 127.0.0.1:8081)",
+});
+
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|hr|d|day|days)?$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1e3, m: 6e4, min: 6e4, h: 36e5, hr: 36e5, d: 864e5, day: 864e5, days: 864e5 };
+
+/** `'24h'`, `'30s'`, `'7d'`, `'1500'` (ms) → milliseconds. */
+const duration = z.string().transform((s, ctx) => {
+  const m = DURATION.exec(s.trim());
+  if (!m) {
+    ctx.addIssue({ code: "custom", message: "must be a duration like 500ms, 30s, 5min, 24h or 7d" });
+    return z.NEVER;
+  }
+  const ms = Number(m[1]) * (DURATION_MS[m[2] ?? "ms"] ?? 1);
+  if (!(ms > 0)) {
+    ctx.addIssue({ code: "custom", message: "must be greater than zero" });
+    return z.NEVER;
+  }
+  return Math.round(ms);
+});
+
+const positiveInt = z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().positive());
+
+const ServeConfigSchema = z.object({
+  policy: z.string({ error: "is required: the policy file to serve" }).min(1, "is required: the policy file to serve"),
+  dataDir: z.string().min(1).default("./data"),
+  grpcAddress: address.default("127.0.0.1:50051"),
+  httpAddress: z.union([z.literal("off"), tcpAddress]).default("127.0.0.1:8081"),
+  healthAddress: tcpAddress.optional(),
+  shutdownGraceMs: positiveInt.default(10_000),
+  fsync: z.boolean().default(false),
+  idempotencyWindow: duration.default(24 * 3_600_000),
+  policyPollInterval: duration.default(30_000),
+  eventRetention: duration.default(7 * 86_400_000),
+  eventRetentionCount: positiveInt.default(10_000_000),
+  maxMessageBytes: positiveInt.default(1_048_576),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+/** The validated configuration of `serve`. */
+export type ServeConfig = z.output<typeof ServeConfigSchema>;
+
+/** A configuration problem, said the way an operator fixes it. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/**
+ * Reads `serve` options from argv (after the subcommand) and the environment. Throws
+ * `ConfigError` listing every problem (unknown flag, bad value) with the flag/variable named.
+ */
+export function parseServeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ServeConfig {
+  const parseOptions: Record<string, { type: "string" | "boolean" }> = {};
+  for (const spec of Object.values(SERVE_OPTIONS)) parseOptions[spec.flag] = { type: spec.type };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: parseOptions, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message}\nRun 'limitr-sidecar help' for the options.`);
+  }
+
+  const raw: Partial<Record<OptionKey, string | boolean>> = {};
+  const origin: Partial<Record<OptionKey, string>> = {};
+  for (const [key, spec] of Object.entries(SERVE_OPTIONS) as [OptionKey, OptionSpec][]) {
+    const fromFlag = values[spec.flag];
+    const fromEnv = env[spec.env];
+    if (fromFlag !== undefined) {
+      raw[key] = fromFlag;
+      origin[key] = `--${spec.flag}`;
+    } else if (fromEnv !== undefined && fromEnv !== "") {
+      raw[key] = spec.type === "boolean" ? parseBool(fromEnv, spec.env) : fromEnv;
+      origin[key] = spec.env;
+    }
+  }
+
+  const result = ServeConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const key = String(issue.path[0] ?? "") as OptionKey;
+    const spec = SERVE_OPTIONS[key];
+    const where = origin[key] ?? (spec ? `--${spec.flag} (or ${spec.env})` : key);
+    const got = raw[key] === undefined ? "" : ` (got ${JSON.stringify(raw[key])})`;
+    return `${where}: ${issue.message}${got}`;
+  });
+  throw new ConfigError(lines.join("\n"));
+}
+
+function parseBool(text: string, name: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(text)) return true;
+  if (/^(0|false|no|off)$/i.test(text)) return false;
+  throw new ConfigError(`${name}: must be true or false (got ${JSON.stringify(text)})`);
+}
+
+/** The `serve` options as help text lines. */
+export function serveOptionsHelp(): string {
+  return Object.values(SERVE_OPTIONS)
+    .map((o) => `  --${o.flag}${o.type === "string" ? " VALUE" : ""}`.padEnd(32) + `${o.help} [${o.env}]`)
+    .join("\n");
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, parseServeConfig } from "../../src/cli/config.js";
+
+describe("parseServeConfig", () => {
+  it("applies defaults", () => {
+    const c = parseServeConfig(["--policy", "p.yaml"], {});
+    expect(c).toMatchObject({
+      policy: "p.yaml",
+      dataDir: "./data",
+      grpcAddress: "127.0.0.1:50051",
+      httpAddress: "127.0.0.1:8081",
+      shutdownGraceMs: 10_000,
+      fsync: false,
+      idempotencyWindow: 86_400_000,
+      policyPollInterval: 30_000,
+      maxMessageBytes: 1_048_576,
+    });
+    expect(c.healthAddress).toBeUndefined();
+  });
+
+  it("reads LIMITR_* variables, and flags win over them", () => {
+    const env = { LIMITR_POLICY: "env.yaml", LIMITR_DATA_DIR: "/var/lib/limitr", LIMITR_FSYNC: "true", LIMITR_GRPC_ADDRESS: "unix:/run/limitr.sock" };
+    const c = parseServeConfig(["--data-dir", "/tmp/x", "--idempotency-window", "1h"], env);
+    expect(c.policy).toBe("env.yaml");
+    expect(c.dataDir).toBe("/tmp/x");
+    expect(c.fsync).toBe(true);
+    expect(c.grpcAddress).toBe("unix:/run/limitr.sock");
+    expect(c.idempotencyWindow).toBe(3_600_000);
+  });
+
+  it("accepts IPv6 and port 0 and 'off' for http", () => {
+    const c = parseServeConfig(["--policy", "p", "--grpc-address", "[::1]:0", "--http-address", "off", "--health-address", "0.0.0.0:50052"], {});
+    expect(c.grpcAddress).toBe("[::1]:0");
+    expect(c.httpAddress).toBe("off");
+    expect(c.healthAddress).toBe("0.0.0.0:50052");
+  });
+
+  const bad: [string, string[], Record<string, string>, RegExp][] = [
+    ["missing policy", [], {}, /--policy \(or LIMITR_POLICY\): is required/],
+    ["unknown flag", ["--policy", "p", "--polcy", "x"], {}, /Unknown option '--polcy'/],
+    ["bad address from a flag", ["--policy", "p", "--grpc-address", "localhost"], {}, /--grpc-address: must be HOST:PORT .* \(got "localhost"\)/],
+    ["bad address from env", ["--policy", "p"], { LIMITR_HTTP_ADDRESS: "nope" }, /LIMITR_HTTP_ADDRESS: .*must be HOST:PORT/],
+    ["port out of range", ["--policy", "p", "--grpc-address", "127.0.0.1:70000"], {}, /--grpc-address: must be HOST:PORT/],
+    ["bad duration", ["--policy", "p", "--idempotency-window", "soon"], {}, /--idempotency-window: must be a duration/],
+    ["bad number", ["--policy", "p", "--shutdown-grace-ms", "1.5"], {}, /--shutdown-grace-ms: must be a whole number/],
+    ["bad boolean env", ["--policy", "p"], { LIMITR_FSYNC: "maybe" }, /LIMITR_FSYNC: must be true or false/],
+    ["bad log level", ["--policy", "p", "--log-level", "loud"], {}, /--log-level: /],
+  ];
+  it.each(bad)("rejects %s with a message naming the option", (_name, argv, env, message) => {
+    expect(() => parseServeConfig(argv, env)).toThrow(ConfigError);
+    expect(() => parseServeConfig(argv, env)).toThrow(message);
+  });
+
+  it("lists every problem at once", () => {
+    try {
+      parseServeConfig(["--grpc-address", "x", "--shutdown-grace-ms", "abc"], {});
+      expect.unreachable();
+    } catch (e) {
+      const lines = (e as Error).message.split("\n");
+      expect(lines).toHaveLength(3);
+    }
+  });
+});
