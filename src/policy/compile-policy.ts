@@ -1,23 +1,25 @@
 /**
- * Document → validated, compiled policy. CONTRACT STUB — the policy work replaces these bodies.
+ * Document → validated, compiled policy. Every node is checked independently and reports into
+ * one issue list, so a bad policy is rejected with all of its errors at once; unknown fields are
+ * warnings, never errors, so upstream Limitr policies load unchanged.
  */
-import type { CompileResult, PolicyIssue } from "./types.js";
+import { compileCredit, type CreditEntry } from "./compile-credit.js";
+import { compilePlan } from "./compile-plan.js";
+import { parsePolicyText } from "./parse-policy-text.js";
+import { createIssueSink, describeValue, isRawObject, joinPath, type IssueSink } from "./policy-issues.js";
+import { warnUnknownFields } from "./policy-schema.js";
+import type { CompiledCredit, CompiledPlan, CompileResult } from "./types.js";
 
-/** The result of parsing policy text: a plain document, or the syntax errors. */
-export type ParseResult = { readonly ok: true; readonly doc: unknown } | { readonly ok: false; readonly issues: readonly PolicyIssue[] };
-
-/** Parses YAML or JSON text (`auto`: JSON when it starts with `{`). */
-export function parsePolicyText(text: string, format: "yaml" | "json" | "auto" = "auto"): ParseResult {
-  void text;
-  void format;
-  return { ok: false, issues: [{ kind: "error", path: "policy", message: "not implemented" }] };
-}
+export { parsePolicyText, type ParseResult } from "./parse-policy-text.js";
 
 /** Validates a parsed document and compiles it; every error is listed, unknown fields are warnings. */
 export function compilePolicy(doc: unknown, options: { readonly version: string }): CompileResult {
-  void doc;
-  void options;
-  return { ok: false, issues: [{ kind: "error", path: "policy", message: "not implemented" }] };
+  const sink = createIssueSink();
+  const compiled = compileRoot(doc, options.version, sink);
+  if (compiled === undefined || sink.hasErrors()) {
+    return { ok: false, issues: sink.issues };
+  }
+  return { ok: true, policy: compiled, warnings: sink.issues };
 }
 
 /** Parse + compile in one step. */
@@ -25,4 +27,64 @@ export function loadPolicy(text: string, options: { readonly version: string; re
   const parsed = parsePolicyText(text, options.format ?? "auto");
   if (!parsed.ok) return { ok: false, issues: parsed.issues };
   return compilePolicy(parsed.doc, options);
+}
+
+type Compiled = Extract<CompileResult, { ok: true }>["policy"];
+
+function compileRoot(doc: unknown, version: string, sink: IssueSink): Compiled | undefined {
+  if (!isRawObject(doc) || !("policy" in doc)) {
+    const misplaced = isRawObject(doc) ? Object.keys(doc).filter((k) => k === "credits" || k === "plans") : [];
+    const hint = misplaced.length > 0 ? ` (found ${misplaced.map((k) => `"${k}"`).join(" and ")} at the top level: indent them under policy:)` : "";
+    sink.error("policy", `the document must have a root key "policy"${hint}`);
+    return undefined;
+  }
+  warnUnknownFields(doc, "root", "", sink);
+  const policy = doc["policy"];
+  if (!isRawObject(policy)) {
+    sink.error("policy", `policy must be a mapping with credits and plans, got ${describeValue(policy)}`);
+    return undefined;
+  }
+  warnUnknownFields(policy, "policy", "policy", sink);
+
+  const credits = new Map<string, CreditEntry>();
+  const rawCredits = policy["credits"];
+  if (rawCredits !== undefined && rawCredits !== null) {
+    if (!isRawObject(rawCredits)) {
+      sink.error("policy.credits", `credits must be a mapping of credit names to credits, got ${describeValue(rawCredits)}`);
+    } else {
+      for (const [name, raw] of Object.entries(rawCredits)) {
+        const path = joinPath("policy.credits", name);
+        if (name.trim() === "") sink.error(path, "a credit name must not be empty");
+        credits.set(name, compileCredit(name, raw, path, sink));
+      }
+    }
+  }
+
+  const plans = new Map<string, CompiledPlan>();
+  let defaultPlan: string | undefined;
+  const rawPlans = policy["plans"];
+  if (!isRawObject(rawPlans) || Object.keys(rawPlans).length === 0) {
+    // An empty policy would deny everything as UNKNOWN_ENTITLEMENT: far more likely a mistake
+    // (a truncated ConfigMap) than intent, so it never replaces a good policy.
+    sink.error("policy.plans", rawPlans === undefined || rawPlans === null || isRawObject(rawPlans) ? "policy must define at least one plan" : `plans must be a mapping of plan names to plans, got ${describeValue(rawPlans)}`);
+  } else {
+    for (const [name, raw] of Object.entries(rawPlans)) {
+      const path = joinPath("policy.plans", name);
+      if (name.trim() === "") sink.error(path, "a plan name must not be empty");
+      const plan = compilePlan(name, raw, path, credits, sink);
+      if (plan === undefined) continue;
+      if (plan.isDefault) {
+        if (defaultPlan === undefined) defaultPlan = name;
+        else sink.error(joinPath(path, "default"), `plans "${defaultPlan}" and "${name}" are both default: true; only one plan may be the default`);
+      }
+      plans.set(name, plan);
+    }
+  }
+
+  if (sink.hasErrors()) return undefined;
+  const compiledCredits = new Map<string, CompiledCredit>();
+  for (const [name, entry] of credits) if (entry.compiled) compiledCredits.set(name, entry.compiled);
+  const entitlementNames = new Set<string>();
+  for (const plan of plans.values()) for (const name of plan.entitlements.keys()) entitlementNames.add(name);
+  return { version, credits: compiledCredits, plans, defaultPlan, entitlementNames };
 }

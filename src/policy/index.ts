@@ -2,8 +2,21 @@
  * Policy: a Limitr-style policy document (YAML or JSON) → a validated, compiled, immutable
  * policy. Pure: no I/O, no clock.
  */
+/** Exact quantities: `Nanos` (bigint nano-units), parsing, formatting and exact arithmetic. */
 export * from "./fixed.js";
+/** The compiled policy's shape (`CompiledPolicy`, limits, reset rules) and policy issues. */
 export type * from "./types.js";
+/**
+ * Meter periods under a reset rule (epoch ms, UTC): where a new meter's period starts, when a
+ * period ends, and which period `now` falls in (missed periods collapse into one).
+ */
 export { initialPeriodStart, nextResetAfter, currentPeriodStart } from "./periods.js";
+/** Converts a request amount with an optional unit (`'250MB'`, `'30s'`) into a credit's units, exactly. */
 export { convertAmount, type Conversion } from "./units.js";
+/**
+ * Policy text → document → `CompiledPolicy`: every error listed with its dotted path, unknown or
+ * upstream-only Limitr fields reported as warnings.
+ */
 export { parsePolicyText, compilePolicy, loadPolicy, type ParseResult } from "./compile-policy.js";
+/** Plain-text table of a compiled policy (plans × entitlements × limits), for `check-policy` and logs. */
+export { summarizePolicy } from "./summarize-policy.js";
