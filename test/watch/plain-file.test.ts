@@ -1,0 +1,150 @@
+/**
+ * The watcher on a plain file: in-place writes, editor-style rename-over, deletion, a file that
+ * does not exist yet, and failures inside the caller's or compiler's code.
+ */
+import { rename, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { contentVersion } from "../../src/watch/index.js";
+import { compile, invalidPolicy, validPolicy } from "./fixtures.js";
+import { createHarness, sleep, tempDir, waitFor, type Harness } from "./harness.js";
+
+const v = (text: string | Uint8Array): string => contentVersion(typeof text === "string" ? Buffer.from(text) : text);
+
+describe("policy watcher on a plain file", () => {
+  let dir: string;
+  let file: string;
+  let cleanup: () => Promise<void>;
+  let h: Harness | undefined;
+  beforeEach(async () => {
+    ({ dir, cleanup } = await tempDir());
+    file = join(dir, "policy.yaml");
+  });
+  afterEach(async () => {
+    await h?.watcher.close();
+    h = undefined;
+    await cleanup();
+  });
+
+  const started = async (options: object = {}): Promise<Harness> => {
+    h = createHarness({ path: file, ...options });
+    await h.watcher.start();
+    return h;
+  };
+
+  it("applies an in-place write", async () => {
+    await writeFile(file, validPolicy(100));
+    const harness = await started();
+    await writeFile(file, validPolicy(200));
+    await waitFor("in-place write applied", () => harness.live() === v(validPolicy(200)));
+  });
+
+  it("applies a same-directory rename over the file (editors, docker cp)", async () => {
+    await writeFile(file, validPolicy(100));
+    const harness = await started();
+    const tmp = join(dir, ".policy.yaml.swp");
+    await writeFile(tmp, validPolicy(300));
+    await rename(tmp, file);
+    await waitFor("renamed-over file applied", () => harness.live() === v(validPolicy(300)));
+  });
+
+  it("keeps the last good policy when the file is deleted, and applies it when it comes back", async () => {
+    await writeFile(file, validPolicy(100));
+    const harness = await started();
+    await unlink(file);
+    await waitFor("source missing", () => harness.watcher.status().sourceMissing);
+    expect(harness.watcher.status()).toMatchObject({ version: v(validPolicy(100)), lastError: { kind: "missing" } });
+    await writeFile(file, validPolicy(400));
+    await waitFor("recreated file applied", () => harness.live() === v(validPolicy(400)));
+    expect(harness.watcher.status().sourceMissing).toBe(false);
+  });
+
+  it("reports a missing file at start, and applies it once it appears", async () => {
+    h = createHarness({ path: file });
+    const outcome = await h.watcher.start();
+    expect(outcome.kind).toBe("missing");
+    expect(h.watcher.status()).toMatchObject({ version: undefined, sourceMissing: true, lastError: { kind: "missing" } });
+    await writeFile(file, validPolicy(100));
+    const harness = h;
+    await waitFor("late file applied", () => harness.live() === v(validPolicy(100)));
+  });
+
+  it("reports an invalid initial policy so the caller can refuse to start", async () => {
+    await writeFile(file, invalidPolicy(1));
+    h = createHarness({ path: file });
+    const outcome = await h.watcher.start();
+    expect(outcome.kind).toBe("rejected");
+    expect(h.applied).toHaveLength(0);
+    expect(h.rejected[0]?.info.keptVersion).toBeUndefined();
+    expect(h.watcher.status()).toMatchObject({ version: undefined, rejectedSinceLastSuccess: 1 });
+  });
+
+  it("does not re-report an unchanged bad file on every periodic re-read, but reload() does", async () => {
+    await writeFile(file, validPolicy(100));
+    const harness = await started({ pollIntervalMs: 50 });
+    await writeFile(file, invalidPolicy(1));
+    await waitFor("rejection", () => harness.rejected.length === 1);
+    const checked = harness.watcher.status().lastCheckedAt?.getTime() ?? 0;
+    await waitFor("several polls", () => (harness.watcher.status().lastCheckedAt?.getTime() ?? 0) > checked + 150);
+    expect(harness.rejected).toHaveLength(1);
+    expect((await harness.watcher.reload("admin")).kind).toBe("rejected");
+    expect(harness.rejected).toHaveLength(2);
+    expect(harness.watcher.status().rejectedSinceLastSuccess).toBe(2);
+  });
+
+  it("rejects bytes that are not UTF-8 and a compiler that throws, keeping the old policy", async () => {
+    await writeFile(file, validPolicy(100));
+    let explode = false;
+    const harness = await started({
+      compile: (text: string, version: string) => {
+        if (explode) throw new Error("boom");
+        return compile(text, version);
+      },
+    });
+    const latin1 = Buffer.from([0x70, 0x6f, 0x6c, 0x69, 0x63, 0x79, 0x3a, 0x20, 0xe9, 0x0a]);
+    await writeFile(file, latin1);
+    expect(await harness.watcher.reload("test")).toMatchObject({ kind: "rejected", issues: [{ message: "the file is not valid UTF-8" }] });
+
+    explode = true;
+    await writeFile(file, validPolicy(200));
+    const outcome = await harness.watcher.reload("test");
+    expect(outcome.kind).toBe("rejected");
+    expect(harness.watcher.status().lastError?.message).toContain("the compiler failed: Error: boom");
+    expect(harness.live()).toBe(v(validPolicy(100)));
+  });
+
+  it("treats a throwing onApplied as not applied and retries on the next re-read", async () => {
+    await writeFile(file, validPolicy(100));
+    let fail = false;
+    let live: string | undefined;
+    h = createHarness({
+      path: file,
+      onApplied: (policy) => {
+        if (fail) throw new Error("swap failed");
+        live = policy.version;
+      },
+    });
+    await h.watcher.start();
+    fail = true;
+    await writeFile(file, validPolicy(200));
+    expect((await h.watcher.reload("test")).kind).toBe("apply-failed");
+    expect(h.watcher.status()).toMatchObject({ version: v(validPolicy(100)), lastError: { kind: "apply-failed" } });
+    fail = false;
+    expect((await h.watcher.reload("test")).kind).toBe("applied");
+    expect(live).toBe(v(validPolicy(200)));
+    expect(h.watcher.status().lastError).toBeUndefined();
+  });
+
+  it("stops reacting after close()", async () => {
+    await writeFile(file, validPolicy(100));
+    const harness = await started({ pollIntervalMs: 50 });
+    await harness.watcher.close();
+    await writeFile(file, validPolicy(200));
+    await sleep(400);
+    expect(harness.applied).toHaveLength(1);
+    expect((await harness.watcher.reload("late")).kind).toBe("closed");
+  });
+});
+
+
+
