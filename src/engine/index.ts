@@ -4,3 +4,17 @@
  */
 export type * from "./types.js";
 export { DEFAULT_ENGINE_OPTIONS, type Engine, type EngineDeps, type EngineOptions } from "./engine.js";
+/** What every pure operation receives (policy, state, one `now`, ids, options). */
+export type { EngineContext } from "./context.js";
+/** The async engine over a store: decide purely, commit, answer after the commit settles. */
+export { createEngine } from "./create-engine.js";
+/** Pure decisions: each returns the result plus the writes and events to commit. */
+export { allow, check, record, reserve } from "./decision-ops.js";
+/** Pure reservation endings: settle records the actual usage, release only frees the holds. */
+export { settle, release } from "./reservation-ops.js";
+/** Pure read of a caller's meters in their current period. */
+export { getMeters } from "./get-meters.js";
+/** Pure customer admin operations and the customer view (effective plan and its source). */
+export { upsertCustomer, getCustomer, deleteCustomer, setCustomerPlan, listCustomers, customerView } from "./customer-ops.js";
+/** Plan and scope resolution over the customer graph (also used by the event filters). */
+export { findCustomer, resolvePlan, resolveScopeOwner, type ResolvedPlan } from "./customer-graph.js";

@@ -1,0 +1,93 @@
+/**
+ * Validation and merging of customer fields shared by the admin API and request hints.
+ * Errors name the proto field (snake_case), prefixed for hints (`hint.alt_ids[1]`).
+ */
+import { LimitrError, invalidArgument } from "../errors/index.js";
+import type { Customer, StateReader } from "./types.js";
+
+/** Checks refs and alt ids of customer `id`: non-empty, not the id itself, alt ids not taken. */
+export function validateCustomerLists(
+  state: StateReader,
+  prefix: string,
+  id: string,
+  refs: readonly string[] | undefined,
+  altIds: readonly string[] | undefined,
+): void {
+  if (refs !== undefined) {
+    for (let i = 0; i < refs.length; i++) {
+      const ref = refs[i];
+      if (ref === undefined || ref === "") throw invalidArgument(`${prefix}refs[${i}]`, "must not be empty");
+      if (ref === id) throw invalidArgument(`${prefix}refs[${i}]`, `a customer cannot refer to itself ("${id}")`);
+    }
+  }
+  if (altIds !== undefined) {
+    for (let i = 0; i < altIds.length; i++) {
+      const alt = altIds[i];
+      const field = `${prefix}alt_ids[${i}]`;
+      if (alt === undefined || alt === "") throw invalidArgument(field, "must not be empty");
+      if (alt === id) throw invalidArgument(field, `an alt id cannot equal the customer's own id ("${id}")`);
+      const owner = state.resolveAltId(alt);
+      if (owner !== undefined && owner !== id) {
+        throw new LimitrError("ALREADY_EXISTS", `alt id "${alt}" already belongs to customer "${owner}"`, { field });
+      }
+      if (owner === undefined && state.getCustomer(alt) !== undefined) {
+        throw new LimitrError("ALREADY_EXISTS", `"${alt}" is already the id of another customer`, { field });
+      }
+    }
+  }
+}
+
+/** `base` followed by the entries of `extra` it lacks (hints add, never remove). */
+export function mergeList(base: readonly string[], extra: readonly string[] | undefined): readonly string[] {
+  if (extra === undefined || extra.length === 0) return base;
+  let out: string[] | undefined;
+  for (const e of extra) {
+    if (base.includes(e) || (out !== undefined && out.includes(e))) continue;
+    out ??= [...base];
+    out.push(e);
+  }
+  return out ?? base;
+}
+
+/** `base` with `extra`'s keys set; `base` itself when nothing differs. */
+export function mergeMetadata(
+  base: Readonly<Record<string, string>>,
+  extra: Readonly<Record<string, string>> | undefined,
+): Readonly<Record<string, string>> {
+  if (extra === undefined) return base;
+  let changed = false;
+  for (const [k, v] of Object.entries(extra)) {
+    if (base[k] !== v) changed = true;
+  }
+  return changed ? { ...base, ...extra } : base;
+}
+
+/** The list without duplicates, first occurrence kept. */
+export function dedupe(list: readonly string[] | undefined): readonly string[] {
+  if (list === undefined || list.length === 0) return [];
+  return [...new Set(list)];
+}
+
+/** True when two customer records differ in anything but timestamps. */
+export function customerChanged(a: Customer, b: Customer): boolean {
+  return (
+    a.plan !== b.plan ||
+    a.type !== b.type ||
+    !sameList(a.refs, b.refs) ||
+    !sameList(a.altIds, b.altIds) ||
+    !sameMetadata(a.metadata, b.metadata)
+  );
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameMetadata(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (a[k] !== b[k]) return false;
+  return true;
+}

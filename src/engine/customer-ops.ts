@@ -1,0 +1,165 @@
+/**
+ * The customer admin operations (SPEC §3): upsert, get, delete, change plan, list. Each customer
+ * write is mirrored by a `customer-set` (or `customer-removed`) event so the log tells the
+ * whole story of a customer.
+ */
+import { LimitrError, invalidArgument } from "../errors/index.js";
+import { initialPeriodStart, type CompiledLimit, type CompiledPolicy } from "../policy/index.js";
+import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
+import { customerChanged, dedupe, validateCustomerLists } from "./customer-fields.js";
+import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
+import { meterEvent, type EventScope } from "./meter-events.js";
+import type { Customer, CustomerView, EngineEvent, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
+import type { WorkMeter } from "./work-meter.js";
+
+/** A customer with its effective plan. */
+export function customerView(policy: CompiledPolicy, state: StateReader, customer: Customer): CustomerView {
+  return viewOf(customer, resolvePlan(policy, state, customer));
+}
+
+function viewOf(customer: Customer, plan: ResolvedPlan): CustomerView {
+  const view: CustomerView = { customer, effectivePlan: plan.name, planSource: plan.source };
+  return plan.missingPlan === undefined ? view : { ...view, missingPlan: plan.missingPlan };
+}
+
+/**
+ * Creates or replaces a customer. Fields left undefined keep their stored value (or the
+ * default for a new customer); lists and metadata given replace the stored ones.
+ */
+export function upsertCustomer(ctx: EngineContext, input: UpsertCustomerInput): Outcome<CustomerView> {
+  const id = input.id;
+  if (typeof id !== "string" || id === "") throw invalidArgument("id", "must not be empty");
+  checkPlan(ctx.policy, input.plan);
+  const stored = ctx.state.getCustomer(id);
+  if (stored === undefined) {
+    const owner = ctx.state.resolveAltId(id);
+    if (owner !== undefined) throw new LimitrError("ALREADY_EXISTS", `"${id}" is already an alt id of customer "${owner}"`, { field: "id" });
+  }
+  validateCustomerLists(ctx.state, "", id, input.refs, input.altIds);
+  const next: Customer = {
+    id,
+    plan: input.plan ?? stored?.plan ?? "",
+    type: input.type !== undefined && input.type !== "" ? input.type : (stored?.type ?? "user"),
+    refs: input.refs === undefined ? (stored?.refs ?? []) : dedupe(input.refs),
+    altIds: input.altIds === undefined ? (stored?.altIds ?? []) : dedupe(input.altIds),
+    metadata: input.metadata === undefined ? (stored?.metadata ?? {}) : { ...input.metadata },
+    createdAt: stored?.createdAt ?? ctx.now,
+    updatedAt: ctx.now,
+  };
+  if (stored !== undefined && !customerChanged(stored, next)) return readOnly(customerView(ctx.policy, ctx.state, stored));
+  const events: EngineEvent[] = [{ type: "customer-set", time: ctx.now, customer: next }];
+  if (stored !== undefined && stored.plan !== next.plan) events.push(planChanged(ctx, id, stored.plan, next.plan, false));
+  return {
+    result: customerView(ctx.policy, ctx.state, next),
+    writes: [{ kind: "customer-put", customer: next, previous: stored }],
+    events,
+  };
+}
+
+/** A customer by id or alt id. */
+export function getCustomer(ctx: EngineContext, id: string): Outcome<CustomerView> {
+  return readOnly(customerView(ctx.policy, ctx.state, mustFind(ctx.state, id)));
+}
+
+/** Deletes a customer and its meters. Customers referring to it simply stop reaching it. */
+export function deleteCustomer(ctx: EngineContext, id: string): Outcome<Customer> {
+  const customer = mustFind(ctx.state, id);
+  const writes: Write[] = [{ kind: "customer-delete", customer }];
+  for (const m of ctx.state.metersOf(customer.id)) writes.push({ kind: "meter-delete", owner: m.owner, entitlement: m.entitlement });
+  return { result: customer, writes, events: [{ type: "customer-removed", time: ctx.now, customer }] };
+}
+
+/**
+ * Changes a customer's own plan (empty = inherit / default). Meters keep value and period unless
+ * `resetMeters`, which starts every meter of the customer afresh at zero (open holds kept).
+ */
+export function setCustomerPlan(ctx: EngineContext, input: SetCustomerPlanInput): Outcome<CustomerView> {
+  if (typeof input.customerId !== "string" || input.customerId === "") throw invalidArgument("customer_id", "must not be empty");
+  checkPlan(ctx.policy, input.plan);
+  const stored = mustFind(ctx.state, input.customerId);
+  const planChange = stored.plan !== input.plan;
+  if (!planChange && !input.resetMeters) return readOnly(customerView(ctx.policy, ctx.state, stored));
+  const next: Customer = planChange ? { ...stored, plan: input.plan, updatedAt: ctx.now } : stored;
+  const plan = resolvePlan(ctx.policy, ctx.state, next);
+  const writes: Write[] = [];
+  const events: EngineEvent[] = [];
+  if (planChange) {
+    writes.push({ kind: "customer-put", customer: next, previous: stored });
+    events.push({ type: "customer-set", time: ctx.now, customer: next });
+  }
+  events.push(planChanged(ctx, stored.id, stored.plan, input.plan, input.resetMeters));
+  if (input.resetMeters) resetMeters(ctx, next, plan, writes, events);
+  return { result: viewOf(next, plan), writes, events };
+}
+
+/** Up to `limit` customers after `afterId`, in id order, with their effective plans. */
+export function listCustomers(ctx: EngineContext, afterId: string, limit: number): Outcome<readonly CustomerView[]> {
+  if (!Number.isSafeInteger(limit) || limit <= 0) throw invalidArgument("page_size", `must be a positive integer, got ${limit}`);
+  const out: CustomerView[] = [];
+  for (const c of ctx.state.listCustomers(afterId, limit)) out.push(customerView(ctx.policy, ctx.state, c));
+  return readOnly(out);
+}
+
+function mustFind(state: StateReader, id: string): Customer {
+  if (typeof id !== "string" || id === "") throw invalidArgument("customer_id", "must not be empty");
+  const c = findCustomer(state, id);
+  if (c === undefined) throw new LimitrError("NOT_FOUND", `customer "${id}" does not exist`, { field: "customer_id" });
+  return c;
+}
+
+function checkPlan(policy: CompiledPolicy, plan: string | undefined): void {
+  if (plan !== undefined && plan !== "" && !policy.plans.has(plan)) {
+    throw invalidArgument("plan", `plan "${plan}" does not exist in policy ${policy.version}`);
+  }
+}
+
+function planChanged(ctx: EngineContext, customerId: string, previousPlan: string, newPlan: string, metersReset: boolean): EngineEvent {
+  return { type: "customer-plan-changed", time: ctx.now, customerId, previousPlan, newPlan, metersReset };
+}
+
+/** Every meter of the customer restarts at zero in a fresh period, with a meter-reset event. */
+function resetMeters(ctx: EngineContext, customer: Customer, plan: ResolvedPlan, writes: Write[], events: EngineEvent[]): void {
+  const scope: EventScope = { time: ctx.now, customerId: customer.id, plan: plan.name, attributes: NO_ATTRIBUTES, policyVersion: ctx.policy.version, idempotencyKey: "" };
+  for (const m of ctx.state.metersOf(customer.id)) {
+    const limit = plan.plan?.entitlements.get(m.entitlement)?.limit ?? unenforcedLimit(ctx.policy, m.credit);
+    const holds = m.holds.filter((h) => h.expiresAt > ctx.now);
+    const work: WorkMeter = {
+      owner: m.owner,
+      entitlement: m.entitlement,
+      limit,
+      stored: m,
+      rolled: true,
+      periodStart: initialPeriodStart(limit.reset, ctx.now),
+      base: 0n,
+      value: 0n,
+      overhead: 0n,
+      holds,
+      held: holds.reduce((s, h) => s + h.amount, 0n),
+      thresholdsReached: [],
+      changed: true,
+    };
+    events.push(meterEvent("meter-reset", scope, work, m.value, 0n));
+    writes.push({
+      kind: "meter-put",
+      meter: { ...m, periodStart: work.periodStart, value: 0n, overhead: 0n, holds, thresholdsReached: [] },
+    });
+  }
+}
+
+/**
+ * The limit reported for a meter its plan no longer enforces: never resets, never denies
+ * (observe), limit 0, in its remembered credit.
+ */
+function unenforcedLimit(policy: CompiledPolicy, creditName: string): CompiledLimit {
+  const credit = policy.credits.get(creditName) ?? {
+    name: creditName,
+    label: creditName,
+    unit: "",
+    stofUnits: undefined,
+    unitKind: "count" as const,
+    price: undefined,
+    overheadCost: 0n,
+  };
+  return { credit, mode: "observe", value: 0n, increment: 0n, minimum: undefined, hardTrailing: false, reset: undefined, thresholds: [] };
+}
+

@@ -1,0 +1,211 @@
+/**
+ * The decision core shared by allow, check, record, reserve and settle (SPEC §4): decides every
+ * item against its meter, all-or-nothing, and produces the meter writes and events. Pure: reads
+ * state, returns what should change. Written as plain loops over a few mutable work meters
+ * because this is the hot path (one `allow` is budgeted at a few microseconds).
+ */
+import { TOLERANCE, mulNanos, type Nanos } from "../policy/index.js";
+import type { EngineContext } from "./context.js";
+import { resolveScopeOwner, type ResolvedPlan } from "./customer-graph.js";
+import { applyThresholds, meterEvent, pushResetEvents, type EventScope } from "./meter-events.js";
+import { itemAmount } from "./validate-request.js";
+import type { Customer, DeniedReason, EngineEvent, ItemView, UsageItem, Write } from "./types.js";
+import { dropHold, findWork, loadWorkMeter, meterView, toStoredMeter, type WorkMeter } from "./work-meter.js";
+
+/** allow and reserve decide; check decides without effects; record counts without denying. */
+export type DecideOp = "allow" | "check" | "record" | "reserve";
+
+export interface DecideInput {
+  readonly op: DecideOp;
+  readonly caller: Customer;
+  readonly plan: ResolvedPlan;
+  readonly items: readonly UsageItem[];
+  readonly scope: EventScope;
+  /** Settle: per item, the meter owner and amount fixed by the reservation. */
+  readonly fixed?: readonly { readonly owner: string; readonly amount: Nanos }[];
+  /** Settle: the reservation whose holds are removed from every meter touched. */
+  readonly dropReservation?: string;
+  /** Reserve: the hold to place on every metered item once the decision passes. */
+  readonly hold?: { readonly reservationId: string; readonly expiresAt: number };
+}
+
+export interface Decided {
+  readonly allowed: boolean;
+  readonly reason: "OK" | "SOFT_LIMIT_EXCEEDED" | DeniedReason;
+  readonly deniedItem: number;
+  readonly views: ItemView[];
+  readonly writes: Write[];
+  readonly events: EngineEvent[];
+  readonly works: WorkMeter[];
+  /** Per item: its work meter (undefined for feature flags and items never reached). */
+  readonly itemWorks: (WorkMeter | undefined)[];
+}
+
+/** One counted item: the meter and its value before and after this item. */
+interface Step {
+  readonly work: WorkMeter;
+  readonly amount: Nanos;
+  readonly oldValue: Nanos;
+  readonly newValue: Nanos;
+  readonly pastLimit: boolean;
+}
+
+export function decide(ctx: EngineContext, input: DecideInput): Decided {
+  const { op, caller, items, scope } = input;
+  const plan = input.plan.plan;
+  const now = ctx.now;
+  const works: WorkMeter[] = [];
+  const itemWorks: (WorkMeter | undefined)[] = [];
+  const steps: (Step | undefined)[] = [];
+  const views: ItemView[] = [];
+  const resetEvents: EngineEvent[] = [];
+  const emit = op !== "check";
+  let denied = -1;
+  let deniedReason: DeniedReason = "HARD_LIMIT";
+  let soft = false;
+
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as UsageItem;
+    const name = item.entitlement;
+    const ent = plan === undefined ? undefined : plan.entitlements.get(name);
+    if (ent === undefined) {
+      denied = i;
+      deniedReason = ctx.policy.entitlementNames.has(name) ? "NOT_ENTITLED" : "UNKNOWN_ENTITLEMENT";
+      break;
+    }
+    const limit = ent.limit;
+    if (limit === undefined) {
+      itemWorks.push(undefined);
+      steps.push(undefined);
+      continue;
+    }
+    const fixed = input.fixed?.[i];
+    let owner: string;
+    if (fixed !== undefined) owner = fixed.owner;
+    else if (ent.scope === undefined) owner = caller.id;
+    else {
+      const found = resolveScopeOwner(ctx.state, caller, ent.scope);
+      if (found === undefined) {
+        denied = i;
+        deniedReason = "SCOPE_UNRESOLVED";
+        break;
+      }
+      owner = found.id;
+    }
+    const amount = fixed !== undefined ? fixed.amount : itemAmount(item, i, limit);
+    let work = findWork(works, owner, name);
+    if (work === undefined) {
+      work = loadWorkMeter(ctx.state, owner, name, limit, now);
+      works.push(work);
+      if (input.dropReservation !== undefined) dropHold(work, input.dropReservation, now);
+      if (work.rolled && emit) {
+        const stored = work.stored as NonNullable<WorkMeter["stored"]>;
+        pushResetEvents(resetEvents, scope, work, stored.value, stored.thresholdsReached);
+      }
+    }
+    itemWorks.push(work);
+    const oldValue = work.value;
+    let newValue = oldValue + amount;
+    if (limit.minimum !== undefined && newValue < limit.minimum) newValue = limit.minimum;
+    const lim = limit.value;
+    let allowed = true;
+    let pastLimit = false;
+    if (op === "record") {
+      pastLimit = limit.mode !== "observe" && amount > 0n && newValue > lim + TOLERANCE;
+    } else if (limit.mode === "hard") {
+      if (amount >= 0n) {
+        allowed = limit.hardTrailing ? oldValue + work.held < lim : newValue + work.held <= lim + TOLERANCE;
+      }
+    } else if (limit.mode === "soft") {
+      pastLimit = amount > 0n && newValue > lim + TOLERANCE;
+    }
+    if (!allowed) {
+      denied = i;
+      deniedReason = "HARD_LIMIT";
+      if (emit) resetEvents.push(meterEvent("meter-limit", scope, work, oldValue, newValue));
+      break;
+    }
+    if (pastLimit) soft = true;
+    work.value = newValue;
+    steps.push({ work, amount, oldValue, newValue, pastLimit });
+  }
+
+  if (denied >= 0) {
+    // Remaining items are still validated: bad input is an error whatever else is denied.
+    for (let i = denied + 1; i < items.length; i++) validateLater(items[i] as UsageItem, i, plan, input.fixed !== undefined);
+    return deniedOutcome(ctx, input, denied, deniedReason, works, itemWorks, resetEvents);
+  }
+
+  const events = resetEvents;
+  if (op === "reserve") placeHolds(works, input.hold);
+  else if (emit) {
+    for (const step of steps) {
+      if (step === undefined) continue;
+      const w = step.work;
+      if (step.newValue !== step.oldValue) {
+        w.changed = true;
+        events.push(meterEvent(step.pastLimit ? "meter-overage" : "meter-changed", scope, w, step.oldValue, step.newValue));
+      }
+      const cost = w.limit.credit.overheadCost;
+      if (cost !== 0n && step.amount !== 0n) {
+        w.overhead += mulNanos(step.amount, cost);
+        w.changed = true;
+      }
+      applyThresholds(events, scope, w, step.oldValue, step.newValue);
+    }
+  }
+  const writes: Write[] = [];
+  if (emit) {
+    for (const w of works) if (w.rolled || w.changed) writes.push({ kind: "meter-put", meter: toStoredMeter(w, now) });
+  }
+  for (let i = 0; i < items.length; i++) {
+    const w = itemWorks[i];
+    views.push(w === undefined ? { kind: "feature", entitlement: (items[i] as UsageItem).entitlement, granted: true } : meterView(w, now));
+  }
+  return { allowed: true, reason: soft ? "SOFT_LIMIT_EXCEEDED" : "OK", deniedItem: -1, views, writes, events, works, itemWorks };
+}
+
+/** Nothing is counted; resets (and a settle's hold removal) are still written. */
+function deniedOutcome(
+  ctx: EngineContext,
+  input: DecideInput,
+  denied: number,
+  reason: DeniedReason,
+  works: WorkMeter[],
+  itemWorks: (WorkMeter | undefined)[],
+  events: EngineEvent[],
+): Decided {
+  const now = ctx.now;
+  const writes: Write[] = [];
+  for (const w of works) {
+    w.value = w.base;
+    if (input.op !== "check" && (w.rolled || w.changed)) writes.push({ kind: "meter-put", meter: toStoredMeter(w, now) });
+  }
+  const views: ItemView[] = [];
+  for (let i = 0; i < itemWorks.length; i++) {
+    const w = itemWorks[i];
+    views.push(w === undefined ? { kind: "feature", entitlement: (input.items[i] as UsageItem).entitlement, granted: true } : meterView(w, now));
+  }
+  // A limit denial already has the denied item's meter view; other denials report "not granted".
+  if (reason !== "HARD_LIMIT") views.push({ kind: "feature", entitlement: (input.items[denied] as UsageItem).entitlement, granted: false });
+  return { allowed: false, reason, deniedItem: denied, views, writes, events, works, itemWorks };
+}
+
+function validateLater(item: UsageItem, i: number, plan: ResolvedPlan["plan"], fixed: boolean): void {
+  if (fixed) return;
+  const limit = plan?.entitlements.get(item.entitlement)?.limit;
+  if (limit !== undefined) itemAmount(item, i, limit);
+}
+
+/** Reserve: what the items would have added becomes a hold; the values stay as they were. */
+function placeHolds(works: readonly WorkMeter[], hold: DecideInput["hold"]): void {
+  if (hold === undefined) return;
+  for (const w of works) {
+    const amount = w.value - w.base;
+    w.value = w.base;
+    if (amount === 0n) continue;
+    w.holds = [...w.holds, { reservationId: hold.reservationId, amount, expiresAt: hold.expiresAt }];
+    w.held += amount;
+    w.changed = true;
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * settle and release (SPEC §4): a reservation's holds are removed; settle then records the
+ * actual usage exactly as `record` does (the usage happened, so limits never deny it).
+ */
+import { LimitrError, invalidArgument } from "../errors/index.js";
+import type { Nanos } from "../policy/index.js";
+import { NO_EVENTS, readOnly, type EngineContext } from "./context.js";
+import { resolvePlan, type ResolvedPlan } from "./customer-graph.js";
+import { decide } from "./decide.js";
+import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
+import type { DecisionResult, Meter, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
+import { itemAmount } from "./validate-request.js";
+import { findWork, type WorkMeter } from "./work-meter.js";
+
+/** Removes the reservation's holds and records the actual amounts. */
+export function settle(ctx: EngineContext, req: SettleRequest): Outcome<DecisionResult> {
+  validateSettle(ctx, req);
+  const key = req.idempotencyKey ?? "";
+  let print = "";
+  if (key !== "") {
+    print = fingerprint("settle", req.reservationId, req.actual, undefined, "");
+    const prior = replayed(ctx, key, print);
+    if (prior !== undefined) return readOnly(prior);
+  }
+  const reservation = ctx.state.getReservation(req.reservationId);
+  if (reservation === undefined) {
+    throw new LimitrError("NOT_FOUND", `reservation "${req.reservationId}" does not exist (settled, released or never made)`, { field: "reservation_id" });
+  }
+  for (let i = 0; i < req.actual.length; i++) {
+    const name = (req.actual[i] as UsageItem).entitlement;
+    if (!reservation.items.some((r) => r.entitlement === name)) {
+      throw invalidArgument(`actual[${i}].entitlement`, `"${name}" is not part of reservation "${reservation.id}"`);
+    }
+  }
+  const caller = ctx.state.getCustomer(reservation.customerId);
+  let result: DecisionResult;
+  let writes: Write[];
+  let events = NO_EVENTS;
+  let works: readonly WorkMeter[] = [];
+  if (caller === undefined) {
+    // The customer was deleted meanwhile: nothing to record against, but the holds go.
+    result = { allowed: false, reason: "UNKNOWN_CUSTOMER", deniedItem: 0, customerId: "", plan: "", policyVersion: ctx.policy.version, items: [] };
+    writes = [];
+  } else {
+    const plan = resolvePlan(ctx.policy, ctx.state, caller);
+    const items = reservation.items.map((r) => ({ entitlement: r.entitlement }));
+    const d = decide(ctx, {
+      op: "record",
+      caller,
+      plan,
+      items,
+      fixed: reservation.items.map((r) => ({ owner: r.owner, amount: actualAmount(req, r.entitlement, r.amount, plan) })),
+      dropReservation: reservation.id,
+      scope: {
+        time: ctx.now,
+        customerId: caller.id,
+        plan: plan.name,
+        attributes: req.attributes ?? reservation.attributes,
+        policyVersion: ctx.policy.version,
+        idempotencyKey: key,
+      },
+    });
+    const common = { customerId: caller.id, plan: plan.name, policyVersion: ctx.policy.version, items: d.views };
+    result = d.allowed
+      ? { ...common, allowed: true, reason: d.reason === "SOFT_LIMIT_EXCEEDED" ? "SOFT_LIMIT_EXCEEDED" : "OK" }
+      : { ...common, allowed: false, reason: d.reason as Exclude<typeof d.reason, "OK" | "SOFT_LIMIT_EXCEEDED">, deniedItem: d.deniedItem };
+    writes = d.writes;
+    events = d.events;
+    works = d.works;
+  }
+  writes.push(...holdRemovals(ctx, reservation, works), { kind: "reservation-delete", id: reservation.id });
+  if (key !== "") writes.push(rememberWrite(ctx, key, print, result));
+  return { result, writes, events };
+}
+
+/** Removes the reservation and its holds; `released: false` when there is no such reservation. */
+export function release(ctx: EngineContext, req: ReleaseRequest): Outcome<{ readonly released: boolean }> {
+  if (typeof req.reservationId !== "string" || req.reservationId === "") throw invalidArgument("reservation_id", "must not be empty");
+  const reservation = ctx.state.getReservation(req.reservationId);
+  if (reservation === undefined) return readOnly({ released: false });
+  const writes: Write[] = holdRemovals(ctx, reservation, []);
+  writes.push({ kind: "reservation-delete", id: reservation.id });
+  return { result: { released: true }, writes, events: NO_EVENTS };
+}
+
+function validateSettle(ctx: EngineContext, req: SettleRequest): void {
+  if (typeof req.reservationId !== "string" || req.reservationId === "") throw invalidArgument("reservation_id", "must not be empty");
+  if (req.actual.length > ctx.options.maxItems) throw invalidArgument("actual", `at most ${ctx.options.maxItems} items are allowed, got ${req.actual.length}`);
+  for (let i = 0; i < req.actual.length; i++) {
+    const item = req.actual[i] as UsageItem;
+    if (typeof item.entitlement !== "string" || item.entitlement === "") throw invalidArgument(`actual[${i}].entitlement`, "must not be empty");
+    const a = item.amount;
+    if (a !== undefined && (typeof a !== "number" || !Number.isFinite(a))) throw invalidArgument(`actual[${i}].amount`, `must be a finite number, got ${String(a)}`);
+    if (a !== undefined && a < 0) throw invalidArgument(`actual[${i}].amount`, `must not be negative, got ${a}`);
+  }
+}
+
+/**
+ * The actual amount of one reserved entitlement: the sum of the `actual` lines naming it
+ * (converted into the credit's units), 0 when none does; a line without an amount settles at
+ * exactly what was reserved.
+ */
+function actualAmount(req: SettleRequest, entitlement: string, reserved: Nanos, plan: ResolvedPlan): Nanos {
+  const limit = plan.plan?.entitlements.get(entitlement)?.limit;
+  let sum = 0n;
+  for (let i = 0; i < req.actual.length; i++) {
+    const item = req.actual[i] as UsageItem;
+    if (item.entitlement !== entitlement) continue;
+    if (item.amount === undefined) sum += reserved;
+    else if (limit !== undefined) sum += itemAmount(item, i, limit, "actual");
+  }
+  return sum;
+}
+
+/** Meter writes removing the reservation's holds from meters the decision did not already touch. */
+function holdRemovals(ctx: EngineContext, reservation: Reservation, touched: readonly WorkMeter[]): Write[] {
+  const writes: Write[] = [];
+  for (const r of reservation.items) {
+    if (findWork(touched, r.owner, r.entitlement) !== undefined) continue;
+    const meter = ctx.state.getMeter(r.owner, r.entitlement);
+    if (meter === undefined || !meter.holds.some((h) => h.reservationId === reservation.id)) continue;
+    // Expired holds are pruned on the way: they never count again.
+    const holds = meter.holds.filter((h) => h.reservationId !== reservation.id && h.expiresAt > ctx.now);
+    const updated: Meter = { ...meter, holds };
+    writes.push({ kind: "meter-put", meter: updated });
+  }
+  return writes;
+}
+

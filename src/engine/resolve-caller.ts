@@ -1,0 +1,88 @@
+/**
+ * Who is calling: the stored customer (by id or alt id), created or updated from the request's
+ * hint, or created on the default plan (SPEC §3). Returns the customer as it will be after the
+ * call plus the writes and events that make it so; `check` simply drops them (virtual customer).
+ */
+import { NO_EVENTS, NO_WRITES, type EngineContext } from "./context.js";
+import { customerChanged, dedupe, mergeList, mergeMetadata, validateCustomerLists } from "./customer-fields.js";
+import { findCustomer } from "./customer-graph.js";
+import type { Customer, CustomerHint, EngineEvent, Write } from "./types.js";
+
+export interface CallerResolution {
+  /** The caller after the call; undefined = unknown and not creatable (UNKNOWN_CUSTOMER). */
+  readonly caller: Customer | undefined;
+  readonly writes: readonly Write[];
+  readonly events: readonly EngineEvent[];
+}
+
+export function resolveCaller(ctx: EngineContext, customerId: string, hint: CustomerHint | undefined): CallerResolution {
+  const stored = findCustomer(ctx.state, customerId);
+  if (stored !== undefined) {
+    if (hint === undefined) return { caller: stored, writes: NO_WRITES, events: NO_EVENTS };
+    return updateFromHint(ctx, stored, hint);
+  }
+  if (hint !== undefined) return createCustomer(ctx, fromHint(ctx, customerId, hint));
+  if (ctx.policy.defaultPlan !== undefined) {
+    // Stored with an empty plan: it follows whichever plan is the default, now and after reloads.
+    return createCustomer(ctx, {
+      id: customerId,
+      plan: "",
+      type: "user",
+      refs: [],
+      altIds: [],
+      metadata: {},
+      createdAt: ctx.now,
+      updatedAt: ctx.now,
+    });
+  }
+  return { caller: undefined, writes: NO_WRITES, events: NO_EVENTS };
+}
+
+function fromHint(ctx: EngineContext, id: string, hint: CustomerHint): Customer {
+  validateCustomerLists(ctx.state, "hint.", id, hint.refs, hint.altIds);
+  return {
+    id,
+    plan: hint.plan ?? "",
+    type: hint.type !== undefined && hint.type !== "" ? hint.type : "user",
+    refs: dedupe(hint.refs),
+    altIds: dedupe(hint.altIds),
+    metadata: { ...hint.metadata },
+    createdAt: ctx.now,
+    updatedAt: ctx.now,
+  };
+}
+
+function createCustomer(ctx: EngineContext, customer: Customer): CallerResolution {
+  return {
+    caller: customer,
+    writes: [{ kind: "customer-put", customer, previous: undefined }],
+    events: [{ type: "customer-set", time: ctx.now, customer }],
+  };
+}
+
+/** Scalars replaced when the hint gives them non-empty; lists and metadata only ever grow. */
+function updateFromHint(ctx: EngineContext, stored: Customer, hint: CustomerHint): CallerResolution {
+  validateCustomerLists(ctx.state, "hint.", stored.id, hint.refs, hint.altIds);
+  const merged: Customer = {
+    ...stored,
+    plan: hint.plan !== undefined && hint.plan !== "" ? hint.plan : stored.plan,
+    type: hint.type !== undefined && hint.type !== "" ? hint.type : stored.type,
+    refs: mergeList(stored.refs, hint.refs),
+    altIds: mergeList(stored.altIds, hint.altIds),
+    metadata: mergeMetadata(stored.metadata, hint.metadata),
+    updatedAt: ctx.now,
+  };
+  if (!customerChanged(stored, merged)) return { caller: stored, writes: NO_WRITES, events: NO_EVENTS };
+  const events: EngineEvent[] = [{ type: "customer-set", time: ctx.now, customer: merged }];
+  if (merged.plan !== stored.plan) {
+    events.push({
+      type: "customer-plan-changed",
+      time: ctx.now,
+      customerId: stored.id,
+      previousPlan: stored.plan,
+      newPlan: merged.plan,
+      metersReset: false,
+    });
+  }
+  return { caller: merged, writes: [{ kind: "customer-put", customer: merged, previous: stored }], events };
+}

@@ -1,0 +1,44 @@
+/**
+ * Input validation (SPEC §6): bad input is a `LimitrError` INVALID_ARGUMENT naming the proto
+ * field, thrown before any outcome exists, so it changes nothing.
+ */
+import { invalidArgument } from "../errors/index.js";
+import { convertAmount, toNanos, type CompiledLimit, type Nanos } from "../policy/index.js";
+import type { EngineOptions } from "./engine.js";
+import type { DecisionRequest, UsageItem } from "./types.js";
+
+/** Checks the shape of a decision request; units are checked against each item's credit later. */
+export function validateDecisionRequest(req: DecisionRequest, options: EngineOptions, nonNegative: boolean): void {
+  if (typeof req.customerId !== "string" || req.customerId === "") throw invalidArgument("customer_id", "must not be empty");
+  validateItems(req.items, "items", options, nonNegative);
+}
+
+export function validateItems(items: readonly UsageItem[], field: string, options: EngineOptions, nonNegative: boolean): void {
+  if (items.length === 0) throw invalidArgument(field, "at least one item is required");
+  if (items.length > options.maxItems) throw invalidArgument(field, `at most ${options.maxItems} items are allowed, got ${items.length}`);
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as UsageItem;
+    if (typeof item.entitlement !== "string" || item.entitlement === "") {
+      throw invalidArgument(`${field}[${i}].entitlement`, "must not be empty");
+    }
+    const amount = item.amount;
+    if (amount !== undefined) {
+      if (typeof amount !== "number" || !Number.isFinite(amount)) throw invalidArgument(`${field}[${i}].amount`, `must be a finite number, got ${String(amount)}`);
+      if (nonNegative && amount < 0) throw invalidArgument(`${field}[${i}].amount`, `must not be negative, got ${amount}`);
+    }
+  }
+}
+
+/**
+ * The item's amount in the credit's units: the limit's increment when none is given, a plain
+ * number when no unit is given, else converted (unknown or incompatible unit = INVALID_ARGUMENT).
+ */
+export function itemAmount(item: UsageItem, i: number, limit: CompiledLimit, field = "items"): Nanos {
+  const amount = item.amount;
+  if (amount === undefined) return limit.increment;
+  const unit = item.unit;
+  if (unit === undefined || unit === "") return toNanos(amount);
+  const converted = convertAmount(amount, unit, limit.credit);
+  if (!converted.ok) throw invalidArgument(`${field}[${i}].unit`, converted.message);
+  return converted.value;
+}

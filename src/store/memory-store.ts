@@ -1,0 +1,165 @@
+/**
+ * The in-memory store: the engine's `StatePort` and an `EventLog` over plain Maps. For tests,
+ * benchmarks and ephemeral use; it satisfies the same contract as the LMDB store (writes visible
+ * synchronously, commit atomic, events numbered from 1, listeners called after each commit).
+ */
+import type {
+  CommitReceipt,
+  Customer,
+  EngineEvent,
+  EventLog,
+  IdempotencyRecord,
+  Meter,
+  Reservation,
+  StatePort,
+  StateRecord,
+  StoredEvent,
+  Write,
+} from "../engine/index.js";
+
+export interface MemoryStore extends StatePort, EventLog {
+  /** Every stored customer, meter and reservation, in key order (for export and tests). */
+  exportState(): Iterable<StateRecord>;
+}
+
+/**
+ * Unicode code point order (= UTF-8 byte order, the order LMDB keeps keys in), so both stores
+ * list in the same order. `<` compares UTF-16 units and would put U+1F600 before U+FFFF.
+ */
+function byString(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy) return sx ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+export function createMemoryStore(): MemoryStore {
+  const customers = new Map<string, Customer>();
+  const altIndex = new Map<string, string>();
+  const meters = new Map<string, Map<string, Meter>>();
+  const reservations = new Map<string, Reservation>();
+  const idempotency = new Map<string, IdempotencyRecord>();
+  const events: StoredEvent[] = [];
+  const listeners = new Set<(events: readonly StoredEvent[]) => void>();
+  /** Customer ids in order, rebuilt lazily after an insert or delete (listing is rare). */
+  let sortedIds: string[] | undefined;
+
+  function apply(w: Write): void {
+    switch (w.kind) {
+      case "customer-put": {
+        // The stored record is the truth for the index; `previous` is what the engine saw.
+        const before = customers.get(w.customer.id) ?? w.previous;
+        if (before !== undefined) for (const alt of before.altIds) if (altIndex.get(alt) === before.id) altIndex.delete(alt);
+        if (!customers.has(w.customer.id)) sortedIds = undefined;
+        customers.set(w.customer.id, w.customer);
+        for (const alt of w.customer.altIds) altIndex.set(alt, w.customer.id);
+        return;
+      }
+      case "customer-delete": {
+        const before = customers.get(w.customer.id) ?? w.customer;
+        for (const alt of before.altIds) if (altIndex.get(alt) === before.id) altIndex.delete(alt);
+        if (customers.delete(w.customer.id)) sortedIds = undefined;
+        return;
+      }
+      case "meter-put": {
+        let own = meters.get(w.meter.owner);
+        if (own === undefined) meters.set(w.meter.owner, (own = new Map()));
+        own.set(w.meter.entitlement, w.meter);
+        return;
+      }
+      case "meter-delete": {
+        const own = meters.get(w.owner);
+        if (own === undefined) return;
+        own.delete(w.entitlement);
+        if (own.size === 0) meters.delete(w.owner);
+        return;
+      }
+      case "reservation-put":
+        reservations.set(w.reservation.id, w.reservation);
+        return;
+      case "reservation-delete":
+        reservations.delete(w.id);
+        return;
+      case "idempotency-put":
+        idempotency.set(w.record.key, w.record);
+        return;
+    }
+  }
+
+  function ids(): string[] {
+    sortedIds ??= [...customers.keys()].sort(byString);
+    return sortedIds;
+  }
+
+  return {
+    getCustomer: (id) => customers.get(id),
+    resolveAltId: (altId) => altIndex.get(altId),
+    getMeter: (owner, entitlement) => meters.get(owner)?.get(entitlement),
+    metersOf(owner) {
+      const own = meters.get(owner);
+      if (own === undefined) return [];
+      return [...own.values()].sort((a, b) => byString(a.entitlement, b.entitlement));
+    },
+    getReservation: (id) => reservations.get(id),
+    getIdempotency: (key) => idempotency.get(key),
+    listCustomers(afterId, limit) {
+      const all = ids();
+      // First index with id > afterId (binary search: listing pages through 100k+ customers).
+      let lo = 0;
+      let hi = all.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (byString(all[mid] as string, afterId) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+      const out: Customer[] = [];
+      for (let i = lo; i < all.length && out.length < limit; i++) out.push(customers.get(all[i] as string) as Customer);
+      return out;
+    },
+
+    commit(writes: readonly Write[], newEvents: readonly EngineEvent[]): Promise<CommitReceipt> {
+      // Nothing here can fail half-way: every write is a Map operation.
+      for (const w of writes) apply(w);
+      if (newEvents.length === 0) return Promise.resolve({ sequences: [] });
+      const stored: StoredEvent[] = [];
+      const sequences: number[] = [];
+      for (const event of newEvents) {
+        const seq = events.length + 1;
+        stored.push({ seq, event });
+        sequences.push(seq);
+        events.push({ seq, event });
+      }
+      // Listeners run after the commit, outside it: a throwing listener cannot undo the commit.
+      for (const listener of listeners) queueMicrotask(() => listener(stored));
+      return Promise.resolve({ sequences });
+    },
+
+    readEvents(fromSeq, limit) {
+      const start = Math.max(1, Math.floor(fromSeq)) - 1;
+      return events.slice(start, start + Math.max(0, limit));
+    },
+    lastSequence: () => events.length,
+    firstSequence: () => 1,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+
+    *exportState(): Iterable<StateRecord> {
+      for (const id of ids()) yield { kind: "customer", customer: customers.get(id) as Customer };
+      for (const owner of [...meters.keys()].sort(byString)) {
+        for (const meter of this.metersOf(owner)) yield { kind: "meter", meter };
+      }
+      for (const id of [...reservations.keys()].sort(byString)) yield { kind: "reservation", reservation: reservations.get(id) as Reservation };
+    },
+  };
+}
