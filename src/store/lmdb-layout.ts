@@ -1,0 +1,119 @@
+/**
+ * The on-disk layout: one LMDB environment file in the data dir, with named sub-databases, and the
+ * format-version check that runs before anything is written.
+ *
+ *   meta            "format" → FORMAT_VERSION
+ *   customers       id → customer row
+ *   alt-ids         alt id → primary id
+ *   meters          [owner, entitlement] → meter row (ordered keys: metersOf(owner) is a range)
+ *   reservations    id → reservation row
+ *   idempotency     key → idempotency row
+ *   idempotency-exp [expiresAt, key] → null (so pruning visits only expired keys)
+ *   events          seq → event row
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { open, type Database, type Key, type RootDatabase } from "lmdb";
+import { LimitrError } from "../errors/index.js";
+import { storeError } from "./store-error.js";
+
+/** The format this code writes. Bump it (and add a migration) when a stored layout changes. */
+export const FORMAT_VERSION = 1;
+
+/** File name of the environment inside the data dir. */
+export const DATA_FILE = "limitr.mdb";
+
+export type Table = Database<unknown, Key>;
+
+export interface Tables {
+  readonly customers: Table;
+  readonly altIds: Table;
+  readonly meters: Table;
+  readonly reservations: Table;
+  readonly idempotency: Table;
+  readonly idempotencyExpiry: Table;
+  readonly events: Table;
+}
+
+export interface Layout {
+  readonly env: RootDatabase<unknown, Key>;
+  readonly tables: Tables;
+  readonly file: string;
+}
+
+const TABLE_NAMES: Readonly<Record<keyof Tables, string>> = {
+  customers: "customers",
+  altIds: "alt-ids",
+  meters: "meters",
+  reservations: "reservations",
+  idempotency: "idempotency",
+  idempotencyExpiry: "idempotency-exp",
+  events: "events",
+};
+
+export interface LayoutOptions {
+  readonly dir: string;
+  readonly fsync: boolean;
+  readonly mapSizeBytes: number | undefined;
+}
+
+/** Opens (creating if needed) the environment, refusing a format it cannot read. */
+export function openLayout(options: LayoutOptions): Layout {
+  const file = join(options.dir, DATA_FILE);
+  let env: RootDatabase<unknown, Key>;
+  try {
+    mkdirSync(options.dir, { recursive: true });
+    env = open<unknown, Key>({
+      path: file,
+      maxDbs: 16,
+      // See lmdb-store.ts for what each durability setting guarantees.
+      noSync: !options.fsync,
+      overlappingSync: options.fsync,
+      ...(options.mapSizeBytes === undefined ? {} : { mapSize: options.mapSizeBytes }),
+      compression: false,
+      cache: false,
+    });
+  } catch (e) {
+    throw storeError(e, `opening the data dir ${options.dir}`);
+  }
+  try {
+    checkFormat(env, options.dir);
+    const tables = Object.fromEntries(
+      Object.entries(TABLE_NAMES).map(([k, name]) => [k, env.openDB<unknown, Key>({ name, encoding: "msgpack" })]),
+    ) as unknown as Tables;
+    return { env, tables, file };
+  } catch (e) {
+    // Nothing was written for a refused dir; release the lock file handle before reporting.
+    void env.close();
+    throw storeError(e, `opening the data dir ${options.dir}`);
+  }
+}
+
+/**
+ * Reads the format version before any table is opened (opening a table that does not exist
+ * creates it, which is a write). A fresh environment gets the current version; a newer or unknown
+ * one is refused so this code never corrupts data it does not understand.
+ */
+function checkFormat(env: RootDatabase<unknown, Key>, dir: string): void {
+  // Named databases are keys of the root database; an empty root means a fresh environment.
+  const names = [...env.getKeys({ limit: 64 })].map(String);
+  if (names.length === 0) {
+    const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
+    meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
+    return;
+  }
+  if (!names.includes("meta")) {
+    throw new LimitrError(
+      "FAILED_PRECONDITION",
+      `data dir ${dir} holds an LMDB environment that was not written by limitr-sidecar (no format version); refusing to use it`,
+    );
+  }
+  const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
+  const version = meta.get("format");
+  if (version === FORMAT_VERSION) return;
+  throw new LimitrError(
+    "FAILED_PRECONDITION",
+    `data dir ${dir} has storage format ${String(version)}, but this limitr-sidecar reads format ${FORMAT_VERSION}; ` +
+      `it was written by a different version: run that version (or a newer one), or restore a backup. Nothing was changed.`,
+  );
+}

@@ -1,0 +1,300 @@
+/**
+ * Admin and housekeeping operations of the LMDB store: export/import of state, the audit query
+ * over the event log, retention pruning, and statistics. Deletions run in small transactions with
+ * an event-loop turn between them, so decisions are never stuck behind a long write lock.
+ */
+import { statSync } from "node:fs";
+import type { Key } from "lmdb";
+import type {
+  CommitReceipt,
+  EngineEvent,
+  EventLog,
+  EventType,
+  StateReader,
+  StateRecord,
+  StoredEvent,
+  Write,
+} from "../engine/index.js";
+import { invalidArgument } from "../errors/index.js";
+import type { Layout } from "./lmdb-layout.js";
+import { decodeCustomer, decodeEvent, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
+import { storeError } from "./store-error.js";
+
+/** An audit query over the event log (SPEC §5, issue 5 `ListEvents`). All filters are ANDed. */
+export interface EventQuery {
+  /** Events of this customer (primary or alt id): as caller, meter owner, or customer record. */
+  readonly customerId?: string;
+  readonly entitlement?: string;
+  readonly types?: readonly EventType[];
+  /** Epoch ms, inclusive. */
+  readonly fromTime?: number;
+  /** Epoch ms, exclusive. */
+  readonly toTime?: number;
+  /** Start after this sequence number (a cursor from `nextAfterSeq`). */
+  readonly afterSeq?: number;
+  /** Most events returned. */
+  readonly limit: number;
+  /** Most events examined in one call, so a rare filter cannot scan the whole log. Default 100k. */
+  readonly scanLimit?: number;
+}
+
+/** One page of `listEvents`. */
+export interface EventPage {
+  readonly events: readonly StoredEvent[];
+  /** Pass as `afterSeq` for the next page; undefined when the log has been read to its end. */
+  readonly nextAfterSeq: number | undefined;
+}
+
+export interface PruneEventsOptions {
+  /** Delete events older than this (by event time). */
+  readonly maxAgeMs?: number;
+  /** Keep at most this many (newest) events. */
+  readonly maxCount?: number;
+  /** Epoch ms. */
+  readonly now: number;
+}
+
+/** What `stats()` reports, for metrics and the admin API. */
+export interface StoreStats {
+  /** Size of the data file on disk. */
+  readonly fileSizeBytes: number;
+  /** Current memory-map size (grows on demand). */
+  readonly mapSizeBytes: number;
+  /** Bytes of the map in use up to its highest page (including free pages LMDB will reuse). */
+  readonly mapUsedBytes: number;
+  /** mapUsedBytes / mapSizeBytes. */
+  readonly mapUsage: number;
+  /** Bytes of live B-tree pages over all tables (what `maxDataBytes` limits). */
+  readonly dataBytes: number;
+  readonly eventCount: number;
+  readonly firstSequence: number;
+  readonly lastSequence: number;
+  readonly pendingCommits: number;
+  readonly batchesCommitted: number;
+  /** Subscriber callbacks that threw (and were skipped). */
+  readonly listenerErrors: number;
+}
+
+export interface StoreMaintenance {
+  /** Every customer, meter and reservation as committed now (one consistent snapshot). */
+  exportState(): Iterable<StateRecord>;
+  /** Writes the records in batched commits (customers keep their alt-id index). */
+  importState(records: Iterable<StateRecord> | AsyncIterable<StateRecord>): Promise<{ readonly count: number }>;
+  listEvents(query: EventQuery): EventPage;
+  pruneEvents(options: PruneEventsOptions): Promise<{ readonly deleted: number }>;
+  /** Deletes idempotency records that expired at or before `now`. */
+  pruneIdempotency(now: number): Promise<{ readonly deleted: number }>;
+  stats(): StoreStats;
+}
+
+export interface MaintenanceContext {
+  readonly layout: Layout;
+  readonly reader: StateReader;
+  readonly eventLog: EventLog;
+  readonly guard: (action: string) => void;
+  readonly commit: (writes: readonly Write[], events: readonly EngineEvent[]) => Promise<CommitReceipt>;
+  readonly counters: () => { listenerErrors: number; batchesCommitted: number; pendingCommits: number };
+}
+
+/** Rows deleted per transaction when pruning: short write locks, a turn between them. */
+const PRUNE_CHUNK = 500;
+const IMPORT_CHUNK = 500;
+const DEFAULT_SCAN_LIMIT = 100_000;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function pageBytes(s: unknown): { pages: number; pageSize: number } {
+  const x = s as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+  return { pages: x.treeBranchPageCount + x.treeLeafPageCount + x.overflowPages, pageSize: x.pageSize };
+}
+
+function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefined): boolean {
+  if (q.types && !q.types.includes(e.type)) return false;
+  if (q.fromTime !== undefined && e.time < q.fromTime) return false;
+  if (q.toTime !== undefined && e.time >= q.toTime) return false;
+  if (q.entitlement !== undefined && !("entitlement" in e && e.entitlement === q.entitlement)) return false;
+  if (customerId !== undefined) {
+    const ids = [
+      "customerId" in e ? e.customerId : undefined,
+      "owner" in e ? e.owner : undefined,
+      "customer" in e ? e.customer.id : undefined,
+    ];
+    if (!ids.includes(customerId)) return false;
+  }
+  return true;
+}
+
+function toWrite(r: StateRecord, reader: StateReader, at: string): Write {
+  switch (r.kind) {
+    case "customer":
+      return { kind: "customer-put", customer: r.customer, previous: reader.getCustomer(r.customer.id) };
+    case "meter":
+      return { kind: "meter-put", meter: r.meter };
+    case "reservation":
+      return { kind: "reservation-put", reservation: r.reservation };
+    default:
+      throw invalidArgument(`${at}.kind`, `unknown record kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
+  }
+}
+
+export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
+  const { env, tables, file } = ctx.layout;
+
+  /** Deletes `keys` of the event log in one short transaction. */
+  function deleteEvents(keys: readonly Key[]): number {
+    let deleted = 0;
+    env.transactionSync(() => {
+      for (const k of keys) if (tables.events.removeSync(k)) deleted++;
+    });
+    return deleted;
+  }
+
+  return {
+    *exportState() {
+      ctx.guard("exporting state");
+      // One read transaction for the whole export: a consistent snapshot even while commits go on.
+      const txn = env.useReadTransaction();
+      try {
+        for (const { value } of tables.customers.getRange({ transaction: txn })) {
+          yield { kind: "customer", customer: decodeCustomer(value) };
+        }
+        for (const { value } of tables.meters.getRange({ transaction: txn })) {
+          yield { kind: "meter", meter: decodeMeter(value) };
+        }
+        for (const { value } of tables.reservations.getRange({ transaction: txn })) {
+          yield { kind: "reservation", reservation: decodeReservation(value) };
+        }
+      } finally {
+        txn.done();
+      }
+    },
+
+    async importState(records) {
+      let count = 0;
+      let chunk: Write[] = [];
+      const customersInChunk = new Set<string>();
+      const flush = async (): Promise<void> => {
+        if (chunk.length === 0) return;
+        const writes = chunk;
+        chunk = [];
+        customersInChunk.clear();
+        await ctx.commit(writes, []);
+      };
+      for await (const r of records) {
+        // `previous` must see the earlier record of the same customer: commit that one first.
+        if (r.kind === "customer" && customersInChunk.has(r.customer.id)) await flush();
+        chunk.push(toWrite(r, ctx.reader, `records[${count}]`));
+        if (r.kind === "customer") customersInChunk.add(r.customer.id);
+        count++;
+        if (chunk.length >= IMPORT_CHUNK) await flush();
+      }
+      await flush();
+      return { count };
+    },
+
+    listEvents(q) {
+      ctx.guard("listing events");
+      const customerId =
+        q.customerId === undefined ? undefined : (ctx.reader.resolveAltId(q.customerId) ?? q.customerId);
+      const last = ctx.eventLog.lastSequence();
+      const scanLimit = q.scanLimit ?? DEFAULT_SCAN_LIMIT;
+      const events: StoredEvent[] = [];
+      let scanned = 0;
+      let cursor = q.afterSeq ?? 0;
+      if (q.limit <= 0) return { events, nextAfterSeq: cursor < last ? cursor : undefined };
+      try {
+        const range = { start: (cursor + 1) as Key, end: last as Key, inclusiveEnd: true };
+        for (const { key, value } of tables.events.getRange(range)) {
+          const seq = Number(key);
+          const event = decodeEvent(value);
+          cursor = seq;
+          scanned++;
+          if (eventMatches(event, q, customerId)) events.push({ seq, event });
+          if (events.length >= q.limit || scanned >= scanLimit) break;
+        }
+      } catch (e) {
+        throw storeError(e, "listing events");
+      }
+      return { events, nextAfterSeq: cursor < last ? cursor : undefined };
+    },
+
+    async pruneEvents({ maxAgeMs, maxCount, now }) {
+      let deleted = 0;
+      for (;;) {
+        ctx.guard("pruning events");
+        const count = (tables.events.getStats() as { entryCount: number }).entryCount;
+        const last = ctx.eventLog.lastSequence();
+        const overCount = maxCount === undefined ? 0 : Math.max(0, count - maxCount);
+        const cutoff = maxAgeMs === undefined ? -Infinity : now - maxAgeMs;
+        const keys: Key[] = [];
+        for (const { key, value } of tables.events.getRange({ limit: PRUNE_CHUNK })) {
+          // Only acknowledged events: a batch still being flushed is not the log's to prune yet.
+          if (Number(key) > last) break;
+          if (keys.length >= overCount && decodeEvent(value).time >= cutoff) break;
+          keys.push(key);
+        }
+        if (keys.length === 0) return { deleted };
+        try {
+          deleted += deleteEvents(keys);
+        } catch (e) {
+          throw storeError(e, "pruning events");
+        }
+        await nextTurn();
+      }
+    },
+
+    async pruneIdempotency(now) {
+      let deleted = 0;
+      for (;;) {
+        ctx.guard("pruning idempotency keys");
+        const expired: [number, string][] = [];
+        for (const key of tables.idempotencyExpiry.getKeys({ limit: PRUNE_CHUNK })) {
+          if (!Array.isArray(key) || typeof key[0] !== "number" || key[0] > now) break;
+          expired.push([key[0], String(key[1])]);
+        }
+        if (expired.length === 0) return { deleted };
+        try {
+          env.transactionSync(() => {
+            for (const [expiresAt, k] of expired) {
+              tables.idempotencyExpiry.removeSync([expiresAt, k]);
+              // Re-checked inside the transaction: the key may have been decided again since.
+              const row = tables.idempotency.get(k);
+              if (row !== undefined && decodeIdempotency(row).expiresAt <= now) {
+                tables.idempotency.removeSync(k);
+                deleted++;
+              }
+            }
+          });
+        } catch (e) {
+          throw storeError(e, "pruning idempotency keys");
+        }
+        await nextTurn();
+      }
+    },
+
+    stats() {
+      ctx.guard("reading stats");
+      const envStats = env.getStats() as { mapSize: number; lastPageNumber: number; pageSize: number };
+      let dataPages = 0;
+      let pageSize = envStats.pageSize;
+      for (const t of Object.values(tables)) {
+        const b = pageBytes(t.getStats());
+        dataPages += b.pages;
+        pageSize = b.pageSize;
+      }
+      const mapUsedBytes = (envStats.lastPageNumber + 1) * pageSize;
+      const counters = ctx.counters();
+      return {
+        fileSizeBytes: statSync(file).size,
+        mapSizeBytes: envStats.mapSize,
+        mapUsedBytes,
+        mapUsage: mapUsedBytes / envStats.mapSize,
+        dataBytes: dataPages * pageSize,
+        eventCount: (tables.events.getStats() as { entryCount: number }).entryCount,
+        firstSequence: ctx.eventLog.firstSequence(),
+        lastSequence: ctx.eventLog.lastSequence(),
+        ...counters,
+      };
+    },
+  };
+}

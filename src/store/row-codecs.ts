@@ -1,0 +1,255 @@
+/**
+ * Versioned row codecs: domain values ⇄ the rows stored in LMDB (msgpack tuples).
+ *
+ * Rows are tuples whose first element is the row version, so a later format can add fields or
+ * change a layout while still reading old rows. Stored rows are deliberately not the domain types:
+ * renaming a domain field must never silently change what is on disk.
+ *
+ * Nanos (bigint) are stored as a msgpack number when they are safe integers (compact, the common
+ * case) and as a decimal string otherwise: msgpack's int64 would overflow at 1e15 tokens × 1e9.
+ * Either form decodes back to the exact bigint.
+ */
+import type {
+  Customer,
+  DecisionResult,
+  EngineEvent,
+  Hold,
+  IdempotencyRecord,
+  ItemView,
+  Meter,
+  Reservation,
+  ReservationItem,
+} from "../engine/index.js";
+import { LimitrError } from "../errors/index.js";
+import type { LimitMode, Nanos } from "../policy/index.js";
+
+/** The only row version this code writes (and the highest it reads). */
+const ROW_V1 = 1;
+
+type NanosRow = number | string;
+type Row = readonly unknown[];
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+export function encodeNanos(n: Nanos): NanosRow {
+  return n <= MAX_SAFE && n >= -MAX_SAFE ? Number(n) : n.toString();
+}
+
+export function decodeNanos(v: unknown): Nanos {
+  if (typeof v === "number" || typeof v === "string") return BigInt(v);
+  throw corrupt(`expected a quantity, got ${typeof v}`);
+}
+
+function corrupt(message: string): LimitrError {
+  return new LimitrError("INTERNAL", `stored row is unreadable: ${message}`);
+}
+
+function rowOf(v: unknown, what: string): Row {
+  if (!Array.isArray(v)) throw corrupt(`${what} is not a row`);
+  if (v[0] !== ROW_V1) throw corrupt(`${what} row version ${String(v[0])} is not supported`);
+  return v;
+}
+
+const str = (v: unknown): string => (typeof v === "string" ? v : "");
+const num = (v: unknown): number => (typeof v === "number" ? v : 0);
+const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(str) : []);
+const dict = (v: unknown): Record<string, string> =>
+  v !== null && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, str(x)])) : {};
+/** `undefined` is stored as msgpack nil so tuples keep their positions. */
+const opt = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+
+// ───────────────────────────── customers ─────────────────────────────
+
+export function encodeCustomer(c: Customer): Row {
+  return [ROW_V1, c.id, c.plan, c.type, [...c.refs], [...c.altIds], { ...c.metadata }, c.createdAt, c.updatedAt];
+}
+
+export function decodeCustomer(v: unknown): Customer {
+  const r = rowOf(v, "customer");
+  return {
+    id: str(r[1]),
+    plan: str(r[2]),
+    type: str(r[3]),
+    refs: strs(r[4]),
+    altIds: strs(r[5]),
+    metadata: dict(r[6]),
+    createdAt: num(r[7]),
+    updatedAt: num(r[8]),
+  };
+}
+
+// ───────────────────────────── meters ─────────────────────────────
+
+export function encodeMeter(m: Meter): Row {
+  const holds = m.holds.map((h) => [h.reservationId, encodeNanos(h.amount), h.expiresAt]);
+  return [
+    ROW_V1,
+    m.owner,
+    m.entitlement,
+    m.credit,
+    m.periodStart,
+    encodeNanos(m.value),
+    encodeNanos(m.overhead),
+    holds,
+    [...m.thresholdsReached],
+  ];
+}
+
+export function decodeMeter(v: unknown): Meter {
+  const r = rowOf(v, "meter");
+  const holds: Hold[] = (Array.isArray(r[7]) ? r[7] : []).map((h: unknown) => {
+    const t = Array.isArray(h) ? h : [];
+    return { reservationId: str(t[0]), amount: decodeNanos(t[1]), expiresAt: num(t[2]) };
+  });
+  return {
+    owner: str(r[1]),
+    entitlement: str(r[2]),
+    credit: str(r[3]),
+    periodStart: num(r[4]),
+    value: decodeNanos(r[5]),
+    overhead: decodeNanos(r[6]),
+    holds,
+    thresholdsReached: Array.isArray(r[8]) ? r[8].map(num) : [],
+  };
+}
+
+// ───────────────────────────── reservations ─────────────────────────────
+
+export function encodeReservation(x: Reservation): Row {
+  const items = x.items.map((i) => [i.entitlement, i.owner, encodeNanos(i.amount)]);
+  return [ROW_V1, x.id, x.customerId, items, x.createdAt, x.expiresAt, { ...x.attributes }];
+}
+
+export function decodeReservation(v: unknown): Reservation {
+  const r = rowOf(v, "reservation");
+  const items: ReservationItem[] = (Array.isArray(r[3]) ? r[3] : []).map((i: unknown) => {
+    const t = Array.isArray(i) ? i : [];
+    return { entitlement: str(t[0]), owner: str(t[1]), amount: decodeNanos(t[2]) };
+  });
+  return {
+    id: str(r[1]),
+    customerId: str(r[2]),
+    items,
+    createdAt: num(r[4]),
+    expiresAt: num(r[5]),
+    attributes: dict(r[6]),
+  };
+}
+
+// ───────────────────────────── idempotency ─────────────────────────────
+
+function encodeItemView(i: ItemView): Row {
+  if (i.kind === "feature") return ["f", i.entitlement, i.granted];
+  return [
+    "m",
+    i.entitlement,
+    i.owner,
+    i.credit,
+    i.unit,
+    i.mode,
+    encodeNanos(i.value),
+    encodeNanos(i.limit),
+    encodeNanos(i.remaining),
+    encodeNanos(i.held),
+    encodeNanos(i.overage),
+    i.periodStart,
+    opt(i.nextReset),
+  ];
+}
+
+function decodeItemView(v: unknown): ItemView {
+  const t: unknown[] = Array.isArray(v) ? v : [];
+  if (t[0] === "f") return { kind: "feature", entitlement: str(t[1]), granted: t[2] === true };
+  return {
+    kind: "metered",
+    entitlement: str(t[1]),
+    owner: str(t[2]),
+    credit: str(t[3]),
+    unit: str(t[4]),
+    mode: str(t[5]) as LimitMode,
+    value: decodeNanos(t[6]),
+    limit: decodeNanos(t[7]),
+    remaining: decodeNanos(t[8]),
+    held: decodeNanos(t[9]),
+    overage: decodeNanos(t[10]),
+    periodStart: num(t[11]),
+    nextReset: typeof t[12] === "number" ? t[12] : undefined,
+  };
+}
+
+function encodeResult(d: DecisionResult): Row {
+  return [
+    d.allowed,
+    d.reason,
+    d.customerId,
+    d.plan,
+    d.policyVersion,
+    d.items.map(encodeItemView),
+    opt(d.reservationId),
+    opt(d.reservationExpiresAt),
+    d.allowed ? null : d.deniedItem,
+  ];
+}
+
+function decodeResult(v: unknown): DecisionResult {
+  const t: unknown[] = Array.isArray(v) ? v : [];
+  const common = {
+    customerId: str(t[2]),
+    plan: str(t[3]),
+    policyVersion: str(t[4]),
+    items: (Array.isArray(t[5]) ? t[5] : []).map(decodeItemView),
+    ...(typeof t[6] === "string" ? { reservationId: t[6] } : {}),
+    ...(typeof t[7] === "number" ? { reservationExpiresAt: t[7] } : {}),
+  };
+  if (t[0] === true) return { ...common, allowed: true, reason: str(t[1]) as "OK" | "SOFT_LIMIT_EXCEEDED" };
+  return {
+    ...common,
+    allowed: false,
+    reason: str(t[1]) as Exclude<DecisionResult["reason"], "OK" | "SOFT_LIMIT_EXCEEDED">,
+    deniedItem: num(t[8]),
+  };
+}
+
+export function encodeIdempotency(r: IdempotencyRecord): Row {
+  return [ROW_V1, r.key, r.fingerprint, r.expiresAt, encodeResult(r.result)];
+}
+
+export function decodeIdempotency(v: unknown): IdempotencyRecord {
+  const r = rowOf(v, "idempotency");
+  return { key: str(r[1]), fingerprint: str(r[2]), expiresAt: num(r[3]), result: decodeResult(r[4]) };
+}
+
+// ───────────────────────────── events ─────────────────────────────
+
+/** The bigint fields of meter events; everything else in an event is JSON-like already. */
+const EVENT_NANOS = ["oldValue", "newValue", "limit", "diff", "remaining", "overage", "overagePrice"] as const;
+
+/**
+ * Events are stored as [version, payload] with the payload a plain map: they are many-fielded,
+ * read rarely (replay, audit) and must stay readable by consumers of older versions.
+ */
+export function encodeEvent(e: EngineEvent): Row {
+  const payload: Record<string, unknown> = { ...e };
+  if ("oldValue" in e) {
+    for (const f of EVENT_NANOS) {
+      const n = e[f];
+      payload[f] = n === undefined ? null : encodeNanos(n);
+    }
+  }
+  if ("customer" in e) payload["customer"] = encodeCustomer(e.customer);
+  return [ROW_V1, payload];
+}
+
+export function decodeEvent(v: unknown): EngineEvent {
+  const r = rowOf(v, "event");
+  const p = r[1];
+  if (p === null || typeof p !== "object") throw corrupt("event payload is not a map");
+  const out: Record<string, unknown> = { ...p };
+  if ("oldValue" in out) {
+    for (const f of EVENT_NANOS) out[f] = out[f] === null || out[f] === undefined ? undefined : decodeNanos(out[f]);
+  }
+  if ("customer" in out) out["customer"] = decodeCustomer(out["customer"]);
+  // The payload was written from an EngineEvent by encodeEvent; only the nanos and the customer
+  // needed decoding back, so the shape is that event again.
+  return out as unknown as EngineEvent;
+}
