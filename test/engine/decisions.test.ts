@@ -1,0 +1,237 @@
+import { describe, expect, it } from "vitest";
+import { allow, check, record, type DecisionResult, type MeterView } from "../../src/engine/index.js";
+import { isLimitrError } from "../../src/errors/index.js";
+import { buildPolicy, createHarness, credit, n, snapshot, T0 } from "./harness.js";
+
+const token = credit("token", { price: n(0.00002), overheadCost: n(0.000008) });
+const seat = credit("seat");
+const policy = buildPolicy({
+  free: {
+    isDefault: true,
+    entitlements: {
+      hard: { limit: { credit: token, value: 10 } },
+      soft: { limit: { credit: token, mode: "soft", value: 10 } },
+      observe: { limit: { credit: token, mode: "observe", value: 10 } },
+      trailing: { limit: { credit: token, value: 10, hardTrailing: true } },
+      floored: { limit: { credit: seat, value: 10, minimum: 0 } },
+      byFive: { limit: { credit: seat, value: 10, increment: 5 } },
+      tenth: { limit: { credit: seat, value: 0.3 } },
+      flag: {},
+    },
+  },
+  pro: { entitlements: { proOnly: {} } },
+});
+
+function meter(r: DecisionResult, i = 0): MeterView {
+  const v = r.items[i];
+  if (v?.kind !== "metered") throw new Error(`item ${i} is not metered`);
+  return v;
+}
+
+function sequence(ent: string, amounts: readonly number[], op = allow) {
+  const h = createHarness(policy);
+  return amounts.map((amount) => h.run(op, { customerId: "u", items: [{ entitlement: ent, amount }] }).result);
+}
+
+describe("limit modes", () => {
+  it.each([
+    // [entitlement, amounts, allowed per call, final value, last reason]
+    ["hard", [6, 4, 1], [true, true, false], 10, "HARD_LIMIT"],
+    ["hard", [11], [false], 0, "HARD_LIMIT"],
+    ["hard", [10, -3, 3], [true, true, true], 10, "OK"],
+    ["soft", [6, 6, 1], [true, true, true], 13, "SOFT_LIMIT_EXCEEDED"],
+    ["observe", [6, 6, 100], [true, true, true], 112, "OK"],
+    ["trailing", [9, 5, 1], [true, true, false], 14, "HARD_LIMIT"],
+    ["trailing", [10, 1], [true, false], 10, "HARD_LIMIT"],
+    ["floored", [2, -5, 1], [true, true, true], 1, "OK"],
+    ["tenth", [0.1, 0.2, 0.000000001, 0.1], [true, true, true, false], 0.300000001, "HARD_LIMIT"],
+  ] as const)("%s %j", (ent, amounts, allowed, finalValue, lastReason) => {
+    const results = sequence(ent, amounts);
+    expect(results.map((r) => r.allowed)).toEqual(allowed);
+    expect(results.at(-1)?.reason).toBe(lastReason);
+    expect(meter(results.at(-1) as DecisionResult).value).toBe(n(finalValue));
+  });
+
+  it("a decrease is allowed even on a meter above its hard limit", () => {
+    const h = createHarness(policy);
+    h.run(record, { customerId: "u", items: [{ entitlement: "hard", amount: 15 }] });
+    const r = h.run(allow, { customerId: "u", items: [{ entitlement: "hard", amount: -2 }] }).result;
+    expect(r.allowed).toBe(true);
+    expect(meter(r).value).toBe(n(13));
+    expect(meter(r).remaining).toBe(n(-3));
+  });
+
+  it("an omitted amount uses the limit's increment; feature flags meter nothing", () => {
+    const h = createHarness(policy);
+    const r = h.run(allow, { customerId: "u", items: [{ entitlement: "byFive" }, { entitlement: "flag", amount: 99 }] });
+    expect(meter(r.result).value).toBe(n(5));
+    expect(r.result.items[1]).toEqual({ kind: "feature", entitlement: "flag", granted: true });
+    expect(r.writes.filter((w) => w.kind === "meter-put")).toHaveLength(1);
+  });
+
+  it("reports the meter after the call with every field", () => {
+    const r = sequence("hard", [4])[0] as DecisionResult;
+    expect(meter(r)).toEqual({
+      kind: "metered",
+      entitlement: "hard",
+      owner: "u",
+      credit: "token",
+      unit: "token",
+      mode: "hard",
+      value: n(4),
+      limit: n(10),
+      remaining: n(6),
+      held: 0n,
+      overage: 0n,
+      periodStart: T0,
+      nextReset: undefined,
+    });
+  });
+});
+
+describe("entitlement resolution", () => {
+  it.each([
+    ["proOnly", "NOT_ENTITLED"],
+    ["nope", "UNKNOWN_ENTITLEMENT"],
+  ] as const)("%s → %s, and nothing is written but the customer", (ent, reason) => {
+    const h = createHarness(policy);
+    const out = h.run(allow, { customerId: "u", items: [{ entitlement: "hard", amount: 1 }, { entitlement: ent }] });
+    expect(out.result).toMatchObject({ allowed: false, reason, deniedItem: 1 });
+    expect(out.result.items[1]).toEqual({ kind: "feature", entitlement: ent, granted: false });
+    expect(out.writes.map((w) => w.kind)).toEqual(["customer-put"]);
+    expect(out.events.map((e) => e.type)).toEqual(["customer-set"]);
+  });
+});
+
+describe("all-or-nothing", () => {
+  it("a denied item leaves every item uncounted and emits one meter-limit", () => {
+    const h = createHarness(policy);
+    h.run(allow, { customerId: "u", items: [{ entitlement: "hard", amount: 8 }] });
+    const before = snapshot(h.store);
+    const out = h.run(allow, {
+      customerId: "u",
+      items: [
+        { entitlement: "soft", amount: 5 },
+        { entitlement: "hard", amount: 1 },
+        { entitlement: "hard", amount: 2 },
+      ],
+    });
+    expect(out.result).toMatchObject({ allowed: false, reason: "HARD_LIMIT", deniedItem: 2 });
+    expect(out.writes).toEqual([]);
+    expect(out.events).toHaveLength(1);
+    expect(out.events[0]).toMatchObject({ type: "meter-limit", entitlement: "hard", oldValue: n(9), newValue: n(11), diff: n(2) });
+    expect(out.result.items.map((v) => (v.kind === "metered" ? v.value : -1n))).toEqual([0n, n(8), n(8)]);
+    expect(snapshot(h.store)).toEqual(before);
+  });
+
+  it("items on one meter accumulate in order", () => {
+    const h = createHarness(policy);
+    const out = h.run(allow, { customerId: "u", items: [{ entitlement: "soft", amount: 7 }, { entitlement: "soft", amount: 7 }] });
+    expect(out.events.map((e) => e.type)).toEqual(["customer-set", "meter-changed", "meter-overage"]);
+    expect(out.events[2]).toMatchObject({ oldValue: n(7), newValue: n(14), overage: n(4), overagePrice: n(0.00008) });
+    expect(out.writes.filter((w) => w.kind === "meter-put")).toHaveLength(1);
+  });
+});
+
+describe("events", () => {
+  it("soft overage: every call past the limit, with this call's overage and price", () => {
+    const h = createHarness(policy);
+    const calls = [8, 4, 3, -5, 2].map(
+      (amount) => h.run(allow, { customerId: "u", items: [{ entitlement: "soft", amount }], attributes: { model: "gpt" }, idempotencyKey: `k${amount}` }).events,
+    );
+    const last = calls.map((evs) => evs.at(-1));
+    expect(last.map((e) => e?.type)).toEqual(["meter-changed", "meter-overage", "meter-overage", "meter-changed", "meter-overage"]);
+    expect(last.map((e) => (e !== undefined && "overage" in e ? e.overage : -1n))).toEqual([0n, n(2), n(3), 0n, n(2)]);
+    expect(last[1]).toEqual({
+      type: "meter-overage",
+      time: T0,
+      customerId: "u",
+      owner: "u",
+      entitlement: "soft",
+      plan: "free",
+      credit: "token",
+      unit: "token",
+      mode: "soft",
+      oldValue: n(8),
+      newValue: n(12),
+      limit: n(10),
+      diff: n(4),
+      remaining: n(-2),
+      overage: n(2),
+      overagePrice: n(0.00004),
+      periodStart: T0,
+      attributes: { model: "gpt" },
+      policyVersion: "v1",
+      idempotencyKey: "k4",
+    });
+  });
+
+  it("no price → overagePrice undefined; observe never reports overage", () => {
+    const h = createHarness(policy);
+    expect(h.run(allow, { customerId: "u", items: [{ entitlement: "floored", amount: 3 }] }).events.at(-1)).toMatchObject({ overagePrice: undefined });
+    const obs = h.run(allow, { customerId: "u", items: [{ entitlement: "observe", amount: 30 }] });
+    expect(obs.events.at(-1)).toMatchObject({ type: "meter-changed", overage: 0n });
+    expect(obs.result.reason).toBe("OK");
+  });
+
+  it("provider cost accumulates in the meter's overhead", () => {
+    const h = createHarness(policy);
+    h.run(allow, { customerId: "u", items: [{ entitlement: "soft", amount: 1000 }] });
+    const out = h.run(allow, { customerId: "u", items: [{ entitlement: "soft", amount: 500 }] });
+    const put = out.writes.find((w) => w.kind === "meter-put");
+    expect(put?.kind === "meter-put" && put.meter.overhead).toBe(n(0.012));
+  });
+});
+
+describe("record", () => {
+  it("counts past a hard limit and reports the overage as soft", () => {
+    const h = createHarness(policy);
+    const out = h.run(record, { customerId: "u", items: [{ entitlement: "hard", amount: 12 }] });
+    expect(out.result).toMatchObject({ allowed: true, reason: "SOFT_LIMIT_EXCEEDED" });
+    expect(meter(out.result)).toMatchObject({ value: n(12), overage: n(2) });
+    expect(out.events.at(-1)).toMatchObject({ type: "meter-overage", overage: n(2), overagePrice: n(0.00004) });
+  });
+
+  it("still denies what the plan does not have", () => {
+    const h = createHarness(policy);
+    expect(h.run(record, { customerId: "u", items: [{ entitlement: "proOnly" }] }).result.reason).toBe("NOT_ENTITLED");
+  });
+});
+
+describe("check", () => {
+  it("decides like allow but writes and emits nothing, even for a new customer", () => {
+    const h = createHarness(policy);
+    const out = h.run(check, { customerId: "new", items: [{ entitlement: "hard", amount: 11 }], hint: { plan: "free" } });
+    expect(out.result).toMatchObject({ allowed: false, reason: "HARD_LIMIT", customerId: "new", plan: "free" });
+    expect(out.writes).toEqual([]);
+    expect(out.events).toEqual([]);
+    expect(snapshot(h.store)).toEqual([]);
+  });
+});
+
+describe("bad input throws INVALID_ARGUMENT naming the field and changes nothing", () => {
+  const many = Array.from({ length: 65 }, () => ({ entitlement: "hard" }));
+  it.each([
+    [{ customerId: "", items: [{ entitlement: "hard" }] }, "customer_id"],
+    [{ customerId: "u", items: [] }, "items"],
+    [{ customerId: "u", items: many }, "items"],
+    [{ customerId: "u", items: [{ entitlement: "hard" }, { entitlement: "" }] }, "items[1].entitlement"],
+    [{ customerId: "u", items: [{ entitlement: "hard", amount: Number.NaN }] }, "items[0].amount"],
+    [{ customerId: "u", items: [{ entitlement: "hard", amount: Number.POSITIVE_INFINITY }] }, "items[0].amount"],
+    [{ customerId: "u", items: [{ entitlement: "hard", amount: 1, unit: "parsecs" }] }, "items[0].unit"],
+    [{ customerId: "u", items: [{ entitlement: "proOnly" }, { entitlement: "hard", amount: 1, unit: "parsecs" }] }, "items[1].unit"],
+  ])("%j → %s", (req, field) => {
+    for (const op of [allow, check, record]) {
+      const h = createHarness(policy);
+      let caught: unknown;
+      try {
+        h.run(op, req);
+      } catch (e) {
+        caught = e;
+      }
+      expect(isLimitrError(caught, "INVALID_ARGUMENT")).toBe(true);
+      expect((caught as { field: string }).field).toBe(field);
+      expect(snapshot(h.store)).toEqual([]);
+    }
+  });
+});
