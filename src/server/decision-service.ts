@@ -1,0 +1,110 @@
+/**
+ * `limitr.v1.DecisionService` as a connect-es `ServiceImpl`: each method maps the request to the
+ * engine's input, calls the engine once, and maps the result back. No rule lives here.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Engine, EventLog } from "../engine/index.js";
+import { invalidArgument, isLimitrError } from "../errors/index.js";
+import type { DecisionService } from "../gen/limitr/v1/decision_pb.js";
+import { createEventFilter } from "./event-filter.js";
+import { followEventLog } from "./follow-event-log.js";
+import { requireId, toMeterState } from "./map-common.js";
+import {
+  toDecisionFields,
+  toDecisionRequest,
+  toReserveFields,
+  toReserveRequest,
+  toSettleRequest,
+} from "./map-decision.js";
+import { toEventPb, toEventTypes } from "./map-events.js";
+
+export interface DecisionServiceDeps {
+  readonly engine: Engine;
+  readonly events: EventLog;
+  /** Per-subscriber WatchEvents buffer, in events. */
+  readonly watchBufferEvents: number;
+}
+
+/** A uint64 sequence from the wire → number, naming the field when it cannot be one. */
+export function toSequence(value: bigint, field: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(field, `${value} is out of range`);
+  return Number(value);
+}
+
+/**
+ * The primary id for a customer filter: alt ids resolve through the engine. A customer that does
+ * not exist yet may still appear later, so its id is used as given.
+ */
+export async function resolveCustomerFilter(engine: Engine, id: string): Promise<string | undefined> {
+  if (id === "") return undefined;
+  try {
+    return (await engine.getCustomer(id)).customer.id;
+  } catch (e) {
+    if (isLimitrError(e, "NOT_FOUND")) return id;
+    throw e;
+  }
+}
+
+/** Creates the DecisionService handlers (unguarded: wrap with `guardServiceImpl`). */
+export function createDecisionService({ engine, events, watchBufferEvents }: DecisionServiceDeps): ServiceImpl<typeof DecisionService> {
+  return {
+    async allow(req) {
+      return toDecisionFields(await engine.allow(toDecisionRequest(req)));
+    },
+    async check(req) {
+      return toDecisionFields(await engine.check(toDecisionRequest(req)));
+    },
+    async record(req) {
+      return toDecisionFields(await engine.record(toDecisionRequest(req)));
+    },
+    async reserve(req) {
+      return toReserveFields(await engine.reserve(toReserveRequest(req)));
+    },
+    async settle(req) {
+      return toDecisionFields(await engine.settle(toSettleRequest(req)));
+    },
+    async release(req) {
+      const { released } = await engine.release({ reservationId: requireId(req.reservationId, "reservation_id") });
+      return { released };
+    },
+    async getMeters(req) {
+      requireId(req.customerId, "customer_id");
+      req.entitlements.forEach((e, i) => requireId(e, `entitlements[${i}]`));
+      const views = await engine.getMeters(req.customerId, req.entitlements);
+      return { meters: views.map(toMeterState) };
+    },
+    async *watchEvents(req, ctx) {
+      let from: number | undefined;
+      if (req.fromSequence !== undefined) {
+        from = toSequence(req.fromSequence, "from_sequence");
+        const last = events.lastSequence();
+        if (from > last + 1) {
+          throw invalidArgument("from_sequence", `${from} is past the newest event (${last}); resume with at most ${last + 1}`);
+        }
+      }
+      const types = toEventTypes(req.types, "types");
+      req.entitlements.forEach((e, i) => requireId(e, `entitlements[${i}]`));
+      const customerId = await resolveCustomerFilter(engine, req.customerId);
+      const matches = createEventFilter({ types, customerId, entitlements: req.entitlements });
+      const feed = followEventLog(events, { fromSequence: from, matches, maxBuffered: watchBufferEvents, signal: ctx.signal });
+      for await (const item of feed) {
+        if (item.kind === "lost") {
+          yield {
+            kind: {
+              case: "eventsLost",
+              value: { requestedSequence: BigInt(item.requested), firstAvailableSequence: BigInt(item.firstAvailable) },
+            },
+          };
+        } else {
+          yield { kind: { case: "event", value: toEventPb(item.stored) } };
+        }
+      }
+      // The feed only ends when the call is aborted. A client that cancelled sees nothing; any
+      // other reason (shutdown, deadline) gets a retryable status so it resumes elsewhere.
+      if (!isLimitrError(ctx.signal.reason, "CANCELLED")) {
+        throw new ConnectError("event stream closed by the server; resume with from_sequence", Code.Unavailable);
+      }
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Which events a WatchEvents subscriber or a ListEvents query wants. One predicate for both, so
+ * "about customer X" means the same thing live and in the audit trail.
+ */
+import type { EngineEvent, EventType, StoredEvent } from "../engine/index.js";
+
+/** Filters combine with AND; an empty list or undefined means "any". */
+export interface EventFilter {
+  readonly types?: readonly EventType[];
+  /** A primary customer id: matches the caller, the meter owner, or a customer event's subject. */
+  readonly customerId?: string | undefined;
+  /** Only meter events of these entitlements. */
+  readonly entitlements?: readonly string[];
+  /** Epoch ms, inclusive. */
+  readonly fromTime?: number | undefined;
+  /** Epoch ms, exclusive. */
+  readonly toTime?: number | undefined;
+}
+
+/** Compiles a filter into a predicate over stored events. */
+export function createEventFilter(filter: EventFilter): (stored: StoredEvent) => boolean {
+  const types = filter.types && filter.types.length > 0 ? new Set(filter.types) : undefined;
+  const ents = filter.entitlements && filter.entitlements.length > 0 ? new Set(filter.entitlements) : undefined;
+  const customer = filter.customerId;
+  const { fromTime, toTime } = filter;
+  return ({ event }) => {
+    if (types && !types.has(event.type)) return false;
+    if (fromTime !== undefined && event.time < fromTime) return false;
+    if (toTime !== undefined && event.time >= toTime) return false;
+    if (ents) {
+      const ent = entitlementOf(event);
+      if (ent === undefined || !ents.has(ent)) return false;
+    }
+    if (customer !== undefined && !customersOf(event).includes(customer)) return false;
+    return true;
+  };
+}
+
+function entitlementOf(e: EngineEvent): string | undefined {
+  return e.type.startsWith("meter-") && "entitlement" in e ? e.entitlement : undefined;
+}
+
+function customersOf(e: EngineEvent): readonly string[] {
+  switch (e.type) {
+    case "customer-set":
+    case "customer-removed":
+      return [e.customer.id];
+    case "customer-plan-changed":
+      return [e.customerId];
+    case "policy-applied":
+    case "policy-rejected":
+      return [];
+    default:
+      return [e.customerId, e.owner];
+  }
+}

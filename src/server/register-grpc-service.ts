@@ -1,0 +1,202 @@
+/**
+ * A generic bridge from a connect-es `ServiceImpl` to a `@grpc/grpc-js` server: the same handler
+ * objects serve grpc-js (here) and connect-node (the HTTP port, issue 7). Messages are
+ * (de)serialized with protobuf-es, and every failure becomes a status through `toGrpcStatus`.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
+import { createHandlerContext, createServiceImplSpec } from "@connectrpc/connect";
+import type { HandlerContext, MethodImplSpec, ServiceImpl } from "@connectrpc/connect";
+import { invalidArgument, LimitrError } from "../errors/index.js";
+import type { ServerLogger } from "./server-deps.js";
+import { toGrpcStatus } from "./to-connect-error.js";
+
+/** Options of `registerGrpcService`. */
+export interface RegisterOptions {
+  /** Largest accepted request message; larger is INVALID_ARGUMENT naming size and limit. */
+  readonly maxMessageBytes: number;
+  readonly logger: ServerLogger;
+  /** Aborts every call's `HandlerContext.signal` (used to end long streams at shutdown). */
+  readonly shutdownSignal?: AbortSignal;
+  /** Called as each call starts; the returned function is called once it has ended. */
+  readonly trackCall?: () => () => void;
+}
+
+/**
+ * A request as the deserializer hands it over. Deserialization never throws: grpc-js would turn
+ * that into INTERNAL, while an oversized or malformed request is the caller's INVALID_ARGUMENT.
+ */
+type Decoded = { readonly ok: true; readonly message: unknown } | { readonly ok: false; readonly error: LimitrError };
+
+/** How big a message grpc-js itself lets through, so that our own, clearer check sees it first. */
+export function transportReceiveLimit(maxMessageBytes: number): number {
+  return Math.max(maxMessageBytes * 4, maxMessageBytes + 1024 * 1024);
+}
+
+/** Registers every method of `service`, implemented by `impl`, on a grpc-js `server`. */
+export function registerGrpcService<S extends DescService>(
+  server: grpc.Server,
+  service: S,
+  impl: ServiceImpl<S>,
+  options: RegisterOptions,
+): void {
+  const spec = createServiceImplSpec(service, impl);
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const [name, methodSpec] of Object.entries(spec.methods)) {
+    const method = methodSpec.method;
+    definition[name] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: (m: unknown) => Buffer.from(toBinary(method.input, m as MessageShape<DescMessage>)),
+      requestDeserialize: (buf: Buffer): Decoded => decode(method.input, buf, options.maxMessageBytes),
+      responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as MessageShape<DescMessage>)),
+      responseDeserialize: (buf: Buffer) => fromBinary(method.output, buf),
+      originalName: method.localName,
+    };
+    handlers[name] = makeHandler(service, methodSpec, options);
+  }
+  server.addService(definition, handlers);
+}
+
+function decode(schema: DescMessage, buf: Buffer, max: number): Decoded {
+  if (buf.length > max) {
+    return {
+      ok: false,
+      error: new LimitrError("INVALID_ARGUMENT", `request message is ${buf.length} bytes, over the limit of ${max} bytes`),
+    };
+  }
+  try {
+    return { ok: true, message: fromBinary(schema, buf) };
+  } catch (e) {
+    return { ok: false, error: invalidArgument("request", `not a valid ${schema.typeName}: ${(e as Error).message}`) };
+  }
+}
+
+/** The call surface the handlers use, common to every grpc-js call kind. */
+interface AnyCall {
+  readonly metadata: grpc.Metadata;
+  getDeadline(): grpc.Deadline;
+  on(event: "cancelled", listener: () => void): unknown;
+}
+
+function contextFor(service: DescService, method: DescMethod, call: AnyCall, options: RegisterOptions) {
+  const cancelled = new AbortController();
+  call.on("cancelled", () => cancelled.abort(new LimitrError("CANCELLED", "call cancelled by the client")));
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  const headers = new Headers();
+  for (const [key, value] of Object.entries(call.metadata.getMap())) {
+    if (typeof value === "string") headers.append(key, value);
+  }
+  const ctx: HandlerContext = createHandlerContext({
+    service,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: `/${service.typeName}/${method.name}`,
+    requestSignal: cancelled.signal,
+    requestHeader: headers,
+    ...(Number.isFinite(deadlineMs) ? { timeoutMs: Math.max(0, deadlineMs - Date.now()) } : {}),
+    ...(options.shutdownSignal ? { shutdownSignal: options.shutdownSignal } : {}),
+  });
+  return ctx;
+}
+
+function makeHandler(service: DescService, spec: MethodImplSpec, options: RegisterOptions): grpc.UntypedHandleCall {
+  const rpc = `${service.typeName}/${spec.method.name}`;
+  const status = (err: unknown) => toGrpcStatus(err, options.logger, rpc);
+  const track = () => options.trackCall?.() ?? (() => {});
+  switch (spec.kind) {
+    case "unary":
+      return (call: grpc.ServerUnaryCall<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const done = track();
+        const finish: grpc.sendUnaryData<unknown> = (err, value) => {
+          done();
+          callback(err, value);
+        };
+        const req = call.request;
+        if (!req.ok) return finish(status(req.error));
+        const ctx = contextFor(service, spec.method, call, options);
+        run(() => spec.impl(req.message as never, ctx)).then(
+          (res) => finish(null, create(spec.method.output, res)),
+          (err: unknown) => finish(status(err)),
+        );
+      };
+    case "server_streaming":
+      return (call: grpc.ServerWritableStream<Decoded, unknown>) => {
+        const done = track();
+        const req = call.request;
+        if (!req.ok) {
+          call.emit("error", status(req.error));
+          return done();
+        }
+        const ctx = contextFor(service, spec.method, call, options);
+        writeAll(call, spec.impl(req.message as never, ctx), spec.method.output)
+          .then(
+            () => call.end(),
+            (err: unknown) => {
+              if (!call.cancelled) call.emit("error", status(err));
+            },
+          )
+          .finally(done);
+      };
+    case "client_streaming":
+      return (call: grpc.ServerReadableStream<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const done = track();
+        const ctx = contextFor(service, spec.method, call, options);
+        run(() => spec.impl(readAll(call), ctx)).then(
+          (res) => {
+            done();
+            callback(null, create(spec.method.output, res));
+          },
+          (err: unknown) => {
+            done();
+            callback(status(err));
+          },
+        );
+      };
+    case "bidi_streaming":
+      // No bidi RPC in limitr.v1; refuse rather than half-implement it.
+      return (call: grpc.ServerDuplexStream<Decoded, unknown>) => {
+        call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "bidi streaming is not supported" });
+      };
+  }
+}
+
+/** Runs `f`, turning a synchronous throw into a rejection. */
+async function run<T>(f: () => T | Promise<T>): Promise<T> {
+  return await f();
+}
+
+/** Writes every response, waiting for the transport to drain so a slow reader exerts backpressure. */
+async function writeAll(
+  call: grpc.ServerWritableStream<Decoded, unknown>,
+  responses: AsyncIterable<unknown>,
+  output: DescMessage,
+): Promise<void> {
+  for await (const init of responses) {
+    if (call.cancelled) return;
+    if (!call.write(create(output, init as never))) {
+      await new Promise<void>((resolve) => {
+        const ready = () => {
+          call.off("drain", ready);
+          call.off("cancelled", ready);
+          resolve();
+        };
+        call.on("drain", ready);
+        call.on("cancelled", ready);
+      });
+    }
+  }
+}
+
+/** The requests of a client stream; a request that failed to decode ends it with its error. */
+async function* readAll(call: grpc.ServerReadableStream<Decoded, unknown>): AsyncGenerator<never> {
+  for await (const item of call as AsyncIterable<Decoded>) {
+    if (!item.ok) throw item.error;
+    yield item.message as never;
+  }
+}

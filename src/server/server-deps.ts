@@ -1,0 +1,92 @@
+/**
+ * What the transport needs from the rest of the process. The composition root (src/cli) builds
+ * these; the server holds no business rule and reaches state only through them.
+ */
+import type { Engine, EventLog, EventType, StateRecord, StoredEvent } from "../engine/index.js";
+
+/** Structured logger (a subset of the CLI's JSON-lines logger, so that one fits as is). */
+export interface ServerLogger {
+  info(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+  warn(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+  error(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+/** The policy in force and the latest reload attempts, as GetPolicyStatus reports them. */
+export interface PolicyStatus {
+  /** Content hash of the policy in force; empty before any policy was loaded. */
+  readonly version: string;
+  /** Epoch ms at which it was applied; undefined before any policy was loaded. */
+  readonly appliedAt: number | undefined;
+  /** Path of the document it came from. */
+  readonly source: string;
+  /** Every error of the most recent rejected document; empty when the latest attempt succeeded. */
+  readonly lastErrors: readonly string[];
+  /** Epoch ms of the most recent rejection; undefined when none since start-up. */
+  readonly lastRejectedAt: number | undefined;
+  /** Rejected attempts since the policy in force was applied. */
+  readonly rejectionsSinceApplied: number;
+}
+
+/**
+ * An audit query over the event log. Filters combine with AND; `customerId` is the
+ * customer's primary id (the server resolves alt ids) and matches the caller, the meter owner
+ * or the subject of a customer event.
+ */
+export interface EventQuery {
+  readonly customerId: string | undefined;
+  readonly entitlements: readonly string[];
+  readonly types: readonly EventType[];
+  /** Epoch ms, inclusive. */
+  readonly fromTime: number | undefined;
+  /** Epoch ms, exclusive. */
+  readonly toTime: number | undefined;
+  /** Only events with seq > afterSequence. */
+  readonly afterSequence: number;
+  /** Most events to return. */
+  readonly limit: number;
+}
+
+/** A page of an event query. */
+export interface EventPage {
+  readonly events: readonly StoredEvent[];
+  /** `afterSequence` of the next page; undefined when the query reached the newest event. */
+  readonly nextAfterSequence: number | undefined;
+}
+
+/** Bulk state access for the admin API (implemented by the store). */
+export interface StateAdmin {
+  /** Every stored customer, meter and reservation, from one consistent snapshot. */
+  exportState(): Iterable<StateRecord> | AsyncIterable<StateRecord>;
+  /** Stores the records (same key = replaced); resolves with how many were stored. */
+  importState(records: AsyncIterable<StateRecord>): Promise<{ readonly count: number }>;
+  /**
+   * Audit query. Optional: without it the server scans the event log (`scanEventLog`), which is
+   * correct but reads every event after the page token; a store with indexes should provide it.
+   */
+  listEvents?(query: EventQuery): EventPage | Promise<EventPage>;
+}
+
+/** Everything `createSidecarServer` needs. */
+export interface SidecarServerDeps {
+  /** Decides; every decision and admin RPC is one call on it. */
+  readonly engine: Engine;
+  /** The durable event log WatchEvents replays and follows. */
+  readonly events: EventLog;
+  /** The live policy status (called per GetPolicyStatus). */
+  readonly policyStatus: () => PolicyStatus;
+  readonly state: StateAdmin;
+  readonly logger: ServerLogger;
+  /** Largest accepted request message in bytes; larger is INVALID_ARGUMENT. Default 1 MiB. */
+  readonly maxMessageBytes?: number;
+  /**
+   * Events buffered in memory per WatchEvents subscriber before it is switched to reading the
+   * stored log (catch-up). Default 1024.
+   */
+  readonly watchBufferEvents?: number;
+}
+
+/** Default for `SidecarServerDeps.maxMessageBytes`. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Default for `SidecarServerDeps.watchBufferEvents`. */
+export const DEFAULT_WATCH_BUFFER_EVENTS = 1024;

@@ -1,0 +1,149 @@
+/**
+ * The gRPC server of the sidecar: DecisionService, AdminService, Health and reflection on one
+ * grpc-js server, plus an optional health-only listener for kubelet probes, and graceful shutdown.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AdminService } from "../gen/limitr/v1/admin_pb.js";
+import { DecisionService } from "../gen/limitr/v1/decision_pb.js";
+import { createAdminService } from "./admin-service.js";
+import { createDecisionService } from "./decision-service.js";
+import { guardServiceImpl } from "./guard-service-impl.js";
+import { createHealth } from "./health.js";
+import { addReflection } from "./reflection.js";
+import { registerGrpcService, transportReceiveLimit } from "./register-grpc-service.js";
+import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server-deps.js";
+import type { SidecarServerDeps } from "./server-deps.js";
+
+/** A running (or ready to run) sidecar gRPC server. */
+export interface SidecarServer {
+  /**
+   * Listens on `HOST:PORT` (port 0 picks a free one) or `unix:/path`; resolves with the bound
+   * address (`127.0.0.1:43121`, or the unix address as given). May be called more than once.
+   */
+  listen(address: string): Promise<string>;
+  /** Listens on a second address serving only `grpc.health.v1.Health` (kubelet probes). */
+  listenHealth(address: string): Promise<string>;
+  /** SERVING once the policy is loaded and the store open; NOT_SERVING otherwise. */
+  setServing(serving: boolean): void;
+  /**
+   * NOT_SERVING, end WatchEvents streams (UNAVAILABLE: clients resume elsewhere), stop accepting
+   * calls, let in-flight calls finish for up to `graceMs`, then cancel whatever is left.
+   */
+  shutdown(graceMs: number): Promise<void>;
+  /** The DecisionService handlers (errors already mapped), for the connect-node endpoint. */
+  readonly decisionService: ServiceImpl<typeof DecisionService>;
+  /** The AdminService handlers (errors already mapped), for the connect-node endpoint. */
+  readonly adminService: ServiceImpl<typeof AdminService>;
+  /** Aborts when shutdown begins; give it to connect-node as its `shutdownSignal`. */
+  readonly shutdownSignal: AbortSignal;
+  /** The request size limit in force (use it as connect-node's `readMaxBytes` too). */
+  readonly maxMessageBytes: number;
+}
+
+/** Builds the server; nothing listens until `listen`. */
+export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
+  const { logger } = deps;
+  const maxMessageBytes = deps.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const watchBufferEvents = deps.watchBufferEvents ?? DEFAULT_WATCH_BUFFER_EVENTS;
+  const shutdownCtl = new AbortController();
+  const health = createHealth();
+
+  const decisionService = guardServiceImpl(
+    DecisionService,
+    createDecisionService({ engine: deps.engine, events: deps.events, watchBufferEvents }),
+    logger,
+  );
+  const adminService = guardServiceImpl(
+    AdminService,
+    createAdminService({ engine: deps.engine, events: deps.events, policyStatus: deps.policyStatus, state: deps.state }),
+    logger,
+  );
+
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+  const trackCall = (): (() => void) => {
+    inFlight += 1;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      inFlight -= 1;
+      if (inFlight === 0) onIdle?.();
+    };
+  };
+
+  const serverOptions: grpc.ServerOptions = {
+    // Above our own limit, so an oversized request reaches our check (INVALID_ARGUMENT naming
+    // size and limit) instead of grpc-js's RESOURCE_EXHAUSTED.
+    "grpc.max_receive_message_length": transportReceiveLimit(maxMessageBytes),
+  };
+  const main = new grpc.Server(serverOptions);
+  const register = { maxMessageBytes, logger, shutdownSignal: shutdownCtl.signal, trackCall };
+  registerGrpcService(main, DecisionService, decisionService, register);
+  registerGrpcService(main, AdminService, adminService, register);
+  health.addToServer(main);
+  addReflection(main);
+
+  let healthServer: grpc.Server | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const bind = (server: grpc.Server, address: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) return reject(err);
+        resolve(address.startsWith("unix:") ? address : `${address.slice(0, address.lastIndexOf(":"))}:${port}`);
+      });
+    });
+
+  const stop = async (graceMs: number): Promise<void> => {
+    health.setServing(false);
+    shutdownCtl.abort();
+    const servers = [main, ...(healthServer ? [healthServer] : [])];
+    await new Promise<void>((resolve) => {
+      let settled = false;
+      const finish = (): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        onIdle = undefined;
+        // Cancels what is still open: late calls past the grace period, health Watch streams.
+        for (const s of servers) s.forceShutdown();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        if (inFlight > 0) logger.warn("shutdown grace period over; cancelling calls", { inFlight, graceMs });
+        finish();
+      }, graceMs);
+      let pending = servers.length;
+      for (const s of servers) s.tryShutdown(() => (--pending === 0 ? finish() : undefined));
+      // Our own calls are what the grace period is for; once none is left nothing is worth waiting for.
+      onIdle = finish;
+      if (inFlight === 0) finish();
+    });
+    logger.info("grpc server stopped", {});
+  };
+
+  return {
+    listen: (address) => bind(main, address),
+    async listenHealth(address) {
+      if (!healthServer) {
+        healthServer = new grpc.Server();
+        health.addToServer(healthServer);
+      }
+      return bind(healthServer, address);
+    },
+    setServing(serving) {
+      if (stopping && serving) return; // never SERVING again once shutdown began
+      health.setServing(serving);
+    },
+    shutdown(graceMs) {
+      stopping ??= stop(graceMs);
+      return stopping;
+    },
+    decisionService,
+    adminService,
+    shutdownSignal: shutdownCtl.signal,
+    maxMessageBytes,
+  };
+}
