@@ -1,0 +1,4 @@
+import { createMemoryStore } from "../../src/store/index.js";
+import { describeStoreContract } from "./store-contract.js";
+
+describeStoreContract("memory", () => createMemoryStore());
