@@ -3,6 +3,7 @@
  * syntax errors become issues that say where (line and column).
  */
 import { parseDocument } from "yaml";
+import { jsonErrorOffset, lineColumn } from "./json-error-offset.js";
 import type { PolicyIssue } from "./types.js";
 
 /** The result of parsing policy text: a plain document, or the syntax errors. */
@@ -16,18 +17,23 @@ export function parsePolicyText(text: string, format: "yaml" | "json" | "auto" =
 
 function parseYaml(text: string): ParseResult {
   // uniqueKeys (the default) turns a plan or credit defined twice into an error, not a silent override.
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,
       issues: doc.errors.map((e) => {
         const pos = e.linePos?.[0];
         const where = pos ? ` at line ${pos.line}, column ${pos.col}` : "";
-        return { kind: "error", path: "policy", message: `YAML syntax error${where}: ${firstLine(e.message)}` };
+        return { kind: "error", path: "policy", message: `YAML syntax error${where}: ${firstLine(e.message).replace(/ at line \d+, column \d+:?$/, "")}` };
       }),
     };
   }
-  return { ok: true, doc: doc.toJS({ maxAliasCount: 100 }) };
+  try {
+    // The alias cap stops a "billion laughs" document from expanding into gigabytes.
+    return { ok: true, doc: doc.toJS({ maxAliasCount: 100 }) };
+  } catch (e) {
+    return { ok: false, issues: [{ kind: "error", path: "policy", message: `YAML error: ${firstLine(e instanceof Error ? e.message : String(e))}` }] };
+  }
 }
 
 function parseJson(text: string): ParseResult {
@@ -35,15 +41,15 @@ function parseJson(text: string): ParseResult {
     return { ok: true, doc: JSON.parse(text) as unknown };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    const position = /position (\d+)/.exec(message)?.[1];
+    const offset = jsonErrorOffset(text);
     let where = "";
-    if (position !== undefined) {
-      const before = text.slice(0, Number(position));
-      const line = before.split("\n").length;
-      const col = Number(position) - before.lastIndexOf("\n");
-      where = ` at line ${line}, column ${col}`;
+    if (offset !== undefined) {
+      const { line, column } = lineColumn(text, offset);
+      where = ` at line ${line}, column ${column}`;
     }
-    return { ok: false, issues: [{ kind: "error", path: "policy", message: `JSON syntax error${where}: ${firstLine(message.replace(/ in JSON at position \d+.*$/, ""))}` }] };
+    // V8's message quotes a snippet of the text; the position is more useful, keep the gist.
+    const gist = firstLine(message).replace(/, ".*$/, "").replace(/ in JSON at position \d+.*$/, "");
+    return { ok: false, issues: [{ kind: "error", path: "policy", message: `JSON syntax error${where}: ${gist}` }] };
   }
 }
 

@@ -1,0 +1,119 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { loadPolicy, parsePolicyText } from "../../src/policy/compile-policy.js";
+import { jsonErrorOffset } from "../../src/policy/json-error-offset.js";
+
+const YAML_TEXT = `policy:
+  credits:
+    token: { unit: token }
+  plans:
+    free:
+      default: true
+      entitlements:
+        chat: { limit: { credit: token, value: 100 } }
+`;
+const JSON_TEXT = JSON.stringify({
+  policy: { credits: { token: { unit: "token" } }, plans: { free: { default: true, entitlements: { chat: { limit: { credit: "token", value: 100 } } } } } },
+});
+
+describe("parsePolicyText", () => {
+  it("reads YAML and JSON into the same document", () => {
+    const y = parsePolicyText(YAML_TEXT, "yaml");
+    const j = parsePolicyText(JSON_TEXT, "json");
+    expect(y).toEqual(j);
+    expect(parsePolicyText(JSON_TEXT)).toEqual(j);
+    expect(parsePolicyText(YAML_TEXT)).toEqual(y);
+  });
+
+  it("uses the YAML 1.2 core schema: `yes` is text, so it cannot silently become true", () => {
+    expect(parsePolicyText("a: yes\nb: true\n")).toEqual({ ok: true, doc: { a: "yes", b: true } });
+  });
+
+  it("reports YAML syntax errors with line and column", () => {
+    const r = parsePolicyText("policy:\n  plans:\n    free: [1, 2\n");
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.issues.length).toBeGreaterThan(0);
+      expect(r.issues[0]).toMatchObject({ kind: "error", path: "policy" });
+      expect(r.issues[0]?.message).toMatch(/^YAML syntax error at line \d+, column \d+: /);
+    }
+  });
+
+  it("rejects a plan defined twice instead of letting the second silently win", () => {
+    const r = parsePolicyText("policy:\n  plans:\n    free: {}\n    free: {}\n");
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues[0]?.message).toMatch(/^YAML syntax error at line 4, column 5: Map keys must be unique/);
+  });
+
+  it("reports JSON syntax errors with line and column", () => {
+    const r = parsePolicyText('{\n  "policy": {\n    "plans": }\n}', "json");
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.issues).toHaveLength(1);
+      expect(r.issues[0]?.message).toMatch(/^JSON syntax error at line 3, column 14: /);
+    }
+  });
+});
+
+describe("loadPolicy", () => {
+  it("loads YAML and JSON to the same compiled policy", () => {
+    const y = loadPolicy(YAML_TEXT, { version: "v1" });
+    const j = loadPolicy(JSON_TEXT, { version: "v1" });
+    expect(y.ok && j.ok).toBe(true);
+    expect(y).toEqual(j);
+  });
+
+  it("passes syntax errors through as issues", () => {
+    const r = loadPolicy("policy: [", { version: "v1", format: "yaml" });
+    expect(r.ok).toBe(false);
+  });
+});
+
+describe("jsonErrorOffset", () => {
+  it.each([
+    ['{"a": 1,}', 8],
+    ['{"a": }', 6],
+    ['{"a": 1} x', 9],
+    ['{"a": tru}', 9],
+    ['{"a": "\\x"}', 8],
+    ['{"a": "\\u12G4"}', 11],
+    ['{"a": 01}', 7],
+    ['[1, 2', 5],
+    ["", 0],
+  ] as const)("%j fails at %d", (text, offset) => {
+    expect(jsonErrorOffset(text)).toBe(offset);
+  });
+
+  it("accepts every valid JSON text", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.integer({ min: 0, max: 2 }), (value, indent) => {
+        expect(jsonErrorOffset(JSON.stringify(value, null, indent))).toBeUndefined();
+      }),
+    );
+  });
+
+  it("finds an error in every text JSON.parse rejects", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.nat(), (value, cut) => {
+        const text = JSON.stringify(value);
+        const broken = text.slice(0, cut % (text.length + 1)) + "}";
+        let valid = true;
+        try {
+          JSON.parse(broken);
+        } catch {
+          valid = false;
+        }
+        expect(jsonErrorOffset(broken) === undefined).toBe(valid);
+      }),
+    );
+  });
+});
+
+describe("hostile YAML", () => {
+  it("refuses an alias bomb instead of expanding it", () => {
+    const lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 10; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(", ")}]`);
+    const r = parsePolicyText(lines.join("\n"));
+    expect(r.ok).toBe(false);
+  });
+});
