@@ -1,0 +1,121 @@
+import { describe, expect, it } from "vitest";
+import { allow, release, reserve, settle, type DecisionResult, type MeterView } from "../../src/engine/index.js";
+import { isLimitrError } from "../../src/errors/index.js";
+import { buildPolicy, createHarness, credit, n, snapshot, T0 } from "./harness.js";
+
+const token = credit("token", { price: n(0.01) });
+const policy = buildPolicy({
+  free: {
+    isDefault: true,
+    entitlements: {
+      tokens: { limit: { credit: token, value: 100 } },
+      soft: { limit: { credit: token, mode: "soft", value: 100 } },
+      flag: {},
+    },
+  },
+});
+
+const view = (r: DecisionResult, i = 0): MeterView => r.items[i] as MeterView;
+const tokens = (amount: number) => [{ entitlement: "tokens", amount }];
+
+describe("reserve", () => {
+  it("holds room that counts against other calls until settled", () => {
+    const h = createHarness(policy);
+    const r = h.run(reserve, { customerId: "u", items: tokens(60), ttlMs: 60_000 }).result;
+    expect(r).toMatchObject({ allowed: true, reservationId: "r1", reservationExpiresAt: T0 + 60_000 });
+    expect(view(r)).toMatchObject({ value: 0n, held: n(60), remaining: n(40) });
+    expect(h.run(allow, { customerId: "u", items: tokens(41) }).result.allowed).toBe(false);
+    expect(h.run(allow, { customerId: "u", items: tokens(40) }).result.allowed).toBe(true);
+    expect(h.run(reserve, { customerId: "u", items: tokens(1) }).result.allowed).toBe(false);
+    expect(h.store.getReservation("r1")).toMatchObject({ customerId: "u", items: [{ entitlement: "tokens", owner: "u", amount: n(60) }] });
+  });
+
+  it("expired holds stop counting and are pruned when the meter is next written", () => {
+    const h = createHarness(policy);
+    h.run(reserve, { customerId: "u", items: tokens(90), ttlMs: 1000 });
+    h.now += 1000;
+    const r = h.run(allow, { customerId: "u", items: tokens(100) }).result;
+    expect(r.allowed).toBe(true);
+    expect(view(r).held).toBe(0n);
+    expect(h.store.getMeter("u", "tokens")?.holds).toEqual([]);
+  });
+
+  it.each([
+    [{ customerId: "u", items: tokens(-1) }, "items[0].amount"],
+    [{ customerId: "u", items: tokens(1), ttlMs: 0 }, "ttl"],
+    [{ customerId: "u", items: tokens(1), ttlMs: -5 }, "ttl"],
+    [{ customerId: "u", items: tokens(1), ttlMs: Number.NaN }, "ttl"],
+  ])("bad input %j → INVALID_ARGUMENT %s", (req, field) => {
+    const h = createHarness(policy);
+    expect(() => h.run(reserve, req)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", field }));
+    expect(snapshot(h.store)).toEqual([]);
+  });
+
+  it("a denied reserve places no hold and no reservation", () => {
+    const h = createHarness(policy);
+    const out = h.run(reserve, { customerId: "u", items: [{ entitlement: "soft", amount: 5 }, { entitlement: "tokens", amount: 101 }] });
+    expect(out.result).toMatchObject({ allowed: false, deniedItem: 1 });
+    expect(out.result).not.toHaveProperty("reservationId");
+    expect(out.writes.map((w) => w.kind)).toEqual(["customer-put"]);
+  });
+});
+
+describe("settle", () => {
+  it("removes the hold and records the actual amount (past a hard limit = soft overage)", () => {
+    const h = createHarness(policy);
+    h.run(allow, { customerId: "u", items: tokens(30) });
+    h.run(reserve, { customerId: "u", items: [...tokens(50), { entitlement: "soft", amount: 10 }, { entitlement: "flag" }] });
+    const out = h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens", amount: 80 }] });
+    expect(out.result).toMatchObject({ allowed: true, reason: "SOFT_LIMIT_EXCEEDED", customerId: "u" });
+    expect(out.result.items.map((v) => v.kind === "metered" ? [v.entitlement, v.value, v.held] : [v.entitlement])).toEqual([
+      ["tokens", n(110), 0n],
+      ["soft", 0n, 0n],
+      ["flag"],
+    ]);
+    expect(out.events.map((e) => e.type)).toEqual(["meter-overage"]);
+    expect(out.events[0]).toMatchObject({ overage: n(10), overagePrice: n(0.1) });
+    expect(h.store.getReservation("r1")).toBeUndefined();
+    expect(h.store.getMeter("u", "soft")?.holds).toEqual([]);
+  });
+
+  it("an actual line without an amount settles at what was reserved; expired reservations still record", () => {
+    const h = createHarness(policy);
+    h.run(reserve, { customerId: "u", items: tokens(7), ttlMs: 10 });
+    h.now += 1_000_000;
+    const out = h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens" }] });
+    expect(view(out.result).value).toBe(n(7));
+  });
+
+  it("unknown id → NOT_FOUND; an entitlement not reserved → INVALID_ARGUMENT", () => {
+    const h = createHarness(policy);
+    h.run(reserve, { customerId: "u", items: tokens(7) });
+    const before = snapshot(h.store);
+    let e: unknown;
+    try {
+      h.run(settle, { reservationId: "nope", actual: [] });
+    } catch (err) {
+      e = err;
+    }
+    expect(isLimitrError(e, "NOT_FOUND")).toBe(true);
+    expect(() => h.run(settle, { reservationId: "r1", actual: [{ entitlement: "soft", amount: 1 }] })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT", field: "actual[0].entitlement" }),
+    );
+    expect(() => h.run(settle, { reservationId: "", actual: [] })).toThrow(expect.objectContaining({ field: "reservation_id" }));
+    expect(snapshot(h.store)).toEqual(before);
+  });
+});
+
+describe("release", () => {
+  it("removes holds and the reservation; unknown → released:false with no writes", () => {
+    const h = createHarness(policy);
+    h.run(reserve, { customerId: "u", items: tokens(70) });
+    h.run(reserve, { customerId: "u", items: tokens(20) });
+    const out = h.run(release, { reservationId: "r1" });
+    expect(out.result).toEqual({ released: true });
+    expect(h.store.getMeter("u", "tokens")?.holds.map((x) => x.reservationId)).toEqual(["r2"]);
+    expect(h.store.getReservation("r1")).toBeUndefined();
+    const again = h.run(release, { reservationId: "r1" });
+    expect(again).toEqual({ result: { released: false }, writes: [], events: [] });
+    expect(h.run(allow, { customerId: "u", items: tokens(80) }).result.allowed).toBe(true);
+  });
+});
