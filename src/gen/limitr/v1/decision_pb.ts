@@ -209,7 +209,8 @@ export type CheckResponse = Message<"limitr.v1.CheckResponse"> & {
   deniedItem?: number | undefined;
 
   /**
-   * The current state of each requested item, in request order.
+   * The state each requested item would have after Allow, in request order (nothing was
+   * counted: the stored meters are unchanged).
    *
    * @generated from field: repeated limitr.v1.MeterState items = 4;
    */
