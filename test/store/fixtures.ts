@@ -78,12 +78,14 @@ export function idempotency(key: string, expiresAt: number): IdempotencyRecord {
   };
 }
 
+type MeterChanged = Extract<EngineEvent, { type: "meter-changed" }>;
+
 export function meterEvent(
   customerId: string,
   entitlement: string,
   diff: bigint,
-  over: Partial<Extract<EngineEvent, { type: "meter-changed" }>> = {},
-): EngineEvent {
+  over: Partial<MeterChanged> = {},
+): MeterChanged {
   return {
     type: "meter-changed",
     time: 1_700_000_000_000,

@@ -1,6 +1,14 @@
-import type { LmdbStore } from "../../src/store/index.js";
 import { describeStoreContract } from "./store-contract.js";
-import { tempStore } from "./temp-store.js";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { open } from "lmdb";
+import { afterEach, describe, expect, it } from "vitest";
+import type { EngineEvent, StateRecord, Write } from "../../src/engine/index.js";
+import { isLimitrError } from "../../src/errors/index.js";
+import { FORMAT_VERSION, createLmdbStore, type LmdbStore } from "../../src/store/index.js";
+import { HUGE, customer, idempotency, meter, meterEvent, reservation } from "./fixtures.js";
+import { tempDir, tempStore } from "./temp-store.js";
 
 const disposers = new Map<unknown, () => Promise<void>>();
 
@@ -19,3 +27,281 @@ const dispose = async (s: unknown): Promise<void> => {
 
 describeStoreContract("lmdb", make(false), { dispose });
 describeStoreContract("lmdb fsync", make(true), { dispose });
+
+// ───────────────────────────── LMDB specifics ─────────────────────────────
+
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function dir(): string {
+  const t = tempDir();
+  cleanups.push(t.remove);
+  return t.dir;
+}
+
+function openAt(path: string, options: { fsync?: boolean; maxDataBytes?: number } = {}): LmdbStore {
+  const s = createLmdbStore({ path, ...options });
+  cleanups.push(() => s.close());
+  return s;
+}
+
+const fileHash = (path: string): string =>
+  createHash("sha256").update(readFileSync(join(path, "limitr.mdb"))).digest("hex");
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => expect.fail("expected a rejection"),
+    (e: unknown) => e,
+  );
+}
+
+describe("lmdb store", () => {
+  it("reads everything back after reopen, including quantities beyond int64", async () => {
+    const path = dir();
+    const s1 = openAt(path);
+    const c = customer("c1", { altIds: ["stripe_1"], refs: ["org1"], metadata: { email: "x@y" } });
+    const m = meter("c1", "chat", HUGE, { overhead: -HUGE, holds: [{ reservationId: "r1", amount: -HUGE, expiresAt: 7 }] });
+    const events: EngineEvent[] = [
+      meterEvent("c1", "chat", HUGE, { overagePrice: HUGE * HUGE }),
+      { type: "customer-set", time: 5, customer: c },
+      { type: "policy-applied", time: 6, policyVersion: "v2", source: "/p.yaml", removedPlans: ["old"] },
+    ];
+    await s1.commit(
+      [
+        { kind: "customer-put", customer: c, previous: undefined },
+        { kind: "meter-put", meter: m },
+        { kind: "reservation-put", reservation: reservation("r1") },
+        { kind: "idempotency-put", record: idempotency("k1", 99) },
+      ],
+      events,
+    );
+    await s1.close();
+
+    const s2 = openAt(path);
+    expect(s2.getCustomer("c1")).toEqual(c);
+    expect(s2.resolveAltId("stripe_1")).toBe("c1");
+    expect(s2.getMeter("c1", "chat")).toEqual(m);
+    expect(s2.metersOf("c1")).toEqual([m]);
+    expect(s2.getReservation("r1")).toEqual(reservation("r1"));
+    expect(s2.getIdempotency("k1")).toEqual(idempotency("k1", 99));
+    expect(s2.readEvents(1, 10)).toEqual(events.map((event, i) => ({ seq: i + 1, event })));
+    // The next event continues the sequence instead of reusing numbers.
+    const receipt = await s2.commit([], [meterEvent("c1", "chat", 1n)]);
+    expect(receipt.sequences).toEqual([4]);
+    expect([s2.firstSequence(), s2.lastSequence()]).toEqual([1, 4]);
+  });
+
+  it("writes many concurrent commits in one transaction and acknowledges each after it", async () => {
+    const s = openAt(dir());
+    await s.commit([], [meterEvent("warm", "up", 1n)]);
+    const before = s.stats().batchesCommitted;
+    const settled: number[] = [];
+    const commits = Array.from({ length: 500 }, (_, i) => {
+      const p = s.commit([{ kind: "meter-put", meter: meter(`c${i}`, "chat", BigInt(i)) }], [meterEvent(`c${i}`, "chat", 1n)]);
+      return p.then(() => settled.push(i));
+    });
+    // Visible to reads at once, acknowledged only later.
+    expect(s.getMeter("c499", "chat")?.value).toBe(499n);
+    expect(s.stats().pendingCommits).toBe(500);
+    expect(settled).toEqual([]);
+    await Promise.all(commits);
+    expect(settled).toEqual(Array.from({ length: 500 }, (_, i) => i));
+    expect(s.stats().batchesCommitted - before).toBe(1);
+    expect(s.lastSequence()).toBe(501);
+  });
+
+  it("rejects a whole batch that does not fit, applies none of it, and recovers", async () => {
+    const path = dir();
+    const s = openAt(path, { maxDataBytes: 256 * 1024 });
+    await s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 10n) }], [meterEvent("c1", "chat", 10n)]);
+    const big = customer("big", { metadata: { blob: "x".repeat(512 * 1024) } });
+    // Three decisions in one turn: one batch. The second cannot fit, so none may land.
+    const a = s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 11n) }], [meterEvent("c1", "chat", 1n)]);
+    const b = s.commit([{ kind: "customer-put", customer: big, previous: undefined }], []);
+    const c = s.commit([{ kind: "meter-put", meter: meter("c2", "chat", 1n) }], []);
+    expect(s.getMeter("c1", "chat")?.value).toBe(11n);
+    const errors = await Promise.all([rejection(a), rejection(b), rejection(c)]);
+    for (const e of errors) {
+      expect(isLimitrError(e, "RESOURCE_EXHAUSTED")).toBe(true);
+      expect((e as Error).message).toMatch(/storage full/);
+    }
+    // Back to committed state: reads, sequence numbers and the file all as before the batch.
+    expect(s.getMeter("c1", "chat")?.value).toBe(10n);
+    expect(s.getCustomer("big")).toBeUndefined();
+    expect(s.getMeter("c2", "chat")).toBeUndefined();
+    expect(s.lastSequence()).toBe(1);
+    const ok = await s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 12n) }], [meterEvent("c1", "chat", 2n)]);
+    expect(ok.sequences).toEqual([2]);
+    await s.close();
+    const again = openAt(path);
+    expect(again.getMeter("c1", "chat")?.value).toBe(12n);
+    expect(again.getCustomer("big")).toBeUndefined();
+    expect(again.readEvents(1, 10).map((e) => e.event.type === "meter-changed" && e.event.diff)).toEqual([10n, 2n]);
+  });
+
+  it("rejects an id LMDB cannot store on its own commit only", async () => {
+    const s = openAt(dir());
+    const good = s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 1n) }], []);
+    const bad = s.commit([{ kind: "meter-put", meter: meter("x".repeat(600), "chat", 1n) }], []);
+    const e = await rejection(bad);
+    expect(isLimitrError(e, "INVALID_ARGUMENT")).toBe(true);
+    expect((e as Error).message).toMatch(/writes\[0\]\.meter\.owner/);
+    await good;
+    expect(s.getMeter("c1", "chat")?.value).toBe(1n);
+  });
+
+  it("refuses a data dir of a future format without changing it", async () => {
+    const path = dir();
+    await openAt(path).close();
+    const env = open({ path: join(path, "limitr.mdb") });
+    const meta = env.openDB({ name: "meta" });
+    await meta.put("format", FORMAT_VERSION + 1);
+    await env.close();
+    const hash = fileHash(path);
+    let error: unknown;
+    try {
+      createLmdbStore({ path });
+    } catch (e) {
+      error = e;
+    }
+    expect(isLimitrError(error, "FAILED_PRECONDITION")).toBe(true);
+    expect((error as Error).message).toMatch(/storage format 2.*reads format 1/);
+    expect(fileHash(path)).toBe(hash);
+  });
+
+  it("refuses an LMDB environment that limitr did not write", async () => {
+    const path = dir();
+    const env = open({ path: join(path, "limitr.mdb") });
+    await env.openDB({ name: "something-else" }).put("k", 1);
+    await env.close();
+    expect(() => createLmdbStore({ path })).toThrow(/not written by limitr-sidecar/);
+  });
+
+  it("reports a data dir that cannot be created as UNAVAILABLE", () => {
+    // Running as root, chmod cannot make a dir unwritable; a path below a regular file can never
+    // be created by anyone.
+    const file = join(dir(), "not-a-dir");
+    writeFileSync(file, "x");
+    let error: unknown;
+    try {
+      createLmdbStore({ path: join(file, "data") });
+    } catch (e) {
+      error = e;
+    }
+    expect(isLimitrError(error, "UNAVAILABLE")).toBe(true);
+    expect((error as Error).message).toMatch(/opening the data dir/);
+  });
+
+  it("close waits for pending commits, then refuses reads and commits", async () => {
+    const path = dir();
+    const s = openAt(path);
+    let acknowledged = 0;
+    const commits = Array.from({ length: 50 }, (_, i) =>
+      s.commit([{ kind: "meter-put", meter: meter("c1", "chat", BigInt(i + 1)) }], [meterEvent("c1", "chat", 1n)]).then(() => acknowledged++),
+    );
+    await s.close();
+    expect(acknowledged).toBe(50);
+    await Promise.all(commits);
+    expect(isLimitrError(await rejection(s.commit([], [])), "UNAVAILABLE")).toBe(true);
+    expect(() => s.getMeter("c1", "chat")).toThrow(/store is closed/);
+    const again = openAt(path);
+    expect(again.getMeter("c1", "chat")?.value).toBe(50n);
+    expect(again.lastSequence()).toBe(50);
+  });
+
+  it("exports a snapshot that imports into a fresh store unchanged", async () => {
+    const s = openAt(dir());
+    const writes: Write[] = [];
+    for (let i = 0; i < 1200; i++) {
+      writes.push({ kind: "customer-put", customer: customer(`c${i}`, { altIds: [`alt${i}`] }), previous: undefined });
+      writes.push({ kind: "meter-put", meter: meter(`c${i}`, "chat", HUGE + BigInt(i)) });
+    }
+    writes.push({ kind: "reservation-put", reservation: reservation("r1") });
+    await s.commit(writes, []);
+    const exported = [...s.exportState()];
+    expect(exported).toHaveLength(2401);
+
+    const target = openAt(dir());
+    async function* stream(): AsyncIterable<StateRecord> {
+      yield* exported;
+    }
+    expect(await target.importState(stream())).toEqual({ count: 2401 });
+    expect([...target.exportState()]).toEqual(exported);
+    expect(target.resolveAltId("alt1199")).toBe("c1199");
+  });
+
+  it("prunes events by count and by age in small transactions", async () => {
+    const s = openAt(dir());
+    for (let i = 0; i < 3; i++) {
+      const events = Array.from({ length: 1000 }, (_, j) => meterEvent("c1", "chat", 1n, { time: i * 1000 + j }));
+      await s.commit([], events);
+    }
+    expect(await s.pruneEvents({ maxCount: 2500, now: 0 })).toEqual({ deleted: 500 });
+    expect([s.firstSequence(), s.lastSequence(), s.stats().eventCount]).toEqual([501, 3000, 2500]);
+    // Older than 1500 ms at now = 3000: times below 1500, i.e. seq 501..1500.
+    expect(await s.pruneEvents({ maxAgeMs: 1500, now: 3000 })).toEqual({ deleted: 1000 });
+    expect(s.firstSequence()).toBe(1501);
+    expect(s.readEvents(1, 1)[0]?.seq).toBe(1501);
+    expect(await s.pruneEvents({ maxCount: 0, now: 0 })).toEqual({ deleted: 1500 });
+    expect([s.firstSequence(), s.lastSequence()]).toEqual([3001, 3000]);
+    expect((await s.commit([], [meterEvent("c1", "chat", 1n)])).sequences).toEqual([3001]);
+  });
+
+  it("prunes only expired idempotency keys, and not one decided again with a later expiry", async () => {
+    const s = openAt(dir());
+    const writes: Write[] = Array.from({ length: 1100 }, (_, i) => ({
+      kind: "idempotency-put" as const,
+      record: idempotency(`k${i}`, i < 1000 ? 100 : 300),
+    }));
+    await s.commit(writes, []);
+    await s.commit([{ kind: "idempotency-put", record: idempotency("k0", 500) }], []);
+    expect(await s.pruneIdempotency(200)).toEqual({ deleted: 999 });
+    expect(s.getIdempotency("k1")).toBeUndefined();
+    expect(s.getIdempotency("k0")?.expiresAt).toBe(500);
+    expect(s.getIdempotency("k1000")?.expiresAt).toBe(300);
+    expect(await s.pruneIdempotency(400)).toEqual({ deleted: 100 });
+    expect(await s.pruneIdempotency(600)).toEqual({ deleted: 1 });
+    expect(s.getIdempotency("k0")).toBeUndefined();
+  });
+
+  it("answers audit queries with filters and pages", async () => {
+    const s = openAt(dir());
+    await s.commit([{ kind: "customer-put", customer: customer("c1", { altIds: ["stripe_1"] }), previous: undefined }], []);
+    const events: EngineEvent[] = [];
+    for (let i = 0; i < 20; i++) {
+      const who = i % 2 === 0 ? "c1" : "c2";
+      const ent = i % 4 < 2 ? "chat" : "images";
+      events.push(i % 5 === 0 ? { ...meterEvent(who, ent, 1n, { time: i }), type: "meter-overage" } : meterEvent(who, ent, 1n, { time: i }));
+    }
+    await s.commit([], events);
+    const seqs = (q: Parameters<LmdbStore["listEvents"]>[0]): number[] => s.listEvents(q).events.map((e) => e.seq);
+    expect(seqs({ customerId: "stripe_1", entitlement: "chat", limit: 100 })).toEqual([1, 5, 9, 13, 17]);
+    expect(seqs({ types: ["meter-overage"], limit: 100 })).toEqual([1, 6, 11, 16]);
+    expect(seqs({ fromTime: 3, toTime: 6, limit: 100 })).toEqual([4, 5, 6]);
+    const first = s.listEvents({ customerId: "c2", limit: 3 });
+    expect(first.events.map((e) => e.seq)).toEqual([2, 4, 6]);
+    expect(first.nextAfterSeq).toBe(6);
+    const rest = s.listEvents({ customerId: "c2", afterSeq: first.nextAfterSeq ?? 0, limit: 100 });
+    expect(rest.events.map((e) => e.seq)).toEqual([8, 10, 12, 14, 16, 18, 20]);
+    expect(rest.nextAfterSeq).toBeUndefined();
+    // A rare filter stops at the scan limit with a cursor instead of reading the whole log.
+    const capped = s.listEvents({ customerId: "nobody", limit: 10, scanLimit: 7 });
+    expect(capped).toEqual({ events: [], nextAfterSeq: 7 });
+  });
+
+  it("keeps acknowledged commits with fsync on, across reopen", async () => {
+    const path = dir();
+    const s = openAt(path, { fsync: true });
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => s.commit([{ kind: "meter-put", meter: meter(`c${i}`, "chat", HUGE) }], [meterEvent(`c${i}`, "chat", HUGE)])),
+    );
+    await s.close();
+    const again = openAt(path, { fsync: true });
+    expect(again.metersOf("c19")).toEqual([meter("c19", "chat", HUGE)]);
+    expect(again.lastSequence()).toBe(20);
+    expect(again.stats()).toMatchObject({ eventCount: 20, firstSequence: 1, lastSequence: 20, pendingCommits: 0 });
+  });
+});
