@@ -110,16 +110,19 @@ export function resolveStofUnits(stofUnits: string | undefined): CreditUnits | {
  * `'5 token'` on a token credit is accepted. Kinds must match: MB never becomes seconds.
  */
 export function convertQuantity(nanos: Nanos, unit: string | undefined, target: CreditUnits, creditName: string, names: readonly string[] = []): Conversion {
-  if (unit === undefined || unit === "" || names.includes(unit)) return { ok: true, value: nanos };
+  if (unit === undefined || unit === "") return { ok: true, value: nanos };
   const from = UNITS.get(unit);
+  // A physical unit always converts by its factor, even when it is also the credit's display
+  // unit: a credit shown in "s" but kept in ms must turn "5s" into 5000, not 5.
+  if (from && target.kind !== "count") {
+    if (from.kind !== target.kind) {
+      return { ok: false, message: `unit "${unit}" is a ${from.kind} but credit "${creditName}" is kept in ${target.unit} (a ${target.kind})` };
+    }
+    return { ok: true, value: mulDiv(nanos, from.base, target.def.base) };
+  }
+  if (names.includes(unit)) return { ok: true, value: nanos };
   if (!from) return { ok: false, message: unknownUnitMessage(unit) };
-  if (target.kind === "count") {
-    return { ok: false, message: `unit "${unit}" (${from.kind}) cannot be used with credit "${creditName}", which counts plain numbers (no stof_units)` };
-  }
-  if (from.kind !== target.kind) {
-    return { ok: false, message: `unit "${unit}" is a ${from.kind} but credit "${creditName}" is kept in ${target.unit} (a ${target.kind})` };
-  }
-  return { ok: true, value: mulDiv(nanos, from.base, target.def.base) };
+  return { ok: false, message: `unit "${unit}" (${from.kind}) cannot be used with credit "${creditName}", which counts plain numbers (no stof_units)` };
 }
 
 /** The credit-units view of a compiled credit. */

@@ -61,6 +61,14 @@ describe("convertAmount", () => {
     expect(convertAmount(0.1, "GB", credit("MB"))).toEqual({ ok: true, value: 100n * 1_000_000_000n });
   });
 
+  it("converts physical units by their factor even when one is also the display unit", () => {
+    expect(convertAmount(5, "s", credit("ms", "s"))).toEqual({ ok: true, value: 5000n * 1_000_000_000n });
+  });
+
+  it("accepts a plain credit's display unit even if it spells a physical unit", () => {
+    expect(convertAmount(5, "bytes", credit(undefined, "bytes"))).toEqual({ ok: true, value: 5n * 1_000_000_000n });
+  });
+
   it("treats an empty unit as the credit's own units", () => {
     expect(convertAmount(3, "", credit("MB"))).toEqual({ ok: true, value: toNanos(3) });
   });
