@@ -17,7 +17,7 @@ export function parsePolicyText(text: string, format: "yaml" | "json" | "auto" =
 
 function parseYaml(text: string): ParseResult {
   // uniqueKeys (the default) turns a plan or credit defined twice into an error, not a silent override.
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, intAsBigInt: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,
@@ -30,7 +30,7 @@ function parseYaml(text: string): ParseResult {
   }
   try {
     // The alias cap stops a "billion laughs" document from expanding into gigabytes.
-    return { ok: true, doc: doc.toJS({ maxAliasCount: 100 }) };
+    return { ok: true, doc: doc.toJS({ maxAliasCount: 100, reviver: exactIntegers }) };
   } catch (e) {
     return { ok: false, issues: [{ kind: "error", path: "policy", message: `YAML error: ${firstLine(e instanceof Error ? e.message : String(e))}` }] };
   }
@@ -51,6 +51,17 @@ function parseJson(text: string): ParseResult {
     const gist = firstLine(message).replace(/, ".*$/, "").replace(/ in JSON at position \d+.*$/, "");
     return { ok: false, issues: [{ kind: "error", path: "policy", message: `JSON syntax error${where}: ${gist}` }] };
   }
+}
+
+/**
+ * Integers are read as bigints so that none is rounded silently: safe ones become numbers again,
+ * larger ones become their exact decimal text, which quantity fields (`value`, `minimum`…) parse
+ * exactly and other fields reject with a clear message.
+ */
+function exactIntegers(_key: unknown, value: unknown): unknown {
+  if (typeof value !== "bigint") return value;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : value.toString();
 }
 
 function firstLine(message: string): string {

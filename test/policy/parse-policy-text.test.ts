@@ -29,6 +29,12 @@ describe("parsePolicyText", () => {
     expect(parsePolicyText("a: yes\nb: true\n")).toEqual({ ok: true, doc: { a: "yes", b: true } });
   });
 
+  it("keeps integers beyond 2^53 exact instead of rounding them", () => {
+    expect(parsePolicyText("a: 12345678901234567890\nb: 42\nc: 1.5\n")).toEqual({ ok: true, doc: { a: "12345678901234567890", b: 42, c: 1.5 } });
+    const r = loadPolicy("policy: { credits: { t: {} }, plans: { p: { entitlements: { e: { limit: { credit: t, value: 9007199254740993 } } } } } }", { version: "v" });
+    expect(r.ok && r.policy.plans.get("p")?.entitlements.get("e")?.limit?.value).toBe(9_007_199_254_740_993n * 1_000_000_000n);
+  });
+
   it("reports YAML syntax errors with line and column", () => {
     const r = parsePolicyText("policy:\n  plans:\n    free: [1, 2\n");
     expect(r.ok).toBe(false);
