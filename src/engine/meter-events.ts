@@ -20,11 +20,24 @@ export interface EventScope {
 type MeterEventType = "meter-changed" | "meter-overage" | "meter-limit" | "meter-reset";
 
 export function meterFields(scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos): MeterEventFields {
+  return meterEvent("meter-changed", scope, work, oldValue, newValue);
+}
+
+/** Built as one object literal (no spread): this runs on every counted call. */
+export function meterEvent(
+  type: MeterEventType,
+  scope: EventScope,
+  work: WorkMeter,
+  oldValue: Nanos,
+  newValue: Nanos,
+): EngineEvent & MeterEventFields {
   const limit = work.limit;
-  const added = overageOf(newValue, limit.value) - overageOf(oldValue, limit.value);
+  const observe = limit.mode === "observe";
+  const added = observe ? 0n : overageOf(newValue, limit.value) - overageOf(oldValue, limit.value);
   const overage = added > 0n ? added : 0n;
   const price = limit.credit.price;
   return {
+    type,
     time: scope.time,
     customerId: scope.customerId,
     owner: work.owner,
@@ -38,8 +51,8 @@ export function meterFields(scope: EventScope, work: WorkMeter, oldValue: Nanos,
     limit: limit.value,
     diff: newValue - oldValue,
     remaining: limit.value - newValue - work.held,
-    overage: limit.mode === "observe" ? 0n : overage,
-    overagePrice: price === undefined ? undefined : mulNanos(limit.mode === "observe" ? 0n : overage, price),
+    overage,
+    overagePrice: price === undefined ? undefined : overage === 0n ? 0n : mulNanos(overage, price),
     periodStart: work.periodStart,
     attributes: scope.attributes,
     policyVersion: scope.policyVersion,
@@ -47,21 +60,11 @@ export function meterFields(scope: EventScope, work: WorkMeter, oldValue: Nanos,
   };
 }
 
-export function meterEvent(
-  type: MeterEventType,
-  scope: EventScope,
-  work: WorkMeter,
-  oldValue: Nanos,
-  newValue: Nanos,
-): EngineEvent {
-  return { type, ...meterFields(scope, work, oldValue, newValue) };
-}
-
 /** The meter-reset event of a meter that rolled into a new period, plus thresholds it clears. */
 export function pushResetEvents(events: EngineEvent[], scope: EventScope, work: WorkMeter, lastValue: Nanos, lastReached: readonly number[]): void {
   events.push(meterEvent("meter-reset", scope, work, lastValue, 0n));
   for (const t of lastReached) {
-    events.push({ type: "meter-threshold-cleared", threshold: t, ...meterFields(scope, work, lastValue, 0n) });
+    events.push({ ...meterFields(scope, work, lastValue, 0n), type: "meter-threshold-cleared", threshold: t });
   }
 }
 
@@ -84,10 +87,10 @@ export function applyThresholds(events: EngineEvent[], scope: EventScope, work: 
     const was = reached.includes(t);
     if (!was && newValue >= level) {
       reached = [...reached, t].sort((a, b) => a - b);
-      events.push({ type: "meter-threshold", threshold: t, ...meterFields(scope, work, oldValue, newValue) });
+      events.push({ ...meterFields(scope, work, oldValue, newValue), type: "meter-threshold", threshold: t });
     } else if (was && newValue < level) {
       reached = reached.filter((r) => r !== t);
-      events.push({ type: "meter-threshold-cleared", threshold: t, ...meterFields(scope, work, oldValue, newValue) });
+      events.push({ ...meterFields(scope, work, oldValue, newValue), type: "meter-threshold-cleared", threshold: t });
     }
   }
   if (reached !== work.thresholdsReached) {

@@ -19,6 +19,8 @@ export interface WorkMeter {
   /** True when the stored period had ended: the meter starts this call at zero. */
   readonly rolled: boolean;
   readonly periodStart: number;
+  /** End of the current period when already known (saves recomputing a calendar boundary). */
+  readonly nextReset: number | undefined;
   /** Value at the start of this call, after any reset. */
   readonly base: Nanos;
   value: Nanos;
@@ -48,6 +50,7 @@ export function loadWorkMeter(
       stored,
       rolled: false,
       periodStart: initialPeriodStart(limit.reset, now),
+      nextReset: undefined,
       base: 0n,
       value: 0n,
       overhead: 0n,
@@ -57,8 +60,11 @@ export function loadWorkMeter(
       changed: false,
     };
   }
-  const start = currentPeriodStart(limit.reset, stored.periodStart, now);
-  const rolled = start !== stored.periodStart;
+  // The common case (period still running) needs only its end, which the view reuses.
+  const reset = limit.reset;
+  const end = reset === undefined ? undefined : nextResetAfter(reset, stored.periodStart);
+  const rolled = end !== undefined && now >= end;
+  const start = rolled ? currentPeriodStart(reset, stored.periodStart, now) : stored.periodStart;
   // Open holds survive a reset: the reservation is still outstanding in the new period.
   return {
     owner,
@@ -67,6 +73,7 @@ export function loadWorkMeter(
     stored,
     rolled,
     periodStart: start,
+    nextReset: rolled || reset === undefined ? undefined : end,
     base: rolled ? 0n : stored.value,
     value: rolled ? 0n : stored.value,
     overhead: rolled ? 0n : stored.overhead,
@@ -131,7 +138,7 @@ export function meterView(work: WorkMeter, now: number): MeterView {
     held,
     overage: overageOf(work.value, limit.value),
     periodStart: work.periodStart,
-    nextReset: limit.reset === undefined ? undefined : nextResetAfter(limit.reset, work.periodStart),
+    nextReset: limit.reset === undefined ? undefined : (work.nextReset ?? nextResetAfter(limit.reset, work.periodStart)),
   };
 }
 
