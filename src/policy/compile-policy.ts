@@ -81,10 +81,32 @@ function compileRoot(doc: unknown, version: string, sink: IssueSink): Compiled |
     }
   }
 
+  warnCreditMismatches(plans, sink);
   if (sink.hasErrors()) return undefined;
   const compiledCredits = new Map<string, CompiledCredit>();
   for (const [name, entry] of credits) if (entry.compiled) compiledCredits.set(name, entry.compiled);
   const entitlementNames = new Set<string>();
   for (const plan of plans.values()) for (const name of plan.entitlements.keys()) entitlementNames.add(name);
   return { version, credits: compiledCredits, plans, defaultPlan, entitlementNames };
+}
+
+/**
+ * A meter is keyed by (owner, entitlement) and keeps its value across plan changes, so an
+ * entitlement counted in different credits by different plans would carry, say, MB into seats.
+ */
+function warnCreditMismatches(plans: ReadonlyMap<string, CompiledPlan>, sink: IssueSink): void {
+  const first = new Map<string, { plan: string; credit: string }>();
+  for (const plan of plans.values()) {
+    for (const ent of plan.entitlements.values()) {
+      if (ent.limit === undefined) continue;
+      const seen = first.get(ent.name);
+      if (seen === undefined) first.set(ent.name, { plan: plan.name, credit: ent.limit.credit.name });
+      else if (seen.credit !== ent.limit.credit.name) {
+        sink.warning(
+          joinPath("policy.plans", plan.name, "entitlements", ent.name, "limit", "credit"),
+          `entitlement "${ent.name}" counts credit "${ent.limit.credit.name}" here but "${seen.credit}" in plan "${seen.plan}"; a customer who changes plan keeps the meter's value unconverted`,
+        );
+      }
+    }
+  }
 }

@@ -183,6 +183,18 @@ describe("warnings: unknown and upstream-only fields never reject a policy", () 
     ]);
   });
 
+  it("warns when one entitlement counts different credits in different plans (meters survive plan changes)", () => {
+    const doc = {
+      policy: {
+        credits: CREDITS,
+        plans: { a: { entitlements: { x: { limit: { credit: "token", value: 1 } } } }, b: { entitlements: { x: { limit: { credit: "storage", value: 1 } } } } },
+      },
+    };
+    expect(compiled(doc).warnings).toEqual([
+      warn("policy.plans.b.entitlements.x.limit.credit", 'entitlement "x" counts credit "storage" here but "token" in plan "a"; a customer who changes plan keeps the meter\'s value unconverted'),
+    ]);
+  });
+
   it("warns that reset_inc / reset_sch without resets: true have no effect, and leaves the meter unreset", () => {
     const r = compiled(withLimit({ credit: "token", value: 5, reset_sch: "daily" }));
     expect(r.warnings).toEqual([warn(`${LIMIT}.reset_sch`, "reset_sch has no effect without resets: true; this meter never resets")]);
