@@ -98,6 +98,10 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
     if (sourceMissing) {
       sourceMissing = false;
       logger.info("policy source is back", { source, reason });
+      // Judge the returning file afresh: even the same bad bytes as before must be reported
+      // again, or the status would keep saying "missing" about a file that exists.
+      if (lastError?.kind === "missing") lastError = undefined;
+      rejected = undefined;
     }
 
     const version = contentVersion(bytes);

@@ -59,6 +59,18 @@ describe("policy watcher on a plain file", () => {
     expect(harness.watcher.status().sourceMissing).toBe(false);
   });
 
+  it("reports a bad file again when it comes back after being deleted", async () => {
+    await writeFile(file, validPolicy(100));
+    const harness = await started();
+    await writeFile(file, invalidPolicy(1));
+    await waitFor("rejection", () => harness.rejected.length === 1);
+    await unlink(file);
+    await waitFor("source missing", () => harness.watcher.status().sourceMissing);
+    await writeFile(file, invalidPolicy(1));
+    await waitFor("second rejection", () => harness.rejected.length === 2);
+    expect(harness.watcher.status()).toMatchObject({ sourceMissing: false, lastError: { kind: "rejected" }, version: v(validPolicy(100)) });
+  });
+
   it("reports a missing file at start, and applies it once it appears", async () => {
     h = createHarness({ path: file });
     const outcome = await h.watcher.start();
