@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { parseDurationMs } from "../policy/index.js";
 
 /** One option: its flag, its environment variable, and what it means. */
 interface OptionSpec {
@@ -23,9 +24,9 @@ export const SERVE_OPTIONS = {
   healthAddress: { flag: "health-address", env: "LIMITR_HEALTH_ADDRESS", type: "string", help: "extra gRPC listener serving only grpc.health.v1, for kubelet probes (default off)" },
   shutdownGraceMs: { flag: "shutdown-grace-ms", env: "LIMITR_SHUTDOWN_GRACE_MS", type: "string", help: "how long SIGTERM waits for in-flight calls (default 10000)" },
   fsync: { flag: "fsync", env: "LIMITR_FSYNC", type: "boolean", help: "flush every commit to disk before answering: power-loss safe, slower (default off: process-crash safe)" },
-  idempotencyWindow: { flag: "idempotency-window", env: "LIMITR_IDEMPOTENCY_WINDOW", type: "string", help: "how long idempotency keys are remembered (default 24h)" },
+  idempotencyWindow: { flag: "idempotency-window", env: "LIMITR_IDEMPOTENCY_WINDOW", type: "string", help: "how long idempotency keys are remembered (default 24hr)" },
   policyPollInterval: { flag: "policy-poll-interval", env: "LIMITR_POLICY_POLL_INTERVAL", type: "string", help: "periodic policy re-read, fallback for missed file events (default 30s)" },
-  eventRetention: { flag: "event-retention", env: "LIMITR_EVENT_RETENTION", type: "string", help: "keep events this long (default 7d)" },
+  eventRetention: { flag: "event-retention", env: "LIMITR_EVENT_RETENTION", type: "string", help: "keep events this long (default 7days)" },
   eventRetentionCount: { flag: "event-retention-count", env: "LIMITR_EVENT_RETENTION_COUNT", type: "string", help: "keep at most this many events (default 10000000)" },
   maxMessageBytes: { flag: "max-message-bytes", env: "LIMITR_MAX_MESSAGE_BYTES", type: "string", help: "largest accepted request (default 1048576)" },
   logLevel: { flag: "log-level", env: "LIMITR_LOG_LEVEL", type: "string", help: "debug, info, warn or error (default info)" },
@@ -43,22 +44,14 @@ const tcpAddress = z.string().refine((s) => HOST_PORT.test(s) && Number(HOST_POR
   message: "must be HOST:PORT (e.g. 127.0.0.1:8081)",
 });
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|hr|d|day|days)?$/;
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1e3, m: 6e4, min: 6e4, h: 36e5, hr: 36e5, d: 864e5, day: 864e5, days: 864e5 };
-
-/** `'24h'`, `'30s'`, `'7d'`, `'1500'` (ms) → milliseconds. */
+/** A duration in the policy's grammar (`'30s'`, `'5min'`, `'24hr'`, `'7days'`, ms) → milliseconds. */
 const duration = z.string().transform((s, ctx) => {
-  const m = DURATION.exec(s.trim());
-  if (!m) {
-    ctx.addIssue({ code: "custom", message: "must be a duration like 500ms, 30s, 5min, 24h or 7d" });
+  const parsed = parseDurationMs(s.trim());
+  if (!parsed.ok) {
+    ctx.addIssue({ code: "custom", message: parsed.message });
     return z.NEVER;
   }
-  const ms = Number(m[1]) * (DURATION_MS[m[2] ?? "ms"] ?? 1);
-  if (!(ms > 0)) {
-    ctx.addIssue({ code: "custom", message: "must be greater than zero" });
-    return z.NEVER;
-  }
-  return Math.round(ms);
+  return parsed.ms;
 });
 
 const positiveInt = z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().positive());

@@ -20,7 +20,7 @@ describe("parseServeConfig", () => {
 
   it("reads LIMITR_* variables, and flags win over them", () => {
     const env = { LIMITR_POLICY: "env.yaml", LIMITR_DATA_DIR: "/var/lib/limitr", LIMITR_FSYNC: "true", LIMITR_GRPC_ADDRESS: "unix:/run/limitr.sock" };
-    const c = parseServeConfig(["--data-dir", "/tmp/x", "--idempotency-window", "1h"], env);
+    const c = parseServeConfig(["--data-dir", "/tmp/x", "--idempotency-window", "1hr"], env);
     expect(c.policy).toBe("env.yaml");
     expect(c.dataDir).toBe("/tmp/x");
     expect(c.fsync).toBe(true);
@@ -41,7 +41,7 @@ describe("parseServeConfig", () => {
     ["bad address from a flag", ["--policy", "p", "--grpc-address", "localhost"], {}, /--grpc-address: must be HOST:PORT .* \(got "localhost"\)/],
     ["bad address from env", ["--policy", "p"], { LIMITR_HTTP_ADDRESS: "nope" }, /LIMITR_HTTP_ADDRESS: .*must be HOST:PORT/],
     ["port out of range", ["--policy", "p", "--grpc-address", "127.0.0.1:70000"], {}, /--grpc-address: must be HOST:PORT/],
-    ["bad duration", ["--policy", "p", "--idempotency-window", "soon"], {}, /--idempotency-window: must be a duration/],
+    ["bad duration", ["--policy", "p", "--idempotency-window", "soon"], {}, /--idempotency-window: "soon" is not a duration/],
     ["bad number", ["--policy", "p", "--shutdown-grace-ms", "1.5"], {}, /--shutdown-grace-ms: must be a whole number/],
     ["bad boolean env", ["--policy", "p"], { LIMITR_FSYNC: "maybe" }, /LIMITR_FSYNC: must be true or false/],
     ["bad log level", ["--policy", "p", "--log-level", "loud"], {}, /--log-level: /],
