@@ -25,3 +25,5 @@ export { registerGrpcService, type RegisterOptions } from "./register-grpc-servi
 export { scanEventLog } from "./scan-event-log.js";
 /** The directory of the served `.proto` files (for reflection and proto-loader clients). */
 export { PROTO_DIR } from "./reflection.js";
+/** Stored state records ↔ proto `StateRecord` (ExportState/ImportState, and the CLI's JSON Lines files). */
+export { toStateRecordPb, fromStateRecordPb } from "./map-state.js";

@@ -24,7 +24,8 @@ import { storeError } from "./store-error.js";
 export interface EventQuery {
   /** Events of this customer (primary or alt id): as caller, meter owner, or customer record. */
   readonly customerId?: string;
-  readonly entitlement?: string;
+  /** Events of any of these entitlements (empty or absent: all). */
+  readonly entitlements?: readonly string[];
   readonly types?: readonly EventType[];
   /** Epoch ms, inclusive. */
   readonly fromTime?: number;
@@ -112,7 +113,7 @@ function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefi
   if (q.types && !q.types.includes(e.type)) return false;
   if (q.fromTime !== undefined && e.time < q.fromTime) return false;
   if (q.toTime !== undefined && e.time >= q.toTime) return false;
-  if (q.entitlement !== undefined && !("entitlement" in e && e.entitlement === q.entitlement)) return false;
+  if (q.entitlements !== undefined && q.entitlements.length > 0 && !("entitlement" in e && q.entitlements.includes(e.entitlement))) return false;
   if (customerId !== undefined) {
     const ids = [
       "customerId" in e ? e.customerId : undefined,

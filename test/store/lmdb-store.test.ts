@@ -278,7 +278,7 @@ describe("lmdb store", () => {
     }
     await s.commit([], events);
     const seqs = (q: Parameters<LmdbStore["listEvents"]>[0]): number[] => s.listEvents(q).events.map((e) => e.seq);
-    expect(seqs({ customerId: "stripe_1", entitlement: "chat", limit: 100 })).toEqual([1, 5, 9, 13, 17]);
+    expect(seqs({ customerId: "stripe_1", entitlements: ["chat"], limit: 100 })).toEqual([1, 5, 9, 13, 17]);
     expect(seqs({ types: ["meter-overage"], limit: 100 })).toEqual([1, 6, 11, 16]);
     expect(seqs({ fromTime: 3, toTime: 6, limit: 100 })).toEqual([4, 5, 6]);
     const first = s.listEvents({ customerId: "c2", limit: 3 });

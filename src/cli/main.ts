@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+/**
+ * `limitr-sidecar`: serve, check-policy, export, import. Exit codes: 0 success, 1 the command
+ * failed (invalid policy, start-up failure), 2 wrong usage or configuration.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { LimitrError } from "../errors/index.js";
+import { loadPolicy, summarizePolicy } from "../policy/index.js";
+import { createLmdbStore } from "../store/index.js";
+import { contentVersion } from "../watch/index.js";
+import { ConfigError, parseServeConfig, serveOptionsHelp } from "./config.js";
+import { createLogger } from "./logger.js";
+import { formatIssue } from "./policy-events.js";
+import { readStateFile, writeStateFile, type Progress } from "./state-file.js";
+import { startSidecar, StartupError } from "./start-sidecar.js";
+
+const USAGE = `limitr-sidecar — usage-policy decision sidecar
+
+Usage:
+  limitr-sidecar serve --policy FILE [options]     run the sidecar
+  limitr-sidecar check-policy FILE                 validate a policy; print every error, or a summary
+  limitr-sidecar export --data-dir DIR [--out F]   write all state as JSON Lines (default stdout)
+  limitr-sidecar import --data-dir DIR [--in F]    load JSON Lines state (sidecar stopped; default stdin)
+  limitr-sidecar help
+
+serve options (flags override the LIMITR_* environment variables):
+${serveOptionsHelp()}
+`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "serve":
+      return serve(rest);
+    case "check-policy":
+      return checkPolicy(rest);
+    case "export":
+      return exportState(rest);
+    case "import":
+      return importState(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(argv: readonly string[]): Promise<number> {
+  const config = parseServeConfig(argv, process.env);
+  const logger = createLogger({ level: config.logLevel });
+  let running: Awaited<ReturnType<typeof startSidecar>>;
+  try {
+    running = await startSidecar(config, logger);
+  } catch (e) {
+    if (e instanceof StartupError) {
+      logger.error(e.message);
+      return 1;
+    }
+    throw e;
+  }
+  logger.info("listening", {
+    grpc: running.grpcAddress,
+    ...(running.healthAddress === undefined ? {} : { health: running.healthAddress }),
+    policy: config.policy,
+    policyVersion: running.policyVersion,
+    dataDir: config.dataDir,
+  });
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info("signal received", { signal });
+      running.stop().then(
+        () => resolve(0),
+        (e: unknown) => {
+          logger.error("shutdown failed", { err: e });
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => {
+      logger.info("signal received", { signal: "SIGHUP" });
+      void running.reloadPolicy("SIGHUP");
+    });
+  });
+}
+
+function checkPolicy(argv: readonly string[]): number {
+  const { positionals } = parseArgs({ args: [...argv], allowPositionals: true, strict: true });
+  const [file] = positionals;
+  if (file === undefined || positionals.length !== 1) throw new ConfigError("check-policy takes exactly one FILE");
+  const bytes = readFileSync(file);
+  const result = loadPolicy(bytes.toString("utf8"), { version: contentVersion(bytes) });
+  if (!result.ok) {
+    const errors = result.issues.filter((i) => i.kind === "error");
+    process.stdout.write(`${file}: ${errors.length} error(s); the policy is rejected\n`);
+    for (const issue of result.issues) process.stdout.write(`  ${issue.kind}: ${formatIssue(issue)}\n`);
+    return 1;
+  }
+  for (const w of result.warnings) process.stdout.write(`  warning: ${formatIssue(w)}\n`);
+  process.stdout.write(`${file}: valid (version ${result.policy.version})\n\n${summarizePolicy(result.policy)}\n`);
+  return 0;
+}
+
+async function exportState(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({ args: [...argv], options: { "data-dir": { type: "string" }, out: { type: "string" } }, strict: true });
+  const store = createLmdbStore({ path: requireFlag(values["data-dir"], "--data-dir") });
+  try {
+    await writeStateFile(store.exportState(), values.out ?? "-", progressReporter("exported"));
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+async function importState(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({ args: [...argv], options: { "data-dir": { type: "string" }, in: { type: "string" } }, strict: true });
+  const store = createLmdbStore({ path: requireFlag(values["data-dir"], "--data-dir") });
+  try {
+    await store.importState(readStateFile(values.in ?? "-", progressReporter("imported")));
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+function requireFlag(value: string | undefined, flag: string): string {
+  if (value === undefined || value === "") throw new ConfigError(`${flag} is required`);
+  return value;
+}
+
+/** A live counter on a terminal; a single summary line otherwise (logs, CI, pipes). */
+function progressReporter(verb: string): Progress {
+  const tty = process.stderr.isTTY;
+  const started = Date.now();
+  return (count, done) => {
+    if (tty && !done) {
+      process.stderr.write(`\r${verb} ${count.toLocaleString("en-US")} records…`);
+      return;
+    }
+    if (!done) return;
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    process.stderr.write(`${tty ? "\r" : ""}${verb} ${count.toLocaleString("en-US")} records in ${seconds}s\n`);
+  };
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof ConfigError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))) {
+      process.stderr.write(`limitr-sidecar: ${(e as Error).message}\n`);
+      process.exitCode = 2;
+    } else if (e instanceof LimitrError) {
+      process.stderr.write(`limitr-sidecar: ${e.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`limitr-sidecar: unexpected error: ${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,204 @@
+/**
+ * The composition root of `serve`: builds the store, the policy watcher, the engine and the
+ * servers from a validated config, in the order that keeps the promises — nothing listens before
+ * the store is open and a policy is loaded; health says SERVING only then; shutdown drains calls
+ * before the store closes.
+ */
+import { randomUUID } from "node:crypto";
+import { createEngine } from "../engine/index.js";
+import type { EngineEvent } from "../engine/index.js";
+import type { CompiledPolicy } from "../policy/index.js";
+import { loadPolicy } from "../policy/index.js";
+import { createSidecarServer } from "../server/index.js";
+import type { EventPage, EventQuery, PolicyStatus, SidecarServer } from "../server/index.js";
+import { createLmdbStore } from "../store/index.js";
+import type { LmdbStore } from "../store/index.js";
+import { createPolicyWatcher } from "../watch/index.js";
+import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
+import type { ServeConfig } from "./config.js";
+import type { Logger } from "./logger.js";
+import { formatIssue, policyAppliedEvent, policyRejectedEvent } from "./policy-events.js";
+
+/** How often expired idempotency keys and old events are pruned. */
+const MAINTENANCE_INTERVAL_MS = 60_000;
+
+/** A started sidecar: where it listens, and how to stop it. */
+export interface RunningSidecar {
+  readonly grpcAddress: string;
+  readonly healthAddress: string | undefined;
+  readonly policyVersion: string;
+  /** Re-reads the policy file now (SIGHUP). */
+  reloadPolicy(reason: string): Promise<void>;
+  /** NOT_SERVING, drain in-flight calls (up to the grace period), stop watching, close LMDB. */
+  stop(): Promise<void>;
+}
+
+/** Raised when the sidecar cannot start (no valid policy, unusable data dir, busy port). */
+export class StartupError extends Error {
+  override readonly name = "StartupError";
+}
+
+/** Starts everything `serve` runs; resolves once it listens and is SERVING. */
+export async function startSidecar(config: ServeConfig, logger: Logger): Promise<RunningSidecar> {
+  const store = openStore(config, logger);
+  let policy: CompiledPolicy | undefined;
+  // Policy events go through the same durable log as decisions; a failure to log one must not
+  // undo the apply (the policy is already in force), so it is logged, not thrown.
+  const logPolicyEvent = (event: EngineEvent): void => {
+    store.commit([], [event]).catch((e: unknown) => logger.error("could not log policy event", { type: event.type, err: e }));
+  };
+
+  const watcher = createPolicyWatcher({
+    path: config.policy,
+    compile: (text, version) => loadPolicy(text, { version }),
+    onApplied: (next, info) => {
+      const event = policyAppliedEvent(policy, next, info.source, info.appliedAt.getTime());
+      policy = next; // the one atomic swap: each request reads this reference once
+      for (const w of info.warnings) logger.warn("policy warning", { issue: formatIssue(w), version: info.version });
+      logPolicyEvent(event);
+    },
+    onRejected: (issues, info) => {
+      logger.error("policy rejected; keeping the last good policy", {
+        version: info.version,
+        kept: info.keptVersion,
+        reason: info.reason,
+        errors: issues.filter((i) => i.kind === "error").map(formatIssue),
+      });
+      logPolicyEvent(policyRejectedEvent(info.version, issues, info.source, info.rejectedAt.getTime()));
+    },
+    pollIntervalMs: config.policyPollInterval,
+    logger: logger.child({ component: "watch" }),
+  });
+
+  const initial = await watcher.start();
+  if (initial.kind !== "applied" || policy === undefined) {
+    await watcher.close();
+    await store.close();
+    throw new StartupError(`no valid policy at ${config.policy}: ${describeOutcome(watcher.status())}`);
+  }
+  const livePolicy = policy;
+
+  const engine = createEngine({
+    store,
+    policy: () => policy ?? livePolicy,
+    clock: Date.now,
+    newId: randomUUID,
+    options: { idempotencyWindowMs: config.idempotencyWindow },
+  });
+
+  const server = createSidecarServer({
+    engine,
+    events: store,
+    policyStatus: () => toServerStatus(watcher.status()),
+    state: {
+      exportState: () => store.exportState(),
+      importState: (records) => store.importState(records),
+      listEvents: (q) => listEvents(store, q),
+    },
+    logger: logger.child({ component: "server" }),
+    maxMessageBytes: config.maxMessageBytes,
+  });
+
+  let grpcAddress: string;
+  let healthAddress: string | undefined;
+  try {
+    grpcAddress = await server.listen(config.grpcAddress);
+    if (config.healthAddress !== undefined) healthAddress = await server.listenHealth(config.healthAddress);
+  } catch (e) {
+    await server.shutdown(0);
+    await watcher.close();
+    await store.close();
+    throw new StartupError(`cannot listen: ${(e as Error).message}`);
+  }
+  server.setServing(true);
+
+  const maintenance = startMaintenance(store, config, logger);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    grpcAddress,
+    healthAddress,
+    policyVersion: livePolicy.version,
+    reloadPolicy: async (reason) => {
+      await watcher.reload(reason);
+    },
+    stop: () => {
+      stopping ??= shutdown(server, watcher, store, maintenance, config, logger);
+      return stopping;
+    },
+  };
+}
+
+function openStore(config: ServeConfig, logger: Logger): LmdbStore {
+  try {
+    const store = createLmdbStore({ path: config.dataDir, fsync: config.fsync });
+    logger.info("store open", { dataDir: config.dataDir, fsync: config.fsync });
+    return store;
+  } catch (e) {
+    throw new StartupError(`cannot open data dir ${config.dataDir}: ${(e as Error).message}`);
+  }
+}
+
+async function shutdown(
+  server: SidecarServer,
+  watcher: PolicyWatcher,
+  store: LmdbStore,
+  maintenance: NodeJS.Timeout,
+  config: ServeConfig,
+  logger: Logger,
+): Promise<void> {
+  logger.info("shutting down", { graceMs: config.shutdownGraceMs });
+  clearInterval(maintenance);
+  await server.shutdown(config.shutdownGraceMs);
+  await watcher.close();
+  await store.close();
+  logger.info("stopped");
+}
+
+function startMaintenance(store: LmdbStore, config: ServeConfig, logger: Logger): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    const now = Date.now();
+    Promise.all([
+      store.pruneIdempotency(now),
+      store.pruneEvents({ maxAgeMs: config.eventRetention, maxCount: config.eventRetentionCount, now }),
+    ]).then(
+      ([keys, events]) => {
+        if (keys.deleted + events.deleted > 0) logger.info("pruned", { idempotencyKeys: keys.deleted, events: events.deleted });
+      },
+      (e: unknown) => logger.error("pruning failed; will retry", { err: e }),
+    );
+  }, MAINTENANCE_INTERVAL_MS);
+  timer.unref();
+  return timer;
+}
+
+/** The audit query, answered by the store's filtered log scan. */
+function listEvents(store: LmdbStore, q: EventQuery): EventPage {
+  const page = store.listEvents({
+    ...(q.customerId === undefined ? {} : { customerId: q.customerId }),
+    entitlements: q.entitlements,
+    types: q.types,
+    ...(q.fromTime === undefined ? {} : { fromTime: q.fromTime }),
+    ...(q.toTime === undefined ? {} : { toTime: q.toTime }),
+    afterSeq: q.afterSequence,
+    limit: q.limit,
+  });
+  return { events: page.events, nextAfterSequence: page.nextAfterSeq };
+}
+
+function toServerStatus(s: WatchStatus): PolicyStatus {
+  return {
+    version: s.version ?? "",
+    appliedAt: s.appliedAt?.getTime(),
+    source: s.source,
+    lastErrors: s.lastError ? (s.lastError.issues.length > 0 ? s.lastError.issues.filter((i) => i.kind === "error").map(formatIssue) : [s.lastError.message]) : [],
+    lastRejectedAt: s.lastError?.at.getTime(),
+    rejectionsSinceApplied: s.rejectedSinceLastSuccess,
+  };
+}
+
+function describeOutcome(s: WatchStatus): string {
+  if (!s.lastError) return "unknown error";
+  const issues = s.lastError.issues.filter((i) => i.kind === "error").map(formatIssue);
+  return issues.length > 0 ? `\n  ${issues.join("\n  ")}` : s.lastError.message;
+}

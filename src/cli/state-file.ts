@@ -1,0 +1,62 @@
+/**
+ * `export` / `import`: the stored state as JSON Lines, one proto `StateRecord` in its canonical
+ * JSON form per line — the same shape the ExportState RPC streams, so a file made by either
+ * can be loaded by either. Quantities are exact decimal strings.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { once } from "node:events";
+import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import type { StateRecord } from "../engine/index.js";
+import { LimitrError } from "../errors/index.js";
+import { StateRecordSchema } from "../gen/limitr/v1/admin_pb.js";
+import { fromStateRecordPb, toStateRecordPb } from "../server/index.js";
+
+/** Progress callback: how many records so far (called every few thousand and at the end). */
+export type Progress = (count: number, done: boolean) => void;
+
+const PROGRESS_EVERY = 5_000;
+
+/** Writes every record as one JSON line to `path` (`-` = stdout); resolves with the count. */
+export async function writeStateFile(records: Iterable<StateRecord>, path: string, progress: Progress): Promise<number> {
+  const out = path === "-" ? process.stdout : createWriteStream(path);
+  let count = 0;
+  for (const record of records) {
+    const line = toJsonString(StateRecordSchema, create(StateRecordSchema, toStateRecordPb(record))) + "\n";
+    if (!out.write(line)) await once(out, "drain");
+    count += 1;
+    if (count % PROGRESS_EVERY === 0) progress(count, false);
+  }
+  if (out !== process.stdout) {
+    out.end();
+    await once(out, "finish");
+  }
+  progress(count, true);
+  return count;
+}
+
+/**
+ * Reads JSON Lines from `path` (`-` = stdin) as records, lazily. A bad line is an
+ * INVALID_ARGUMENT naming its line number; blank lines are skipped.
+ */
+export async function* readStateFile(path: string, progress: Progress): AsyncGenerator<StateRecord> {
+  const input = path === "-" ? process.stdin : createReadStream(path);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let lineNo = 0;
+  let count = 0;
+  for await (const line of lines) {
+    lineNo += 1;
+    if (line.trim() === "") continue;
+    let record: StateRecord;
+    try {
+      record = fromStateRecordPb(fromJsonString(StateRecordSchema, line), `line ${lineNo}`);
+    } catch (e) {
+      if (e instanceof LimitrError) throw e;
+      throw new LimitrError("INVALID_ARGUMENT", (e as Error).message, { field: `line ${lineNo}`, cause: e });
+    }
+    yield record;
+    count += 1;
+    if (count % PROGRESS_EVERY === 0) progress(count, false);
+  }
+  progress(count, true);
+}
