@@ -1,0 +1,193 @@
+/**
+ * The WatchEvents feed against a controllable event log: replay then live with no gap and no
+ * duplicate at the hand-over, catch-up from the log when the buffer overflows, lost markers.
+ */
+import { describe, expect, it } from "vitest";
+import type { EngineEvent, EventLog, StoredEvent } from "../../src/engine/index.js";
+import { followEventLog } from "../../src/server/follow-event-log.js";
+import type { FeedItem } from "../../src/server/follow-event-log.js";
+
+function ev(customerId: string): EngineEvent {
+  return { type: "customer-plan-changed", time: 0, customerId, previousPlan: "", newPlan: "pro", metersReset: false };
+}
+
+/** An in-memory log whose commits and pruning the test drives; counts listener calls. */
+function fakeLog() {
+  const events: StoredEvent[] = [];
+  const listeners = new Set<(e: readonly StoredEvent[]) => void>();
+  let first = 1;
+  let onRead: ((fromSeq: number) => void) | undefined;
+  const log: EventLog & {
+    append(...ids: string[]): void;
+    prune(upTo: number): void;
+    listenerCount(): number;
+    beforeRead(f: (fromSeq: number) => void): void;
+  } = {
+    readEvents(fromSeq, limit) {
+      onRead?.(fromSeq);
+      return events.filter((e) => e.seq >= Math.max(fromSeq, first)).slice(0, limit);
+    },
+    lastSequence: () => events.length,
+    firstSequence: () => first,
+    subscribe(l) {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    append(...ids) {
+      const group = ids.map((id, i) => ({ seq: events.length + 1 + i, event: ev(id) }));
+      for (const g of group) events.push(g);
+      for (const l of listeners) l(group);
+    },
+    prune(upTo) {
+      first = upTo + 1;
+    },
+    listenerCount: () => listeners.size,
+    beforeRead(f) {
+      onRead = f;
+    },
+  };
+  return log;
+}
+
+const seqs = (items: FeedItem[]) => items.map((i) => (i.kind === "event" ? i.stored.seq : `lost:${i.requested}->${i.firstAvailable}`));
+
+/** Takes `n` items from the feed. */
+async function take(feed: AsyncGenerator<FeedItem>, n: number): Promise<FeedItem[]> {
+  const out: FeedItem[] = [];
+  while (out.length < n) {
+    const r = await feed.next();
+    if (r.done) break;
+    out.push(r.value);
+  }
+  return out;
+}
+
+const all = () => true;
+
+describe("followEventLog", () => {
+  it("replays from a sequence, then delivers live events, in order", async () => {
+    const log = fakeLog();
+    log.append("a", "b", "c");
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: 2, matches: all, maxBuffered: 10, signal: ctl.signal });
+    expect(seqs(await take(feed, 2))).toEqual([2, 3]);
+    const next = take(feed, 2);
+    log.append("d");
+    log.append("e");
+    expect(seqs(await next)).toEqual([4, 5]);
+    ctl.abort();
+    expect((await feed.next()).done).toBe(true);
+    expect(log.listenerCount()).toBe(0);
+  });
+
+  it("no gap and no duplicate when events commit while the replay is reading", async () => {
+    const log = fakeLog();
+    log.append("a", "b");
+    let injected = false;
+    // A commit lands between subscribing and the replay's read: it is both in the log and in
+    // the subscription buffer, and must be delivered exactly once.
+    log.beforeRead(() => {
+      if (!injected) {
+        injected = true;
+        log.append("c", "d");
+      }
+    });
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 10, signal: ctl.signal });
+    const got = take(feed, 5);
+    await new Promise((r) => setImmediate(r));
+    log.append("e");
+    expect(seqs(await got)).toEqual([1, 2, 3, 4, 5]);
+    ctl.abort();
+  });
+
+  it("without from_sequence delivers only events committed after it started", async () => {
+    const log = fakeLog();
+    log.append("old");
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 10, signal: ctl.signal });
+    const got = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("new");
+    expect(seqs(await got)).toEqual([2]);
+    ctl.abort();
+  });
+
+  it("a reader that falls behind overflows its buffer, catches up from the log and misses nothing", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 3, batchSize: 2, signal: ctl.signal });
+    const first = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("e1");
+    expect(seqs(await first)).toEqual([1]);
+    const reads: number[] = [];
+    log.beforeRead((from) => reads.push(from));
+    // The reader is not pulling: 20 commits arrive, far more than the buffer holds.
+    for (let i = 2; i <= 21; i++) log.append(`e${i}`);
+    expect(seqs(await take(feed, 20))).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
+    // They came from the stored log (catch-up from the cursor), not from an unbounded buffer.
+    expect(reads[0]).toBe(2);
+    const live = take(feed, 1);
+    log.append("after");
+    expect(seqs(await live)).toEqual([22]);
+    ctl.abort();
+  });
+
+  it("says events were lost when from_sequence is older than the oldest retained", async () => {
+    const log = fakeLog();
+    log.append("a", "b", "c", "d");
+    log.prune(2);
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 10, signal: ctl.signal });
+    expect(seqs(await take(feed, 3))).toEqual(["lost:1->3", 3, 4]);
+    ctl.abort();
+  });
+
+  it("0 and 1 mean the oldest retained when nothing was pruned (no lost marker)", async () => {
+    const log = fakeLog();
+    log.append("a");
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: 0, matches: all, maxBuffered: 10, signal: ctl.signal });
+    expect(seqs(await take(feed, 1))).toEqual([1]);
+    ctl.abort();
+  });
+
+  it("says events were lost when retention overtakes a slow reader mid-stream", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 2, signal: ctl.signal });
+    log.append("a");
+    expect(seqs(await take(feed, 1))).toEqual([1]);
+    for (let i = 0; i < 5; i++) log.append("x"); // overflows: the reader must go back to the log
+    log.prune(4); // … which no longer has 2..4
+    expect(seqs(await take(feed, 3))).toEqual(["lost:2->5", 5, 6]);
+    ctl.abort();
+  });
+
+  it("filters without losing its place", async () => {
+    const log = fakeLog();
+    log.append("a", "b", "a", "b");
+    const ctl = new AbortController();
+    const matches = (s: StoredEvent) => s.event.type === "customer-plan-changed" && s.event.customerId === "b";
+    const feed = followEventLog(log, { fromSequence: 1, matches, maxBuffered: 10, signal: ctl.signal });
+    expect(seqs(await take(feed, 2))).toEqual([2, 4]);
+    const live = take(feed, 1);
+    log.append("a");
+    log.append("b");
+    expect(seqs(await live)).toEqual([6]);
+    ctl.abort();
+  });
+
+  it("aborting a waiting feed ends it and unsubscribes", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 10, signal: ctl.signal });
+    const pending = feed.next();
+    await new Promise((r) => setImmediate(r));
+    expect(log.listenerCount()).toBe(1);
+    ctl.abort();
+    expect((await pending).done).toBe(true);
+    expect(log.listenerCount()).toBe(0);
+  });
+});
