@@ -15,6 +15,9 @@ import { registerGrpcService, transportReceiveLimit } from "./register-grpc-serv
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server-deps.js";
 import type { SidecarServerDeps } from "./server-deps.js";
 
+/** Time given to the last answers to reach the socket before remaining streams are cancelled. */
+const FLUSH_MS = 100;
+
 /** A running (or ready to run) sidecar gRPC server. */
 export interface SidecarServer {
   /**
@@ -117,9 +120,15 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
       }, graceMs);
       let pending = servers.length;
       for (const s of servers) s.tryShutdown(() => (--pending === 0 ? finish() : undefined));
-      // Our own calls are what the grace period is for; once none is left nothing is worth waiting for.
-      onIdle = finish;
-      if (inFlight === 0) finish();
+      // Our own calls are what the grace period is for; once none is left, what remains (health
+      // Watch, reflection streams) is not worth waiting for. Cancelling in the very turn the last
+      // answer was handed to grpc-js could cut it off before it is flushed, hence a short pause.
+      const idle = (): void => {
+        onIdle = undefined;
+        setTimeout(finish, Math.min(FLUSH_MS, graceMs)).unref();
+      };
+      onIdle = idle;
+      if (inFlight === 0) idle();
     });
     logger.info("grpc server stopped", {});
   };
