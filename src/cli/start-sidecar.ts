@@ -19,9 +19,6 @@ import type { ServeConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 import { formatIssue, policyAppliedEvent, policyRejectedEvent } from "./policy-events.js";
 
-/** How often expired idempotency keys and old events are pruned. */
-const MAINTENANCE_INTERVAL_MS = 60_000;
-
 /** A started sidecar: where it listens, and how to stop it. */
 export interface RunningSidecar {
   readonly grpcAddress: string;
@@ -167,7 +164,7 @@ function startMaintenance(store: LmdbStore, config: ServeConfig, logger: Logger)
       },
       (e: unknown) => logger.error("pruning failed; will retry", { err: e }),
     );
-  }, MAINTENANCE_INTERVAL_MS);
+  }, config.maintenanceInterval);
   timer.unref();
   return timer;
 }
