@@ -85,6 +85,13 @@ export interface StoreMaintenance {
   pruneEvents(options: PruneEventsOptions): Promise<{ readonly deleted: number }>;
   /** Deletes idempotency records that expired at or before `now`. */
   pruneIdempotency(now: number): Promise<{ readonly deleted: number }>;
+  /**
+   * Deletes reservations that expired at least `graceMs` before `now`. The engine already ignores
+   * expired holds (and drops them from a meter when it next writes it), but the reservation rows
+   * would otherwise stay forever. The grace keeps a late `Settle` of a just-expired reservation
+   * working; after it, that Settle is NOT_FOUND.
+   */
+  pruneReservations(now: number, graceMs: number): Promise<{ readonly deleted: number }>;
   stats(): StoreStats;
 }
 
@@ -269,6 +276,49 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         } catch (e) {
           throw storeError(e, "pruning idempotency keys");
         }
+        await nextTurn();
+      }
+    },
+
+    async pruneReservations(now, graceMs) {
+      // No expiry index (reservations are few and short-lived): scan the table by id in chunks,
+      // resuming after the last id seen, so each read and each delete stays small.
+      const cutoff = now - graceMs;
+      let deleted = 0;
+      let after: Key | undefined;
+      for (;;) {
+        ctx.guard("pruning reservations");
+        const expired: Key[] = [];
+        let last: Key | undefined;
+        let seen = 0;
+        const range = after === undefined ? { limit: PRUNE_CHUNK } : { start: after, exclusiveStart: true, limit: PRUNE_CHUNK };
+        try {
+          for (const { key, value } of tables.reservations.getRange(range)) {
+            seen++;
+            last = key;
+            if (decodeReservation(value).expiresAt <= cutoff) expired.push(key);
+          }
+        } catch (e) {
+          throw storeError(e, "pruning reservations");
+        }
+        if (expired.length > 0) {
+          try {
+            env.transactionSync(() => {
+              for (const k of expired) {
+                // Re-checked inside the transaction: the id may have been written again since.
+                const row = tables.reservations.get(k);
+                if (row !== undefined && decodeReservation(row).expiresAt <= cutoff) {
+                  tables.reservations.removeSync(k);
+                  deleted++;
+                }
+              }
+            });
+          } catch (e) {
+            throw storeError(e, "pruning reservations");
+          }
+        }
+        if (seen < PRUNE_CHUNK || last === undefined) return { deleted };
+        after = last;
         await nextTurn();
       }
     },

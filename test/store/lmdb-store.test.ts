@@ -267,6 +267,50 @@ describe("lmdb store", () => {
     expect(s.getIdempotency("k0")).toBeUndefined();
   });
 
+  it("prunes reservations expired past the grace in chunks, and none still live or re-made", async () => {
+    const s = openAt(dir());
+    // 1200 rows (more than one chunk of 500): r0..r1099 expire at 1000, r1100..r1199 at 5000.
+    const writes: Write[] = Array.from({ length: 1200 }, (_, i) => ({
+      kind: "reservation-put" as const,
+      reservation: reservation(`r${String(i).padStart(4, "0")}`, { expiresAt: i < 1100 ? 1000 : 5000 }),
+    }));
+    await s.commit(writes, []);
+    // Made again with a later expiry: must survive a prune that would have taken the old row.
+    await s.commit([{ kind: "reservation-put", reservation: reservation("r0000", { expiresAt: 9000 }) }], []);
+    // Expired, but still inside the grace: kept (a late Settle still finds it).
+    expect(await s.pruneReservations(1500, 1000)).toEqual({ deleted: 0 });
+    expect(await s.pruneReservations(2000, 1000)).toEqual({ deleted: 1099 });
+    expect(s.getReservation("r0001")).toBeUndefined();
+    expect(s.getReservation("r1099")).toBeUndefined();
+    expect(s.getReservation("r0000")?.expiresAt).toBe(9000);
+    expect(s.getReservation("r1100")?.expiresAt).toBe(5000);
+    expect([...s.exportState()].filter((r) => r.kind === "reservation")).toHaveLength(101);
+    expect(await s.pruneReservations(2000, 1000)).toEqual({ deleted: 0 });
+    expect(await s.pruneReservations(10_000, 0)).toEqual({ deleted: 101 });
+    expect([...s.exportState()].filter((r) => r.kind === "reservation")).toHaveLength(0);
+  });
+
+  it("never exposes the events of a commit whose transaction has not committed", async () => {
+    for (const fsync of [false, true]) {
+      const s = openAt(dir(), { fsync });
+      await s.commit([], [meterEvent("c0", "chat", 1n)]);
+      const delivered: number[] = [];
+      s.subscribe((events) => delivered.push(...events.map((e) => e.seq)));
+      const pending = s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 5n) }], [meterEvent("c1", "chat", 5n)]);
+      // The write is visible to decisions at once (the overlay), but its event is not in the log
+      // yet: no reader, audit query, retention or subscriber may see it before LMDB has it.
+      expect(s.getMeter("c1", "chat")?.value).toBe(5n);
+      expect(s.lastSequence()).toBe(1);
+      expect(s.readEvents(2, 10)).toEqual([]);
+      expect(s.listEvents({ limit: 10 }).events.map((e) => e.seq)).toEqual([1]);
+      expect(s.stats()).toMatchObject({ eventCount: 1, lastSequence: 1, pendingCommits: 1 });
+      expect(delivered).toEqual([]);
+      expect((await pending).sequences).toEqual([2]);
+      expect(delivered).toEqual([2]);
+      expect(s.readEvents(1, 10).map((e) => e.seq)).toEqual([1, 2]);
+    }
+  });
+
   it("answers audit queries with filters and pages", async () => {
     const s = openAt(dir());
     await s.commit([{ kind: "customer-put", customer: customer("c1", { altIds: ["stripe_1"] }), previous: undefined }], []);
