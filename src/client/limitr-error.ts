@@ -1,0 +1,59 @@
+/**
+ * The one error the client throws: a gRPC status (canonical upper-case code name) with the
+ * server's message. Denials are not errors; they are decisions with `allowed: false`.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** gRPC canonical code names, indexed by code number. */
+const CODE_NAMES = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+] as const;
+
+/** A gRPC status code name such as `INVALID_ARGUMENT` or `UNAVAILABLE`. */
+export type StatusCodeName = (typeof CODE_NAMES)[number];
+
+/** A failed call: `code` is the gRPC status, `attempts` how many times it was tried. */
+export class LimitrError extends Error {
+  override readonly name = "LimitrError";
+  constructor(
+    message: string,
+    readonly code: StatusCodeName,
+    readonly method: string,
+    readonly attempts: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Wraps any failure of a call as a LimitrError (keeping the original as `cause`). */
+export function toLimitrError(e: unknown, method: string, attempts: number): LimitrError {
+  if (e instanceof LimitrError) return e;
+  const ce = ConnectError.from(e);
+  const code = CODE_NAMES[ce.code] ?? "UNKNOWN";
+  return new LimitrError(`${method}: ${code}: ${ce.rawMessage}`, code, method, attempts, { cause: e });
+}
+
+/** UNAVAILABLE, DEADLINE_EXCEEDED and connection failures (which connect reports as UNAVAILABLE or UNKNOWN with a socket error cause) are worth retrying. */
+export function isRetryable(e: unknown): boolean {
+  const ce = ConnectError.from(e);
+  if (ce.code === Code.Unavailable || ce.code === Code.DeadlineExceeded) return true;
+  const cause = ce.cause as { code?: unknown } | undefined;
+  return typeof cause?.code === "string" && /^(ECONNREFUSED|ECONNRESET|EPIPE|ENOENT|ETIMEDOUT|ERR_HTTP2_)/.test(cause.code) && ce.code !== Code.Canceled;
+}

@@ -1,0 +1,67 @@
+/**
+ * `events()`: WatchEvents as an async iterator that reconnects after UNAVAILABLE or a lost
+ * connection and resumes right after the last event it delivered, so a sidecar restart neither
+ * loses nor repeats an event. The events-lost marker is yielded, never swallowed.
+ */
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { DecisionService } from "../gen/limitr/v1/decision_pb.js";
+import { backoffMs, sleep, type RetryPolicy } from "./call-with-retry.js";
+import { isRetryable, toLimitrError } from "./limitr-error.js";
+import { eventTypeValue, toWatchItem } from "./map-messages.js";
+import type { WatchItem, WatchOptions } from "./types.js";
+
+export async function* watchEvents(
+  decision: Client<typeof DecisionService>,
+  options: WatchOptions,
+  retry: RetryPolicy,
+  closed: AbortSignal,
+): AsyncGenerator<WatchItem, void, undefined> {
+  const types = (options.types ?? []).map(eventTypeValue);
+  const reconnect = options.reconnect ?? true;
+  const maxFailures = options.maxReconnectAttempts ?? Infinity;
+  let next = options.fromSequence === undefined ? undefined : BigInt(options.fromSequence);
+  let failures = 0;
+  const ctl = new AbortController();
+  const stop = options.signal ? AbortSignal.any([options.signal, closed]) : closed;
+  const onStop = (): void => ctl.abort();
+  stop.addEventListener("abort", onStop, { once: true });
+  try {
+    while (!stop.aborted) {
+      let error: unknown;
+      try {
+        const stream = decision.watchEvents(
+          {
+            ...(next === undefined ? {} : { fromSequence: next }),
+            types,
+            customerId: options.customerId ?? "",
+            entitlements: [...(options.entitlements ?? [])],
+          },
+          { signal: ctl.signal },
+        );
+        for await (const msg of stream) {
+          const item = toWatchItem(msg);
+          if (item === undefined) continue;
+          failures = 0;
+          next = BigInt(item.kind === "event" ? item.sequence + 1 : item.firstAvailableSequence);
+          yield item;
+        }
+        // The feed never ends by itself: a clean end means the server went away (shutdown).
+        error = new ConnectError("event stream ended by the server", Code.Unavailable);
+      } catch (e) {
+        error = e;
+      }
+      if (stop.aborted) return;
+      if (!reconnect || !isRetryable(error) || ++failures > maxFailures) throw toLimitrError(error, "WatchEvents", failures + 1);
+      const delayMs = backoffMs(retry, failures);
+      retry.onRetry?.({ method: "WatchEvents", attempt: failures, delayMs, error: error as Error });
+      try {
+        await sleep(delayMs, stop);
+      } catch {
+        return;
+      }
+    }
+  } finally {
+    stop.removeEventListener("abort", onStop);
+    ctl.abort();
+  }
+}
