@@ -5,7 +5,8 @@
  */
 import type { CompiledPolicy } from "../policy/index.js";
 import type { EngineOptions } from "./engine.js";
-import type { EngineEvent, Outcome, StateReader, Write } from "./types.js";
+import type { ResetRuleChanges } from "./reset-rule-changes.js";
+import type { EngineEvent, Outcome, ReplayedOperation, StateReader, Write } from "./types.js";
 
 export interface EngineContext {
   readonly policy: CompiledPolicy;
@@ -15,6 +16,8 @@ export interface EngineContext {
   /** Fresh unique ids (reservation ids); injected so the rules stay deterministic in tests. */
   readonly newId: () => string;
   readonly options: EngineOptions;
+  /** Reset-rule changes seen across policy swaps (`createEngine` tracks them); absent = none. */
+  readonly resetRuleChanges?: ResetRuleChanges;
 }
 
 /** Shared empty lists: outcomes without writes or events allocate nothing. */
@@ -25,4 +28,9 @@ export const NO_ATTRIBUTES: Readonly<Record<string, string>> = Object.freeze({})
 /** An outcome that changes nothing (reads, idempotent replays). */
 export function readOnly<T>(result: T): Outcome<T> {
   return { result, writes: NO_WRITES, events: NO_EVENTS };
+}
+
+/** The stored answer of an idempotency key, replayed: changes nothing, and says it is a replay. */
+export function replayOf<T>(result: T, operation: ReplayedOperation): Outcome<T> {
+  return { result, writes: NO_WRITES, events: NO_EVENTS, replayed: operation };
 }

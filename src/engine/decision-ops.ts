@@ -4,12 +4,12 @@
  * and the idempotency record, to be committed together.
  */
 import { invalidArgument } from "../errors/index.js";
-import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
+import { NO_ATTRIBUTES, readOnly, replayOf, type EngineContext } from "./context.js";
 import { resolvePlan } from "./customer-graph.js";
 import { decide, type DecideOp, type Decided } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import { resolveCaller } from "./resolve-caller.js";
-import type { DecisionRequest, DecisionResult, Outcome, Reservation, ReservationItem, ReserveRequest, UsageItem, Write } from "./types.js";
+import type { DecisionRequest, DecisionResult, Outcome, ReplayedOperation, Reservation, ReservationItem, ReserveRequest, UsageItem, Write } from "./types.js";
 import { validateDecisionRequest } from "./validate-request.js";
 
 /** Decides and counts (all-or-nothing across items). */
@@ -41,7 +41,8 @@ function decideRequest(ctx: EngineContext, op: DecideOp, req: DecisionRequest, t
   if (key !== "") {
     print = fingerprint(op, req.customerId, req.items, req.hint, op === "reserve" ? String(ttl) : "");
     const prior = replayed(ctx, key, print);
-    if (prior !== undefined) return readOnly(prior);
+    // `check` never gets here: its key is always "" (above).
+    if (prior !== undefined) return replayOf(prior, op as ReplayedOperation);
   }
   const resolution = resolveCaller(ctx, req.customerId, req.hint);
   const caller = resolution.caller;

@@ -11,6 +11,7 @@ import type {
   DecisionResult,
   ItemView,
   ReleaseRequest,
+  ReplayedOperation,
   ReserveRequest,
   SetCustomerPlanInput,
   SettleRequest,
@@ -44,6 +45,11 @@ export interface EngineDeps {
   /** Fresh unique ids (reservations). */
   readonly newId: () => string;
   readonly options?: Partial<EngineOptions>;
+  /**
+   * Told when an operation answered with the stored result of an idempotency key (counted
+   * nothing), once that answer is durable. For metrics; must not throw.
+   */
+  readonly onIdempotentReplay?: (operation: ReplayedOperation) => void;
 }
 
 /** The decision and admin operations. Errors are `LimitrError`s; denials are results. */

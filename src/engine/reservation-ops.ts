@@ -4,7 +4,7 @@
  */
 import { LimitrError, invalidArgument } from "../errors/index.js";
 import type { Nanos } from "../policy/index.js";
-import { NO_EVENTS, readOnly, type EngineContext } from "./context.js";
+import { NO_EVENTS, readOnly, replayOf, type EngineContext } from "./context.js";
 import { resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { decide } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
@@ -20,7 +20,7 @@ export function settle(ctx: EngineContext, req: SettleRequest): Outcome<Decision
   if (key !== "") {
     print = fingerprint("settle", req.reservationId, req.actual, undefined, "");
     const prior = replayed(ctx, key, print);
-    if (prior !== undefined) return readOnly(prior);
+    if (prior !== undefined) return replayOf(prior, "settle");
   }
   const reservation = ctx.state.getReservation(req.reservationId);
   if (reservation === undefined) {

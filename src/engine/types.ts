@@ -259,7 +259,12 @@ export interface Outcome<T> {
   readonly result: T;
   readonly writes: readonly Write[];
   readonly events: readonly EngineEvent[];
+  /** Set when `result` is a stored answer replayed for an idempotency key: the operation's name. */
+  readonly replayed?: ReplayedOperation;
 }
+
+/** The operations that take an idempotency key. */
+export type ReplayedOperation = "allow" | "record" | "reserve" | "settle";
 
 // ───────────────────────────── events ─────────────────────────────
 

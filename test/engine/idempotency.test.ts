@@ -12,7 +12,7 @@ describe("idempotency", () => {
     expect(first.writes.at(-1)).toMatchObject({ kind: "idempotency-put", record: { key: "k1", expiresAt: h.now + 86_400_000 } });
     const before = snapshot(h.store);
     const again = h.run(op, req(4));
-    expect(again).toEqual({ result: first.result, writes: [], events: [] });
+    expect(again).toEqual({ result: first.result, writes: [], events: [], replayed: op === allow ? "allow" : "record" });
     expect(snapshot(h.store)).toEqual(before);
     expect(h.store.getMeter("u", "t")?.value).toBe(n(4));
   });
