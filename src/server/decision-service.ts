@@ -24,6 +24,8 @@ export interface DecisionServiceDeps {
   readonly events: EventLog;
   /** Per-subscriber WatchEvents buffer, in events. */
   readonly watchBufferEvents: number;
+  /** Registers each WatchEvents feed while it runs (subscriber metrics). */
+  readonly trackWatch?: (position: () => number) => () => void;
 }
 
 /** A uint64 sequence from the wire → number, naming the field when it cannot be one. */
@@ -47,7 +49,7 @@ export async function resolveCustomerFilter(engine: Engine, id: string): Promise
 }
 
 /** Creates the DecisionService handlers (unguarded: wrap with `guardServiceImpl`). */
-export function createDecisionService({ engine, events, watchBufferEvents }: DecisionServiceDeps): ServiceImpl<typeof DecisionService> {
+export function createDecisionService({ engine, events, watchBufferEvents, trackWatch }: DecisionServiceDeps): ServiceImpl<typeof DecisionService> {
   return {
     async allow(req) {
       return toDecisionFields(await engine.allow(toDecisionRequest(req)));
@@ -87,7 +89,13 @@ export function createDecisionService({ engine, events, watchBufferEvents }: Dec
       req.entitlements.forEach((e, i) => requireId(e, `entitlements[${i}]`));
       const customerId = await resolveCustomerFilter(engine, req.customerId);
       const matches = createEventFilter({ types, customerId, entitlements: req.entitlements });
-      const feed = followEventLog(events, { fromSequence: from, matches, maxBuffered: watchBufferEvents, signal: ctx.signal });
+      const feed = followEventLog(events, {
+        fromSequence: from,
+        matches,
+        maxBuffered: watchBufferEvents,
+        signal: ctx.signal,
+        ...(trackWatch === undefined ? {} : { track: trackWatch }),
+      });
       for await (const item of feed) {
         if (item.kind === "lost") {
           yield {

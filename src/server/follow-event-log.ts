@@ -29,6 +29,11 @@ export interface FollowOptions {
   readonly signal: AbortSignal;
   /** Events read from the log per batch. Default 256. */
   readonly batchSize?: number;
+  /**
+   * Registers the feed while it runs (metrics: subscriber count and lag). Given a function that
+   * returns the last sequence the feed got past; returns the unregistration.
+   */
+  readonly track?: (position: () => number) => () => void;
 }
 
 /** Follows `log` as described above until `signal` aborts. */
@@ -55,8 +60,10 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
     notify();
   });
   signal.addEventListener("abort", notify);
+  let untrack: (() => void) | undefined;
   try {
     let cursor = options.fromSequence === undefined ? log.lastSequence() + 1 : Math.max(1, options.fromSequence);
+    untrack = options.track?.(() => cursor - 1);
     let fromLog = true;
     let head = 0; // index of the next buffered event (avoids O(n) shifts)
     while (!signal.aborted) {
@@ -111,6 +118,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       if (matches(stored)) yield { kind: "event", stored };
     }
   } finally {
+    untrack?.();
     unsubscribe();
     signal.removeEventListener("abort", notify);
   }

@@ -8,12 +8,15 @@
 export { createSidecarServer, type SidecarServer } from "./sidecar-server.js";
 /** What `createSidecarServer` needs, and the shapes it exchanges with the store and the CLI. */
 export type {
+  CallEnd,
+  CallObserver,
   EventPage,
   EventQuery,
   PolicyStatus,
   ServerLogger,
   SidecarServerDeps,
   StateAdmin,
+  WatchStats,
 } from "./server-deps.js";
 /** Defaults of `SidecarServerDeps` (1 MiB requests, 1024 buffered events per subscriber). */
 export { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server-deps.js";
@@ -27,3 +30,5 @@ export { scanEventLog } from "./scan-event-log.js";
 export { PROTO_DIR } from "./reflection.js";
 /** Stored state records ↔ proto `StateRecord` (ExportState/ImportState, and the CLI's JSON Lines files). */
 export { toStateRecordPb, fromStateRecordPb } from "./map-state.js";
+/** The HTTP port: Connect (JSON, binary) and gRPC-Web for both services, /metrics, /healthz, /readyz. */
+export { createHttpEndpoint, type HttpEndpoint, type HttpEndpointDeps, type MetricsText } from "./http/http-endpoint.js";

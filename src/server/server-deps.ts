@@ -83,6 +83,41 @@ export interface SidecarServerDeps {
    * stored log (catch-up). Default 1024.
    */
   readonly watchBufferEvents?: number;
+  /**
+   * Told how every unary call ended, on whichever port it came (metrics). It wraps the one
+   * `ServiceImpl` both transports serve, so each call is observed exactly once. Must not throw.
+   */
+  readonly callObserver?: CallObserver;
+}
+
+/** How a unary call ended, as `SidecarServerDeps.callObserver` sees it. */
+export interface CallEnd {
+  /** The method name (`Allow`, `UpsertCustomer`); unique across the limitr services. */
+  readonly rpc: string;
+  /** `connect`, `grpc_web` (HTTP port) or `grpc` (gRPC port). */
+  readonly protocol: string;
+  /** allowed/denied for decisions (Allow, Check, Record, Reserve, Settle), ok otherwise, or error. */
+  readonly outcome: "allowed" | "denied" | "ok" | "error";
+  /** The decision's reason name (`OK`, `HARD_LIMIT`…), for decisions only. */
+  readonly reason: string | undefined;
+  /** `ok`, or the Connect code name of the error (`invalid_argument`, `not_found`…). */
+  readonly code: string;
+  /** Wall time from the handler's start to its answer (or error). */
+  readonly seconds: number;
+}
+
+/** Observes calls (see `SidecarServerDeps.callObserver`). */
+export interface CallObserver {
+  callEnded(call: CallEnd): void;
+}
+
+/** The WatchEvents subscribers right now (both ports). */
+export interface WatchStats {
+  readonly subscribers: number;
+  /** Largest lag, in events: newest committed sequence − the last one a subscriber got past. */
+  readonly maxLagEvents: number;
+  /** Sum of every subscriber's lag, in events. */
+  readonly totalLagEvents: number;
 }
 
 /** Default for `SidecarServerDeps.maxMessageBytes`. */

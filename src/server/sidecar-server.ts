@@ -10,10 +10,12 @@ import { createAdminService } from "./admin-service.js";
 import { createDecisionService } from "./decision-service.js";
 import { guardServiceImpl } from "./guard-service-impl.js";
 import { createHealth } from "./health.js";
+import { observeServiceImpl } from "./observe-service-impl.js";
 import { addReflection } from "./reflection.js";
 import { registerGrpcService, transportReceiveLimit } from "./register-grpc-service.js";
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server-deps.js";
-import type { SidecarServerDeps } from "./server-deps.js";
+import type { SidecarServerDeps, WatchStats } from "./server-deps.js";
+import { createWatchRegistry } from "./watch-registry.js";
 
 /** Time given to the last answers to reach the socket before remaining streams are cancelled. */
 const FLUSH_MS = 100;
@@ -29,6 +31,10 @@ export interface SidecarServer {
   listenHealth(address: string): Promise<string>;
   /** SERVING once the policy is loaded and the store open; NOT_SERVING otherwise. */
   setServing(serving: boolean): void;
+  /** Whether health says SERVING now (the HTTP port's `/readyz` answers the same). */
+  isServing(): boolean;
+  /** The WatchEvents subscribers of both ports now, and how far behind they are (metrics). */
+  watchStats(): WatchStats;
   /**
    * NOT_SERVING, end WatchEvents streams (UNAVAILABLE: clients resume elsewhere), stop accepting
    * calls, let in-flight calls finish for up to `graceMs`, then cancel whatever is left.
@@ -51,17 +57,22 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
   const watchBufferEvents = deps.watchBufferEvents ?? DEFAULT_WATCH_BUFFER_EVENTS;
   const shutdownCtl = new AbortController();
   const health = createHealth();
+  const watchers = createWatchRegistry();
 
-  const decisionService = guardServiceImpl(
+  const guardedDecision = guardServiceImpl(
     DecisionService,
-    createDecisionService({ engine: deps.engine, events: deps.events, watchBufferEvents }),
+    createDecisionService({ engine: deps.engine, events: deps.events, watchBufferEvents, trackWatch: watchers.add }),
     logger,
   );
-  const adminService = guardServiceImpl(
+  const guardedAdmin = guardServiceImpl(
     AdminService,
     createAdminService({ engine: deps.engine, events: deps.events, policyStatus: deps.policyStatus, state: deps.state }),
     logger,
   );
+  // One wrapper around the one implementation both ports serve: each call is observed once.
+  const observer = deps.callObserver;
+  const decisionService = observer ? observeServiceImpl(DecisionService, guardedDecision, observer) : guardedDecision;
+  const adminService = observer ? observeServiceImpl(AdminService, guardedAdmin, observer) : guardedAdmin;
 
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
@@ -146,6 +157,8 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
       if (stopping && serving) return; // never SERVING again once shutdown began
       health.setServing(serving);
     },
+    isServing: () => health.isServing(),
+    watchStats: () => watchers.stats(deps.events.lastSequence()),
     shutdown(graceMs) {
       stopping ??= stop(graceMs);
       return stopping;

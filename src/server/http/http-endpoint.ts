@@ -1,0 +1,135 @@
+/**
+ * The HTTP port: the same DecisionService and AdminService implementations the gRPC port serves,
+ * over the Connect protocol (JSON and binary) and gRPC-Web via connect-node, plus the operator
+ * endpoints `/metrics` (Prometheus text), `/healthz` (the process is alive) and `/readyz` (the
+ * same state as gRPC health SERVING: policy loaded, store open, not shutting down).
+ */
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AdminService } from "../../gen/limitr/v1/admin_pb.js";
+import { DecisionService } from "../../gen/limitr/v1/decision_pb.js";
+import type { ServerLogger } from "../server-deps.js";
+
+/** A Prometheus exposition: the body and its content type. */
+export interface MetricsText {
+  readonly contentType: string;
+  readonly body: string;
+}
+
+/** What the HTTP port serves; `SidecarServer` provides all but `metrics` and `logger`. */
+export interface HttpEndpointDeps {
+  readonly decisionService: ServiceImpl<typeof DecisionService>;
+  readonly adminService: ServiceImpl<typeof AdminService>;
+  /** Aborts running handlers (WatchEvents streams) when shutdown begins. */
+  readonly shutdownSignal: AbortSignal;
+  /** Largest accepted request body (connect-node's `readMaxBytes`). */
+  readonly maxMessageBytes: number;
+  /** `/readyz` is 200 while this is true, 503 otherwise. */
+  readonly isServing: () => boolean;
+  /** The `/metrics` body; without it `/metrics` is 404. */
+  readonly metrics?: () => Promise<MetricsText>;
+  readonly logger: ServerLogger;
+}
+
+/** A node:http server for the HTTP port. */
+export interface HttpEndpoint {
+  /** Listens on `HOST:PORT` (port 0 picks a free one); resolves with the bound `HOST:PORT`. */
+  listen(address: string): Promise<string>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish for up to `graceMs` (streams end
+   * through `shutdownSignal`), then closes whatever connection is left.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Builds the HTTP port; nothing listens until `listen`. */
+export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
+  const { logger } = deps;
+  const text = (res: http.ServerResponse, status: number, body: string, contentType = "text/plain; charset=utf-8"): void => {
+    res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
+    res.end(body);
+  };
+
+  const operatorEndpoints = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const path = (req.url ?? "/").split("?", 1)[0];
+    const known = path === "/healthz" || path === "/readyz" || (path === "/metrics" && deps.metrics !== undefined);
+    if (!known) return text(res, 404, "not found\n");
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      return text(res, 405, "method not allowed\n");
+    }
+    if (path === "/healthz") return text(res, 200, "ok\n");
+    if (path === "/readyz") return deps.isServing() ? text(res, 200, "ready\n") : text(res, 503, "not ready\n");
+    deps.metrics?.().then(
+      (m) => text(res, 200, m.body, m.contentType),
+      (e: unknown) => {
+        logger.error("metrics collection failed", { err: e });
+        text(res, 500, "metrics collection failed\n");
+      },
+    );
+  };
+
+  const handler = connectNodeAdapter({
+    routes: (router) => {
+      router.service(DecisionService, deps.decisionService);
+      router.service(AdminService, deps.adminService);
+    },
+    // gRPC needs HTTP/2, which this port does not speak: gRPC clients use the gRPC port.
+    grpc: false,
+    connect: true,
+    grpcWeb: true,
+    readMaxBytes: deps.maxMessageBytes,
+    shutdownSignal: deps.shutdownSignal,
+    // Default-valued fields are written too, so `"allowed": false` is visible to a curl user.
+    jsonOptions: { alwaysEmitImplicit: true },
+    // This port is a node:http (HTTP/1.1) server, so the fallback gets node:http's own objects.
+    fallback: (req, res) => operatorEndpoints(req as http.IncomingMessage, res as unknown as http.ServerResponse),
+  });
+
+  let closing = false;
+  const server = http.createServer((req, res) => {
+    // Once closing, a keep-alive connection is closed as soon as its last answer is out.
+    if (closing) res.once("close", () => setImmediate(() => server.closeIdleConnections()));
+    handler(req, res);
+  });
+
+  let stopped: Promise<void> | undefined;
+  const stop = (graceMs: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      closing = true;
+      if (!server.listening) return resolve();
+      const timer = setTimeout(() => {
+        logger.warn("http shutdown grace period over; closing connections", { graceMs });
+        server.closeAllConnections();
+      }, graceMs);
+      server.close(() => {
+        clearTimeout(timer);
+        logger.info("http server stopped", {});
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+
+  return {
+    listen(address) {
+      const colon = address.lastIndexOf(":");
+      const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+      const port = Number(address.slice(colon + 1));
+      return new Promise((resolve, reject) => {
+        const onError = (e: Error): void => reject(e);
+        server.once("error", onError);
+        server.listen({ host, port }, () => {
+          server.off("error", onError);
+          const bound = server.address() as AddressInfo;
+          resolve(`${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`);
+        });
+      });
+    },
+    close(graceMs) {
+      stopped ??= stop(graceMs);
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Wraps a guarded `ServiceImpl` so a `CallObserver` learns how each unary (and client-streaming)
+ * call ended and how long it took. Both transports serve the same wrapped object, so a call is
+ * measured once, at the handler boundary, whichever port it came through. Streaming responses
+ * (WatchEvents, ExportState) pass through untouched: their length is the client's choice.
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createServiceImplSpec } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { Reason } from "../gen/limitr/v1/common_pb.js";
+import type { CallEnd, CallObserver } from "./server-deps.js";
+
+/** allowed/denied + reason when the response is a decision; ok otherwise. */
+function decisionOf(res: unknown): Pick<CallEnd, "outcome" | "reason"> {
+  if (typeof res === "object" && res !== null && "allowed" in res && "reason" in res) {
+    const r = res as { allowed: unknown; reason: unknown };
+    const reason = typeof r.reason === "number" ? (Reason[r.reason] ?? "UNSPECIFIED") : "UNSPECIFIED";
+    return { outcome: r.allowed === true ? "allowed" : "denied", reason };
+  }
+  return { outcome: "ok", reason: undefined };
+}
+
+/** Returns `impl` with each unary/client-streaming method reported to `observer`. */
+export function observeServiceImpl<S extends DescService>(service: S, impl: ServiceImpl<S>, observer: CallObserver): ServiceImpl<S> {
+  const spec = createServiceImplSpec(service, impl);
+  const observed: Record<string, unknown> = {};
+  for (const [name, m] of Object.entries(spec.methods)) {
+    const rpc = m.method.name;
+    if (m.kind !== "unary" && m.kind !== "client_streaming") {
+      observed[name] = m.impl;
+      continue;
+    }
+    const f = m.impl as (req: unknown, ctx: HandlerContext) => unknown;
+    observed[name] = async (req: unknown, ctx: HandlerContext) => {
+      const started = performance.now();
+      const end = (fields: Pick<CallEnd, "outcome" | "reason" | "code">): void => {
+        try {
+          observer.callEnded({ rpc, protocol: ctx.protocolName, seconds: (performance.now() - started) / 1000, ...fields });
+        } catch {
+          // An observer is diagnostics only; a bug in it must never fail the call it watched.
+        }
+      };
+      try {
+        const res = await f(req, ctx);
+        end({ ...decisionOf(res), code: "ok" });
+        return res;
+      } catch (e) {
+        // Guarded impls only throw ConnectErrors; anything else would be mapped to internal.
+        end({ outcome: "error", reason: undefined, code: codeToString(e instanceof ConnectError ? e.code : Code.Internal) });
+        throw e;
+      }
+    };
+  }
+  // The keys and call shapes are those of `impl`, method by method; only the type is lost above.
+  return observed as ServiceImpl<S>;
+}
