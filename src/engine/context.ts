@@ -5,7 +5,6 @@
  */
 import type { CompiledPolicy } from "../policy/index.js";
 import type { EngineOptions } from "./engine.js";
-import type { ResetRuleChanges } from "./reset-rule-changes.js";
 import type { EngineEvent, Outcome, ReplayedOperation, StateReader, Write } from "./types.js";
 
 export interface EngineContext {
@@ -16,8 +15,6 @@ export interface EngineContext {
   /** Fresh unique ids (reservation ids); injected so the rules stay deterministic in tests. */
   readonly newId: () => string;
   readonly options: EngineOptions;
-  /** Reset-rule changes seen across policy swaps (`createEngine` tracks them); absent = none. */
-  readonly resetRuleChanges?: ResetRuleChanges;
 }
 
 /** Shared empty lists: outcomes without writes or events allocate nothing. */
