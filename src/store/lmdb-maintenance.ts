@@ -117,7 +117,8 @@ function pageBytes(s: unknown): { pages: number; pageSize: number } {
 }
 
 function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefined): boolean {
-  if (q.types && !q.types.includes(e.type)) return false;
+  // An empty list means "any", as for entitlements (the server always passes a list).
+  if (q.types !== undefined && q.types.length > 0 && !q.types.includes(e.type)) return false;
   if (q.fromTime !== undefined && e.time < q.fromTime) return false;
   if (q.toTime !== undefined && e.time >= q.toTime) return false;
   if (q.entitlements !== undefined && q.entitlements.length > 0 && !("entitlement" in e && q.entitlements.includes(e.entitlement))) return false;

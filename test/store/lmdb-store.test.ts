@@ -324,6 +324,8 @@ describe("lmdb store", () => {
     const seqs = (q: Parameters<LmdbStore["listEvents"]>[0]): number[] => s.listEvents(q).events.map((e) => e.seq);
     expect(seqs({ customerId: "stripe_1", entitlements: ["chat"], limit: 100 })).toEqual([1, 5, 9, 13, 17]);
     expect(seqs({ types: ["meter-overage"], limit: 100 })).toEqual([1, 6, 11, 16]);
+    // Empty lists mean "any" (the server always passes lists, empty when the request has none).
+    expect(seqs({ types: [], entitlements: [], limit: 100 })).toHaveLength(20);
     expect(seqs({ fromTime: 3, toTime: 6, limit: 100 })).toEqual([4, 5, 6]);
     const first = s.listEvents({ customerId: "c2", limit: 3 });
     expect(first.events.map((e) => e.seq)).toEqual([2, 4, 6]);
