@@ -1,0 +1,508 @@
+/**
+ * End-to-end gRPC bench (issue 6): the real sidecar (dist/, LMDB on a temp dir) against, in the
+ * same run and under the same load, a grpc-js server that does nothing (the floor) and a grpc-js
+ * service doing the check-and-increment in Redis with a Lua script (what users build instead).
+ * Throughput: h2load, 1 connection × 64 streams. Latency: a grpc-js client one call at a time,
+ * and h2load rate-limited at half of the measured maximum. After every load run the meter is read
+ * back and must have moved by exactly the number of successful requests (h2load ignores
+ * grpc-status). Medians over `--runs` runs; a table on stdout, JSON in bench/results/.
+ *
+ *   npm run bench                      # bench/run.sh: installs h2load/redis, builds, runs this
+ *   node build/bench/grpc-bench.js [--runs N] [--quick] [--profile] [--only a,b]
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { cpus, tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import type * as grpc from "@grpc/grpc-js";
+import { GetMetersRequestSchema, GetMetersResponseSchema, WatchEventsRequestSchema } from "../src/gen/limitr/v1/decision_pb.js";
+import { FORMAT_VERSION } from "../src/store/index.js";
+import { h2load, http2Load, percentiles, rawClient, sequentialLatency, unaryRaw, type Percentiles } from "./grpc/load.js";
+import { writePolicy, BENCH_LIMIT } from "./grpc/policy.js";
+import { cpuMs, rssBytes, startChild, type Child } from "./grpc/processes.js";
+import { printProfileSummary, summarizeProfile, type ProfileSummary } from "./grpc/profile-summary.js";
+import { connectResp, type RespClient } from "./grpc/resp-client.js";
+import { DECISION_SERVICE, SINGLE, TRIPLE, decisionRequest, encode, grpcFrame, type Rpc, type Usage } from "./grpc/wire.js";
+
+// ---------------------------------------------------------------- options
+
+const argv = process.argv.slice(2);
+const flag = (name: string): boolean => argv.includes(name);
+const value = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const QUICK = flag("--quick");
+const RUNS = Number(value("--runs") ?? (QUICK ? 1 : 5));
+const ONLY = value("--only")?.split(",");
+const PROFILE = flag("--profile");
+const CUSTOMERS = Number(value("--customers") ?? 1_000_000);
+const LOAD_S = QUICK ? 2 : 3;
+const WARM_S = 1;
+const WARM_REQUESTS = 5000;
+const SEQ_CALLS = QUICK ? 1000 : 3000;
+const SEQ_WARMUP = 300;
+const STREAMS = 64;
+const DISTINCT = 10_000;
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const HOT = "bench_hot";
+const STORED = "cus_123457";
+
+// ---------------------------------------------------------------- setup
+
+const work = mkdtempSync(join(tmpdir(), "limitr-grpc-bench-"));
+const policyDir = join(work, "policy");
+mkdirSync(policyDir);
+const policyFile = join(policyDir, "bench.yaml");
+writePolicy(policyFile);
+
+function bodyFile(name: string, rpc: Rpc, customer: string, usage: readonly Usage[]): string {
+  const file = join(work, `${name}.bin`);
+  writeFileSync(file, grpcFrame(decisionRequest(rpc, customer, usage)));
+  return file;
+}
+
+const sidecarArgs = (dataDir: string, extra: readonly string[] = [], nodeFlags: readonly string[] = []): string[] => [
+  "--expose-gc",
+  "--import",
+  join(ROOT, "build/bench/grpc/mem-probe.js"),
+  ...nodeFlags,
+  join(ROOT, "dist/cli/main.js"),
+  "serve",
+  "--policy", policyFile,
+  "--data-dir", dataDir,
+  "--grpc-address", "127.0.0.1:0",
+  "--http-address", "off",
+  ...extra,
+];
+
+const cleanups: (() => Promise<void> | void)[] = [() => rmSync(work, { recursive: true, force: true })];
+async function cleanup(): Promise<void> {
+  for (const c of cleanups.reverse()) await c();
+}
+process.once("SIGINT", () => void cleanup().then(() => process.exit(130)));
+
+/** Starts a sidecar from dist/ (with the memory probe preloaded); resolves once it listens. */
+async function startSidecar(dataDir: string, extra: readonly string[] = [], nodeFlags: readonly string[] = []): Promise<Child> {
+  const child = await startChild(process.execPath, sidecarArgs(dataDir, extra, nodeFlags));
+  cleanups.push(() => child.stop());
+  return child;
+}
+
+async function startRedis(): Promise<{ port: number; pid: number; client: RespClient; stop: () => Promise<void> }> {
+  const dir = join(work, "redis");
+  mkdirSync(dir);
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  // Default configuration apart from where to listen and where its RDB snapshots go.
+  const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir], { stdio: "ignore" });
+  const stop = (): Promise<void> =>
+    new Promise((res) => {
+      if (proc.exitCode !== null) return res();
+      proc.once("exit", () => res());
+      proc.kill("SIGTERM");
+    });
+  cleanups.push(stop);
+  for (let i = 0; i < 100; i++) {
+    try {
+      const client = await connectResp(port);
+      if ((await client.send(["PING"])) === "PONG") return { port, pid: proc.pid ?? 0, client, stop };
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("redis-server did not start");
+}
+
+// ---------------------------------------------------------------- verification
+
+/** The sidecar's stored value of `customer`'s `entitlement` meter. */
+async function sidecarMeter(client: grpc.Client, customer: string, entitlement: string): Promise<number> {
+  const res = await unaryRaw(client, `${DECISION_SERVICE}/GetMeters`, encode(GetMetersRequestSchema, { customerId: customer, entitlements: [entitlement] }));
+  return fromBinary(GetMetersResponseSchema, res).meters[0]?.value ?? 0;
+}
+
+// ---------------------------------------------------------------- scenarios
+
+interface Target {
+  readonly name: string;
+  readonly child: Child;
+  readonly client: grpc.Client;
+  /** Extra processes whose CPU counts (redis-server for the Redis baseline). */
+  readonly extraPids: readonly number[];
+  /** Current value of the meter the load moves, or undefined when nothing can be checked. */
+  readonly meter?: (customer: string, entitlement: string) => Promise<number>;
+}
+
+interface Scenario {
+  readonly name: string;
+  readonly target: () => Target;
+  readonly rpc: Rpc;
+  readonly customer: string;
+  readonly usage: readonly Usage[];
+  /** Whether the meter moves by the amount per successful call (Allow/Record) or not at all (Check). */
+  readonly moves: boolean;
+  /** Offered rate for the half-of-max latency run: this scenario's own max, or another's. */
+  readonly halfOf?: string;
+  /** Runs around the load (subscribers, reloads); returns a note for the table. */
+  readonly around?: () => Promise<() => Promise<string>>;
+}
+
+interface Measurement {
+  readonly reqPerSec: number;
+  readonly failed: number;
+  readonly cpuUsPerReq: number;
+  readonly rssMB: number;
+  readonly seq: Percentiles;
+  readonly atHalf: Percentiles & { readonly rate: number };
+  readonly note?: string;
+}
+
+const results = new Map<string, Measurement[]>();
+const maxRate = new Map<string, number>();
+/** Throughput seen in the warm-up, to size the measured run (h2load -n) to about LOAD_S seconds. */
+const estimate = new Map<string, number>();
+
+function check(cond: boolean, message: string): void {
+  if (!cond) throw new Error(`verification failed: ${message}`);
+}
+
+async function verifiedLoad(s: Scenario, t: Target, file: string, o: { rps?: number; logFile?: string }) {
+  const amount = s.usage.find((u) => u.entitlement === "requests")?.amount ?? 1;
+  const before = await t.meter?.(s.customer, "requests");
+  const rate = o.rps ?? estimate.get(s.name) ?? 1000;
+  const requests = Math.max(500, Math.round(rate * LOAD_S));
+  const r = await h2load({ address: t.child.address, path: `${DECISION_SERVICE}/${s.rpc}`, bodyFile: file, clients: 1, streams: STREAMS, requests, ...o });
+  if (before !== undefined && t.meter) {
+    const after = await t.meter(s.customer, "requests");
+    const expected = s.moves ? r.succeeded * amount : 0;
+    check(Math.abs(after - before - expected) < 1e-6, `${s.name}: meter moved by ${after - before}, expected ${expected} (${r.succeeded} successful responses)`);
+  }
+  check(r.failed === 0 && r.succeeded > 0, `${s.name}: ${r.failed} failed, ${r.succeeded} succeeded`);
+  return r;
+}
+
+async function measure(s: Scenario): Promise<Measurement> {
+  const t = s.target();
+  const file = bodyFile(s.name, s.rpc, s.customer, s.usage);
+  const body = decisionRequest(s.rpc, s.customer, s.usage);
+  const stopAround = await s.around?.();
+  const warm = await h2load({ address: t.child.address, path: `${DECISION_SERVICE}/${s.rpc}`, bodyFile: file, clients: 1, streams: STREAMS, requests: WARM_REQUESTS });
+  estimate.set(s.name, warm.reqPerSec);
+  const pids = [t.child.pid, ...t.extraPids];
+  const cpu0 = pids.reduce((a, p) => a + cpuMs(p), 0);
+  const max = await verifiedLoad(s, t, file, {});
+  const cpu1 = pids.reduce((a, p) => a + cpuMs(p), 0);
+  maxRate.set(s.name, max.reqPerSec);
+  const seq = await sequentialLatency(t.client, `${DECISION_SERVICE}/${s.rpc}`, body, SEQ_WARMUP, SEQ_CALLS);
+  const rate = Math.max(100, Math.round((maxRate.get(s.halfOf ?? s.name) ?? max.reqPerSec) / 2));
+  const half = await verifiedLoad(s, t, file, { rps: rate, logFile: join(work, `${s.name}.log`) });
+  const note = await stopAround?.();
+  const rss = pids.reduce((a, p) => a + rssBytes(p), 0);
+  return {
+    reqPerSec: Math.round(max.reqPerSec),
+    failed: max.failed,
+    cpuUsPerReq: Math.round(((cpu1 - cpu0) * 1000) / max.succeeded),
+    rssMB: Math.round(rss / 1e5) / 10,
+    seq,
+    atHalf: { ...(half.latency ?? percentiles([])), rate },
+    ...(note === undefined ? {} : { note }),
+  };
+}
+
+/** N WatchEvents streams; `filter(i)` gives each one's request. Returns a stop that reports deliveries. */
+function subscribers(target: () => Target, n: number, request: (i: number) => Uint8Array, label: string) {
+  return async (): Promise<() => Promise<string>> => {
+    const t = target();
+    let received = 0;
+    const calls = Array.from({ length: n }, (_, i) => {
+      const call = t.client.makeServerStreamRequest(
+        `${DECISION_SERVICE}/WatchEvents`,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(request(i)),
+      );
+      call.on("data", () => received++);
+      call.on("error", () => {});
+      return call;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    return async () => {
+      for (const c of calls) c.cancel();
+      return `${n} subscribers (${label}) received ${received} events`;
+    };
+  };
+}
+
+function reloads(): Promise<() => Promise<string>> {
+  let count = 0;
+  const timer = setInterval(() => writePolicy(policyFile, BENCH_LIMIT - (++count % 2)), 1000);
+  return Promise.resolve(async () => {
+    clearInterval(timer);
+    writePolicy(policyFile);
+    return `${count} policy rewrites`;
+  });
+}
+
+// ---------------------------------------------------------------- main
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+}
+
+async function cachedPrefill(n: number): Promise<string> {
+  const dir = join(tmpdir(), `limitr-bench-prefill-${n}-v${FORMAT_VERSION}`);
+  if (existsSync(join(dir, "complete"))) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  console.error(`prefilling ${n} customers into ${dir} (once; reused by later runs)…`);
+  const out = execFileSync(process.execPath, [join(ROOT, "build/bench/grpc/prefill.js"), dir, String(n)], { encoding: "utf8" });
+  console.error(`  ${out.trim()}`);
+  writeFileSync(join(dir, "complete"), out);
+  return dir;
+}
+
+/** Starts a sidecar on `dir`, takes its start-up time and post-GC heap, stops it. */
+async function startupProbe(dir: string): Promise<{ startupMs: number; heapMB: number; rssMB: number }> {
+  const child = await startSidecar(dir);
+  const mem = child.nextLine("bench-memory", 10_000);
+  child.proc.kill("SIGUSR2");
+  const m = await mem;
+  await child.stop();
+  return { startupMs: Math.round(child.startupMs), heapMB: Number(m["heapUsed"]) / 1e6, rssMB: Number(m["rss"]) / 1e6 };
+}
+
+async function profileRun(): Promise<ProfileSummary> {
+  const profDir = join(work, "cpuprof");
+  const child = await startSidecar(join(work, "data-profile"), [], ["--cpu-prof", "--cpu-prof-dir", profDir]);
+  const file = bodyFile("profile", "Allow", HOT, SINGLE);
+  await h2load({ address: child.address, path: `${DECISION_SERVICE}/Allow`, bodyFile: file, clients: 1, streams: STREAMS, requests: QUICK ? 30_000 : 60_000 });
+  await child.stop();
+  const prof = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+  if (prof === undefined) throw new Error("no .cpuprofile written");
+  const summary = summarizeProfile(join(profDir, prof));
+  const keep = join(ROOT, "bench/results", `allow-${new Date().toISOString().replace(/[:.]/g, "-")}.cpuprofile`);
+  execFileSync("cp", [join(profDir, prof), keep]);
+  console.log(`profile kept at ${keep}`);
+  return summary;
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const empty = await startChild(process.execPath, [join(ROOT, "build/bench/grpc/empty-server.js")]);
+  cleanups.push(() => empty.stop());
+  const sidecar = await startSidecar(join(work, "data"));
+  const fsync = await startSidecar(join(work, "data-fsync"), ["--fsync"]);
+  const redis = await startRedis();
+  const redisSvc = await startChild(process.execPath, [join(ROOT, "build/bench/grpc/redis-service.js"), String(redis.port)]);
+  cleanups.push(() => redisSvc.stop());
+  const prefilled = await cachedPrefill(CUSTOMERS);
+
+  const targets = new Map<string, Target>();
+  const mk = (name: string, child: Child, extraPids: number[], meter?: Target["meter"], client = rawClient(child.address)): Target => {
+    const t: Target = { name, child, client, extraPids, ...(meter ? { meter } : {}) };
+    targets.set(name, t);
+    cleanups.push(() => client.close());
+    return t;
+  };
+  const sidecarClient = rawClient(sidecar.address);
+  mk("empty", empty, []);
+  mk("sidecar", sidecar, [], (c, e) => sidecarMeter(sidecarClient, c, e), sidecarClient);
+  const fsyncClient = rawClient(fsync.address);
+  mk("fsync", fsync, [], (c, e) => sidecarMeter(fsyncClient, c, e), fsyncClient);
+  mk("redis", redisSvc, [redis.pid], async (c, e) => Number((await redis.client.send(["GET", `meter:${c}:${e}`])) ?? 0));
+  const target = (name: string) => (): Target => targets.get(name) as Target;
+
+  const everything = (): Uint8Array => encode(WatchEventsRequestSchema, {});
+  const oneCustomer = (i: number): Uint8Array => encode(WatchEventsRequestSchema, { customerId: `watcher_${i}` });
+
+  const scenarios: Scenario[] = [
+    { name: "empty grpc-js server", target: target("empty"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: false },
+    { name: "Allow 1 item (durable)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true },
+    { name: "Allow 3 items", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: TRIPLE, moves: true },
+    { name: "Check", target: target("sidecar"), rpc: "Check", customer: HOT, usage: SINGLE, moves: false },
+    { name: "Record", target: target("sidecar"), rpc: "Record", customer: HOT, usage: SINGLE, moves: true },
+    { name: "Allow + 10 subscribers (all events)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everything, "all events") },
+    { name: "Allow + 100 subscribers (1 customer each)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 100, oneCustomer, "other customers") },
+    { name: "Allow + policy reload every 1 s", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: reloads },
+    { name: "Allow 1 item --fsync", target: target("fsync"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true },
+    { name: "Redis+Lua Allow 1 item", target: target("redis"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true },
+    { name: "Redis+Lua Allow 3 items", target: target("redis"), rpc: "Allow", customer: HOT, usage: TRIPLE, moves: true },
+  ];
+  const selected = scenarios.filter((s) => ONLY === undefined || ONLY.some((o) => s.name.toLowerCase().includes(o.toLowerCase())));
+
+  const startups: { empty: { startupMs: number; heapMB: number; rssMB: number }; full: { startupMs: number; heapMB: number; rssMB: number } }[] = [];
+  const hotDistinct: { hot: number; distinct: number }[] = [];
+  const distinctBodies = Array.from({ length: DISTINCT }, (_, i) => grpcFrame(decisionRequest("Allow", `distinct_${i}`, SINGLE)));
+  const hotBodies = [grpcFrame(decisionRequest("Allow", HOT, SINGLE))];
+  const stored: Measurement[] = [];
+
+  for (let run = 1; run <= RUNS; run++) {
+    console.error(`run ${run}/${RUNS} (${Math.round((performance.now() - t0) / 1000)} s)`);
+    for (const s of selected) {
+      const m = await measure(s);
+      results.set(s.name, [...(results.get(s.name) ?? []), m]);
+      console.error(`  ${s.name}: ${m.reqPerSec} req/s, seq p50 ${m.seq.p50.toFixed(3)} ms, p99@${m.atHalf.rate}/s ${m.atHalf.p99.toFixed(3)} ms${m.note ? ` — ${m.note}` : ""}`);
+    }
+    if (ONLY === undefined || ONLY.includes("distinct")) {
+      const path = `${DECISION_SERVICE}/Allow`;
+      await http2Load(sidecar.address, path, hotBodies, STREAMS, WARM_S);
+      const before = await sidecarMeter(sidecarClient, HOT, "requests");
+      const hot = await http2Load(sidecar.address, path, hotBodies, STREAMS, LOAD_S);
+      const after = await sidecarMeter(sidecarClient, HOT, "requests");
+      check(hot.failed === 0 && after - before === hot.ok, `hot customer: ${hot.failed} failed, meter moved ${after - before} for ${hot.ok}`);
+      const distinct = await http2Load(sidecar.address, path, distinctBodies, STREAMS, LOAD_S);
+      check(distinct.failed === 0, `distinct customers: ${distinct.failed} calls without grpc-status 0`);
+      hotDistinct.push({ hot: Math.round(hot.reqPerSec), distinct: Math.round(distinct.reqPerSec) });
+      console.error(`  hot vs ${DISTINCT} distinct customers (node http2 client): ${Math.round(hot.reqPerSec)} vs ${Math.round(distinct.reqPerSec)} req/s`);
+    }
+    if (ONLY === undefined || ONLY.includes("stored")) {
+      const emptyProbe = await startupProbe(join(work, `data-empty-${run}`));
+      const fullProbe = await startupProbe(prefilled);
+      startups.push({ empty: emptyProbe, full: fullProbe });
+      console.error(`  start-up: empty ${emptyProbe.startupMs} ms / heap ${emptyProbe.heapMB.toFixed(1)} MB; ${CUSTOMERS} customers ${fullProbe.startupMs} ms / heap ${fullProbe.heapMB.toFixed(1)} MB`);
+      const big = await startSidecar(prefilled);
+      const bigClient = rawClient(big.address);
+      targets.set("stored", { name: "stored", child: big, client: bigClient, extraPids: [], meter: (c, e) => sidecarMeter(bigClient, c, e) });
+      const m = await measure({ name: `Allow 1 item, ${CUSTOMERS / 1e6}M customers stored`, target: target("stored"), rpc: "Allow", customer: STORED, usage: SINGLE, moves: true });
+      stored.push(m);
+      console.error(`  ${CUSTOMERS} stored: ${m.reqPerSec} req/s, p99@half ${m.atHalf.p99.toFixed(3)} ms`);
+      bigClient.close();
+      await big.stop();
+    }
+  }
+  if (stored.length > 0) results.set(`Allow 1 item, ${CUSTOMERS / 1e6}M customers stored`, stored);
+
+  const profile = PROFILE ? await profileRun() : undefined;
+  report({ startups, hotDistinct, profile, seconds: Math.round((performance.now() - t0) / 1000) });
+}
+
+// ---------------------------------------------------------------- report
+
+function report(extra: {
+  startups: { empty: { startupMs: number; heapMB: number; rssMB: number }; full: { startupMs: number; heapMB: number; rssMB: number } }[];
+  hotDistinct: { hot: number; distinct: number }[];
+  profile: ProfileSummary | undefined;
+  seconds: number;
+}): void {
+  const med = (name: string, f: (m: Measurement) => number): number => median((results.get(name) ?? []).map(f));
+  const EMPTY = "empty grpc-js server";
+  const emptyRate = med(EMPTY, (m) => m.reqPerSec);
+  const emptyP50 = med(EMPTY, (m) => m.seq.p50);
+  const rows: Record<string, number | string>[] = [];
+  for (const name of results.keys()) {
+    rows.push({
+      scenario: name,
+      "req/s": Math.round(med(name, (m) => m.reqPerSec)),
+      "÷ empty": (med(name, (m) => m.reqPerSec) / emptyRate).toFixed(2),
+      "seq p50 ms": med(name, (m) => m.seq.p50).toFixed(3),
+      "p50 ÷ empty": (med(name, (m) => m.seq.p50) / emptyP50).toFixed(2),
+      "seq p99 ms": med(name, (m) => m.seq.p99).toFixed(3),
+      "seq p99.9 ms": med(name, (m) => m.seq.p999).toFixed(3),
+      "@½max req/s": Math.round(med(name, (m) => m.atHalf.rate)),
+      "@½max p50": med(name, (m) => m.atHalf.p50).toFixed(3),
+      "@½max p99": med(name, (m) => m.atHalf.p99).toFixed(3),
+      "@½max p99.9": med(name, (m) => m.atHalf.p999).toFixed(3),
+      "CPU µs/req": Math.round(med(name, (m) => m.cpuUsPerReq)),
+      "RSS MB": med(name, (m) => m.rssMB).toFixed(0),
+    });
+  }
+  const cols = Object.keys(rows[0] ?? {});
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
+  console.log(`\nmedians of ${RUNS} run(s); h2load 1 connection × ${STREAMS} streams for ${LOAD_S} s; sequential = grpc-js client, ${SEQ_CALLS} calls; @½max = h2load --rps at half the max (subscribers/reload: half of plain Allow's)`);
+  console.log(line(cols));
+  console.log(`|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
+  for (const r of rows) console.log(line(cols.map((c) => String(r[c]))));
+
+  const targets: { target: string; value: string; met: boolean }[] = [];
+  const ALLOW = "Allow 1 item (durable)";
+  if (results.has(ALLOW) && results.has(EMPTY)) {
+    const ratio = med(ALLOW, (m) => m.reqPerSec) / emptyRate;
+    targets.push({ target: "durable Allow throughput ≥ 80% of empty", value: `${(ratio * 100).toFixed(0)}%`, met: ratio >= 0.8 });
+    const p50 = med(ALLOW, (m) => m.seq.p50) / emptyP50;
+    targets.push({ target: "sequential p50 ≤ 1.3× empty", value: `${p50.toFixed(2)}×`, met: p50 <= 1.3 });
+    const p99 = med(ALLOW, (m) => m.atHalf.p99);
+    targets.push({ target: "p99 at half of max ≤ 2 ms", value: `${p99.toFixed(3)} ms`, met: p99 <= 2 });
+    for (const other of [...results.keys()].filter((n) => n.startsWith("Allow +"))) {
+      const d = med(other, (m) => m.atHalf.p99) / p99 - 1;
+      targets.push({ target: `${other}: p99 moves < 20%`, value: `${d >= 0 ? "+" : ""}${(d * 100).toFixed(0)}%`, met: d < 0.2 });
+    }
+    const redis = "Redis+Lua Allow 1 item";
+    if (results.has(redis)) {
+      const r = med(ALLOW, (m) => m.reqPerSec) / med(redis, (m) => m.reqPerSec);
+      targets.push({ target: "sidecar faster than Redis+Lua (throughput ratio)", value: `${r.toFixed(2)}×`, met: r > 1 });
+      const l = med(redis, (m) => m.seq.p50) / med(ALLOW, (m) => m.seq.p50);
+      targets.push({ target: "sidecar faster than Redis+Lua (Redis p50 ÷ sidecar p50)", value: `${l.toFixed(2)}×`, met: l > 1 });
+    }
+  }
+  if (extra.startups.length > 0) {
+    const startup = median(extra.startups.map((s) => s.full.startupMs));
+    const growth = median(extra.startups.map((s) => s.full.heapMB - s.empty.heapMB));
+    console.log(
+      `\nstart-up to "listening" (incl. node boot): empty store ${median(extra.startups.map((s) => s.empty.startupMs))} ms, ` +
+        `${CUSTOMERS} customers ${startup} ms; heap after GC: empty ${median(extra.startups.map((s) => s.empty.heapMB)).toFixed(1)} MB, ` +
+        `${CUSTOMERS} customers ${median(extra.startups.map((s) => s.full.heapMB)).toFixed(1)} MB (RSS ${median(extra.startups.map((s) => s.full.rssMB)).toFixed(0)} MB)`,
+    );
+    targets.push({ target: `${CUSTOMERS} customers: start-up ≤ 2 s`, value: `${startup} ms`, met: startup <= 2000 });
+    targets.push({ target: `${CUSTOMERS} customers: heap growth ≤ 50 MB`, value: `${growth.toFixed(1)} MB`, met: growth <= 50 });
+  }
+  if (extra.hotDistinct.length > 0) {
+    console.log(
+      `one hot customer vs ${DISTINCT} distinct customers (node:http2 client, 64 in flight): ` +
+        `${median(extra.hotDistinct.map((h) => h.hot))} vs ${median(extra.hotDistinct.map((h) => h.distinct))} req/s`,
+    );
+  }
+  console.log("\ntargets:");
+  for (const t of targets) console.log(`  ${t.met ? "MET    " : "NOT MET"}  ${t.target}: ${t.value}`);
+  if (extra.profile) printProfileSummary(extra.profile);
+
+  const notes = [...results].flatMap(([name, ms]) => ms.filter((m) => m.note).map((m) => `${name}: ${m.note}`));
+  const out = join(ROOT, "bench/results", `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(
+    out,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        commit: gitCommit(),
+        machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, h2load: h2loadVersion() },
+        settings: { runs: RUNS, quick: QUICK, loadSeconds: LOAD_S, streams: STREAMS, sequentialCalls: SEQ_CALLS, customers: CUSTOMERS },
+        table: rows,
+        targets,
+        startups: extra.startups,
+        hotDistinct: extra.hotDistinct,
+        notes,
+        raw: Object.fromEntries(results),
+        profile: extra.profile,
+        seconds: extra.seconds,
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(`\nresults written to ${out} (${extra.seconds} s)`);
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+function h2loadVersion(): string {
+  try {
+    return execFileSync("h2load", ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+try {
+  await main();
+} finally {
+  await cleanup();
+}

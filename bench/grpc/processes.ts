@@ -1,0 +1,85 @@
+/**
+ * Child processes of the bench: start one, wait for its `listening` JSON line (which carries the
+ * bound gRPC address), read its CPU time and RSS from /proc, and stop it.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+export interface Child {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  /** Bound gRPC address (HOST:PORT). */
+  readonly address: string;
+  /** ms from spawn to the `listening` line. */
+  readonly startupMs: number;
+  /** Waits for the next stderr JSON line whose msg is `msg`. */
+  nextLine(msg: string, timeoutMs: number): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+const CLK_TCK = 100;
+
+/** utime + stime of `pid` in ms. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** Resident set size of `pid` in bytes. */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? 0) * 1024;
+}
+
+export async function startChild(command: string, args: readonly string[], timeoutMs = 60_000): Promise<Child> {
+  const t0 = performance.now();
+  const proc = spawn(command, [...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const lines = createInterface({ input: proc.stderr! });
+  const waiters: { msg: string; resolve: (l: Record<string, unknown>) => void }[] = [];
+  const tail: string[] = [];
+  lines.on("line", (line) => {
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const i = waiters.findIndex((w) => w.msg === parsed["msg"]);
+    if (i >= 0) waiters.splice(i, 1)[0]?.resolve(parsed);
+  });
+  const nextLine = (msg: string, ms: number): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${command}: no "${msg}" line within ${ms} ms\n${tail.join("\n")}`)), ms);
+      const onExit = (code: number | null): void => {
+        clearTimeout(timer);
+        reject(new Error(`${command} exited (${code}) before "${msg}"\n${tail.join("\n")}`));
+      };
+      proc.once("exit", onExit);
+      waiters.push({
+        msg,
+        resolve: (l) => {
+          clearTimeout(timer);
+          proc.off("exit", onExit);
+          resolve(l);
+        },
+      });
+    });
+  const listening = await nextLine("listening", timeoutMs);
+  const startupMs = performance.now() - t0;
+  const address = String(listening["grpc"] ?? "");
+  const stop = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+      const kill = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+      proc.once("exit", () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      proc.kill("SIGTERM");
+    });
+  return { proc, pid: proc.pid ?? 0, address, startupMs, nextLine, stop };
+}

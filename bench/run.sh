@@ -1,0 +1,21 @@
+#!/bin/sh
+# `npm run bench`: installs the load tools if missing (Debian: nghttp2-client for h2load,
+# redis-server for the Redis baseline), builds the production sidecar (dist/) and the bench
+# (build/), then runs the end-to-end gRPC bench. Arguments go to the bench: --runs N, --quick,
+# --profile, --only NAME[,NAME].
+set -eu
+cd "$(dirname "$0")/.."
+missing=""
+command -v h2load >/dev/null 2>&1 || missing="$missing nghttp2-client"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+if [ -n "$missing" ]; then
+  echo "installing:$missing" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+npm run --silent build
+npx tsc -p bench/tsconfig.json
+exec node build/bench/grpc-bench.js "$@"
