@@ -1,0 +1,169 @@
+/**
+ * Retries and reconnects against a real sidecar that goes away: a call started while the sidecar
+ * is down succeeds once it is back; a reply lost past the deadline is retried with the same
+ * idempotency key and counts once; the events iterator resumes across a restart without gap or
+ * duplicate; events pruned by retention surface as an events-lost marker.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLimitrClient, type LimitrClient, type LimitrError, type RetryInfo, type WatchItem } from "../../src/client/index.js";
+import { startSidecar, stopSidecar, type SidecarProcess } from "../e2e/helpers/sidecar-process.js";
+import { startPausableProxy } from "./pausable-proxy.js";
+
+const POLICY = ["--policy", "examples/policies/combined.yaml"];
+let dir: string;
+let sidecar: SidecarProcess;
+let address: string;
+
+/** A client that records its retries and lets a test wait for the n-th. */
+function recordingClient(addr: string, extra: { timeoutMs?: number; retries?: number } = {}) {
+  const retries: RetryInfo[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const client = createLimitrClient({
+    address: addr,
+    initialBackoffMs: 20,
+    maxBackoffMs: 100,
+    retries: extra.retries ?? 10_000,
+    ...(extra.timeoutMs === undefined ? {} : { timeoutMs: extra.timeoutMs }),
+    onRetry: (info) => {
+      retries.push(info);
+      for (const w of waiters.filter((x) => retries.length >= x.n)) w.resolve();
+    },
+  });
+  const retried = (n = 1): Promise<void> => (retries.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve })));
+  return { client, retries, retried };
+}
+
+const restart = async (): Promise<void> => {
+  expect((await stopSidecar(sidecar)).code).toBe(0);
+  sidecar = await startSidecar([...POLICY, "--data-dir", dir, "--grpc-address", address]);
+};
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "limitr-client-retry-"));
+  sidecar = await startSidecar([...POLICY, "--data-dir", dir]);
+  address = sidecar.grpcAddress;
+});
+
+afterAll(async () => {
+  if (sidecar) await stopSidecar(sidecar);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("retries", () => {
+  it("a call made while the sidecar is down is retried until it is back, and counts once", async () => {
+    const { client, retries, retried } = recordingClient(address);
+    try {
+      expect((await client.allow("down_1", "gpt_tokens", 100)).value).toBe(100);
+      expect((await stopSidecar(sidecar)).code).toBe(0);
+      const pending = client.allow("down_1", "gpt_tokens", 200);
+      await retried(2); // the sidecar is really down: attempts are failing
+      expect((retries[0]?.error as unknown as LimitrError).message).toBeTruthy();
+      sidecar = await startSidecar([...POLICY, "--data-dir", dir, "--grpc-address", address]);
+      const d = await pending;
+      expect(d).toMatchObject({ allowed: true, reason: "OK", value: 300 });
+      expect(retries.every((r) => r.method === "Allow")).toBe(true);
+      expect((await client.getMeters("down_1", ["gpt_tokens"]))[0]?.value).toBe(300);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("with no retries left the call fails with UNAVAILABLE", async () => {
+    const c = createLimitrClient({ address: "127.0.0.1:1", retries: 2, initialBackoffMs: 1 });
+    try {
+      await expect(c.allow("x", "gpt_tokens", 1)).rejects.toMatchObject({ code: "UNAVAILABLE", attempts: 3 });
+    } finally {
+      c.close();
+    }
+  });
+
+  it("a reply lost past the deadline is retried with the same idempotency key and counts once", async () => {
+    const proxy = await startPausableProxy(address);
+    const direct = createLimitrClient({ address });
+    const { client, retries, retried } = recordingClient(proxy.address, { timeoutMs: 300, retries: 5 });
+    try {
+      expect((await client.allow("lost_1", "gpt_tokens", 1)).value).toBe(1); // connection up
+      proxy.pause();
+      const pending = client.allow("lost_1", "gpt_tokens", 500);
+      // The first attempt reached the sidecar and was counted; only its answer is held back.
+      while ((await direct.getMeters("lost_1", ["gpt_tokens"]))[0]?.value !== 501) await sleep(20);
+      await retried(1);
+      expect((retries[0]?.error as unknown as { code: number }).code).toBe(4); // DEADLINE_EXCEEDED
+      proxy.resume();
+      const d = await pending;
+      expect(d).toMatchObject({ allowed: true, value: 501 }); // the first answer, replayed
+      expect((await direct.getMeters("lost_1", ["gpt_tokens"]))[0]?.value).toBe(501);
+      // One meter-changed for the 500, carrying the key both attempts sent.
+      const changes: WatchItem[] = [];
+      for await (const e of direct.events({ types: ["meter-changed"], customerId: "lost_1", fromSequence: 1 })) {
+        changes.push(e);
+        if (changes.length === 2) break;
+      }
+      const second = changes[1];
+      expect(second?.kind === "event" && second.meter?.diff).toBe(500);
+      const next = await direct.allow("lost_1", "gpt_tokens", 2);
+      expect(next.value).toBe(503);
+    } finally {
+      client.close();
+      direct.close();
+      await proxy.close();
+    }
+  });
+});
+
+describe("events() across restarts", () => {
+  it("resumes after a sidecar restart with no gap and no duplicate", async () => {
+    const writer: LimitrClient = createLimitrClient({ address, retries: 50, maxBackoffMs: 200 });
+    const { client } = recordingClient(address);
+    const it = client.events({ types: ["meter-changed"], customerId: "ev_restart", fromSequence: 1 })[Symbol.asyncIterator]();
+    const seen: number[] = [];
+    const take = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        const r = await it.next();
+        const e = r.value as WatchItem;
+        if (e.kind !== "event") throw new Error("unexpected events-lost");
+        seen.push(e.meter!.newValue);
+      }
+    };
+    try {
+      for (let i = 1; i <= 3; i++) await writer.record("ev_restart", "gpt_tokens", 1);
+      await take(3);
+      await restart();
+      for (let i = 1; i <= 2; i++) await writer.record("ev_restart", "gpt_tokens", 1);
+      await take(2);
+      expect(seen).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      await it.return?.();
+      client.close();
+      writer.close();
+    }
+  });
+
+  it("events pruned by retention arrive as an events-lost marker, then delivery continues", async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), "limitr-client-lost-"));
+    const small = await startSidecar([...POLICY, "--data-dir", dir2, "--event-retention-count", "3", "--maintenance-interval", "1s"]);
+    const c = createLimitrClient({ address: small.grpcAddress });
+    try {
+      for (let i = 0; i < 6; i++) await c.record("lost_ev", "gpt_tokens", 1);
+      while (!small.logs.some((l) => l["msg"] === "pruned")) await sleep(50);
+      const items: WatchItem[] = [];
+      for await (const e of c.events({ fromSequence: 1 })) {
+        items.push(e);
+        if (items.length === 4) break;
+      }
+      const [lost, ...rest] = items;
+      expect(lost).toMatchObject({ kind: "events-lost", requestedSequence: 1 });
+      const first = lost?.kind === "events-lost" ? lost.firstAvailableSequence : -1;
+      expect(first).toBeGreaterThan(1);
+      expect(rest.map((e) => (e.kind === "event" ? e.sequence : -1))).toEqual([first, first + 1, first + 2]);
+    } finally {
+      c.close();
+      await stopSidecar(small);
+      rmSync(dir2, { recursive: true, force: true });
+    }
+  });
+});
