@@ -6,11 +6,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { createEngine } from "../engine/index.js";
+import { createMetrics } from "../metrics/index.js";
+import type { Metrics } from "../metrics/index.js";
 import type { EngineEvent } from "../engine/index.js";
 import type { CompiledPolicy } from "../policy/index.js";
 import { loadPolicy } from "../policy/index.js";
-import { createSidecarServer } from "../server/index.js";
-import type { EventPage, EventQuery, PolicyStatus, SidecarServer } from "../server/index.js";
+import { createHttpEndpoint, createSidecarServer } from "../server/index.js";
+import type { EventPage, EventQuery, HttpEndpoint, PolicyStatus, SidecarServer } from "../server/index.js";
 import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
 import { createPolicyWatcher } from "../watch/index.js";
@@ -22,7 +24,11 @@ import { formatIssue, policyAppliedEvent, policyRejectedEvent } from "./policy-e
 /** A started sidecar: where it listens, and how to stop it. */
 export interface RunningSidecar {
   readonly grpcAddress: string;
+  /** The bound HTTP port (Connect, gRPC-Web, /metrics, /healthz, /readyz); undefined when off. */
+  readonly httpAddress: string | undefined;
   readonly healthAddress: string | undefined;
+  /** The process's metrics (what `/metrics` serves). */
+  readonly metrics: Metrics;
   readonly policyVersion: string;
   /** Re-reads the policy file now (SIGHUP). */
   reloadPolicy(reason: string): Promise<void>;
@@ -38,6 +44,8 @@ export class StartupError extends Error {
 /** Starts everything `serve` runs; resolves once it listens and is SERVING. */
 export async function startSidecar(config: ServeConfig, logger: Logger): Promise<RunningSidecar> {
   const store = openStore(config, logger);
+  // Scrape-time sources are read only once the HTTP port serves /metrics, after `server` exists.
+  const metrics = createMetrics({ storeStats: () => store.stats(), watchStats: () => server.watchStats() });
   let policy: CompiledPolicy | undefined;
   // Policy events go through the same durable log as decisions; a failure to log one must not
   // undo the apply (the policy is already in force), so it is logged, not thrown.
@@ -51,10 +59,12 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     onApplied: (next, info) => {
       const event = policyAppliedEvent(policy, next, info.source, info.appliedAt.getTime());
       policy = next; // the one atomic swap: each request reads this reference once
+      metrics.policyApplied(next.version);
       for (const w of info.warnings) logger.warn("policy warning", { issue: formatIssue(w), version: info.version });
       logPolicyEvent(event);
     },
     onRejected: (issues, info) => {
+      metrics.policyRejected();
       logger.error("policy rejected; keeping the last good policy", {
         version: info.version,
         kept: info.keptVersion,
@@ -81,6 +91,7 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     clock: Date.now,
     newId: randomUUID,
     options: { idempotencyWindowMs: config.idempotencyWindow },
+    onIdempotentReplay: (operation) => metrics.idempotentReplay(operation),
   });
 
   const server = createSidecarServer({
@@ -94,15 +105,34 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     },
     logger: logger.child({ component: "server" }),
     maxMessageBytes: config.maxMessageBytes,
+    callObserver: metrics,
   });
+  const unfollowEvents = metrics.followEvents(store);
+
+  // The HTTP port serves the very ServiceImpls of the gRPC port (one implementation per handler).
+  const http: HttpEndpoint | undefined =
+    config.httpAddress === "off"
+      ? undefined
+      : createHttpEndpoint({
+          decisionService: server.decisionService,
+          adminService: server.adminService,
+          shutdownSignal: server.shutdownSignal,
+          maxMessageBytes: server.maxMessageBytes,
+          isServing: () => server.isServing(),
+          metrics: () => metrics.render(),
+          logger: logger.child({ component: "http" }),
+        });
 
   let grpcAddress: string;
+  let httpAddress: string | undefined;
   let healthAddress: string | undefined;
   try {
     grpcAddress = await server.listen(config.grpcAddress);
+    if (http !== undefined && config.httpAddress !== "off") httpAddress = await http.listen(config.httpAddress);
     if (config.healthAddress !== undefined) healthAddress = await server.listenHealth(config.healthAddress);
   } catch (e) {
-    await server.shutdown(0);
+    unfollowEvents();
+    await Promise.all([server.shutdown(0), http?.close(0)]);
     await watcher.close();
     await store.close();
     throw new StartupError(`cannot listen: ${(e as Error).message}`);
@@ -114,13 +144,15 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
   let stopping: Promise<void> | undefined;
   return {
     grpcAddress,
+    httpAddress,
     healthAddress,
+    metrics,
     policyVersion: livePolicy.version,
     reloadPolicy: async (reason) => {
       await watcher.reload(reason);
     },
     stop: () => {
-      stopping ??= shutdown(server, watcher, store, maintenance, config, logger);
+      stopping ??= shutdown(server, http, watcher, store, maintenance, config, logger).finally(unfollowEvents);
       return stopping;
     },
   };
@@ -138,6 +170,7 @@ function openStore(config: ServeConfig, logger: Logger): LmdbStore {
 
 async function shutdown(
   server: SidecarServer,
+  http: HttpEndpoint | undefined,
   watcher: PolicyWatcher,
   store: LmdbStore,
   maintenance: NodeJS.Timeout,
@@ -146,7 +179,9 @@ async function shutdown(
 ): Promise<void> {
   logger.info("shutting down", { graceMs: config.shutdownGraceMs });
   clearInterval(maintenance);
-  await server.shutdown(config.shutdownGraceMs);
+  // Both ports drain together, within the one grace period: NOT_SERVING (gRPC health and
+  // /readyz) first, streams of both ports end through the server's shutdown signal.
+  await Promise.all([server.shutdown(config.shutdownGraceMs), http?.close(config.shutdownGraceMs)]);
   await watcher.close();
   await store.close();
   logger.info("stopped");
