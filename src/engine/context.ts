@@ -5,6 +5,7 @@
  */
 import type { CompiledPolicy } from "../policy/index.js";
 import type { EngineOptions } from "./engine.js";
+import type { ResetRuleChanges } from "./reset-rule-changes.js";
 import type { EngineEvent, Outcome, ReplayedOperation, StateReader, Write } from "./types.js";
 
 export interface EngineContext {
@@ -15,6 +16,8 @@ export interface EngineContext {
   /** Fresh unique ids (reservation ids); injected so the rules stay deterministic in tests. */
   readonly newId: () => string;
   readonly options: EngineOptions;
+  /** Reset-rule changes seen across policy swaps (`createEngine` tracks them); absent = none. */
+  readonly resetRuleChanges?: ResetRuleChanges;
 }
 
 /** Shared empty lists: outcomes without writes or events allocate nothing. */

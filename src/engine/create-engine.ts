@@ -10,14 +10,20 @@ import { deleteCustomer, getCustomer, listCustomers, setCustomerPlan, upsertCust
 import { DEFAULT_ENGINE_OPTIONS, type Engine, type EngineDeps, type EngineOptions } from "./engine.js";
 import { getMeters } from "./get-meters.js";
 import { release, settle } from "./reservation-ops.js";
+import { createResetRuleTracker } from "./reset-rule-changes.js";
 import type { Outcome } from "./types.js";
 
 export function createEngine(deps: EngineDeps): Engine {
   const options: EngineOptions = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
   const { store } = deps;
 
+  const resetRules = createResetRuleTracker();
+
   function context(): EngineContext {
-    return { policy: deps.policy(), state: store, now: deps.clock(), newId: deps.newId, options };
+    const policy = deps.policy();
+    const now = deps.clock();
+    resetRules.observe(policy, now);
+    return { policy, state: store, now, newId: deps.newId, options, resetRuleChanges: resetRules.changes };
   }
 
   /**

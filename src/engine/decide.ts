@@ -95,7 +95,7 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     const amount = fixed !== undefined ? fixed.amount : itemAmount(item, i, limit);
     let work = findWork(works, owner, name);
     if (work === undefined) {
-      work = loadWorkMeter(ctx.state, owner, name, limit, now);
+      work = loadWorkMeter(ctx.state, owner, name, limit, now, ctx.resetRuleChanges);
       works.push(work);
       if (input.dropReservation !== undefined) dropHold(work, input.dropReservation, now);
       if (work.rolled && emit) {

@@ -33,7 +33,7 @@ function viewOf(ctx: EngineContext, caller: Customer, name: string, ent: Compile
   if (ent.limit === undefined) return { kind: "feature", entitlement: name, granted: true };
   const owner = ent.scope === undefined ? caller : resolveScopeOwner(ctx.state, caller, ent.scope);
   if (owner === undefined) return { kind: "feature", entitlement: name, granted: false };
-  return meterView(loadWorkMeter(ctx.state, owner.id, name, ent.limit, ctx.now), ctx.now);
+  return meterView(loadWorkMeter(ctx.state, owner.id, name, ent.limit, ctx.now, ctx.resetRuleChanges), ctx.now);
 }
 
 function virtualCustomer(ctx: EngineContext, id: string): Customer {

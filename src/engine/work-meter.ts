@@ -6,6 +6,7 @@
  */
 import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, type CompiledLimit, type Nanos } from "../policy/index.js";
 import type { Hold, Meter, MeterView, StateReader } from "./types.js";
+import { carriedPeriod, type ResetRuleChanges } from "./reset-rule-changes.js";
 
 const NO_HOLDS: readonly Hold[] = [];
 const NO_THRESHOLDS: readonly number[] = [];
@@ -33,38 +34,47 @@ export interface WorkMeter {
   changed: boolean;
 }
 
-/** Loads a meter in its current period (SPEC §4: lazy, exact resets; reads never write). */
+/**
+ * Loads a meter in its current period (SPEC §4: lazy, exact resets; reads never write).
+ * `resetRuleChanges` (from policy swaps) keeps a reset-period change from zeroing or reviving it.
+ */
 export function loadWorkMeter(
   state: StateReader,
   owner: string,
   entitlement: string,
   limit: CompiledLimit,
   now: number,
+  resetRuleChanges?: ResetRuleChanges,
 ): WorkMeter {
   const stored = state.getMeter(owner, entitlement);
-  if (stored === undefined) {
+  // Only limits whose reset rule changed in a policy swap need the longer judgement.
+  const carried = stored !== undefined && resetRuleChanges?.get(limit) !== undefined ? carriedPeriod(resetRuleChanges, limit, stored.periodStart) : undefined;
+  if (stored === undefined || carried?.expired === true) {
+    // Never used, or its period ended under the reset rule it was written under: a fresh period.
+    const expired = stored !== undefined;
     return {
       owner,
       entitlement,
       limit,
       stored,
-      rolled: false,
+      rolled: expired,
       periodStart: initialPeriodStart(limit.reset, now),
       nextReset: undefined,
       base: 0n,
       value: 0n,
       overhead: 0n,
-      holds: NO_HOLDS,
-      held: 0n,
+      holds: stored?.holds ?? NO_HOLDS,
+      held: stored === undefined ? 0n : heldAt(stored.holds, now),
       thresholdsReached: NO_THRESHOLDS,
       changed: false,
     };
   }
   // The common case (period still running) needs only its end, which the view reuses.
   const reset = limit.reset;
-  const end = reset === undefined ? undefined : nextResetAfter(reset, stored.periodStart);
+  const from = carried?.start ?? stored.periodStart;
+  const end = reset === undefined ? undefined : nextResetAfter(reset, from);
   const rolled = end !== undefined && now >= end;
-  const start = rolled ? currentPeriodStart(reset, stored.periodStart, now) : stored.periodStart;
+  const start = rolled ? currentPeriodStart(reset, from, now) : from;
   // Open holds survive a reset: the reservation is still outstanding in the new period.
   return {
     owner,

@@ -1,0 +1,109 @@
+/**
+ * A policy swap that changes a limit's reset rule neither zeroes a running meter nor revives an
+ * ended one (createEngine tracks the swap; the pure rules judge the stored period through it).
+ */
+import { describe, expect, it } from "vitest";
+import { createEngine, type ItemView } from "../../src/engine/index.js";
+import type { CompiledPolicy, ResetRule } from "../../src/policy/index.js";
+import { createMemoryStore } from "../../src/store/memory-store.js";
+import { buildPolicy, credit, daily, DAY, monthly1, n, rolling } from "./harness.js";
+
+const token = credit("token");
+const hourly: ResetRule = { kind: "calendar", schedule: { kind: "hourly" }, text: "hourly" };
+const policyWith = (reset: ResetRule | undefined, version: string, value = 100): CompiledPolicy =>
+  buildPolicy({ free: { isDefault: true, entitlements: { t: { limit: { credit: token, value, ...(reset ? { reset } : {}) } } } } }, version);
+
+const NOV_21_10H = Date.UTC(2026, 10, 21, 10, 0, 0);
+const NOV_1 = Date.UTC(2026, 10, 1);
+const NOV_21 = Date.UTC(2026, 10, 21);
+
+function setup(first: CompiledPolicy, start: number) {
+  const store = createMemoryStore();
+  const s = { policy: first, now: start };
+  const engine = createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => "id" });
+  const meter = async (): Promise<Extract<ItemView, { kind: "metered" }>> => {
+    const [v] = await engine.getMeters("u", ["t"]);
+    if (v?.kind !== "metered") throw new Error(`not metered: ${JSON.stringify(v)}`);
+    return v;
+  };
+  const use = (amount: number) => engine.allow({ customerId: "u", items: [{ entitlement: "t", amount }] });
+  return { s, engine, meter, use, store };
+}
+
+describe("reset rule changes across policy swaps", () => {
+  it("monthly:1 → daily keeps a meter whose month is running, in the day of the change, and resets it at the next midnight", async () => {
+    const { s, meter, use } = setup(policyWith(monthly1, "a"), NOV_21_10H);
+    await use(40);
+    expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_1 });
+
+    s.policy = policyWith(daily, "b");
+    s.now = NOV_21_10H + 60_000;
+    expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21, nextReset: NOV_21 + DAY });
+    // A further swap that keeps the rule (a limit change) keeps the carried period.
+    s.policy = policyWith(daily, "c", 200);
+    expect(await meter()).toMatchObject({ value: n(40), limit: n(200), periodStart: NOV_21 });
+    const r = await use(5);
+    expect(r.items[0]).toMatchObject({ value: n(45), periodStart: NOV_21 });
+
+    s.now = NOV_21 + DAY + 1;
+    expect(await meter()).toMatchObject({ value: n(0), periodStart: NOV_21 + DAY });
+  });
+
+  it("an untouched meter is carried from the moment of the change, not from when it is next read", async () => {
+    const { s, meter, use } = setup(policyWith(monthly1, "a"), Date.UTC(2026, 10, 3));
+    await use(7);
+    s.policy = policyWith(daily, "b");
+    s.now = NOV_21_10H;
+    expect(await meter()).toMatchObject({ value: n(7), periodStart: NOV_21 });
+    s.now = NOV_21 + 3 * DAY;
+    expect(await meter()).toMatchObject({ value: n(0) });
+  });
+
+  it("monthly:1 → no reset does not revive last month's meter", async () => {
+    const { s, meter, use } = setup(policyWith(monthly1, "a"), Date.UTC(2026, 9, 20));
+    await use(30);
+    s.now = NOV_21_10H;
+    s.policy = policyWith(undefined, "b");
+    // Its month had ended before the change; judged by "never resets" alone the 30 would come back.
+    expect(await meter()).toMatchObject({ value: n(0) });
+    const r = await use(1);
+    expect(r.items[0]).toMatchObject({ value: n(1) });
+  });
+
+  it("daily → monthly:1 counts an earlier day of this month toward the month", async () => {
+    const { s, meter, use } = setup(policyWith(daily, "a"), Date.UTC(2026, 10, 5, 9));
+    await use(30);
+    s.now = NOV_21_10H;
+    s.policy = policyWith(monthly1, "b");
+    expect(await meter()).toMatchObject({ value: n(30), periodStart: NOV_1 });
+  });
+
+  it("daily → monthly:1 keeps today's usage for the rest of the month", async () => {
+    const { s, meter, use } = setup(policyWith(daily, "a"), Date.UTC(2026, 10, 21, 8));
+    await use(30);
+    s.now = NOV_21_10H;
+    s.policy = policyWith(monthly1, "b");
+    expect(await meter()).toMatchObject({ value: n(30), periodStart: NOV_1, nextReset: Date.UTC(2026, 11, 1) });
+  });
+
+  it("a chain of changes (monthly → hourly → never resets) is judged through every rule", async () => {
+    const { s, meter, use } = setup(policyWith(monthly1, "a"), Date.UTC(2026, 10, 2));
+    await use(9);
+    s.now = NOV_21_10H + 60_000;
+    s.policy = policyWith(hourly, "b");
+    expect(await meter()).toMatchObject({ value: n(9), periodStart: NOV_21_10H });
+    // The hour of the change is over before the next change: the 9 had reset under `hourly`.
+    s.now = NOV_21_10H + 2 * 3_600_000;
+    s.policy = policyWith(undefined, "c");
+    expect(await meter()).toMatchObject({ value: n(0) });
+  });
+
+  it("a rolling period change carries a running meter from the moment of the change", async () => {
+    const start = Date.UTC(2026, 10, 20, 12);
+    const { s, meter, use } = setup(policyWith(rolling(30 * DAY), "a"), start);
+    await use(3);
+    s.now = NOV_21_10H;
+    s.policy = policyWith(rolling(DAY), "b");
+    expect(await meter()).toMatchObject({ value: n(3), periodStart: NOV_21_10H, nextReset: NOV_21_10H + DAY });
+  });
+});
