@@ -72,7 +72,7 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
   });
   const rpcRequests = new Counter({
     name: "limitr_rpc_requests_total",
-    help: "Unary RPCs answered, by protocol (grpc, connect, grpc_web) and code (ok or the error code).",
+    help: "Unary RPCs answered, by protocol (grpc, connect, grpc-web) and code (ok or the error code).",
     labelNames: ["rpc", "protocol", "code"] as const,
     registers,
   });

@@ -94,7 +94,7 @@ export interface SidecarServerDeps {
 export interface CallEnd {
   /** The method name (`Allow`, `UpsertCustomer`); unique across the limitr services. */
   readonly rpc: string;
-  /** `connect`, `grpc_web` (HTTP port) or `grpc` (gRPC port). */
+  /** `connect`, `grpc-web` (HTTP port) or `grpc` (gRPC port). */
   readonly protocol: string;
   /** allowed/denied for decisions (Allow, Check, Record, Reserve, Settle), ok otherwise, or error. */
   readonly outcome: "allowed" | "denied" | "ok" | "error";
