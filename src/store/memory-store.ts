@@ -16,28 +16,11 @@ import type {
   StoredEvent,
   Write,
 } from "../engine/index.js";
+import { compareCodePoints } from "./code-point-order.js";
 
 export interface MemoryStore extends StatePort, EventLog {
   /** Every stored customer, meter and reservation, in key order (for export and tests). */
   exportState(): Iterable<StateRecord>;
-}
-
-/**
- * Unicode code point order (= UTF-8 byte order, the order LMDB keeps keys in), so both stores
- * list in the same order. `<` compares UTF-16 units and would put U+1F600 before U+FFFF.
- */
-function byString(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    const sx = x >= 0xd800 && x <= 0xdfff;
-    const sy = y >= 0xd800 && y <= 0xdfff;
-    if (sx !== sy) return sx ? 1 : -1;
-    return x - y;
-  }
-  return a.length - b.length;
 }
 
 export function createMemoryStore(): MemoryStore {
@@ -94,7 +77,7 @@ export function createMemoryStore(): MemoryStore {
   }
 
   function ids(): string[] {
-    sortedIds ??= [...customers.keys()].sort(byString);
+    sortedIds ??= [...customers.keys()].sort(compareCodePoints);
     return sortedIds;
   }
 
@@ -105,7 +88,7 @@ export function createMemoryStore(): MemoryStore {
     metersOf(owner) {
       const own = meters.get(owner);
       if (own === undefined) return [];
-      return [...own.values()].sort((a, b) => byString(a.entitlement, b.entitlement));
+      return [...own.values()].sort((a, b) => compareCodePoints(a.entitlement, b.entitlement));
     },
     getReservation: (id) => reservations.get(id),
     getIdempotency: (key) => idempotency.get(key),
@@ -116,7 +99,7 @@ export function createMemoryStore(): MemoryStore {
       let hi = all.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (byString(all[mid] as string, afterId) <= 0) lo = mid + 1;
+        if (compareCodePoints(all[mid] as string, afterId) <= 0) lo = mid + 1;
         else hi = mid;
       }
       const out: Customer[] = [];
@@ -156,10 +139,10 @@ export function createMemoryStore(): MemoryStore {
 
     *exportState(): Iterable<StateRecord> {
       for (const id of ids()) yield { kind: "customer", customer: customers.get(id) as Customer };
-      for (const owner of [...meters.keys()].sort(byString)) {
+      for (const owner of [...meters.keys()].sort(compareCodePoints)) {
         for (const meter of this.metersOf(owner)) yield { kind: "meter", meter };
       }
-      for (const id of [...reservations.keys()].sort(byString)) yield { kind: "reservation", reservation: reservations.get(id) as Reservation };
+      for (const id of [...reservations.keys()].sort(compareCodePoints)) yield { kind: "reservation", reservation: reservations.get(id) as Reservation };
     },
   };
 }
