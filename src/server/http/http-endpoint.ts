@@ -90,8 +90,11 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
 
   let closing = false;
   const server = http.createServer((req, res) => {
-    // Once closing, a keep-alive connection is closed as soon as its last answer is out.
-    if (closing) res.once("close", () => setImmediate(() => server.closeIdleConnections()));
+    // Once closing, a keep-alive connection is closed as soon as its answer is out (also for
+    // calls that were already in flight when shutdown began), instead of idling until its timeout.
+    res.once("close", () => {
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
     handler(req, res);
   });
 
