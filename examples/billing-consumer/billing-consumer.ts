@@ -1,0 +1,63 @@
+/**
+ * A billing consumer: follows `meter-overage` events and prints one billing line per overage.
+ * Its cursor (the next sequence to process) is durable: written to a temporary file, flushed,
+ * and renamed over the cursor file after each event, so a restart of the consumer or of the
+ * sidecar resumes exactly where it stopped. Each line carries the event's sequence (`seq=`),
+ * the key a billing system deduplicates on if the process is killed between printing a line
+ * and saving the cursor (the only window where a line can repeat; a normal stop never repeats).
+ */
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+// In your app: import type { LimitrClient, LimitrEvent } from "limitr-sidecar";
+import type { LimitrClient, LimitrEvent } from "../../src/client/index.js";
+
+/** The next sequence to process; 1 (the oldest retained event) when there is no cursor yet. */
+export function readCursor(file: string): number {
+  if (!existsSync(file)) return 1;
+  const { nextSequence } = JSON.parse(readFileSync(file, "utf8")) as { nextSequence: number };
+  return nextSequence;
+}
+
+/** Write-then-rename: the cursor file is always either the old or the new cursor, never torn. */
+export function writeCursor(file: string, nextSequence: number): void {
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, "w");
+  try {
+    writeSync(fd, `${JSON.stringify({ nextSequence })}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+
+/** `seq=7 customer=acme entitlement=storage_mb overage=250 MB price=0.025000 USD`. */
+export function billingLine(e: LimitrEvent): string {
+  const m = e.meter!;
+  const price = m.overagePrice === undefined ? "unpriced" : `${m.overagePrice.toFixed(6)} USD`;
+  return `seq=${e.sequence} time=${e.time?.toISOString()} customer=${m.owner} entitlement=${m.entitlement} overage=${m.overage} ${m.unit} price=${price}`;
+}
+
+export interface ConsumerOptions {
+  readonly limitr: LimitrClient;
+  readonly cursorFile: string;
+  /** Where billing lines go (stdout in main.ts). */
+  readonly print: (line: string) => void;
+  /** Warnings, e.g. events pruned before they were processed. */
+  readonly warn?: (line: string) => void;
+  /** Stops after the event being processed. */
+  readonly signal?: AbortSignal;
+}
+
+/** Runs until `signal` aborts; reconnects by itself while the sidecar restarts. */
+export async function runBillingConsumer(o: ConsumerOptions): Promise<void> {
+  const fromSequence = readCursor(o.cursorFile);
+  for await (const item of o.limitr.events({ types: ["meter-overage"], fromSequence, ...(o.signal ? { signal: o.signal } : {}) })) {
+    if (item.kind === "events-lost") {
+      o.warn?.(`events ${item.requestedSequence}..${item.firstAvailableSequence - 1} were pruned before being billed`);
+      writeCursor(o.cursorFile, item.firstAvailableSequence);
+      continue;
+    }
+    o.print(billingLine(item));
+    writeCursor(o.cursorFile, item.sequence + 1);
+  }
+}
