@@ -173,7 +173,7 @@ export async function lastSequence(clients: SidecarClients): Promise<number> {
   return last ? seqOf(last) : 0;
 }
 
-/** Asserts-free check used by tests: the sequences, and whether they are 1-step contiguous and unique. */
+/** Where a list of sequence numbers skips (gaps, as [before, after]) or repeats (duplicates). */
 export function gapsAndDuplicates(seqs: readonly number[]): { gaps: [number, number][]; duplicates: number[] } {
   const gaps: [number, number][] = [];
   const duplicates: number[] = [];
