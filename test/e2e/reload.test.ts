@@ -3,13 +3,15 @@
  * written with kubelet's atomic writer: a limit change applies within 2 s and meters keep their
  * values; an invalid document is rejected while the old policy keeps deciding; deleting the key
  * keeps the last good policy and says so; SIGHUP forces a re-read; every decision and meter event
- * names the policy version it was made under.
+ * names the policy version it was made under. Plus a plain file edited in place or renamed over.
  */
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { allowOne, collect, unary, type Obj } from "./helpers/clients.js";
+import { allowOne, collect, connectClients, unary, type Obj } from "./helpers/clients.js";
+import { startSidecar, stopSidecar } from "./helpers/sidecar-process.js";
 import { policyYaml, sleep, startReloadSidecar, timestampMs, versionOf, waitFor, type ReloadSidecar } from "./helpers/reload-fixture.js";
 
 /** free (default) with 5 tokens; pro with `proLimit` tokens, hard. */
@@ -162,6 +164,32 @@ describe("policy reload in a running sidecar (kubelet ..data swaps)", () => {
     const after = await allowOne(s.clients, "c1", "tokens", 2);
     expect(after).toMatchObject({ allowed: true, policy_version: vB });
     expect(item(after)).toMatchObject({ value: 12, limit: 12 });
+  });
+
+  it("a plain file (no kubelet) is reloaded on an in-place write and on an editor-style rename over it", async () => {
+    const root = await mkdtemp(join(tmpdir(), "limitr-plain-"));
+    const file = join(root, "policy.yaml");
+    await writeFile(file, proPolicy(10));
+    const sidecar = await startSidecar(["--policy", file, "--data-dir", join(root, "data")]);
+    const clients = connectClients(sidecar.grpcAddress);
+    const versionIs = (v: string) => async () => ((await unary(clients.admin, "GetPolicyStatus", {})).version === v ? true : undefined);
+    try {
+      const inPlace = proPolicy(11, "in place");
+      await writeFile(file, inPlace);
+      await waitFor("the in-place write", versionIs(versionOf(inPlace)), 2_000);
+
+      const renamed = proPolicy(12, "renamed over");
+      await writeFile(join(root, ".policy.yaml.swp"), renamed);
+      await rename(join(root, ".policy.yaml.swp"), file);
+      await waitFor("the rename", versionIs(versionOf(renamed)), 2_000);
+      const res = await allowOne(clients, "c1", "tokens", 12, PRO);
+      expect(res).toMatchObject({ allowed: true, policy_version: versionOf(renamed) });
+      expect(item(res)).toMatchObject({ value: 12, limit: 12 });
+    } finally {
+      clients.close();
+      expect((await stopSidecar(sidecar)).code).toBe(0);
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it("SIGHUP re-reads a change that neither the directory watch nor the (24 h) poll would see", async () => {
