@@ -193,9 +193,14 @@ function startMaintenance(store: LmdbStore, config: ServeConfig, logger: Logger)
     Promise.all([
       store.pruneIdempotency(now),
       store.pruneEvents({ maxAgeMs: config.eventRetention, maxCount: config.eventRetentionCount, now }),
+      // An expired reservation's usage may still be settled late (it happened); keep it as long
+      // as a retried request is remembered, then drop it (a later Settle is NOT_FOUND).
+      store.pruneReservations(now, config.idempotencyWindow),
     ]).then(
-      ([keys, events]) => {
-        if (keys.deleted + events.deleted > 0) logger.info("pruned", { idempotencyKeys: keys.deleted, events: events.deleted });
+      ([keys, events, reservations]) => {
+        if (keys.deleted + events.deleted + reservations.deleted > 0) {
+          logger.info("pruned", { idempotencyKeys: keys.deleted, events: events.deleted, reservations: reservations.deleted });
+        }
       },
       (e: unknown) => logger.error("pruning failed; will retry", { err: e }),
     );
