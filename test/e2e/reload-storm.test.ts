@@ -4,7 +4,9 @@
  * every answer must be made under exactly one valid policy (its version is one that was written
  * valid, and its limit and mode are that version's); each client sees versions only move forward;
  * no count is lost or doubled (the allowed calls of a meter produced exactly the values 1..n and
- * the final meter is n); and the sidecar ends on the last document written.
+ * the final meter is n, with one meter-changed event per allowed call); in the event log each
+ * version's policy-applied precedes the meter events decided under it; and the sidecar ends on
+ * the last document written.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { allowOne, connectClients, unary, type Obj, type SidecarClients } from "./helpers/clients.js";
@@ -161,6 +163,16 @@ describe("reload storm", () => {
     }
 
     // The event log agrees: only valid documents were applied, only invalid ones rejected.
+    const log = await s.events(["EVENT_TYPE_POLICY_APPLIED", "EVENT_TYPE_METER_CHANGED", "EVENT_TYPE_METER_LIMIT", "EVENT_TYPE_METER_OVERAGE"]);
+    // In the log, a version's policy-applied comes before any meter event decided under it.
+    const appliedAtSeq = new Map<string, number>();
+    const early: unknown[] = [];
+    for (const e of log) {
+      if (e.type === "EVENT_TYPE_POLICY_APPLIED") appliedAtSeq.set((e.policy_applied as Obj).policy_version as string, Number(e.sequence));
+      else if (!appliedAtSeq.has((e.meter as Obj).policy_version as string)) early.push(e);
+    }
+    expect(early).toEqual([]);
+    expect(log.filter((e) => e.type === "EVENT_TYPE_METER_CHANGED")).toHaveLength(answers.filter((a) => a.res.allowed === true).length);
     const applied = (await s.events(["EVENT_TYPE_POLICY_APPLIED"])).map((e) => (e.policy_applied as Obj).policy_version as string);
     const rejected = (await s.events(["EVENT_TYPE_POLICY_REJECTED"])).map((e) => (e.policy_rejected as Obj).policy_version as string);
     expect(applied.every((v) => specs.has(v))).toBe(true);
