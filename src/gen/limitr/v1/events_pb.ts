@@ -197,14 +197,16 @@ export type MeterEvent = Message<"limitr.v1.MeterEvent"> & {
   remaining: number;
 
   /**
-   * max(0, value - limit) after the change.
+   * The overage this event added: the part of this call's usage above the limit (what billing
+   * sums over meter-overage events). On meter-limit, the overage the denied call would have added.
+   * The meter's total overage is in MeterState.overage.
    *
    * @generated from field: double overage = 13;
    */
   overage: number;
 
   /**
-   * overage x the credit's price, in USD; absent when the credit has no price.
+   * This event's overage x the credit's price, in USD; absent when the credit has no price.
    *
    * @generated from field: optional double overage_price = 14;
    */
