@@ -29,6 +29,7 @@ export const SERVE_OPTIONS = {
   eventRetention: { flag: "event-retention", env: "LIMITR_EVENT_RETENTION", type: "string", help: "keep events this long (default 7days)" },
   eventRetentionCount: { flag: "event-retention-count", env: "LIMITR_EVENT_RETENTION_COUNT", type: "string", help: "keep at most this many events (default 10000000)" },
   maintenanceInterval: { flag: "maintenance-interval", env: "LIMITR_MAINTENANCE_INTERVAL", type: "string", help: "how often expired idempotency keys and events past retention are pruned (default 60s)" },
+  maxDataBytes: { flag: "max-data-bytes", env: "LIMITR_MAX_DATA_BYTES", type: "string", help: "refuse writes (RESOURCE_EXHAUSTED) past this much LMDB data; keep it below a volume's size limit (default unlimited)" },
   maxMessageBytes: { flag: "max-message-bytes", env: "LIMITR_MAX_MESSAGE_BYTES", type: "string", help: "largest accepted request (default 1048576)" },
   logLevel: { flag: "log-level", env: "LIMITR_LOG_LEVEL", type: "string", help: "debug, info, warn or error (default info)" },
 } as const satisfies Record<string, OptionSpec>;
@@ -70,6 +71,7 @@ const ServeConfigSchema = z.object({
   eventRetention: duration.default(7 * 86_400_000),
   eventRetentionCount: positiveInt.default(10_000_000),
   maintenanceInterval: duration.pipe(z.number().positive("must be longer than 0").max(2_147_483_647, "must be at most 24days (a timer limit)")).default(60_000),
+  maxDataBytes: positiveInt.optional(),
   maxMessageBytes: positiveInt.default(1_048_576),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });

@@ -160,7 +160,11 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
 
 function openStore(config: ServeConfig, logger: Logger): LmdbStore {
   try {
-    const store = createLmdbStore({ path: config.dataDir, fsync: config.fsync });
+    const store = createLmdbStore({
+      path: config.dataDir,
+      fsync: config.fsync,
+      ...(config.maxDataBytes === undefined ? {} : { maxDataBytes: config.maxDataBytes }),
+    });
     logger.info("store open", { dataDir: config.dataDir, fsync: config.fsync });
     return store;
   } catch (e) {

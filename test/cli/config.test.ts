@@ -16,6 +16,7 @@ describe("parseServeConfig", () => {
       maxMessageBytes: 1_048_576,
     });
     expect(c.healthAddress).toBeUndefined();
+    expect(c.maxDataBytes).toBeUndefined();
   });
 
   it("reads LIMITR_* variables, and flags win over them", () => {
@@ -26,6 +27,7 @@ describe("parseServeConfig", () => {
     expect(c.fsync).toBe(true);
     expect(c.grpcAddress).toBe("unix:/run/limitr.sock");
     expect(c.idempotencyWindow).toBe(3_600_000);
+    expect(parseServeConfig(["--policy", "p", "--max-data-bytes", "900000000"], {}).maxDataBytes).toBe(900_000_000);
   });
 
   it("accepts IPv6 and port 0 and 'off' for http", () => {
