@@ -123,9 +123,14 @@ async function exportState(argv: readonly string[]): Promise<number> {
 
 async function importState(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: { "data-dir": { type: "string" }, in: { type: "string" } }, strict: true });
-  const store = createLmdbStore({ path: requireFlag(values["data-dir"], "--data-dir") });
+  const dataDir = requireFlag(values["data-dir"], "--data-dir");
+  const input = values.in ?? "-";
+  // Bad input changes nothing: read the whole file once to validate it before writing a record.
+  // (stdin cannot be read twice, so it is validated as it is imported, in chunks.)
+  if (input !== "-") for await (const record of readStateFile(input, () => undefined)) void record;
+  const store = createLmdbStore({ path: dataDir });
   try {
-    await store.importState(readStateFile(values.in ?? "-", progressReporter("imported")));
+    await store.importState(readStateFile(input, progressReporter("imported")));
     return 0;
   } finally {
     await store.close();
