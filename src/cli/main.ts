@@ -68,6 +68,7 @@ async function serve(argv: readonly string[]): Promise<number> {
     grpc: running.grpcAddress,
     ...(running.httpAddress === undefined ? {} : { http: running.httpAddress }),
     ...(running.healthAddress === undefined ? {} : { health: running.healthAddress }),
+    ...(running.metricsAddress === undefined ? {} : { metrics: running.metricsAddress }),
     policy: config.policy,
     policyVersion: running.policyVersion,
     dataDir: config.dataDir,

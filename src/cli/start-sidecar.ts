@@ -11,7 +11,7 @@ import type { Metrics } from "../metrics/index.js";
 import type { EngineEvent } from "../engine/index.js";
 import type { CompiledPolicy } from "../policy/index.js";
 import { loadPolicy } from "../policy/index.js";
-import { createHttpEndpoint, createSidecarServer } from "../server/index.js";
+import { createHttpEndpoint, createOperatorEndpoint, createSidecarServer } from "../server/index.js";
 import type { EventPage, EventQuery, HttpEndpoint, PolicyStatus, SidecarServer } from "../server/index.js";
 import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
@@ -27,6 +27,8 @@ export interface RunningSidecar {
   /** The bound HTTP port (Connect, gRPC-Web, /metrics, /healthz, /readyz); undefined when off. */
   readonly httpAddress: string | undefined;
   readonly healthAddress: string | undefined;
+  /** The bound operator-only HTTP listener (/metrics, /healthz, /readyz); undefined when off. */
+  readonly metricsAddress: string | undefined;
   /** The process's metrics (what `/metrics` serves). */
   readonly metrics: Metrics;
   readonly policyVersion: string;
@@ -123,16 +125,30 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
           logger: logger.child({ component: "http" }),
         });
 
+  // Operator endpoints only, for an address outside the pod (Prometheus scrapes the pod IP)
+  // while the APIs stay on loopback.
+  const operator: HttpEndpoint | undefined =
+    config.metricsAddress === undefined
+      ? undefined
+      : createOperatorEndpoint({
+          isServing: () => server.isServing(),
+          metrics: () => metrics.render(),
+          logger: logger.child({ component: "metrics" }),
+        });
+  const httpEndpoints = [http, operator].filter((e): e is HttpEndpoint => e !== undefined);
+
   let grpcAddress: string;
   let httpAddress: string | undefined;
   let healthAddress: string | undefined;
+  let metricsAddress: string | undefined;
   try {
     grpcAddress = await server.listen(config.grpcAddress);
     if (http !== undefined && config.httpAddress !== "off") httpAddress = await http.listen(config.httpAddress);
     if (config.healthAddress !== undefined) healthAddress = await server.listenHealth(config.healthAddress);
+    if (operator !== undefined && config.metricsAddress !== undefined) metricsAddress = await operator.listen(config.metricsAddress);
   } catch (e) {
     unfollowEvents();
-    await Promise.all([server.shutdown(0), http?.close(0)]);
+    await Promise.all([server.shutdown(0), ...httpEndpoints.map((h) => h.close(0))]);
     await watcher.close();
     await store.close();
     throw new StartupError(`cannot listen: ${(e as Error).message}`);
@@ -146,13 +162,14 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     grpcAddress,
     httpAddress,
     healthAddress,
+    metricsAddress,
     metrics,
     policyVersion: livePolicy.version,
     reloadPolicy: async (reason) => {
       await watcher.reload(reason);
     },
     stop: () => {
-      stopping ??= shutdown(server, http, watcher, store, maintenance, config, logger).finally(unfollowEvents);
+      stopping ??= shutdown(server, httpEndpoints, watcher, store, maintenance, config, logger).finally(unfollowEvents);
       return stopping;
     },
   };
@@ -174,7 +191,7 @@ function openStore(config: ServeConfig, logger: Logger): LmdbStore {
 
 async function shutdown(
   server: SidecarServer,
-  http: HttpEndpoint | undefined,
+  httpEndpoints: readonly HttpEndpoint[],
   watcher: PolicyWatcher,
   store: LmdbStore,
   maintenance: NodeJS.Timeout,
@@ -183,9 +200,9 @@ async function shutdown(
 ): Promise<void> {
   logger.info("shutting down", { graceMs: config.shutdownGraceMs });
   clearInterval(maintenance);
-  // Both ports drain together, within the one grace period: NOT_SERVING (gRPC health and
-  // /readyz) first, streams of both ports end through the server's shutdown signal.
-  await Promise.all([server.shutdown(config.shutdownGraceMs), http?.close(config.shutdownGraceMs)]);
+  // All ports drain together, within the one grace period: NOT_SERVING (gRPC health and
+  // /readyz) first, streams of both API ports end through the server's shutdown signal.
+  await Promise.all([server.shutdown(config.shutdownGraceMs), ...httpEndpoints.map((h) => h.close(config.shutdownGraceMs))]);
   await watcher.close();
   await store.close();
   logger.info("stopped");

@@ -32,3 +32,5 @@ export { PROTO_DIR } from "./reflection.js";
 export { toStateRecordPb, fromStateRecordPb } from "./map-state.js";
 /** The HTTP port: Connect (JSON, binary) and gRPC-Web for both services, /metrics, /healthz, /readyz. */
 export { createHttpEndpoint, type HttpEndpoint, type HttpEndpointDeps, type MetricsText } from "./http/http-endpoint.js";
+/** An HTTP listener with only /metrics, /healthz and /readyz (for the pod IP; APIs stay on loopback). */
+export { createOperatorEndpoint, type OperatorEndpointDeps } from "./http/http-endpoint.js";

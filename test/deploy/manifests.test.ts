@@ -121,7 +121,12 @@ describe.each([
       expect(probe?.grpc?.port).toBe(Number(port));
       expect(probe?.httpGet ?? probe?.tcpSocket ?? probe?.exec).toBeUndefined();
     }
-    expect(r.sidecar.ports?.map((p) => p.containerPort)).toEqual([Number(port)]);
+    // Only the health and operator (metrics) ports are declared: the APIs are loopback-only.
+    const [metricsHost, metricsPort] = r.flag("metrics-address").split(":");
+    expect(metricsHost).toBe("0.0.0.0");
+    expect(r.sidecar.ports?.map((p) => p.containerPort)).toEqual([Number(port), Number(metricsPort)]);
+    const template = (r.byKind("Deployment") as unknown as { spec: { template: { metadata?: { annotations?: Record<string, string> } } } }).spec.template;
+    expect(template.metadata?.annotations?.["prometheus.io/port"]).toBe(metricsPort);
     expect(r.flag("grpc-address")).toBe("127.0.0.1:50051");
     expect(r.flag("http-address")).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(r.app.env?.find((e) => e.name === "LIMITR_ADDRESS")?.value).toBe(r.flag("grpc-address"));

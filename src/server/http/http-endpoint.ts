@@ -44,15 +44,47 @@ export interface HttpEndpoint {
   close(graceMs: number): Promise<void>;
 }
 
+/** What the operator-only listener serves: `/healthz`, `/readyz` and `/metrics`. */
+export type OperatorEndpointDeps = Pick<HttpEndpointDeps, "isServing" | "metrics" | "logger">;
+
+/**
+ * An HTTP listener with only the operator endpoints, for an address reachable from outside the
+ * pod (Prometheus scrapes the pod IP) while the decision and admin APIs stay on loopback.
+ */
+export function createOperatorEndpoint(deps: OperatorEndpointDeps): HttpEndpoint {
+  const operator = operatorEndpoints(deps);
+  return serveHttp((req, res) => operator(req, res), deps.logger, "metrics");
+}
+
 /** Builds the HTTP port; nothing listens until `listen`. */
 export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
+  const operator = operatorEndpoints(deps);
+  const handler = connectNodeAdapter({
+    routes: (router) => {
+      router.service(DecisionService, deps.decisionService);
+      router.service(AdminService, deps.adminService);
+    },
+    // gRPC needs HTTP/2, which this port does not speak: gRPC clients use the gRPC port.
+    grpc: false,
+    connect: true,
+    grpcWeb: true,
+    readMaxBytes: deps.maxMessageBytes,
+    shutdownSignal: deps.shutdownSignal,
+    // Default-valued fields are written too, so `"allowed": false` is visible to a curl user.
+    jsonOptions: { alwaysEmitImplicit: true },
+    // This port is a node:http (HTTP/1.1) server, so the fallback gets node:http's own objects.
+    fallback: (req, res) => operator(req as http.IncomingMessage, res as unknown as http.ServerResponse),
+  });
+  return serveHttp(handler, deps.logger, "http");
+}
+
+function operatorEndpoints(deps: OperatorEndpointDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const { logger } = deps;
   const text = (res: http.ServerResponse, status: number, body: string, contentType = "text/plain; charset=utf-8"): void => {
     res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
     res.end(body);
   };
-
-  const operatorEndpoints = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  return (req, res) => {
     const path = (req.url ?? "/").split("?", 1)[0];
     const known = path === "/healthz" || path === "/readyz" || (path === "/metrics" && deps.metrics !== undefined);
     if (!known) return text(res, 404, "not found\n");
@@ -70,24 +102,14 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
       },
     );
   };
+}
 
-  const handler = connectNodeAdapter({
-    routes: (router) => {
-      router.service(DecisionService, deps.decisionService);
-      router.service(AdminService, deps.adminService);
-    },
-    // gRPC needs HTTP/2, which this port does not speak: gRPC clients use the gRPC port.
-    grpc: false,
-    connect: true,
-    grpcWeb: true,
-    readMaxBytes: deps.maxMessageBytes,
-    shutdownSignal: deps.shutdownSignal,
-    // Default-valued fields are written too, so `"allowed": false` is visible to a curl user.
-    jsonOptions: { alwaysEmitImplicit: true },
-    // This port is a node:http (HTTP/1.1) server, so the fallback gets node:http's own objects.
-    fallback: (req, res) => operatorEndpoints(req as http.IncomingMessage, res as unknown as http.ServerResponse),
-  });
-
+/** A node:http server with listen on HOST:PORT and a bounded, graceful close. */
+function serveHttp(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  logger: ServerLogger,
+  name: string,
+): HttpEndpoint {
   let closing = false;
   const server = http.createServer((req, res) => {
     // Once closing, a keep-alive connection is closed as soon as its answer is out (also for
@@ -104,12 +126,12 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
       closing = true;
       if (!server.listening) return resolve();
       const timer = setTimeout(() => {
-        logger.warn("http shutdown grace period over; closing connections", { graceMs });
+        logger.warn(`${name} shutdown grace period over; closing connections`, { graceMs });
         server.closeAllConnections();
       }, graceMs);
       server.close(() => {
         clearTimeout(timer);
-        logger.info("http server stopped", {});
+        logger.info(`${name} server stopped`, {});
         resolve();
       });
       server.closeIdleConnections();

@@ -18,6 +18,8 @@ export interface SidecarProcess {
   readonly httpAddress: string | undefined;
   /** The bound health-only address, when configured. */
   readonly healthAddress: string | undefined;
+  /** The bound operator-only HTTP address (/metrics, /healthz, /readyz), when configured. */
+  readonly metricsAddress: string | undefined;
   /** Every JSON log line so far. */
   readonly logs: Record<string, unknown>[];
   /** Resolves with the exit code (or signal) once the child exits. */
@@ -77,6 +79,7 @@ export async function startSidecar(
     grpcAddress: String(announced["grpc"]),
     httpAddress: typeof announced["http"] === "string" ? announced["http"] : undefined,
     healthAddress: typeof announced["health"] === "string" ? announced["health"] : undefined,
+    metricsAddress: typeof announced["metrics"] === "string" ? announced["metrics"] : undefined,
     logs,
     exited,
     kill: (signal = "SIGTERM") => {
