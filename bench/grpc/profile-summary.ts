@@ -40,7 +40,7 @@ function areaOf(node: ProfileNode): string {
     if (functionName === "(garbage collector)") return "GC";
     if (functionName === "(idle)") return "idle";
     if (functionName === "(program)") return "(program: native, not attributed)";
-    return `native: ${functionName || "(anonymous)"}`;
+    return "native builtins (V8/C++)";
   }
   for (const [re, name] of AREAS) if (re.test(url)) return name;
   return "other JS";
