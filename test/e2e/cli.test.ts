@@ -97,4 +97,24 @@ describe("export and import", () => {
     const after = runCli(["export", "--data-dir", join(t.dir, "bad-import")]);
     expect(after.stdout).toBe("");
   });
+
+  it("shows a live count on a terminal and a single summary line otherwise", () => {
+    const file = join(t.dir, "many.jsonl");
+    writeFileSync(file, Array.from({ length: 12_000 }, (_, i) => `{"customer":{"id":"c${i}"}}`).join("\n") + "\n");
+    const dataDir = join(t.dir, "many");
+    // Under `script` stderr is a pseudo-terminal, as in an operator's shell.
+    const onTty = spawnSync("script", ["-qec", `${process.execPath} ${CLI} import --data-dir ${dataDir} --in ${file}`, "/dev/null"], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(onTty.status).toBe(0);
+    expect(onTty.stdout).toContain("\rimported 5,000 records…");
+    expect(onTty.stdout).toContain("\rimported 10,000 records…");
+    expect(onTty.stdout).toMatch(/\rimported 12,000 records in [\d.]+s/);
+
+    const piped = runCli(["export", "--data-dir", dataDir, "--out", join(t.dir, "many-out.jsonl")]);
+    expect(piped.status).toBe(0);
+    expect(piped.stderr).toMatch(/^exported 12,000 records in [\d.]+s\n$/); // no live counter in logs
+  });
 });
