@@ -4,7 +4,7 @@
  * every answer must be made under exactly one valid policy (its version is one that was written
  * valid, and its limit and mode are that version's); each client sees versions only move forward;
  * no count is lost or doubled (the allowed calls of a meter produced exactly the values 1..n and
- * the final meter is n, with one meter-changed event per allowed call); in the event log each
+ * the final meter is n, with one meter-changed or meter-overage event per allowed call); in the event log each
  * version's policy-applied precedes the meter events decided under it; and the sidecar ends on
  * the last document written.
  */
@@ -172,7 +172,13 @@ describe("reload storm", () => {
       else if (!appliedAtSeq.has((e.meter as Obj).policy_version as string)) early.push(e);
     }
     expect(early).toEqual([]);
-    expect(log.filter((e) => e.type === "EVENT_TYPE_METER_CHANGED")).toHaveLength(answers.filter((a) => a.res.allowed === true).length);
+    // Each allowed Allow(1) logged exactly one meter-changed, or a meter-overage when a soft
+    // version let it past the limit; each denied one exactly one meter-limit.
+    const allowed = answers.filter((a) => a.res.allowed === true);
+    const counted = log.filter((e) => e.type === "EVENT_TYPE_METER_CHANGED" || e.type === "EVENT_TYPE_METER_OVERAGE");
+    expect(counted).toHaveLength(allowed.length);
+    expect(log.filter((e) => e.type === "EVENT_TYPE_METER_OVERAGE")).toHaveLength(allowed.filter((a) => a.res.reason === "REASON_SOFT_LIMIT_EXCEEDED").length);
+    expect(log.filter((e) => e.type === "EVENT_TYPE_METER_LIMIT")).toHaveLength(answers.length - allowed.length);
     const applied = (await s.events(["EVENT_TYPE_POLICY_APPLIED"])).map((e) => (e.policy_applied as Obj).policy_version as string);
     const rejected = (await s.events(["EVENT_TYPE_POLICY_REJECTED"])).map((e) => (e.policy_rejected as Obj).policy_version as string);
     expect(applied.every((v) => specs.has(v))).toBe(true);
