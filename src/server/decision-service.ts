@@ -10,13 +10,8 @@ import type { DecisionService } from "../gen/limitr/v1/decision_pb.js";
 import { createEventFilter } from "./event-filter.js";
 import { followEventLog } from "./follow-event-log.js";
 import { requireId, toMeterState } from "./map-common.js";
-import {
-  toDecisionFields,
-  toDecisionRequest,
-  toReserveFields,
-  toReserveRequest,
-  toSettleRequest,
-} from "./map-decision.js";
+import { decisionReply, LAYOUTS, reserveReply } from "./encode-decision.js";
+import { toDecisionRequest, toReserveRequest, toSettleRequest } from "./map-decision.js";
 import { toEventPb, toEventTypes } from "./map-events.js";
 
 export interface DecisionServiceDeps {
@@ -52,19 +47,19 @@ export async function resolveCustomerFilter(engine: Engine, id: string): Promise
 export function createDecisionService({ engine, events, watchBufferEvents, trackWatch }: DecisionServiceDeps): ServiceImpl<typeof DecisionService> {
   return {
     async allow(req) {
-      return toDecisionFields(await engine.allow(toDecisionRequest(req)));
+      return decisionReply(await engine.allow(toDecisionRequest(req)), LAYOUTS.allow);
     },
     async check(req) {
-      return toDecisionFields(await engine.check(toDecisionRequest(req)));
+      return decisionReply(await engine.check(toDecisionRequest(req)), LAYOUTS.check);
     },
     async record(req) {
-      return toDecisionFields(await engine.record(toDecisionRequest(req)));
+      return decisionReply(await engine.record(toDecisionRequest(req)), LAYOUTS.record);
     },
     async reserve(req) {
-      return toReserveFields(await engine.reserve(toReserveRequest(req)));
+      return reserveReply(await engine.reserve(toReserveRequest(req)));
     },
     async settle(req) {
-      return toDecisionFields(await engine.settle(toSettleRequest(req)));
+      return decisionReply(await engine.settle(toSettleRequest(req)), LAYOUTS.settle);
     },
     async release(req) {
       const { released } = await engine.release({ reservationId: requireId(req.reservationId, "reservation_id") });

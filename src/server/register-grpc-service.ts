@@ -11,6 +11,7 @@ import type { HandlerContext, MethodImplSpec, ServiceImpl } from "@connectrpc/co
 import { invalidArgument, LimitrError } from "../errors/index.js";
 import type { ServerLogger } from "./server-deps.js";
 import { toGrpcStatus } from "./to-connect-error.js";
+import { encodesAs, toWire } from "./wire-encodable.js";
 
 /** Options of `registerGrpcService`. */
 export interface RegisterOptions {
@@ -52,13 +53,24 @@ export function registerGrpcService<S extends DescService>(
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: (m: unknown) => Buffer.from(toBinary(method.input, m as MessageShape<DescMessage>)),
       requestDeserialize: (buf: Buffer): Decoded => decode(method.input, buf, options.maxMessageBytes),
-      responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as MessageShape<DescMessage>)),
+      responseSerialize: (m: unknown) =>
+        asBuffer(encodesAs(m, method.output) ? m[toWire]() : toBinary(method.output, m as MessageShape<DescMessage>)),
       responseDeserialize: (buf: Buffer) => fromBinary(method.output, buf),
       originalName: method.localName,
     };
     handlers[name] = makeHandler(service, methodSpec, options);
   }
   server.addService(definition, handlers);
+}
+
+/** A Buffer view of `bytes` (grpc-js copies it into its frame; no need to copy it first). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The message to hand to grpc-js: a self-encoding response as is, anything else as a message. */
+function toOutput(output: DescMessage, res: unknown): unknown {
+  return encodesAs(res, output) ? res : create(output, res as never);
 }
 
 function decode(schema: DescMessage, buf: Buffer, max: number): Decoded {
@@ -177,7 +189,7 @@ function makeHandler(service: DescService, spec: MethodImplSpec, options: Regist
         if (!req.ok) return finish(status(req.error));
         const ctx = new LazyContext(service, spec.method, call, options);
         run(() => spec.impl(req.message as never, ctx)).then(
-          (res) => finish(null, create(spec.method.output, res)),
+          (res) => finish(null, toOutput(spec.method.output, res)),
           (err: unknown) => finish(status(err)),
         );
       };
@@ -206,7 +218,7 @@ function makeHandler(service: DescService, spec: MethodImplSpec, options: Regist
         run(() => spec.impl(readAll(call), ctx)).then(
           (res) => {
             done();
-            callback(null, create(spec.method.output, res));
+            callback(null, toOutput(spec.method.output, res));
           },
           (err: unknown) => {
             done();
