@@ -32,22 +32,23 @@ export function observeServiceImpl<S extends DescService>(service: S, impl: Serv
       continue;
     }
     const f = m.impl as (req: unknown, ctx: HandlerContext) => unknown;
+    const end = (ctx: HandlerContext, started: number, outcome: CallEnd["outcome"], reason: string | undefined, code: string): void => {
+      try {
+        observer.callEnded({ rpc, protocol: ctx.protocolName, seconds: (performance.now() - started) / 1000, outcome, reason, code });
+      } catch {
+        // An observer is diagnostics only; a bug in it must never fail the call it watched.
+      }
+    };
     observed[name] = async (req: unknown, ctx: HandlerContext) => {
       const started = performance.now();
-      const end = (fields: Pick<CallEnd, "outcome" | "reason" | "code">): void => {
-        try {
-          observer.callEnded({ rpc, protocol: ctx.protocolName, seconds: (performance.now() - started) / 1000, ...fields });
-        } catch {
-          // An observer is diagnostics only; a bug in it must never fail the call it watched.
-        }
-      };
       try {
         const res = await f(req, ctx);
-        end({ ...decisionOf(res), code: "ok" });
+        const d = decisionOf(res);
+        end(ctx, started, d.outcome, d.reason, "ok");
         return res;
       } catch (e) {
         // Guarded impls only throw ConnectErrors; anything else would be mapped to internal.
-        end({ outcome: "error", reason: undefined, code: codeToString(e instanceof ConnectError ? e.code : Code.Internal) });
+        end(ctx, started, "error", undefined, codeToString(e instanceof ConnectError ? e.code : Code.Internal));
         throw e;
       }
     };
