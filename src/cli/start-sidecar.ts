@@ -76,6 +76,7 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
       logPolicyEvent(policyRejectedEvent(info.version, issues, info.source, info.rejectedAt.getTime()));
     },
     pollIntervalMs: config.policyPollInterval,
+    fsEvents: config.policyWatch === "events",
     logger: logger.child({ component: "watch" }),
   });
 

@@ -17,6 +17,9 @@ describe("parseServeConfig", () => {
     });
     expect(c.healthAddress).toBeUndefined();
     expect(c.maxDataBytes).toBeUndefined();
+    expect(c.policyWatch).toBe("events");
+    expect(parseServeConfig(["--policy", "p", "--policy-watch", "poll"], {}).policyWatch).toBe("poll");
+    expect(() => parseServeConfig(["--policy", "p", "--policy-watch", "inotify"], {})).toThrow(/--policy-watch: /);
   });
 
   it("reads LIMITR_* variables, and flags win over them", () => {

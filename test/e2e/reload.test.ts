@@ -195,11 +195,12 @@ describe("policy reload in a running sidecar (kubelet ..data swaps)", () => {
   it("SIGHUP re-reads a change that neither the directory watch nor the (24 h) poll would see", async () => {
     const good = proPolicy(10);
     const vA = versionOf(good);
-    const s = (running = await startReloadSidecar(good, ["--policy-poll-interval", "24hr"]));
+    // Polling only, every 24 h: nothing but SIGHUP can make this sidecar re-read the file.
+    const s = (running = await startReloadSidecar(good, ["--policy-watch", "poll", "--policy-poll-interval", "24hr"]));
     const dataDir = await s.writer.currentDataDir();
     if (dataDir === undefined) throw new Error("no ..data after the first write");
 
-    // An in-place edit inside the timestamped directory: no entry of the watched directory changes.
+    // An in-place edit inside the timestamped directory (no entry of the policy's directory changes).
     const changed = proPolicy(3, "edited in place");
     const vB = versionOf(changed);
     await writeFile(join(s.writer.dir, dataDir, "policy.yaml"), changed);
