@@ -73,13 +73,13 @@ function toOutput(output: DescMessage, res: unknown): unknown {
   return encodesAs(res, output) ? res : create(output, res as never);
 }
 
+/** The one answer to an oversized request, on every port (SPEC §6: INVALID_ARGUMENT naming size and limit). */
+export function oversizedRequest(bytes: number, max: number): LimitrError {
+  return new LimitrError("INVALID_ARGUMENT", `request message is ${bytes} bytes, over the limit of ${max} bytes`);
+}
+
 function decode(schema: DescMessage, buf: Buffer, max: number): Decoded {
-  if (buf.length > max) {
-    return {
-      ok: false,
-      error: new LimitrError("INVALID_ARGUMENT", `request message is ${buf.length} bytes, over the limit of ${max} bytes`),
-    };
-  }
+  if (buf.length > max) return { ok: false, error: oversizedRequest(buf.length, max) };
   try {
     return { ok: true, message: fromBinary(schema, buf) };
   } catch (e) {

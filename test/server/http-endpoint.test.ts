@@ -5,10 +5,11 @@
  * the request size limit applies.
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { createEngine } from "../../src/engine/index.js";
-import { DecisionService } from "../../src/gen/limitr/v1/decision_pb.js";
+import { AllowRequestSchema, DecisionService } from "../../src/gen/limitr/v1/decision_pb.js";
 import { createHttpEndpoint, createSidecarServer, type HttpEndpoint, type SidecarServer } from "../../src/server/index.js";
 import { createMemoryStore, type MemoryStore } from "../../src/store/memory-store.js";
 import { examplePolicy } from "./harness.js";
@@ -155,7 +156,7 @@ describe("HTTP endpoint", () => {
     await closed; // a 600 s grace would time the test out: the stream's end let close finish
   });
 
-  it("a request above the size limit is refused and changes nothing", async () => {
+  it("a request above the size limit is INVALID_ARGUMENT in Connect and gRPC-Web, and changes nothing", async () => {
     const { server, base } = await setup({ maxMessageBytes: 512 });
     server.setServing(true);
     const big = await fetch(`${base}/limitr.v1.DecisionService/Allow`, {
@@ -163,8 +164,17 @@ describe("HTTP endpoint", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ customerId: "big", items: [{ entitlement: "gpt_tokens", amount: 1 }], attributes: { pad: "x".repeat(600) } }),
     });
-    expect(big.status).toBe(429);
-    expect(await big.json()).toMatchObject({ code: "resource_exhausted" });
+    // As on the gRPC port (SPEC §6): INVALID_ARGUMENT naming the size and the limit.
+    expect(big.status).toBe(400);
+    expect(await big.json()).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/^request message is \d+ bytes, over the limit of 512 bytes$/) });
+    // gRPC-Web as a browser sends it (a framed body with its length): a trailers-only status.
+    const message = toBinary(AllowRequestSchema, create(AllowRequestSchema, { customerId: "big", items: [{ entitlement: "gpt_tokens", amount: 1 }], attributes: { pad: "x".repeat(600) } }));
+    const frame = new Uint8Array(5 + message.length);
+    new DataView(frame.buffer).setUint32(1, message.length);
+    frame.set(message, 5);
+    const web = await fetch(`${base}/limitr.v1.DecisionService/Allow`, { method: "POST", headers: { "content-type": "application/grpc-web+proto" }, body: frame });
+    expect(web.headers.get("grpc-status")).toBe(String(Code.InvalidArgument));
+    expect(decodeURIComponent(web.headers.get("grpc-message") ?? "")).toMatch(/over the limit of 512 bytes/);
     const meters = await fetch(`${base}/limitr.v1.DecisionService/GetMeters`, {
       method: "POST",
       headers: { "content-type": "application/json" },

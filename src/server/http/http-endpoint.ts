@@ -11,6 +11,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/limitr/v1/admin_pb.js";
 import { DecisionService } from "../../gen/limitr/v1/decision_pb.js";
 import type { ServerLogger } from "../server-deps.js";
+import { oversizedRequest } from "../register-grpc-service.js";
 
 /** A Prometheus exposition: the body and its content type. */
 export interface MetricsText {
@@ -75,7 +76,33 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
     // This port is a node:http (HTTP/1.1) server, so the fallback gets node:http's own objects.
     fallback: (req, res) => operator(req as http.IncomingMessage, res as unknown as http.ServerResponse),
   });
-  return serveHttp(handler, deps.logger, "http");
+  return serveHttp(
+    (req, res) => {
+      // A body declared too large is INVALID_ARGUMENT, as on the gRPC port, answered before
+      // connect-node reads it (its own readMaxBytes, which says resource_exhausted, remains the
+      // backstop for bodies sent without a length).
+      const declared = Number(req.headers["content-length"]);
+      if (Number.isFinite(declared) && declared > deps.maxMessageBytes) return refuseOversized(req, res, declared, deps.maxMessageBytes);
+      handler(req, res);
+    },
+    deps.logger,
+    "http",
+  );
+}
+
+/** The oversized-request error in the caller's protocol: gRPC-Web trailers-only, else Connect JSON. */
+function refuseOversized(req: http.IncomingMessage, res: http.ServerResponse, bytes: number, max: number): void {
+  const message = oversizedRequest(bytes, max).message;
+  const contentType = req.headers["content-type"] ?? "";
+  // The body is not read: close the connection after answering rather than drain it.
+  res.setHeader("connection", "close");
+  if (contentType.startsWith("application/grpc-web")) {
+    res.writeHead(200, { "content-type": contentType, "grpc-status": "3", "grpc-message": encodeURIComponent(message) });
+    res.end();
+    return;
+  }
+  res.writeHead(400, { "content-type": "application/json" });
+  res.end(JSON.stringify({ code: "invalid_argument", message }));
 }
 
 function operatorEndpoints(deps: OperatorEndpointDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
