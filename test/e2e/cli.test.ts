@@ -7,13 +7,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { allowOne, connectClients, unary, type Obj } from "./helpers/clients.js";
-import { CLI, REPO_ROOT, startSidecar, stopSidecar } from "./helpers/sidecar-process.js";
+import { CLI, REPO_ROOT, runCli, startSidecar, stopSidecar } from "./helpers/sidecar-process.js";
 import { makeTestDir } from "./helpers/test-policy.js";
-
-function runCli(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000, ...(input === undefined ? {} : { input }) });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe("check-policy", () => {
   it("prints the version and a plans × entitlements summary for a valid policy, exit 0", () => {

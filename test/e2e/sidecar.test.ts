@@ -2,19 +2,13 @@
  * The sidecar as an operator runs it (issue 3): the built binary on a loopback port with LMDB in
  * a temp dir, called by a real grpc-js client.
  */
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "lmdb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { allowOne, connectClients, statusOf, unary, type Obj, type SidecarClients } from "./helpers/clients.js";
-import { CLI, REPO_ROOT, startSidecar, stopSidecar, type SidecarProcess } from "./helpers/sidecar-process.js";
+import { runCli, startSidecar, stopSidecar, type SidecarProcess } from "./helpers/sidecar-process.js";
 import { makeTestDir } from "./helpers/test-policy.js";
-
-function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe("a running sidecar", () => {
   const t = makeTestDir();

@@ -2,7 +2,7 @@
  * Runs the real, built sidecar (`node dist/cli/main.js serve …`) as a child process, the way an
  * operator does, so tests can SIGTERM or SIGKILL it for real. `npm test` builds dist/ first.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -92,4 +92,10 @@ export async function startSidecar(
 export async function stopSidecar(s: SidecarProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (s.child.exitCode === null && s.child.signalCode === null) s.kill("SIGTERM");
   return s.exited;
+}
+
+/** Runs a one-shot CLI command (`check-policy`, `export`, `import`, a `serve` that must fail) to completion. */
+export function runCli(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
