@@ -11,12 +11,35 @@ import type { Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
 import { encodeCustomer, encodeIdempotency, encodeMeter, encodeReservation } from "./row-codecs.js";
 
-/** One put (`row` defined) or delete (`row` undefined) in one table. */
+/**
+ * One put (`value` defined) or delete (`value` undefined) in one table. The row is encoded only
+ * when the batch is written, and only for the last op on its `slot`: a hot meter written by 64
+ * decisions of one batch is encoded and put once (the overlay already holds every step).
+ */
 export interface Op {
   readonly table: keyof Tables;
   readonly key: Key;
-  readonly row: unknown;
+  /** Identity of (table, key) within a batch; undefined for keys never written twice (events). */
+  readonly slot: string | undefined;
+  readonly value: unknown;
+  /** Domain value → stored row; receives `value` (typed by `op()`, called through `rowOf`). */
+  readonly encode: (value: never) => unknown;
 }
+
+/** The stored row of a put op. */
+export function rowOf(op: Op): unknown {
+  return (op.encode as (value: unknown) => unknown)(op.value);
+}
+
+const asIs = <T>(v: T): T => v;
+
+function op<T>(table: keyof Tables, key: Key, slot: string | undefined, value: T | undefined, encode: (value: T) => unknown): Op {
+  return { table, key, slot, value, encode };
+}
+
+/** Deduplication slots; \0 cannot occur in a table name, and ids are compared whole. */
+const slotOf = (table: keyof Tables, key: string): string => `${table}\0${key}`;
+const meterSlot = (owner: string, entitlement: string): string => `meters\0${owner}\0${entitlement}`;
 
 /**
  * LMDB keys are at most 1978 bytes; ids are capped well below so that composite keys fit. Checked
@@ -68,7 +91,7 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
   const altIdOwnedBy = (altId: string, id: string): boolean => view.resolveAltId(altId) === id;
   const dropAltId = (altId: string): void => {
     overlay.putAltId(altId, undefined, gen);
-    ops.push({ table: "altIds", key: altId, row: undefined });
+    ops.push(op("altIds", altId, slotOf("altIds", altId), undefined, asIs));
   };
 
   for (const w of writes) {
@@ -83,10 +106,10 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
         for (const a of before) if (!keep.has(a) && altIdOwnedBy(a, c.id)) dropAltId(a);
         for (const a of c.altIds) {
           overlay.putAltId(a, c.id, gen);
-          ops.push({ table: "altIds", key: a, row: c.id });
+          ops.push(op("altIds", a, slotOf("altIds", a), c.id, asIs));
         }
         overlay.putCustomer(c.id, c, gen);
-        ops.push({ table: "customers", key: c.id, row: encodeCustomer(c) });
+        ops.push(op("customers", c.id, slotOf("customers", c.id), c, encodeCustomer));
         break;
       }
       case "customer-delete": {
@@ -95,34 +118,36 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
         const altIds = new Set([...c.altIds, ...(stored?.altIds ?? [])]);
         for (const a of altIds) if (altIdOwnedBy(a, c.id)) dropAltId(a);
         overlay.putCustomer(c.id, undefined, gen);
-        ops.push({ table: "customers", key: c.id, row: undefined });
+        ops.push(op("customers", c.id, slotOf("customers", c.id), undefined, encodeCustomer));
         break;
       }
-      case "meter-put":
-        overlay.putMeter(w.meter.owner, w.meter.entitlement, w.meter, gen);
-        ops.push({ table: "meters", key: [w.meter.owner, w.meter.entitlement], row: encodeMeter(w.meter) });
+      case "meter-put": {
+        const m = w.meter;
+        overlay.putMeter(m.owner, m.entitlement, m, gen);
+        ops.push(op("meters", [m.owner, m.entitlement], meterSlot(m.owner, m.entitlement), m, encodeMeter));
         break;
+      }
       case "meter-delete":
         overlay.putMeter(w.owner, w.entitlement, undefined, gen);
-        ops.push({ table: "meters", key: [w.owner, w.entitlement], row: undefined });
+        ops.push(op("meters", [w.owner, w.entitlement], meterSlot(w.owner, w.entitlement), undefined, encodeMeter));
         break;
       case "reservation-put":
         overlay.putReservation(w.reservation.id, w.reservation, gen);
-        ops.push({ table: "reservations", key: w.reservation.id, row: encodeReservation(w.reservation) });
+        ops.push(op("reservations", w.reservation.id, slotOf("reservations", w.reservation.id), w.reservation, encodeReservation));
         break;
       case "reservation-delete":
         overlay.putReservation(w.id, undefined, gen);
-        ops.push({ table: "reservations", key: w.id, row: undefined });
+        ops.push(op("reservations", w.id, slotOf("reservations", w.id), undefined, encodeReservation));
         break;
       case "idempotency-put": {
         const r: IdempotencyRecord = w.record;
         const old = view.getIdempotency(r.key);
         if (old && old.expiresAt !== r.expiresAt) {
-          ops.push({ table: "idempotencyExpiry", key: [old.expiresAt, r.key], row: undefined });
+          ops.push(op("idempotencyExpiry", [old.expiresAt, r.key], `idempotencyExpiry\0${old.expiresAt}\0${r.key}`, undefined, asIs));
         }
         overlay.putIdempotency(r.key, r, gen);
-        ops.push({ table: "idempotency", key: r.key, row: encodeIdempotency(r) });
-        ops.push({ table: "idempotencyExpiry", key: [r.expiresAt, r.key], row: null });
+        ops.push(op("idempotency", r.key, slotOf("idempotency", r.key), r, encodeIdempotency));
+        ops.push(op("idempotencyExpiry", [r.expiresAt, r.key], `idempotencyExpiry\0${r.expiresAt}\0${r.key}`, null, asIs));
         break;
       }
     }

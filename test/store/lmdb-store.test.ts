@@ -113,6 +113,45 @@ describe("lmdb store", () => {
     expect(s.lastSequence()).toBe(501);
   });
 
+  it("stores the last of several writes to one key in a batch, whatever their order", async () => {
+    // One batch writes each key several times (only the last write reaches LMDB); reopening
+    // shows exactly the final state, every event kept.
+    const path = dir();
+    const s = openAt(path);
+    await s.commit(
+      [
+        { kind: "meter-put", meter: meter("gone", "chat", 9n) },
+        { kind: "customer-put", customer: customer("back", { altIds: ["alt_back"] }), previous: undefined },
+      ],
+      [],
+    );
+    const before = s.stats().batchesCommitted;
+    const c = customer("back", { altIds: ["alt_back"] });
+    const commits = [
+      ...Array.from({ length: 50 }, (_, i) =>
+        s.commit([{ kind: "meter-put", meter: meter("hot", "chat", BigInt(i + 1)) }], [meterEvent("hot", "chat", 1n)]),
+      ),
+      s.commit([{ kind: "meter-put", meter: meter("gone", "chat", 10n) }], []),
+      s.commit([{ kind: "meter-delete", owner: "gone", entitlement: "chat" }], []),
+      s.commit([{ kind: "customer-delete", customer: c }], []),
+      s.commit([{ kind: "customer-put", customer: customer("back", { plan: "team", altIds: ["alt_new"] }), previous: undefined }], []),
+      s.commit([{ kind: "meter-delete", owner: "fresh", entitlement: "chat" }], []),
+      s.commit([{ kind: "meter-put", meter: meter("fresh", "chat", 3n) }], []),
+    ];
+    await Promise.all(commits);
+    expect(s.stats().batchesCommitted - before).toBe(1);
+    await s.close();
+
+    const again = openAt(path);
+    expect(again.getMeter("hot", "chat")?.value).toBe(50n);
+    expect(again.getMeter("gone", "chat")).toBeUndefined();
+    expect(again.getMeter("fresh", "chat")?.value).toBe(3n);
+    expect(again.getCustomer("back")?.plan).toBe("team");
+    expect(again.resolveAltId("alt_back")).toBeUndefined();
+    expect(again.resolveAltId("alt_new")).toBe("back");
+    expect(again.readEvents(1, 100).map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
   it("rejects a whole batch that does not fit, applies none of it, and recovers", async () => {
     const path = dir();
     const s = openAt(path, { maxDataBytes: 256 * 1024 });
