@@ -177,12 +177,19 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
     }
   };
 
+  // Every call records three series; resolving a label set through prom-client hashes (and sorts)
+  // the label object each time, so the per-call series are looked up once and kept. These
+  // metrics are never reset, so a kept series stays the registered one.
+  const durationOf = memoSeries((rpc: string, outcome: string) => rpcDuration.labels(rpc, outcome));
+  const requestsOf = memoSeries((rpc: string, protocol: string, code: string) => rpcRequests.labels(rpc, protocol, code));
+  const decisionsOf = memoSeries((rpc: string, reason: string) => decisions.labels(rpc, reason));
+
   return {
     registry,
     callEnded(call) {
-      rpcDuration.observe({ rpc: call.rpc, outcome: call.outcome }, call.seconds);
-      rpcRequests.inc({ rpc: call.rpc, protocol: call.protocol, code: call.code });
-      if (call.reason !== undefined) decisions.inc({ rpc: call.rpc, reason: call.reason });
+      durationOf(call.rpc, call.outcome).observe(call.seconds);
+      requestsOf(call.rpc, call.protocol, call.code).inc();
+      if (call.reason !== undefined) decisionsOf(call.rpc, call.reason).inc();
     },
     idempotentReplay(operation) {
       replays.inc({ operation });
@@ -200,5 +207,22 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
       refresh();
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
+  };
+}
+
+/**
+ * `series` memoised on its (bounded) label values. Keys join the values with \0, which no rpc,
+ * protocol, outcome, reason or code contains.
+ */
+function memoSeries<A extends string[], T>(series: (...labels: A) => T): (...labels: A) => T {
+  const kept = new Map<string, T>();
+  return (...labels: A): T => {
+    const key = labels.join("\0");
+    let s = kept.get(key);
+    if (s === undefined) {
+      s = series(...labels);
+      kept.set(key, s);
+    }
+    return s;
   };
 }

@@ -30,6 +30,26 @@ const removed = (i: number): EngineEvent => ({
 const body = async (m: ReturnType<typeof createMetrics>): Promise<string> => (await m.render()).body;
 
 describe("createMetrics", () => {
+  it("counts every ended call in its own series, exactly", async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const call = { rpc: "Allow", protocol: "grpc", outcome: "allowed", reason: "OK", code: "ok", seconds: 0.0004 } as const;
+    for (let i = 0; i < 3; i++) metrics.callEnded(call);
+    metrics.callEnded({ ...call, outcome: "denied", reason: "HARD_LIMIT", seconds: 0.002 });
+    metrics.callEnded({ ...call, protocol: "connect" });
+    metrics.callEnded({ ...call, rpc: "GetMeters", outcome: "ok", reason: undefined });
+    const text = await body(metrics);
+    expect(sample(text, 'limitr_rpc_duration_seconds_count{rpc="Allow",outcome="allowed"}')).toBe(4);
+    expect(sample(text, 'limitr_rpc_duration_seconds_bucket{le="0.0005",rpc="Allow",outcome="allowed"}')).toBe(4);
+    expect(sample(text, 'limitr_rpc_duration_seconds_count{rpc="Allow",outcome="denied"}')).toBe(1);
+    expect(sample(text, 'limitr_rpc_duration_seconds_bucket{le="0.001",rpc="Allow",outcome="denied"}')).toBe(0);
+    expect(sample(text, 'limitr_rpc_duration_seconds_count{rpc="GetMeters",outcome="ok"}')).toBe(1);
+    expect(sample(text, 'limitr_rpc_requests_total{rpc="Allow",protocol="grpc",code="ok"}')).toBe(4);
+    expect(sample(text, 'limitr_rpc_requests_total{rpc="Allow",protocol="connect",code="ok"}')).toBe(1);
+    expect(sample(text, 'limitr_decisions_total{rpc="Allow",reason="OK"}')).toBe(4);
+    expect(sample(text, 'limitr_decisions_total{rpc="Allow",reason="HARD_LIMIT"}')).toBe(1);
+    expect(text).not.toMatch(/limitr_decisions_total\{rpc="GetMeters"/);
+  });
+
   it("counts overages and their price from committed meter-overage events only, and idempotent replays", async () => {
     const store = createMemoryStore();
     const metrics = createMetrics({ defaultMetrics: false });
