@@ -1,18 +1,21 @@
 /**
- * Reads state through the overlay (pending commits) and then LMDB. Nothing is cached in memory
- * beyond the overlay: a million stored customers cost start-up nothing, and every read is a
- * B-tree lookup in the memory map.
+ * Reads state through the overlay (pending commits), then a bounded cache of decoded committed
+ * rows for the keys every decision reads (customers, alt ids, meters; see row-cache.ts), then
+ * LMDB. Nothing is loaded ahead: a million stored customers cost start-up nothing, and a read the
+ * cache cannot answer is a B-tree lookup in the memory map.
  */
 import type { Key } from "lmdb";
 import type { Customer, IdempotencyRecord, Meter, Reservation, StateReader } from "../engine/index.js";
 import { compareCodePoints } from "./code-point-order.js";
 import type { Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
+import { MISS, type RowCache } from "./row-cache.js";
 import { decodeCustomer, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
+import { meterSlot, slotOf } from "./write-ops.js";
 
 /** `guard` throws when the store is closed; LMDB errors on reads are wrapped like write errors. */
-export function createLmdbReader(tables: Tables, overlay: Overlay, guard: (action: string) => void): StateReader {
+export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCache, guard: (action: string) => void): StateReader {
   function read<T>(action: string, f: () => T): T {
     guard(action);
     try {
@@ -30,26 +33,43 @@ export function createLmdbReader(tables: Tables, overlay: Overlay, guard: (actio
     });
   }
 
+  /** A committed row through the cache; `load` reads and decodes it from LMDB. */
+  function cached<T>(action: string, slot: string, load: () => T | undefined): T | undefined {
+    guard(action);
+    const c = cache.get(slot);
+    if (c !== MISS) return c as T | undefined;
+    const v = read(action, load);
+    cache.set(slot, v);
+    return v;
+  }
+
   return {
-    getCustomer: (id) =>
-      lookup<Customer>("reading a customer", overlay.customer(id), () => tables.customers.get(id), decodeCustomer),
+    getCustomer(id) {
+      const hit = overlay.customer(id);
+      if (hit.hit) return hit.value;
+      return cached("reading a customer", slotOf("customers", id), () => {
+        const v = tables.customers.get(id);
+        return v === undefined ? undefined : decodeCustomer(v);
+      });
+    },
 
     resolveAltId(altId) {
       const hit = overlay.altId(altId);
       if (hit.hit) return hit.value;
-      return read("resolving an alt id", () => {
+      return cached("resolving an alt id", slotOf("altIds", altId), () => {
         const v = tables.altIds.get(altId);
         return typeof v === "string" ? v : undefined;
       });
     },
 
-    getMeter: (owner, entitlement) =>
-      lookup<Meter>(
-        "reading a meter",
-        overlay.meter(owner, entitlement),
-        () => tables.meters.get([owner, entitlement]),
-        decodeMeter,
-      ),
+    getMeter(owner, entitlement) {
+      const hit = overlay.meter(owner, entitlement);
+      if (hit.hit) return hit.value;
+      return cached("reading a meter", meterSlot(owner, entitlement), () => {
+        const v = tables.meters.get([owner, entitlement]);
+        return v === undefined ? undefined : decodeMeter(v);
+      });
+    },
 
     metersOf(owner) {
       const pending = overlay.metersOf(owner);

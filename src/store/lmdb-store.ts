@@ -47,6 +47,7 @@ import {
   type StoreStats,
 } from "./lmdb-maintenance.js";
 import { createOverlay } from "./overlay.js";
+import { createRowCache } from "./row-cache.js";
 import { decodeEvent, encodeEvent } from "./row-codecs.js";
 import { closedError, storeError } from "./store-error.js";
 import { applyWrites, rowOf, validateWrites, type Op } from "./write-ops.js";
@@ -58,6 +59,8 @@ export interface LmdbStoreOptions {
   readonly fsync?: boolean;
   /** Initial size of the memory map. lmdb-js grows the map on demand, so this is not a limit. */
   readonly mapSizeBytes?: number;
+  /** How many decoded customers, alt ids and meters to keep in memory (default 10,000). */
+  readonly rowCacheEntries?: number;
   /**
    * The most bytes of live data (B-tree pages of all tables) the store may hold. A batch that
    * would go past it is aborted with RESOURCE_EXHAUSTED; deletes and pruning free room again.
@@ -65,6 +68,9 @@ export interface LmdbStoreOptions {
    */
   readonly maxDataBytes?: number;
 }
+
+/** Enough for the hot customers of a busy pod; a few MB of heap at most. */
+export const DEFAULT_ROW_CACHE_ENTRIES = 10_000;
 
 /** The LMDB store: state port, event log, and the admin/maintenance operations. */
 export interface LmdbStore extends StatePort, EventLog, StoreMaintenance {
@@ -102,7 +108,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   const guard = (action: string): void => {
     if (closed) throw closedError(action);
   };
-  const reader = createLmdbReader(tables, overlay, guard);
+  const cache = createRowCache(options.rowCacheEntries ?? DEFAULT_ROW_CACHE_ENTRIES);
+  const reader = createLmdbReader(tables, overlay, cache, guard);
 
   const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
   /** Highest sequence acknowledged (and visible to event readers). */
@@ -256,6 +263,9 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       failPending(undefined, error);
       return Promise.reject(error);
     }
+    // The cache holds committed rows only: these keys are read from the overlay until their batch
+    // settles, and from LMDB after.
+    for (const op of ops) if (op.slot !== undefined) cache.delete(op.slot);
     const stored: StoredEvent[] = events.map((event) => ({ seq: nextSeq++, event }));
     for (const s of stored) ops.push({ table: "events", key: s.seq, slot: undefined, value: s.event, encode: encodeEvent });
     const promise = new Promise<CommitReceipt>((resolve, reject) => {
@@ -314,6 +324,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       }
       closed = true;
       listeners.clear();
+      cache.clear();
       await env.close();
     })();
     return closing;

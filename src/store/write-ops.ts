@@ -37,9 +37,13 @@ function op<T>(table: keyof Tables, key: Key, slot: string | undefined, value: T
   return { table, key, slot, value, encode };
 }
 
-/** Deduplication slots; \0 cannot occur in a table name, and ids are compared whole. */
-const slotOf = (table: keyof Tables, key: string): string => `${table}\0${key}`;
-const meterSlot = (owner: string, entitlement: string): string => `meters\0${owner}\0${entitlement}`;
+/**
+ * The identity of a row across a batch (deduplication) and the row cache. A table name never
+ * contains \0, so the first \0 ends it; a meter's owner is length-prefixed because ids may
+ * contain \0 too (("a\0b", "c") and ("a", "b\0c") must not meet).
+ */
+export const slotOf = (table: keyof Tables, key: string): string => `${table}\0${key}`;
+export const meterSlot = (owner: string, entitlement: string): string => `meters\0${owner.length}\0${owner}${entitlement}`;
 
 /**
  * LMDB keys are at most 1978 bytes; ids are capped well below so that composite keys fit. Checked

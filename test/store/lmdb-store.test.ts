@@ -1,4 +1,5 @@
 import { describeStoreContract } from "./store-contract.js";
+import fc from "fast-check";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -7,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { EngineEvent, StateRecord, Write } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { FORMAT_VERSION, createLmdbStore, type LmdbStore } from "../../src/store/index.js";
+import { createMemoryStore } from "../../src/store/memory-store.js";
 import { HUGE, customer, idempotency, meter, meterEvent, reservation } from "./fixtures.js";
 import { tempDir, tempStore } from "./temp-store.js";
 
@@ -150,6 +152,78 @@ describe("lmdb store", () => {
     expect(again.resolveAltId("alt_back")).toBeUndefined();
     expect(again.resolveAltId("alt_new")).toBe("back");
     expect(again.readEvents(1, 100).map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  it("reads through its row cache exactly what a store without one reads, at any cache size", async () => {
+    // Random writes (some awaited, some left pending so batches overlap reads) and reads of a
+    // few customers, alt ids and meters, against the memory store as the reference. Tiny caches
+    // force evictions; the failing batch (over the data limit) must leave cached reads intact;
+    // ("a\0b", "c") and ("a", "b\0c") are different meters.
+    const ids = ["a", "b", "a\u0000b", "c"] as const;
+    const id = fc.constantFrom(...ids);
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant("meter" as const), owner: id, ent: fc.constantFrom("chat", "c", "b\u0000c"), value: fc.bigInt({ min: 0n, max: 99n }) }),
+      fc.record({ kind: fc.constant("unmeter" as const), owner: id, ent: fc.constantFrom("chat", "c", "b\u0000c") }),
+      fc.record({ kind: fc.constant("customer" as const), id, plan: fc.constantFrom("free", "pro"), alt: fc.constantFrom("x", "y") }),
+      fc.record({ kind: fc.constant("uncustomer" as const), id }),
+      fc.record({ kind: fc.constant("settle" as const) }),
+      fc.record({ kind: fc.constant("oversized" as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 30 }), fc.constantFrom(0, 1, 3, 1000), async (steps, entries) => {
+        const s = createLmdbStore({ path: dir(), rowCacheEntries: entries, maxDataBytes: 2_000_000 });
+        const ref = createMemoryStore();
+        const pending: Promise<unknown>[] = [];
+        const both = (writes: Write[]): void => {
+          pending.push(s.commit(writes, []));
+          pending.push(ref.commit(writes, []));
+        };
+        const same = (): void => {
+          for (const o of ids) {
+            expect(s.getCustomer(o)).toEqual(ref.getCustomer(o));
+            for (const e of ["chat", "c", "b\u0000c"]) expect(s.getMeter(o, e)).toEqual(ref.getMeter(o, e));
+          }
+          for (const a of ["x", "y"]) expect(s.resolveAltId(a)).toEqual(ref.resolveAltId(a));
+        };
+        try {
+          for (const st of steps) {
+            switch (st.kind) {
+              case "meter":
+                both([{ kind: "meter-put", meter: meter(st.owner, st.ent, st.value) }]);
+                break;
+              case "unmeter":
+                both([{ kind: "meter-delete", owner: st.owner, entitlement: st.ent }]);
+                break;
+              case "customer":
+                both([{ kind: "customer-put", customer: customer(st.id, { plan: st.plan, altIds: [st.alt] }), previous: ref.getCustomer(st.id) }]);
+                break;
+              case "uncustomer": {
+                const c = ref.getCustomer(st.id);
+                if (c) both([{ kind: "customer-delete", customer: c }]);
+                break;
+              }
+              case "settle":
+                await Promise.allSettled(pending.splice(0));
+                break;
+              case "oversized": {
+                // Settle first so only this batch fails; it must change nothing anyone reads.
+                await Promise.allSettled(pending.splice(0));
+                same();
+                const big = customer("a", { metadata: { blob: "x".repeat(3_000_000) } });
+                await expect(s.commit([{ kind: "customer-put", customer: big, previous: s.getCustomer("a") }], [])).rejects.toThrow(/storage full/);
+                break;
+              }
+            }
+            same();
+          }
+          await Promise.allSettled(pending.splice(0));
+          same();
+        } finally {
+          await s.close();
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it("rejects a whole batch that does not fit, applies none of it, and recovers", async () => {
