@@ -9,6 +9,8 @@ import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbui
 import { createHandlerContext, createServiceImplSpec } from "@connectrpc/connect";
 import type { HandlerContext, MethodImplSpec, ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument, LimitrError } from "../errors/index.js";
+import { decisionRequestDecoder } from "./decode-decision.js";
+import type { RequestDecoder } from "./decode-decision.js";
 import type { ServerLogger } from "./server-deps.js";
 import { toGrpcStatus } from "./to-connect-error.js";
 import { encodesAs, toWire } from "./wire-encodable.js";
@@ -47,12 +49,13 @@ export function registerGrpcService<S extends DescService>(
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const [name, methodSpec] of Object.entries(spec.methods)) {
     const method = methodSpec.method;
+    const fast = decisionRequestDecoder(method.input);
     definition[name] = {
       path: `/${service.typeName}/${method.name}`,
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: (m: unknown) => Buffer.from(toBinary(method.input, m as MessageShape<DescMessage>)),
-      requestDeserialize: (buf: Buffer): Decoded => decode(method.input, buf, options.maxMessageBytes),
+      requestDeserialize: (buf: Buffer): Decoded => decode(method.input, buf, options.maxMessageBytes, fast),
       responseSerialize: (m: unknown) =>
         asBuffer(encodesAs(m, method.output) ? m[toWire]() : toBinary(method.output, m as MessageShape<DescMessage>)),
       responseDeserialize: (buf: Buffer) => fromBinary(method.output, buf),
@@ -78,10 +81,11 @@ export function oversizedRequest(bytes: number, max: number): LimitrError {
   return new LimitrError("INVALID_ARGUMENT", `request message is ${bytes} bytes, over the limit of ${max} bytes`);
 }
 
-function decode(schema: DescMessage, buf: Buffer, max: number): Decoded {
+/** `fast`, when given, answers the common shape of a request and leaves the rest to `fromBinary`. */
+function decode(schema: DescMessage, buf: Buffer, max: number, fast?: RequestDecoder<DescMessage>): Decoded {
   if (buf.length > max) return { ok: false, error: oversizedRequest(buf.length, max) };
   try {
-    return { ok: true, message: fromBinary(schema, buf) };
+    return { ok: true, message: fast?.(buf) ?? fromBinary(schema, buf) };
   } catch (e) {
     return { ok: false, error: invalidArgument("request", `not a valid ${schema.typeName}: ${(e as Error).message}`) };
   }
