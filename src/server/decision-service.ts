@@ -12,7 +12,8 @@ import { followEventLog } from "./follow-event-log.js";
 import { requireId, toMeterState } from "./map-common.js";
 import { decisionReply, LAYOUTS, reserveReply } from "./encode-decision.js";
 import { toDecisionRequest, toReserveRequest, toSettleRequest } from "./map-decision.js";
-import { toEventPb, toEventTypes } from "./map-events.js";
+import { eventResponse } from "./event-response.js";
+import { toEventTypes } from "./map-events.js";
 
 export interface DecisionServiceDeps {
   readonly engine: Engine;
@@ -100,7 +101,7 @@ export function createDecisionService({ engine, events, watchBufferEvents, track
             },
           };
         } else {
-          yield { kind: { case: "event", value: toEventPb(item.stored) } };
+          yield eventResponse(item.stored);
         }
       }
       // The feed only ends when the call is aborted. A client that cancelled sees nothing; any

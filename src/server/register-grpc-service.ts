@@ -264,7 +264,7 @@ async function writeAll(
 ): Promise<void> {
   for await (const init of responses) {
     if (call.cancelled) return;
-    if (!call.write(create(output, init as never))) {
+    if (!call.write(toOutput(output, init))) {
       await new Promise<void>((resolve) => {
         const ready = () => {
           call.off("drain", ready);

@@ -1,0 +1,46 @@
+/**
+ * WatchEvents responses: the bytes the grpc-js bridge sends are those of the reflective encoding,
+ * shared by every subscriber of one stored event, and connect-node still reads a plain init shape.
+ */
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import type { StoredEvent } from "../../src/engine/index.js";
+import { WatchEventsResponseSchema } from "../../src/gen/limitr/v1/decision_pb.js";
+import { eventResponse } from "../../src/server/event-response.js";
+import { toEventPb } from "../../src/server/map-events.js";
+import { encodesAs, toWire } from "../../src/server/wire-encodable.js";
+import { customer, HUGE, meterEvent } from "../store/fixtures.js";
+
+const stored: StoredEvent[] = [
+  { seq: 1, event: meterEvent("c1", "chat", 5n, { overage: 2n, overagePrice: 3n, attributes: { model: "gpt-4o", "ü": "☃" } }) },
+  { seq: 2 ** 40, event: meterEvent("c2", "chat", -HUGE) },
+  { seq: 3, event: { type: "customer-set", time: 1, customer: customer("c3", { altIds: ["a"], metadata: { k: "v" } }) } },
+];
+
+const reflective = (s: StoredEvent): Uint8Array =>
+  toBinary(WatchEventsResponseSchema, create(WatchEventsResponseSchema, { kind: { case: "event", value: toEventPb(s) } }));
+
+describe("eventResponse", () => {
+  it.each(stored.map((s) => [s.event.type, s] as const))("encodes a %s event as the reflective encoding does", (_, s) => {
+    const res = eventResponse(s);
+    expect(encodesAs(res, WatchEventsResponseSchema)).toBe(true);
+    if (!encodesAs(res, WatchEventsResponseSchema)) return;
+    expect(res[toWire]()).toEqual(reflective(s));
+    // What connect-node does with it: an init shape copied by create().
+    const viaInit = create(WatchEventsResponseSchema, eventResponse(s));
+    expect(equals(WatchEventsResponseSchema, viaInit, fromBinary(WatchEventsResponseSchema, reflective(s)))).toBe(true);
+  });
+
+  it("encodes a stored event once, whatever the number of subscribers", () => {
+    const s = stored[0] as StoredEvent;
+    const a = eventResponse(s);
+    const b = eventResponse(s);
+    if (!encodesAs(a, WatchEventsResponseSchema) || !encodesAs(b, WatchEventsResponseSchema)) return expect.fail("not self-encoding");
+    expect(a[toWire]()).toBe(b[toWire]());
+    // A different object with the same content is encoded on its own.
+    const copy = eventResponse({ ...s });
+    if (!encodesAs(copy, WatchEventsResponseSchema)) return expect.fail("not self-encoding");
+    expect(copy[toWire]()).not.toBe(a[toWire]());
+    expect(copy[toWire]()).toEqual(a[toWire]());
+  });
+});
