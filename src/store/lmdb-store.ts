@@ -69,6 +69,9 @@ export interface LmdbStoreOptions {
   readonly maxDataBytes?: number;
 }
 
+/** The tables read through the row cache (every decision reads them). */
+const CACHED_TABLES: ReadonlySet<Op["table"]> = new Set(["customers", "altIds", "meters"]);
+
 /** Enough for the hot customers of a busy pod; a few MB of heap at most. */
 export const DEFAULT_ROW_CACHE_ENTRIES = 10_000;
 
@@ -210,6 +213,9 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       return;
     }
     batchesCommitted++;
+    // What the batch wrote is now the committed state: the cache answers the next read of those
+    // keys (a later pending write still shadows it through the overlay until that one settles).
+    for (const c of batch.commits) for (const op of c.ops) if (CACHED_TABLES.has(op.table)) cache.set(op.slot as string, op.value);
     overlay.committed(batch.gen);
     let flushError: LimitrError | undefined;
     if (fsync) {

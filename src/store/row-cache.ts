@@ -4,11 +4,12 @@
  * lookup plus a msgpack decode, and the first read after a quiet moment also renews LMDB's read
  * transaction.
  *
- * Coherence rests on one rule kept by the store: a commit evicts every key it writes before the
- * write becomes readable, and reads consult the overlay first. So a key with pending writes is
- * never read from here, and once its batch committed (or failed) the next read loads it from
- * LMDB again. Only this process writes these tables (LMDB's lock file keeps others out), and no
- * maintenance task writes them outside a commit.
+ * Coherence rests on two rules kept by the store: a commit evicts every key it writes before
+ * the write becomes readable, and a batch puts what it wrote here only once its transaction
+ * committed. Reads consult the overlay first, so a key with pending writes is never read from
+ * here; a failed batch leaves the key absent (read from LMDB again) or at its committed value.
+ * Only this process writes these tables (LMDB's lock file keeps others out), and no maintenance
+ * task writes them outside a commit.
  *
  * Bounded so a million stored customers still cost the heap nothing much: when full, the entry
  * inserted first is evicted (a hot key that gets evicted is simply loaded again).
