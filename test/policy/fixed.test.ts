@@ -30,6 +30,22 @@ describe("fixed-point nanos", () => {
       }));
   });
 
+  it("nanosToNumber is the double nearest to the exact decimal, at any magnitude", () => {
+    const safe = BigInt(Number.MAX_SAFE_INTEGER);
+    const nanos = fc.oneof(
+      fc.bigInt({ min: -safe, max: safe }),
+      fc.bigInt({ min: -1_000_000n, max: 1_000_000n }),
+      fc.constantFrom(safe, -safe, safe + 1n, -safe - 1n, 0n, 1n, -1n, 999_999_999n, 10n ** 30n + 1n),
+      fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }),
+    );
+    fc.assert(
+      fc.property(nanos, (n) => {
+        expect(Object.is(nanosToNumber(n), Number(formatNanos(n)))).toBe(true);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
   it("a million increments of 0.1 read back as exactly 100000", () => {
     let sum = 0n;
     const step = toNanos(0.1);
