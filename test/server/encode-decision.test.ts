@@ -140,6 +140,142 @@ describe("encodeDecision", () => {
   });
 });
 
+// Long strings of any code units, lone surrogates included (they become U+FFFD, as protobuf-es's
+// TextEncoder makes them), with lengths around the 1-byte length prefix's limits.
+const codeUnit = fc.oneof(
+  fc.string({ unit: "binary-ascii", minLength: 1, maxLength: 1 }),
+  fc.string({ unit: "binary", minLength: 1, maxLength: 1 }),
+  fc.constantFrom("é", "€", "😀", "\uD800", "\uDBFF", "\uDC00", "\uDFFF"),
+);
+const longText = fc.oneof(fc.string({ unit: codeUnit, maxLength: 200, size: "max" }), fc.string({ unit: "binary-ascii", minLength: 120, maxLength: 140 }));
+const bigItem: fc.Arbitrary<ItemView> = fc.oneof(
+  fc.record({ kind: fc.constant("feature" as const), entitlement: longText, granted: fc.boolean() }),
+  fc.record({
+    kind: fc.constant("metered" as const),
+    entitlement: longText,
+    owner: longText,
+    credit: longText,
+    unit: longText,
+    mode: fc.constantFrom("hard" as const, "soft" as const, "observe" as const),
+    value: nanos,
+    limit: nanos,
+    remaining: nanos,
+    held: nanos,
+    overage: nanos,
+    periodStart: ms,
+    nextReset: fc.option(ms, { nil: undefined }),
+  }),
+);
+const bigResult: fc.Arbitrary<DecisionResult> = fc
+  .record({ customerId: longText, plan: longText, policyVersion: longText, items: fc.array(bigItem, { maxLength: 60, size: "max" }), reservationId: longText, reservationExpiresAt: ms })
+  .map((c) => ({ ...c, allowed: true as const, reason: "OK" as const }));
+
+const allowBytes = (r: DecisionResult): Uint8Array => toBinary(AllowResponseSchema, create(AllowResponseSchema, toDecisionFields(r)));
+const reserveBytes = (r: DecisionResult): Uint8Array => toBinary(ReserveResponseSchema, create(ReserveResponseSchema, toReserveFields(r)));
+const meter = (entitlement: string, owner = "org"): ItemView => ({
+  kind: "metered",
+  entitlement,
+  owner,
+  credit: "token",
+  unit: "token",
+  mode: "soft",
+  value: 5n * 10n ** 9n,
+  limit: 10n ** 18n,
+  remaining: -(10n ** 9n),
+  held: 0n,
+  overage: 1n,
+  periodStart: Date.UTC(2026, 10, 1),
+  nextReset: Date.UTC(2026, 11, 1),
+});
+const allowed = (items: ItemView[], customerId = "c"): DecisionResult => ({ allowed: true, reason: "OK", customerId, plan: "pro", policyVersion: "v1", items });
+
+// The encoder writes into one scratch buffer (16 KiB at first) and copies out.
+describe("encodeDecision's scratch buffer", () => {
+  it("long strings, many and large items: the same bytes (past 16 KiB, past 128-byte items)", () => {
+    let large = 0;
+    fc.assert(
+      fc.property(bigResult, (r) => {
+        const expected = allowBytes(r);
+        if (expected.length > 16 * 1024) large++;
+        expect(encodeDecision(r, LAYOUTS.allow)).toEqual(expected);
+        expect(encodeDecision(r, LAYOUTS.reserve)).toEqual(reserveBytes(r));
+      }),
+      // Shrinking results this large runs for many minutes; the seed and path replay a failure.
+      { numRuns: 30, endOnFailure: true },
+    );
+    expect(large).toBeGreaterThan(0);
+  });
+
+  it("a MeterState of 128 bytes or more gets a multi-byte length", () => {
+    for (const entitlement of ["e".repeat(200), "€".repeat(60), "x".repeat(127), "y".repeat(20_000)]) {
+      const r = allowed([meter("a"), meter(entitlement), meter("b")]);
+      const bytes = encodeDecision(r, LAYOUTS.allow);
+      expect(bytes).toEqual(allowBytes(r));
+      expect(fromBinary(AllowResponseSchema, bytes).items.map((i) => i.entitlement)).toEqual(["a", entitlement, "b"]);
+    }
+  });
+
+  it("a response far larger than the scratch buffer, then small ones again", () => {
+    // Larger than anything the property above can have grown the buffer to (about 256 KiB).
+    const items = Array.from({ length: 100 }, (_, i) => meter(`${i}:` + "語".repeat(2000), "o".repeat(i)));
+    const big = allowed(items, "ü".repeat(5000));
+    const expected = allowBytes(big);
+    expect(expected.length).toBeGreaterThan(512 * 1024);
+    expect(encodeDecision(big, LAYOUTS.allow)).toEqual(expected);
+    const small = allowed([meter("gpt_tokens")]);
+    expect(encodeDecision(small, LAYOUTS.allow)).toEqual(allowBytes(small));
+    expect(encodeDecision(big, LAYOUTS.allow)).toEqual(expected);
+  });
+
+  it("strings whose UTF-8 length crosses 127 at a multi-byte character", () => {
+    const strings = [
+      "a".repeat(127), // ASCII, 127 bytes
+      "a".repeat(128),
+      "€".repeat(42), // 42 units, 126 bytes
+      "€".repeat(43), // 129 bytes
+      "a".repeat(124) + "€", // 127 bytes
+      "a".repeat(125) + "€", // 128 bytes
+      "a".repeat(126) + "é", // 127 units, 128 bytes
+      "a".repeat(40) + "😀", // 42 units, 44 bytes
+      "😀".repeat(32), // 64 units, 128 bytes
+      "\uD800".repeat(42), // lone surrogates: U+FFFD, 126 bytes
+      "\uDC00".repeat(43),
+      "a\uD800b" + "c".repeat(130),
+    ];
+    for (const s of strings) {
+      const r = allowed([meter(s, s), { kind: "feature", entitlement: s, granted: true }], s);
+      expect(encodeDecision(r, LAYOUTS.allow)).toEqual(allowBytes(r));
+      expect(fromBinary(AllowResponseSchema, encodeDecision(r, LAYOUTS.allow)).customerId).toBe(s.replace(/[\uD800-\uDFFF]/gu, "\uFFFD"));
+    }
+  });
+
+  it("returns the caller's own bytes: the next call does not change them", () => {
+    const first = allowed([meter("input_tokens"), meter("output_tokens")], "first");
+    const second = allowed([meter("requests", "other")], "second");
+    const a = encodeDecision(first, LAYOUTS.allow);
+    const copy = Uint8Array.from(a);
+    const b = encodeDecision(second, LAYOUTS.allow);
+    expect(a).toEqual(copy);
+    expect(a).toEqual(allowBytes(first));
+    expect(b).toEqual(allowBytes(second));
+    a.fill(0);
+    expect(b).toEqual(allowBytes(second));
+    expect(encodeDecision(second, LAYOUTS.allow)).toEqual(allowBytes(second));
+  });
+
+  it("a throw half-way leaves the next call unaffected", () => {
+    const broken = { kind: "metered", entitlement: "x", owner: "o", credit: "c", unit: "u", mode: "hard" } as unknown as ItemView;
+    Object.defineProperty(broken, "value", {
+      get() {
+        throw new Error("boom");
+      },
+    });
+    expect(() => encodeDecision(allowed([meter("a"), broken], "half"), LAYOUTS.allow)).toThrow("boom");
+    const r = allowed([meter("b")]);
+    expect(encodeDecision(r, LAYOUTS.allow)).toEqual(allowBytes(r));
+  });
+});
+
 /** `schema` with its field `localName` changed as `change` says (a stand-in for an edited proto). */
 function edited(schema: DescMessage, localName: string, change: Partial<DescField>): DescMessage {
   return { ...schema, fields: schema.fields.map((f) => (f.localName === localName ? ({ ...f, ...change } as DescField) : f)) };
