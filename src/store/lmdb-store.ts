@@ -8,7 +8,7 @@
  * (`setImmediate`); each commit's promise settles only after that transaction committed (and, with
  * `fsync`, was flushed). Batches settle strictly in order, and subscribers get each batch's events
  * after it settled, in sequence order. A key written several times in one batch (a hot meter) is
-encoded and put once, with its last value. `transactionSync` was measured faster than lmdb-js's
+ * encoded and put once, with its last value. `transactionSync` was measured faster than lmdb-js's
  * asynchronous batched writes for this shape of load (see bench/store-commit.ts): a small
  * transaction costs ~15 µs of main-thread time, while a hand-off to the write thread costs ~100 µs
  * of latency for a sequential caller.
