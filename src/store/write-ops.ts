@@ -43,6 +43,8 @@ function op<T>(table: keyof Tables, key: Key, slot: string | undefined, value: T
  * contain \0 too (("a\0b", "c") and ("a", "b\0c") must not meet).
  */
 export const slotOf = (table: keyof Tables, key: string): string => `${table}\0${key}`;
+/** An expiry index key is (time, key); the time is a number, so its first \0 ends it. */
+const expirySlot = (expiresAt: number, key: string): string => `idempotencyExpiry\0${expiresAt}\0${key}`;
 export const meterSlot = (owner: string, entitlement: string): string => `meters\0${owner.length}\0${owner}${entitlement}`;
 
 /**
@@ -147,11 +149,11 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
         const r: IdempotencyRecord = w.record;
         const old = view.getIdempotency(r.key);
         if (old && old.expiresAt !== r.expiresAt) {
-          ops.push(op("idempotencyExpiry", [old.expiresAt, r.key], `idempotencyExpiry\0${old.expiresAt}\0${r.key}`, undefined, asIs));
+          ops.push(op("idempotencyExpiry", [old.expiresAt, r.key], expirySlot(old.expiresAt, r.key), undefined, asIs));
         }
         overlay.putIdempotency(r.key, r, gen);
         ops.push(op("idempotency", r.key, slotOf("idempotency", r.key), r, encodeIdempotency));
-        ops.push(op("idempotencyExpiry", [r.expiresAt, r.key], `idempotencyExpiry\0${r.expiresAt}\0${r.key}`, null, asIs));
+        ops.push(op("idempotencyExpiry", [r.expiresAt, r.key], expirySlot(r.expiresAt, r.key), null, asIs));
         break;
       }
     }
