@@ -2,13 +2,15 @@
  * WatchEvents responses for stored events, encoded once per event however many subscribers it
  * reaches. Every live subscriber is handed the same `StoredEvent` objects by the store, so the
  * bytes are kept per object (weakly: they go when the event does). With ten subscribers following
- * every decision, the reflective `create()` + `toBinary()` of each event was paid ten times.
+ * every decision, the reflective `create()` + `toBinary()` of each event was paid ten times. Meter
+ * events (nearly all) are encoded by hand (`encode-event.ts`), the rest by protobuf-es.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import type { StoredEvent } from "../engine/index.js";
 import { WatchEventsResponseSchema } from "../gen/limitr/v1/decision_pb.js";
 import type { EventSchema } from "../gen/limitr/v1/events_pb.js";
+import { encodeMeterEventResponse } from "./encode-event.js";
 import { toEventPb } from "./map-events.js";
 import { toWire, wireSchema, type WireEncodable } from "./wire-encodable.js";
 
@@ -32,7 +34,9 @@ class EventResponse implements WireEncodable {
   [toWire](): Uint8Array {
     let bytes = encoded.get(this.stored);
     if (bytes === undefined) {
-      bytes = toBinary(WatchEventsResponseSchema, create(WatchEventsResponseSchema, { kind: this.kind }));
+      bytes =
+        encodeMeterEventResponse(this.stored) ??
+        toBinary(WatchEventsResponseSchema, create(WatchEventsResponseSchema, { kind: this.kind }));
       encoded.set(this.stored, bytes);
     }
     return bytes;

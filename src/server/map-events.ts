@@ -22,6 +22,11 @@ const TYPE: Record<EventType, EventTypePb> = {
   "policy-rejected": EventTypePb.POLICY_REJECTED,
 };
 
+/** A domain event type → its proto enum value. */
+export function toEventTypePb(type: EventType): EventTypePb {
+  return TYPE[type];
+}
+
 const FROM_PB = new Map<EventTypePb, EventType>(
   Object.entries(TYPE).map(([name, pb]) => [pb, name as EventType]),
 );
@@ -100,5 +105,5 @@ export function toEventPb({ seq, event: e }: StoredEvent): MessageInitShape<type
       };
       break;
   }
-  return { sequence: BigInt(seq), type: TYPE[e.type], time: toTimestamp(e.time), payload };
+  return { sequence: BigInt(seq), type: toEventTypePb(e.type), time: toTimestamp(e.time), payload };
 }
