@@ -99,6 +99,8 @@ export interface MaintenanceContext {
   readonly layout: Layout;
   readonly reader: StateReader;
   readonly eventLog: EventLog;
+  /** Told the highest sequence pruning removed (after its transaction committed). */
+  readonly onEventsPruned: (throughSeq: number) => void;
   readonly guard: (action: string) => void;
   readonly commit: (writes: readonly Write[], events: readonly EngineEvent[]) => Promise<CommitReceipt>;
   readonly counters: () => { listenerErrors: number; batchesCommitted: number; pendingCommits: number };
@@ -248,6 +250,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         } catch (e) {
           throw storeError(e, "pruning events");
         }
+        ctx.onEventsPruned(Number(keys[keys.length - 1]));
         await nextTurn();
       }
     },

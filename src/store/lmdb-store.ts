@@ -47,6 +47,7 @@ import {
   type StoreStats,
 } from "./lmdb-maintenance.js";
 import { createOverlay } from "./overlay.js";
+import { createRecentEvents } from "./recent-events.js";
 import { createRowCache } from "./row-cache.js";
 import { decodeEvent, encodeEvent } from "./row-codecs.js";
 import { closedError, storeError } from "./store-error.js";
@@ -61,6 +62,8 @@ export interface LmdbStoreOptions {
   readonly mapSizeBytes?: number;
   /** How many decoded customers, alt ids and meters to keep in memory (default 10,000). */
   readonly rowCacheEntries?: number;
+  /** How many of the newest events to keep in memory for event-log readers (default 4,096). */
+  readonly recentEvents?: number;
   /**
    * The most bytes of live data (B-tree pages of all tables) the store may hold. A batch that
    * would go past it is aborted with RESOURCE_EXHAUSTED; deletes and pruning free room again.
@@ -74,6 +77,12 @@ const CACHED_TABLES: ReadonlySet<Op["table"]> = new Set(["customers", "altIds", 
 
 /** Enough for the hot customers of a busy pod; a few MB of heap at most. */
 export const DEFAULT_ROW_CACHE_ENTRIES = 10_000;
+
+/**
+ * Four times a WatchEvents subscriber's default buffer: a subscriber that overflowed it catches up
+ * from memory. About 2 MB of heap when full.
+ */
+export const DEFAULT_RECENT_EVENTS = 4096;
 
 /** The LMDB store: state port, event log, and the admin/maintenance operations. */
 export interface LmdbStore extends StatePort, EventLog, StoreMaintenance {
@@ -119,6 +128,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   let durableSeq = typeof lastStored === "number" ? lastStored : 0;
   /** Next sequence to give out; rolls back to durableSeq + 1 when a batch fails. */
   let nextSeq = durableSeq + 1;
+  const recent = createRecentEvents(options.recentEvents ?? DEFAULT_RECENT_EVENTS, nextSeq);
 
   let gen = 0;
   let open: Batch | undefined;
@@ -230,6 +240,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     // Even when a flush fails the transaction is committed and readable, so the event log must not
     // show a gap; the callers still learn that durability was not confirmed.
     if (last) durableSeq = last.seq;
+    recent.append(events);
     for (const c of batch.commits) {
       if (flushError) c.reject(flushError);
       else c.resolve({ sequences: c.events.map((e) => e.seq) });
@@ -285,6 +296,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     readEvents(fromSeq, limit) {
       guard("reading events");
       if (limit <= 0 || fromSeq > durableSeq) return [];
+      const held = recent.read(Math.max(1, fromSeq), limit);
+      if (held !== undefined) return held;
       try {
         const out: StoredEvent[] = [];
         const range = { start: Math.max(1, fromSeq) as Key, end: durableSeq as Key, inclusiveEnd: true, limit };
@@ -314,6 +327,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     layout,
     reader,
     eventLog,
+    onEventsPruned: (seq) => recent.forgetThrough(seq),
     guard,
     commit,
     counters: () => ({ listenerErrors, batchesCommitted, pendingCommits: open?.commits.length ?? 0 }),

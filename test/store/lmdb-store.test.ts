@@ -226,6 +226,75 @@ describe("lmdb store", () => {
     );
   });
 
+  it("hands event-log readers the objects its subscribers got, while they are among the newest", async () => {
+    const s = createLmdbStore({ path: dir(), recentEvents: 8 });
+    cleanups.push(() => s.close());
+    const delivered: unknown[] = [];
+    s.subscribe((events) => delivered.push(...events));
+    await s.commit([], Array.from({ length: 5 }, (_, i) => meterEvent("c1", "chat", BigInt(i + 1))));
+    await s.commit([], Array.from({ length: 5 }, (_, i) => meterEvent("c1", "chat", BigInt(i + 6))));
+    // Sequences 3..10 are held (the newest 8): the very objects, so their encoding is shared.
+    const recent = s.readEvents(3, 100);
+    expect(recent.map((e) => e.seq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    recent.forEach((e, i) => expect(e).toBe(delivered[i + 2]));
+    expect(s.readEvents(9, 1)[0]).toBe(delivered[8]);
+    // Older ones come from LMDB: equal, decoded anew.
+    const old = s.readEvents(1, 3);
+    expect(old).toEqual(delivered.slice(0, 3));
+    expect(old[0]).not.toBe(delivered[0]);
+    // Pruned sequences are never served from memory.
+    expect(await s.pruneEvents({ maxCount: 2, now: 0 })).toEqual({ deleted: 8 });
+    expect(s.readEvents(3, 100).map((e) => e.seq)).toEqual([9, 10]);
+    expect(s.readEvents(1, 100).map((e) => e.seq)).toEqual([9, 10]);
+  });
+
+  it("reads the same event log with its in-memory tail as without, at any tail size", async () => {
+    // Random batches of events, prunes and a batch that fails (its sequences are given out again),
+    // applied to a store holding the newest N events in memory and to one holding none.
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant("events" as const), n: fc.nat(6) }),
+      fc.record({ kind: fc.constant("prune" as const), keep: fc.nat(20) }),
+      fc.record({ kind: fc.constant("oversized" as const) }),
+      fc.record({ kind: fc.constant("read" as const), from: fc.nat(60), limit: fc.nat(12) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 25 }), fc.constantFrom(1, 3, 16, 4096), async (steps, held) => {
+        const s = createLmdbStore({ path: dir(), recentEvents: held, maxDataBytes: 2_000_000 });
+        const ref = createLmdbStore({ path: dir(), recentEvents: 0, maxDataBytes: 2_000_000 });
+        let t = 0;
+        try {
+          for (const st of steps) {
+            switch (st.kind) {
+              case "events": {
+                const events = Array.from({ length: st.n }, () => meterEvent("c", "chat", 1n, { time: t++ }));
+                await Promise.all([s.commit([], events), ref.commit([], events)]);
+                break;
+              }
+              case "prune":
+                expect(await s.pruneEvents({ maxCount: st.keep, now: 0 })).toEqual(await ref.pruneEvents({ maxCount: st.keep, now: 0 }));
+                break;
+              case "oversized":
+                for (const store of [s, ref]) {
+                  const big = customer("a", { metadata: { blob: "x".repeat(3_000_000) } });
+                  await expect(store.commit([{ kind: "customer-put", customer: big, previous: undefined }], [meterEvent("a", "chat", 1n)])).rejects.toThrow(/storage full/);
+                }
+                break;
+              case "read":
+                expect(s.readEvents(st.from, st.limit)).toEqual(ref.readEvents(st.from, st.limit));
+                break;
+            }
+            expect([s.firstSequence(), s.lastSequence()]).toEqual([ref.firstSequence(), ref.lastSequence()]);
+          }
+          expect(s.readEvents(1, 1000)).toEqual(ref.readEvents(1, 1000));
+        } finally {
+          await s.close();
+          await ref.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   it("rejects a whole batch that does not fit, applies none of it, and recovers", async () => {
     const path = dir();
     const s = openAt(path, { maxDataBytes: 256 * 1024 });
