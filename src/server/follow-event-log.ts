@@ -5,10 +5,10 @@
  * How: subscribe first (so nothing committed from now on can be missed), then read the log from
  * the cursor until it has nothing more; from then on deliver what the subscription buffered,
  * skipping anything below the cursor (already read from the log). The cursor only moves forward,
- * so no event is delivered twice. The subscription listener only appends to a bounded array: when
- * a slow reader lets it fill up, the buffer is dropped and the reader goes back to reading the
- * log (catch-up), so a slow consumer costs the decision path nothing and misses nothing that is
- * still retained. When retention has pruned events the reader still needed, it is told (a `lost`
+ * so no event is delivered twice. The subscription listener filters and appends the matching
+ * events to a bounded array, and wakes the reader only when something matched: when a slow reader
+ * lets the array fill up, it is dropped and the reader goes back to reading the log (catch-up), so
+ * a slow consumer costs the decision path nothing and misses nothing that is still retained. When retention has pruned events the reader still needed, it is told (a `lost`
  * item), never left with a silent gap.
  */
 import type { EventLog, StoredEvent } from "../engine/index.js";
@@ -40,32 +40,53 @@ export interface FollowOptions {
 export async function* followEventLog(log: EventLog, options: FollowOptions): AsyncGenerator<FeedItem> {
   const { matches, maxBuffered, signal } = options;
   const batchSize = options.batchSize ?? 256;
+  /** Matching events committed since subscribing, not yet delivered (from `head` on). */
   let buffer: StoredEvent[] = [];
+  let head = 0;
   let overflowed = false;
+  /** The newest sequence the subscription was given (matching or not). */
+  let seen = 0;
+  let fromLog = true;
   let wake: (() => void) | undefined;
   const notify = (): void => {
     const w = wake;
     wake = undefined;
     w?.();
   };
-  // Runs on the commit path: constant work per event, never waits for the reader.
+  // Runs on the commit path for every subscriber: filters here, so a batch with nothing this
+  // subscriber wants costs a loop over it and no wake-up; never waits for the reader.
   const unsubscribe = log.subscribe((events) => {
+    const last = events[events.length - 1];
+    if (last !== undefined) seen = last.seq;
     if (overflowed) return;
-    if (buffer.length + events.length > maxBuffered) {
-      overflowed = true;
-      buffer = [];
-    } else {
-      for (const e of events) buffer.push(e);
+    let matched = false;
+    for (const e of events) {
+      if (!matches(e)) continue;
+      if (buffer.length >= maxBuffered) {
+        // Drop what was delivered before deciding the reader is too far behind.
+        if (head > 0) {
+          buffer = buffer.slice(head);
+          head = 0;
+        }
+        if (buffer.length >= maxBuffered) {
+          overflowed = true;
+          buffer = [];
+          break;
+        }
+      }
+      buffer.push(e);
+      matched = true;
     }
-    notify();
+    if (matched || overflowed) notify();
   });
   signal.addEventListener("abort", notify);
-  let untrack: (() => void) | undefined;
+  let cursor = options.fromSequence === undefined ? log.lastSequence() + 1 : Math.max(1, options.fromSequence);
+  // Live with nothing buffered, the feed is past everything the subscription was given: what did
+  // not match was never buffered. Otherwise it is just before its cursor.
+  const untrack = options.track?.(() =>
+    !fromLog && !overflowed && head >= buffer.length ? Math.max(cursor - 1, seen) : cursor - 1,
+  );
   try {
-    let cursor = options.fromSequence === undefined ? log.lastSequence() + 1 : Math.max(1, options.fromSequence);
-    untrack = options.track?.(() => cursor - 1);
-    let fromLog = true;
-    let head = 0; // index of the next buffered event (avoids O(n) shifts)
     while (!signal.aborted) {
       if (fromLog) {
         const first = log.firstSequence();
@@ -95,27 +116,22 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         continue;
       }
       if (head >= buffer.length) {
+        // Every event up to `seen` was delivered or did not match. The log was read up to its
+        // newest event before going live, and everything since came through the subscription
+        // (which was made first), so nothing between the cursor and `seen` is missing.
         buffer = [];
         head = 0;
+        if (seen >= cursor) cursor = seen + 1;
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
         continue;
       }
-      const stored = buffer[head] as StoredEvent;
-      if (stored.seq < cursor) {
-        head += 1;
-        continue;
-      }
-      if (stored.seq > cursor) {
-        // Something between the cursor and this event is not in the buffer: let the log say
-        // what (it returns this event too, so the order stays exact).
-        fromLog = true;
-        continue;
-      }
-      head += 1;
+      const stored = buffer[head++] as StoredEvent;
+      // Already delivered by the log read (committed while it was reading).
+      if (stored.seq < cursor) continue;
       cursor = stored.seq + 1;
-      if (matches(stored)) yield { kind: "event", stored };
+      yield { kind: "event", stored };
     }
   } finally {
     untrack?.();

@@ -179,6 +179,84 @@ describe("followEventLog", () => {
     ctl.abort();
   });
 
+  it("buffers only what matches: other customers' events neither wake nor overflow a filtered reader", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const matches = (s: StoredEvent) => s.event.type === "customer-plan-changed" && s.event.customerId === "me";
+    let position: () => number = () => -1;
+    const feed = followEventLog(log, {
+      fromSequence: undefined,
+      matches,
+      maxBuffered: 2,
+      signal: ctl.signal,
+      track: (p) => {
+        position = p;
+        return () => {};
+      },
+    });
+    const got = take(feed, 2);
+    await new Promise((r) => setImmediate(r));
+    const reads: number[] = [];
+    log.beforeRead((from) => reads.push(from));
+    // Far more events than the buffer holds, none of them this reader's…
+    for (let i = 0; i < 50; i++) log.append("other", "other");
+    // … so it is caught up with all of them without reading the log or buffering them.
+    expect(position()).toBe(100);
+    log.append("other", "me", "other", "me");
+    expect(seqs(await got)).toEqual([102, 104]);
+    expect(reads).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(position()).toBe(104);
+    ctl.abort();
+  });
+
+  it("reports its position behind events it has not delivered yet", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    let position: () => number = () => -1;
+    const feed = followEventLog(log, {
+      fromSequence: undefined,
+      matches: all,
+      maxBuffered: 10,
+      signal: ctl.signal,
+      track: (p) => {
+        position = p;
+        return () => {};
+      },
+    });
+    const first = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("a", "b", "c");
+    expect(seqs(await first)).toEqual([1]);
+    expect(position()).toBe(1);
+    expect(seqs(await take(feed, 2))).toEqual([2, 3]);
+    expect(position()).toBe(3);
+    ctl.abort();
+  });
+
+  it("a reader that keeps up but never quite drains its buffer stays live and misses nothing", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 4, batchSize: 3, signal: ctl.signal });
+    const start = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("e1");
+    const got = seqs(await start);
+    const reads: number[] = [];
+    log.beforeRead((from) => reads.push(from));
+    // One commit per delivered event: the buffer always holds one, and is never empty.
+    for (let i = 2; i <= 40; i++) {
+      log.append(`e${i}`);
+      got.push(...seqs(await take(feed, 1)));
+    }
+    log.append("last");
+    got.push(...seqs(await take(feed, 1)));
+    expect(got).toEqual(Array.from({ length: 41 }, (_, i) => i + 1));
+    // Delivered events are dropped from the buffer's front when it fills, so it never overflowed.
+    expect(reads).toEqual([]);
+    ctl.abort();
+  });
+
   it("aborting a waiting feed ends it and unsubscribes", async () => {
     const log = fakeLog();
     const ctl = new AbortController();
