@@ -8,7 +8,7 @@
  * grpc-status). Medians over `--runs` runs; a table on stdout, JSON in bench/results/.
  *
  *   npm run bench                      # bench/run.sh: installs h2load/redis, builds, runs this
- *   node build/bench/grpc-bench.js [--runs N] [--quick] [--profile] [--only a,b]
+ *   node build/bench/grpc-bench.js [--runs N] [--quick] [--profile] [--profile-subscribers N] [--only a,b]
  */
 import { execFileSync, spawn } from "node:child_process";
 import { cpus, tmpdir } from "node:os";
@@ -36,7 +36,8 @@ const value = (name: string): string | undefined => {
 const QUICK = flag("--quick");
 const RUNS = Number(value("--runs") ?? (QUICK ? 1 : 5));
 const ONLY = value("--only")?.split(",");
-const PROFILE = flag("--profile");
+const PROFILE_SUBSCRIBERS = Number(value("--profile-subscribers") ?? 0);
+const PROFILE = flag("--profile") || PROFILE_SUBSCRIBERS > 0;
 const CUSTOMERS = Number(value("--customers") ?? 1_000_000);
 const LOAD_S = QUICK ? 2 : 3;
 const WARM_S = 1;
@@ -278,7 +279,13 @@ async function profileRun(): Promise<ProfileSummary> {
   const profDir = join(work, "cpuprof");
   const child = await startSidecar(join(work, "data-profile"), [], ["--cpu-prof", "--cpu-prof-dir", profDir]);
   const file = bodyFile("profile", "Allow", HOT, SINGLE);
+  const client = rawClient(child.address);
+  const everything = (): Uint8Array => encode(WatchEventsRequestSchema, {});
+  const target: Target = { name: "profile", child, client, extraPids: [] };
+  const stopAround = PROFILE_SUBSCRIBERS > 0 ? await subscribers(() => target, PROFILE_SUBSCRIBERS, everything, "all events")() : undefined;
   await h2load({ address: child.address, path: `${DECISION_SERVICE}/Allow`, bodyFile: file, clients: 1, streams: STREAMS, requests: QUICK ? 30_000 : 60_000 });
+  if (stopAround) console.log(await stopAround());
+  client.close();
   await child.stop();
   const prof = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
   if (prof === undefined) throw new Error("no .cpuprofile written");

@@ -2,7 +2,7 @@
 # `npm run bench`: installs the load tools if missing (Debian: nghttp2-client for h2load,
 # redis-server for the Redis baseline), builds the production sidecar (dist/) and the bench
 # (build/), then runs the end-to-end gRPC bench. Arguments go to the bench: --runs N, --quick,
-# --profile, --only NAME[,NAME].
+# --profile, --profile-subscribers N, --only NAME[,NAME].
 set -eu
 cd "$(dirname "$0")/.."
 missing=""
