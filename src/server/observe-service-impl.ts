@@ -39,18 +39,27 @@ export function observeServiceImpl<S extends DescService>(service: S, impl: Serv
         // An observer is diagnostics only; a bug in it must never fail the call it watched.
       }
     };
-    observed[name] = async (req: unknown, ctx: HandlerContext) => {
+    // Every call passes here: handlers on the impl's promise, not an async wrapper around it.
+    observed[name] = (req: unknown, ctx: HandlerContext): Promise<unknown> => {
       const started = performance.now();
+      let pending: unknown;
       try {
-        const res = await f(req, ctx);
-        const d = decisionOf(res);
-        end(ctx, started, d.outcome, d.reason, "ok");
-        return res;
+        pending = f(req, ctx);
       } catch (e) {
-        // Guarded impls only throw ConnectErrors; anything else would be mapped to internal.
-        end(ctx, started, "error", undefined, codeToString(e instanceof ConnectError ? e.code : Code.Internal));
-        throw e;
+        pending = Promise.reject(e);
       }
+      return Promise.resolve(pending).then(
+        (res) => {
+          const d = decisionOf(res);
+          end(ctx, started, d.outcome, d.reason, "ok");
+          return res;
+        },
+        (e: unknown) => {
+          // Guarded impls only throw ConnectErrors; anything else would be mapped to internal.
+          end(ctx, started, "error", undefined, codeToString(e instanceof ConnectError ? e.code : Code.Internal));
+          throw e;
+        },
+      );
     };
   }
   // The keys and call shapes are those of `impl`, method by method; only the type is lost above.
