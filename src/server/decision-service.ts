@@ -12,7 +12,7 @@ import { followEventLog } from "./follow-event-log.js";
 import { requireId, toMeterState } from "./map-common.js";
 import { decisionReply, LAYOUTS, reserveReply } from "./encode-decision.js";
 import { toDecisionRequest, toReserveRequest, toSettleRequest } from "./map-decision.js";
-import { eventResponse } from "./event-response.js";
+import { batchResponse, eventResponse } from "./event-response.js";
 import { toEventTypes } from "./map-events.js";
 
 export interface DecisionServiceDeps {
@@ -43,6 +43,9 @@ export async function resolveCustomerFilter(engine: Engine, id: string): Promise
     throw e;
   }
 }
+
+/** Most events per WatchEvents message, whatever `max_batch_events` asks (the proto says so). */
+export const MAX_BATCH_EVENTS = 1024;
 
 /** Creates the DecisionService handlers (unguarded: wrap with `guardServiceImpl`). */
 export function createDecisionService({ engine, events, watchBufferEvents, trackWatch }: DecisionServiceDeps): ServiceImpl<typeof DecisionService> {
@@ -85,10 +88,12 @@ export function createDecisionService({ engine, events, watchBufferEvents, track
       req.entitlements.forEach((e, i) => requireId(e, `entitlements[${i}]`));
       const customerId = await resolveCustomerFilter(engine, req.customerId);
       const matches = createEventFilter({ types, customerId, entitlements: req.entitlements });
+      const batched = req.maxBatchEvents > 1;
       const feed = followEventLog(events, {
         fromSequence: from,
         matches,
         maxBuffered: watchBufferEvents,
+        maxBatch: Math.min(req.maxBatchEvents, MAX_BATCH_EVENTS),
         signal: ctx.signal,
         ...(trackWatch === undefined ? {} : { track: trackWatch }),
       });
@@ -100,8 +105,10 @@ export function createDecisionService({ engine, events, watchBufferEvents, track
               value: { requestedSequence: BigInt(item.requested), firstAvailableSequence: BigInt(item.firstAvailable) },
             },
           };
+        } else if (batched) {
+          yield batchResponse(item.events);
         } else {
-          yield eventResponse(item.stored);
+          for (const stored of item.events) yield eventResponse(stored);
         }
       }
       // The feed only ends when the call is aborted. A client that cancelled sees nothing; any

@@ -13,9 +13,12 @@
  */
 import type { EventLog, StoredEvent } from "../engine/index.js";
 
-/** What the feed yields: a matching event, or a marker that retention pruned events. */
+/**
+ * What the feed yields: matching events in sequence order (at most `maxBatch`, as many as were
+ * ready together), or a marker that retention pruned events.
+ */
 export type FeedItem =
-  | { readonly kind: "event"; readonly stored: StoredEvent }
+  | { readonly kind: "events"; readonly events: readonly StoredEvent[] }
   | { readonly kind: "lost"; readonly requested: number; readonly firstAvailable: number };
 
 export interface FollowOptions {
@@ -29,6 +32,8 @@ export interface FollowOptions {
   readonly signal: AbortSignal;
   /** Events read from the log per batch. Default 256. */
   readonly batchSize?: number;
+  /** Most events per yielded item. Default 1. */
+  readonly maxBatch?: number;
   /**
    * Registers the feed while it runs (metrics: subscriber count and lag). Given a function that
    * returns the last sequence the feed got past; returns the unregistration.
@@ -40,6 +45,7 @@ export interface FollowOptions {
 export async function* followEventLog(log: EventLog, options: FollowOptions): AsyncGenerator<FeedItem> {
   const { matches, maxBuffered, signal } = options;
   const batchSize = options.batchSize ?? 256;
+  const maxBatch = Math.max(1, options.maxBatch ?? 1);
   /** Matching events committed since subscribing, not yet delivered (from `head` on). */
   let buffer: StoredEvent[] = [];
   let head = 0;
@@ -47,6 +53,8 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
   /** The newest sequence the subscription was given (matching or not). */
   let seen = 0;
   let fromLog = true;
+  /** Matching events read from the log and not yet yielded (a batch may span log reads). */
+  const read: StoredEvent[] = [];
   let wake: (() => void) | undefined;
   const notify = (): void => {
     const w = wake;
@@ -91,19 +99,25 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       if (fromLog) {
         const first = log.firstSequence();
         if (cursor < first) {
+          if (read.length > 0) yield { kind: "events", events: read.splice(0) };
           yield { kind: "lost", requested: cursor, firstAvailable: first };
           cursor = first;
         }
         const batch = log.readEvents(cursor, batchSize);
         if (batch.length === 0) {
+          if (read.length > 0) yield { kind: "events", events: read.splice(0) };
           fromLog = false;
           continue;
         }
         for (const stored of batch) {
           if (stored.seq < cursor) continue;
           cursor = stored.seq + 1;
-          if (matches(stored)) yield { kind: "event", stored };
-          if (signal.aborted) return;
+          if (!matches(stored)) continue;
+          read.push(stored);
+          if (read.length >= maxBatch) {
+            yield { kind: "events", events: read.splice(0) };
+            if (signal.aborted) return;
+          }
         }
         continue;
       }
@@ -127,11 +141,16 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         });
         continue;
       }
-      const stored = buffer[head++] as StoredEvent;
-      // Already delivered by the log read (committed while it was reading).
-      if (stored.seq < cursor) continue;
-      cursor = stored.seq + 1;
-      yield { kind: "event", stored };
+      // What is buffered is ready now: up to maxBatch of it goes in one item. Anything below the
+      // cursor was already delivered by the log read (committed while it was reading).
+      const out: StoredEvent[] = [];
+      while (head < buffer.length && out.length < maxBatch) {
+        const stored = buffer[head++] as StoredEvent;
+        if (stored.seq < cursor) continue;
+        cursor = stored.seq + 1;
+        out.push(stored);
+      }
+      if (out.length > 0) yield { kind: "events", events: out };
     }
   } finally {
     untrack?.();

@@ -160,6 +160,12 @@ export function int64(v: number): void {
   }
 }
 
+/** Bytes already encoded (a nested message's contents, or whole fields), as they are. */
+export function raw(bytes: Uint8Array): void {
+  buf.set(bytes, pos);
+  pos += bytes.length;
+}
+
 /** proto3 implicit presence: a bool field is written only when true. */
 export function bool(tag: number, v: boolean): void {
   if (!v) return;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { collect, startHarness, statusOf, unary } from "./harness.js";
 import type { Harness, Obj } from "./harness.js";
+import { meterEvent } from "../store/fixtures.js";
 
 let h: Harness;
 beforeAll(async () => {
@@ -156,6 +157,35 @@ describe("WatchEvents", () => {
     await unary(h.decision, "Allow", { customer_id: "w2", items: [{ entitlement: "claude_tokens", amount: 3 }] });
     const { messages } = await collect(watch({ from_sequence: from, entitlements: ["claude_tokens"] }), 1);
     expect((messages[0]?.event as Obj).meter).toMatchObject({ entitlement: "claude_tokens", diff: 3 });
+  });
+
+  it("max_batch_events: the same events in the same order, several per message, at most the cap each", async () => {
+    const from = h.store.lastSequence() + 1;
+    for (let i = 1; i <= 7; i++) await unary(h.decision, "Allow", { customer_id: "wb", items: [{ entitlement: "gpt_tokens", amount: i }] });
+    const filter = { from_sequence: from, customer_id: "wb", types: ["EVENT_TYPE_METER_CHANGED"] };
+    const single = await collect(watch(filter), 7);
+    expect(single.messages.every((m) => m.kind === "event")).toBe(true);
+    // Replayed from the log: 7 ready events, at most 3 per message.
+    const batched = collect(watch({ ...filter, max_batch_events: 3 }), 4);
+    await new Promise((r) => setTimeout(r, 50));
+    await unary(h.decision, "Allow", { customer_id: "wb", items: [{ entitlement: "gpt_tokens", amount: 8 }] });
+    const { messages } = await batched;
+    expect(messages.map((m) => m.kind)).toEqual(["batch", "batch", "batch", "batch"]);
+    const batches = messages.map((m) => (m.batch as { events: Obj[] }).events);
+    expect(batches.map((b) => b.length)).toEqual([3, 3, 1, 1]);
+    const diffs = batches.flat().map((e) => (e.meter as Obj).diff);
+    expect(diffs).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(batches.flat().slice(0, 7)).toEqual(single.messages.map((m) => m.event));
+    // 0 and 1 mean one event per message.
+    const one = await collect(watch({ ...filter, max_batch_events: 1 }), 2);
+    expect(one.messages.map((m) => m.kind)).toEqual(["event", "event"]);
+  });
+
+  it("max_batch_events above 1024 means 1024", async () => {
+    const from = h.store.lastSequence() + 1;
+    await h.store.commit([], Array.from({ length: 1100 }, (_, i) => meterEvent("cap", "gpt_tokens", BigInt(i + 1))));
+    const { messages } = await collect(watch({ from_sequence: from, customer_id: "cap", max_batch_events: 5000 }), 2);
+    expect(messages.map((m) => (m.batch as { events: Obj[] }).events.length)).toEqual([1024, 76]);
   });
 
   it("bad from_sequence and bad filters are INVALID_ARGUMENT", async () => {

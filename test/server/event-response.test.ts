@@ -6,7 +6,7 @@ import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../src/engine/index.js";
 import { WatchEventsResponseSchema } from "../../src/gen/limitr/v1/decision_pb.js";
-import { eventResponse } from "../../src/server/event-response.js";
+import { batchResponse, eventResponse } from "../../src/server/event-response.js";
 import { toEventPb } from "../../src/server/map-events.js";
 import { encodesAs, toWire } from "../../src/server/wire-encodable.js";
 import { customer, HUGE, meterEvent } from "../store/fixtures.js";
@@ -29,6 +29,26 @@ describe("eventResponse", () => {
     // What connect-node does with it: an init shape copied by create().
     const viaInit = create(WatchEventsResponseSchema, eventResponse(s));
     expect(equals(WatchEventsResponseSchema, viaInit, fromBinary(WatchEventsResponseSchema, reflective(s)))).toBe(true);
+  });
+
+  it("encodes a batch as the reflective encoding does, from the events' shared bytes", () => {
+    for (const events of [stored, stored.slice(0, 1), [...stored, ...stored]]) {
+      const res = batchResponse(events);
+      const expected = toBinary(
+        WatchEventsResponseSchema,
+        create(WatchEventsResponseSchema, { kind: { case: "batch", value: { events: events.map(toEventPb) } } }),
+      );
+      if (!encodesAs(res, WatchEventsResponseSchema)) return expect.fail("not self-encoding");
+      expect(res[toWire]()).toEqual(expected);
+      const viaInit = create(WatchEventsResponseSchema, batchResponse(events));
+      expect(equals(WatchEventsResponseSchema, viaInit, fromBinary(WatchEventsResponseSchema, expected))).toBe(true);
+    }
+    // Past a one-byte length: 200 meter events in one message.
+    const many = Array.from({ length: 200 }, (_, i) => ({ seq: i + 1, event: meterEvent(`c${i}`, "chat", BigInt(i)) }));
+    const res = batchResponse(many);
+    if (!encodesAs(res, WatchEventsResponseSchema)) return expect.fail("not self-encoding");
+    const decoded = fromBinary(WatchEventsResponseSchema, res[toWire]());
+    expect(decoded.kind.case === "batch" && decoded.kind.value.events.map((e) => Number(e.sequence))).toEqual(many.map((e) => e.seq));
   });
 
   it("encodes a stored event once, whatever the number of subscribers", () => {

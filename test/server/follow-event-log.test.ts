@@ -49,7 +49,8 @@ function fakeLog() {
   return log;
 }
 
-const seqs = (items: FeedItem[]) => items.map((i) => (i.kind === "event" ? i.stored.seq : `lost:${i.requested}->${i.firstAvailable}`));
+const seqs = (items: FeedItem[]): (number | string)[] =>
+  items.flatMap((i): (number | string)[] => (i.kind === "events" ? i.events.map((e) => e.seq) : [`lost:${i.requested}->${i.firstAvailable}`]));
 
 /** Takes `n` items from the feed. */
 async function take(feed: AsyncGenerator<FeedItem>, n: number): Promise<FeedItem[]> {
@@ -254,6 +255,27 @@ describe("followEventLog", () => {
     expect(got).toEqual(Array.from({ length: 41 }, (_, i) => i + 1));
     // Delivered events are dropped from the buffer's front when it fills, so it never overflowed.
     expect(reads).toEqual([]);
+    ctl.abort();
+  });
+
+  it("with maxBatch, hands over what is ready together, in order, at most maxBatch at a time", async () => {
+    const log = fakeLog();
+    log.append("a", "b", "a", "a", "b", "a");
+    const ctl = new AbortController();
+    const matches = (s: StoredEvent) => s.event.type === "customer-plan-changed" && s.event.customerId === "a";
+    const feed = followEventLog(log, { fromSequence: 1, matches, maxBuffered: 10, maxBatch: 3, signal: ctl.signal });
+    // Replay: the four matching stored events, in batches of at most 3.
+    const replay = await take(feed, 2);
+    expect(replay.map((i) => (i.kind === "events" ? i.events.map((e) => e.seq) : i.kind))).toEqual([[1, 3, 4], [6]]);
+    // Live: two commits before the reader pulls again arrive as one item.
+    const live = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("a");
+    log.append("b", "a");
+    expect((await live).map((i) => (i.kind === "events" ? i.events.map((e) => e.seq) : i.kind))).toEqual([[7, 9]]);
+    log.append("a", "a", "a", "a");
+    const more = await take(feed, 2);
+    expect(more.map((i) => (i.kind === "events" ? i.events.map((e) => e.seq) : i.kind))).toEqual([[10, 11, 12], [13]]);
     ctl.abort();
   });
 
