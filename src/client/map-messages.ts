@@ -186,11 +186,16 @@ export function toEvent(e: EventMsg): WatchItem {
   }
 }
 
-/** One stream message: an event or the events-lost marker; undefined for an empty message. */
-export function toWatchItem(r: WatchEventsResponse): WatchItem | undefined {
-  if (r.kind.case === "event") return toEvent(r.kind.value);
-  if (r.kind.case === "eventsLost") {
-    return { kind: "events-lost", requestedSequence: Number(r.kind.value.requestedSequence), firstAvailableSequence: Number(r.kind.value.firstAvailableSequence) };
+/** One stream message: an event, a batch of them, or the events-lost marker (none for an empty message). */
+export function toWatchItems(r: WatchEventsResponse): WatchItem[] {
+  switch (r.kind.case) {
+    case "event":
+      return [toEvent(r.kind.value)];
+    case "batch":
+      return r.kind.value.events.map(toEvent);
+    case "eventsLost":
+      return [{ kind: "events-lost", requestedSequence: Number(r.kind.value.requestedSequence), firstAvailableSequence: Number(r.kind.value.firstAvailableSequence) }];
+    default:
+      return [];
   }
-  return undefined;
 }

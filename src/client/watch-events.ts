@@ -1,14 +1,18 @@
 /**
  * `events()`: WatchEvents as an async iterator that reconnects after UNAVAILABLE or a lost
  * connection and resumes right after the last event it delivered, so a sidecar restart neither
- * loses nor repeats an event. The events-lost marker is yielded, never swallowed.
+ * loses nor repeats an event. The events-lost marker is yielded, never swallowed. Events are
+ * received in batches (`max_batch_events`) and yielded one at a time.
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { DecisionService } from "../gen/limitr/v1/decision_pb.js";
 import { backoffMs, sleep, type RetryPolicy } from "./call-with-retry.js";
 import { isRetryable, toLimitrError } from "./limitr-error.js";
-import { eventTypeValue, toWatchItem } from "./map-messages.js";
+import { eventTypeValue, toWatchItems } from "./map-messages.js";
 import type { WatchItem, WatchOptions } from "./types.js";
+
+/** Events per WatchEvents message the client asks for (the server caps it at 1024). */
+const WATCH_BATCH_EVENTS = 256;
 
 export async function* watchEvents(
   decision: Client<typeof DecisionService>,
@@ -35,15 +39,17 @@ export async function* watchEvents(
             types,
             customerId: options.customerId ?? "",
             entitlements: [...(options.entitlements ?? [])],
+            // Events ready together come in one message; they are still yielded one by one.
+            maxBatchEvents: WATCH_BATCH_EVENTS,
           },
           { signal: ctl.signal },
         );
         for await (const msg of stream) {
-          const item = toWatchItem(msg);
-          if (item === undefined) continue;
-          failures = 0;
-          next = BigInt(item.kind === "event" ? item.sequence + 1 : item.firstAvailableSequence);
-          yield item;
+          for (const item of toWatchItems(msg)) {
+            failures = 0;
+            next = BigInt(item.kind === "event" ? item.sequence + 1 : item.firstAvailableSequence);
+            yield item;
+          }
         }
         // The feed never ends by itself: a clean end means the server went away (shutdown).
         error = new ConnectError("event stream ended by the server", Code.Unavailable);
