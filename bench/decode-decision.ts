@@ -8,6 +8,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AllowRequestSchema } from "../src/gen/limitr/v1/decision_pb.js";
 import { decisionRequestDecoder } from "../src/server/decode-decision.js";
+import { keepSink, medianNs } from "./median-ns.js";
 
 const fast = decisionRequestDecoder(AllowRequestSchema);
 if (fast === undefined) throw new Error("no fast decoder for AllowRequest");
@@ -28,19 +29,7 @@ const request = (n: number): Buffer =>
     ),
   );
 
-const ROUNDS = 7;
-const N = 100_000;
-let sink = 0;
-function time(f: () => { items: unknown[] } | undefined): number {
-  for (let i = 0; i < N; i++) sink += f()?.items.length ?? 0; // warm-up
-  const rounds: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < N; i++) sink += f()?.items.length ?? 0;
-    rounds.push(Number(process.hrtime.bigint() - t0) / N);
-  }
-  return rounds.sort((a, b) => a - b)[ROUNDS >> 1] ?? NaN;
-}
+const time = (f: () => { items: unknown[] } | undefined): number => medianNs(f, (r) => r?.items.length ?? 0);
 
 for (const n of [1, 3]) {
   const buf = request(n);
@@ -49,4 +38,4 @@ for (const n of [1, 3]) {
   const direct = time(() => fast(buf));
   console.log(`${n} item(s), ${buf.length} B: fromBinary ${reflective.toFixed(0)} ns, fast ${direct.toFixed(0)} ns (${(reflective / direct).toFixed(2)}×)`);
 }
-if (sink === 0) console.log("");
+keepSink();

@@ -10,6 +10,7 @@ import type { DecisionResult, MeterView } from "../src/engine/index.js";
 import { AllowResponseSchema } from "../src/gen/limitr/v1/decision_pb.js";
 import { encodeDecision, LAYOUTS } from "../src/server/encode-decision.js";
 import { toDecisionFields } from "../src/server/map-decision.js";
+import { keepSink, medianNs } from "./median-ns.js";
 
 const item = (entitlement: string, value: bigint): MeterView => ({
   kind: "metered",
@@ -35,19 +36,7 @@ const result = (n: number): DecisionResult => ({
   items: ["input_tokens", "output_tokens", "requests"].slice(0, n).map((e, i) => item(e, BigInt(12345 + i) * 1_000_000_000n)),
 });
 
-const ROUNDS = 7;
-const N = 100_000;
-let sink = 0;
-function time(f: () => Uint8Array): number {
-  for (let i = 0; i < N; i++) sink += f().length; // warm-up
-  const rounds: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < N; i++) sink += f().length;
-    rounds.push(Number(process.hrtime.bigint() - t0) / N);
-  }
-  return rounds.sort((a, b) => a - b)[ROUNDS >> 1] ?? NaN;
-}
+const time = (f: () => Uint8Array): number => medianNs(f, (b) => b.length);
 
 for (const n of [1, 3]) {
   const r = result(n);
@@ -55,4 +44,4 @@ for (const n of [1, 3]) {
   const direct = time(() => encodeDecision(r, LAYOUTS.allow));
   console.log(`${n} item(s): reflective ${reflective.toFixed(0)} ns, encodeDecision ${direct.toFixed(0)} ns (${(reflective / direct).toFixed(2)}×)`);
 }
-if (sink === 0) console.log("");
+keepSink();

@@ -10,6 +10,7 @@ import type { StoredEvent } from "../src/engine/index.js";
 import { WatchEventsResponseSchema } from "../src/gen/limitr/v1/decision_pb.js";
 import { encodeMeterEventResponse } from "../src/server/encode-event.js";
 import { toEventPb } from "../src/server/map-events.js";
+import { keepSink, medianNs } from "./median-ns.js";
 
 const stored: StoredEvent = {
   seq: 1_234_567,
@@ -37,23 +38,11 @@ const stored: StoredEvent = {
   },
 };
 
-const ROUNDS = 7;
-const N = 100_000;
-let sink = 0;
-function time(f: () => Uint8Array): number {
-  for (let i = 0; i < N; i++) sink += f().length; // warm-up
-  const rounds: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < N; i++) sink += f().length;
-    rounds.push(Number(process.hrtime.bigint() - t0) / N);
-  }
-  return rounds.sort((a, b) => a - b)[ROUNDS >> 1] ?? NaN;
-}
+const time = (f: () => Uint8Array): number => medianNs(f, (b) => b.length);
 
 const reflective = time(() =>
   toBinary(WatchEventsResponseSchema, create(WatchEventsResponseSchema, { kind: { case: "event", value: toEventPb(stored) } })),
 );
 const direct = time(() => encodeMeterEventResponse(stored) as Uint8Array);
 console.log(`meter event: reflective ${reflective.toFixed(0)} ns, encodeMeterEventResponse ${direct.toFixed(0)} ns (${(reflective / direct).toFixed(2)}×)`);
-if (sink === 0) console.log("");
+keepSink();
