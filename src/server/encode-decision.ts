@@ -43,10 +43,12 @@ import {
   timestamp,
   TIMESTAMP,
   VARINT,
+  STRING_FIELD,
+  DOUBLE_FIELD,
 } from "./wire-writer.js";
 
-const str = { scalar: ScalarType.STRING } as const;
-const dbl = { scalar: ScalarType.DOUBLE } as const;
+const str = STRING_FIELD;
+const dbl = DOUBLE_FIELD;
 
 /** The tags of one decision response message. */
 export interface DecisionLayout {

@@ -33,10 +33,12 @@ import {
   timestamp,
   TIMESTAMP,
   VARINT,
+  STRING_FIELD,
+  DOUBLE_FIELD,
 } from "./wire-writer.js";
 
-const str = { scalar: ScalarType.STRING } as const;
-const dbl = { scalar: ScalarType.DOUBLE } as const;
+const str = STRING_FIELD;
+const dbl = DOUBLE_FIELD;
 
 const R = { event: tagOf(WatchEventsResponseSchema, "event", { message: EventSchema }) };
 const E = {

@@ -59,6 +59,10 @@ export function tagOf(schema: DescMessage, localName: string, expect: Expect): n
   return ((f.number << 3) | wire) >>> 0;
 }
 
+/** The two field kinds most tags are looked up as. */
+export const STRING_FIELD = { scalar: ScalarType.STRING } as const;
+export const DOUBLE_FIELD = { scalar: ScalarType.DOUBLE } as const;
+
 const T = {
   seconds: tagOf(TimestampSchema, "seconds", { scalar: ScalarType.INT64 }),
   nanos: tagOf(TimestampSchema, "nanos", { scalar: ScalarType.INT32 }),

@@ -65,6 +65,18 @@ async function take(feed: AsyncGenerator<FeedItem>, n: number): Promise<FeedItem
 
 const all = () => true;
 
+/** Captures the position function a feed registers through `track`. */
+function tracker(): { track: (p: () => number) => () => void; position: () => number } {
+  let registered: () => number = () => -1;
+  return {
+    track: (p) => {
+      registered = p;
+      return () => {};
+    },
+    position: () => registered(),
+  };
+}
+
 describe("followEventLog", () => {
   it("replays from a sequence, then delivers live events, in order", async () => {
     const log = fakeLog();
@@ -184,17 +196,9 @@ describe("followEventLog", () => {
     const log = fakeLog();
     const ctl = new AbortController();
     const matches = (s: StoredEvent) => s.event.type === "customer-plan-changed" && s.event.customerId === "me";
-    let position: () => number = () => -1;
-    const feed = followEventLog(log, {
-      fromSequence: undefined,
-      matches,
-      maxBuffered: 2,
-      signal: ctl.signal,
-      track: (p) => {
-        position = p;
-        return () => {};
-      },
-    });
+    const tracked = tracker();
+    const feed = followEventLog(log, { fromSequence: undefined, matches, maxBuffered: 2, signal: ctl.signal, track: tracked.track });
+    const position = (): number => tracked.position();
     const got = take(feed, 2);
     await new Promise((r) => setImmediate(r));
     const reads: number[] = [];
@@ -214,17 +218,9 @@ describe("followEventLog", () => {
   it("reports its position behind events it has not delivered yet", async () => {
     const log = fakeLog();
     const ctl = new AbortController();
-    let position: () => number = () => -1;
-    const feed = followEventLog(log, {
-      fromSequence: undefined,
-      matches: all,
-      maxBuffered: 10,
-      signal: ctl.signal,
-      track: (p) => {
-        position = p;
-        return () => {};
-      },
-    });
+    const tracked = tracker();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 10, signal: ctl.signal, track: tracked.track });
+    const position = (): number => tracked.position();
     const first = take(feed, 1);
     await new Promise((r) => setImmediate(r));
     log.append("a", "b", "c");
