@@ -12,7 +12,7 @@ import { followEventLog } from "./follow-event-log.js";
 import { requireId, toMeterState } from "./map-common.js";
 import { decisionReply, LAYOUTS, reserveReply } from "./encode-decision.js";
 import { toDecisionRequest, toReserveRequest, toSettleRequest } from "./map-decision.js";
-import { batchResponse, eventResponse } from "./event-response.js";
+import { batchResponses, eventResponse } from "./event-response.js";
 import { toEventTypes } from "./map-events.js";
 
 export interface DecisionServiceDeps {
@@ -106,7 +106,7 @@ export function createDecisionService({ engine, events, watchBufferEvents, track
             },
           };
         } else if (batched) {
-          yield batchResponse(item.events);
+          for (const batch of batchResponses(item.events)) yield batch;
         } else {
           for (const stored of item.events) yield eventResponse(stored);
         }

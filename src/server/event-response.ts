@@ -91,3 +91,30 @@ export function eventResponse(stored: StoredEvent): Init {
 export function batchResponse(events: readonly StoredEvent[]): Init {
   return new BatchResponse(events) as unknown as Init;
 }
+
+/**
+ * Bytes of events per batch message at most: well under the 4 MiB that gRPC clients accept by
+ * default, since one event may carry up to a request's worth of attributes.
+ */
+export const MAX_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * `events` as batch responses of at most `maxBytes` of events each (an event larger than that
+ * goes alone), in order.
+ */
+export function batchResponses(events: readonly StoredEvent[], maxBytes = MAX_BATCH_BYTES): Init[] {
+  const out: Init[] = [];
+  let from = 0;
+  let bytes = 0;
+  for (let i = 0; i < events.length; i++) {
+    const size = eventBytes(events[i] as StoredEvent).length;
+    if (i > from && bytes + size > maxBytes) {
+      out.push(batchResponse(events.slice(from, i)));
+      from = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (from < events.length) out.push(batchResponse(from === 0 ? events : events.slice(from)));
+  return out;
+}

@@ -6,7 +6,7 @@ import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../src/engine/index.js";
 import { WatchEventsResponseSchema } from "../../src/gen/limitr/v1/decision_pb.js";
-import { batchResponse, eventResponse } from "../../src/server/event-response.js";
+import { batchResponse, batchResponses, eventResponse } from "../../src/server/event-response.js";
 import { toEventPb } from "../../src/server/map-events.js";
 import { encodesAs, toWire } from "../../src/server/wire-encodable.js";
 import { customer, HUGE, meterEvent } from "../store/fixtures.js";
@@ -49,6 +49,20 @@ describe("eventResponse", () => {
     if (!encodesAs(res, WatchEventsResponseSchema)) return expect.fail("not self-encoding");
     const decoded = fromBinary(WatchEventsResponseSchema, res[toWire]());
     expect(decoded.kind.case === "batch" && decoded.kind.value.events.map((e) => Number(e.sequence))).toEqual(many.map((e) => e.seq));
+  });
+
+  it("splits a batch so that no message carries more than the byte cap (a larger event goes alone)", () => {
+    const big = (seq: number, kb: number): StoredEvent => ({ seq, event: meterEvent("c", "chat", 1n, { attributes: { blob: "x".repeat(kb * 1024) } }) });
+    const events = [big(1, 300), big(2, 300), big(3, 300), big(4, 1500), big(5, 10), big(6, 10)];
+    const batches = batchResponses(events, 1024 * 1024);
+    const seqsOf = (r: unknown): number[] => {
+      if (!encodesAs(r, WatchEventsResponseSchema)) return expect.fail("not self-encoding");
+      const d = fromBinary(WatchEventsResponseSchema, r[toWire]());
+      return d.kind.case === "batch" ? d.kind.value.events.map((e) => Number(e.sequence)) : [];
+    };
+    expect(batches.map(seqsOf)).toEqual([[1, 2, 3], [4], [5, 6]]);
+    expect(batchResponses(events.slice(4)).map(seqsOf)).toEqual([[5, 6]]);
+    expect(batchResponses([])).toEqual([]);
   });
 
   it("encodes a stored event once, whatever the number of subscribers", () => {

@@ -730,8 +730,9 @@ export type WatchEventsRequest = Message<"limitr.v1.WatchEventsRequest"> & {
 
   /**
    * When above 1, events that are ready together are sent together, up to this many per message
-   * (`batch`), in sequence order; above 1024 means 1024. 0 or 1 = one `event` per message. For
-   * high-volume consumers: the per-message cost of the stream, on both ends, is paid per batch.
+   * (`batch`) and about 1 MiB of events per message, in sequence order; above 1024 means 1024.
+   * 0 or 1 = one `event` per message. For high-volume consumers: the per-message cost of the
+   * stream, on both ends, is paid per batch.
    *
    * @generated from field: uint32 max_batch_events = 5;
    */
