@@ -8,8 +8,9 @@
  * so no event is delivered twice. The subscription listener filters and appends the matching
  * events to a bounded array, and wakes the reader only when something matched: when a slow reader
  * lets the array fill up, it is dropped and the reader goes back to reading the log (catch-up), so
- * a slow consumer costs the decision path nothing and misses nothing that is still retained. When retention has pruned events the reader still needed, it is told (a `lost`
- * item), never left with a silent gap.
+ * a slow consumer costs the decision path nothing and misses nothing that is still retained.
+ * When retention has pruned events the reader still needed, it is told (a `lost` item), never
+ * left with a silent gap. Events ready together are handed over together, up to `maxBatch`.
  */
 import type { EventLog, StoredEvent } from "../engine/index.js";
 
