@@ -275,6 +275,26 @@ describe("followEventLog", () => {
     ctl.abort();
   });
 
+  it("with maxBatch, events read before a gap are handed over before the lost marker", async () => {
+    // A log whose oldest events vanish between two reads (retention at the worst moment).
+    const stored = [1, 2, 3, 4].map((seq) => ({ seq, event: ev("a") }));
+    let firstCalls = 0;
+    const log: EventLog = {
+      readEvents: (from, limit) => stored.filter((e) => e.seq >= from).slice(0, limit),
+      lastSequence: () => 4,
+      firstSequence: () => (++firstCalls === 1 ? 1 : 5),
+      subscribe: () => () => {},
+    };
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 10, maxBatch: 10, batchSize: 2, signal: ctl.signal });
+    const items = await take(feed, 2);
+    expect(items.map((i) => (i.kind === "events" ? i.events.map((e) => e.seq) : `lost:${i.requested}->${i.firstAvailable}`))).toEqual([
+      [1, 2],
+      "lost:3->5",
+    ]);
+    ctl.abort();
+  });
+
   it("aborting a waiting feed ends it and unsubscribes", async () => {
     const log = fakeLog();
     const ctl = new AbortController();
