@@ -84,6 +84,20 @@ function lengthAt(buf: Bytes, p: number, end: number): number {
 }
 
 /**
+ * The length-prefixed string whose length varint is at `p` (all before `end`), or undefined.
+ * Sets `after` to the first byte past it.
+ */
+function stringAt(buf: Bytes, p: number, end: number): string | undefined {
+  const len = lengthAt(buf, p, end);
+  if (len < 0) return undefined;
+  const start = after;
+  const stop = start + len;
+  if (stop > end) return undefined;
+  after = stop;
+  return text(buf, start, stop);
+}
+
+/**
  * Node's own decoders behind `buf.toString`, undocumented but there since Node 0.x; calling them
  * directly saves the argument checks, about 20 ns a string. Without them the fast path is off.
  */
@@ -173,15 +187,11 @@ function decodeItem(buf: Bytes, p: number, end: number): UsageItem | undefined {
       continue;
     }
     if (tag !== ENTITLEMENT && tag !== UNIT) return undefined;
-    const len = lengthAt(buf, p + 1, end);
-    if (len < 0) return undefined;
-    const stop = after + len;
-    if (stop > end) return undefined;
-    const s = text(buf, after, stop);
+    const s = stringAt(buf, p + 1, end);
     if (s === undefined) return undefined;
     if (tag === ENTITLEMENT) entitlement = s;
     else unit = s;
-    p = stop;
+    p = after;
   }
   return hasAmount ? { $typeName: USAGE_ITEM, entitlement, unit, amount } : { $typeName: USAGE_ITEM, entitlement, unit };
 }
@@ -193,15 +203,11 @@ function decodeEntry(buf: Bytes, p: number, end: number, into: Record<string, st
   while (p < end) {
     const tag = buf[p]!;
     if (tag !== KEY && tag !== VALUE) return false;
-    const len = lengthAt(buf, p + 1, end);
-    if (len < 0) return false;
-    const stop = after + len;
-    if (stop > end) return false;
-    const s = text(buf, after, stop);
+    const s = stringAt(buf, p + 1, end);
     if (s === undefined) return false;
     if (tag === KEY) key = s;
     else value = s;
-    p = stop;
+    p = after;
   }
   // `fromBinary` defaults a missing key or value to ""; encoders write both, so leave it to it.
   if (key === undefined || value === undefined) return false;
