@@ -33,12 +33,9 @@ import {
   timestamp,
   TIMESTAMP,
   VARINT,
-  STRING_FIELD,
-  DOUBLE_FIELD,
+  STRING_FIELD as str,
+  DOUBLE_FIELD as dbl,
 } from "./wire-writer.js";
-
-const str = STRING_FIELD;
-const dbl = DOUBLE_FIELD;
 
 const R = { event: tagOf(WatchEventsResponseSchema, "event", { message: EventSchema }) };
 const E = {
