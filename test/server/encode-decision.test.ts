@@ -27,21 +27,24 @@ const nanos = fc.oneof(
 const ms = fc.oneof(fc.constant(0), fc.integer({ min: -5_000, max: 5_000 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }).map((s) => s * 1000 + 7), fc.maxSafeInteger());
 
 const feature: fc.Arbitrary<ItemView> = fc.record({ kind: fc.constant("feature" as const), entitlement: text, granted: fc.boolean() });
-const metered: fc.Arbitrary<ItemView> = fc.record({
-  kind: fc.constant("metered" as const),
-  entitlement: text,
-  owner: text,
-  credit: text,
-  unit: text,
-  mode: fc.constantFrom("hard" as const, "soft" as const, "observe" as const),
-  value: nanos,
-  limit: nanos,
-  remaining: nanos,
-  held: nanos,
-  overage: nanos,
-  periodStart: ms,
-  nextReset: fc.option(ms, { nil: undefined }),
-});
+/** A metered item whose strings come from `str`. */
+const meteredOf = (str: fc.Arbitrary<string>): fc.Arbitrary<ItemView> =>
+  fc.record({
+    kind: fc.constant("metered" as const),
+    entitlement: str,
+    owner: str,
+    credit: str,
+    unit: str,
+    mode: fc.constantFrom("hard" as const, "soft" as const, "observe" as const),
+    value: nanos,
+    limit: nanos,
+    remaining: nanos,
+    held: nanos,
+    overage: nanos,
+    periodStart: ms,
+    nextReset: fc.option(ms, { nil: undefined }),
+  });
+const metered = meteredOf(text);
 
 const common = fc.record(
   {
@@ -150,21 +153,7 @@ const codeUnit = fc.oneof(
 const longText = fc.oneof(fc.string({ unit: codeUnit, maxLength: 200, size: "max" }), fc.string({ unit: "binary-ascii", minLength: 120, maxLength: 140 }));
 const bigItem: fc.Arbitrary<ItemView> = fc.oneof(
   fc.record({ kind: fc.constant("feature" as const), entitlement: longText, granted: fc.boolean() }),
-  fc.record({
-    kind: fc.constant("metered" as const),
-    entitlement: longText,
-    owner: longText,
-    credit: longText,
-    unit: longText,
-    mode: fc.constantFrom("hard" as const, "soft" as const, "observe" as const),
-    value: nanos,
-    limit: nanos,
-    remaining: nanos,
-    held: nanos,
-    overage: nanos,
-    periodStart: ms,
-    nextReset: fc.option(ms, { nil: undefined }),
-  }),
+  meteredOf(longText),
 );
 const bigResult: fc.Arbitrary<DecisionResult> = fc
   .record({ customerId: longText, plan: longText, policyVersion: longText, items: fc.array(bigItem, { maxLength: 60, size: "max" }), reservationId: longText, reservationExpiresAt: ms })
