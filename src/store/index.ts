@@ -11,7 +11,7 @@ export {
   type PruneEventsOptions,
   type StoreStats,
 } from "./lmdb-store.js";
-/** The storage format this build reads and writes; a data dir of another format is refused. */
+/** The storage format this build writes; an older data dir is upgraded on open, a newer one refused. */
 export { FORMAT_VERSION } from "./lmdb-layout.js";
 /** The in-memory store: same port and event log, no persistence (engine and server tests). */
 export { createMemoryStore, type MemoryStore } from "./memory-store.js";

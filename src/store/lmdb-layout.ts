@@ -17,8 +17,17 @@ import { open, type Database, type Key, type RootDatabase } from "lmdb";
 import { LimitrError } from "../errors/index.js";
 import { storeError } from "./store-error.js";
 
-/** The format this code writes. Bump it (and add a migration) when a stored layout changes. */
-export const FORMAT_VERSION = 1;
+/**
+ * The format this code writes. Bump it (and add a migration) when a stored layout changes.
+ * - 1: the first format.
+ * - 2: meter events may be stored as tuple rows (event row v2). Rows of format 1 are all still
+ *   readable, so a format-1 dir is upgraded in place by recording the new number; the number is
+ *   what makes an older limitr-sidecar refuse the dir instead of failing on its first v2 row.
+ */
+export const FORMAT_VERSION = 2;
+
+/** Formats this code upgrades on open by recording FORMAT_VERSION (their rows read unchanged). */
+const UPGRADABLE_FORMATS: ReadonlySet<unknown> = new Set([1]);
 
 /** File name of the environment inside the data dir. */
 export const DATA_FILE = "limitr.mdb";
@@ -91,8 +100,9 @@ export function openLayout(options: LayoutOptions): Layout {
 
 /**
  * Reads the format version before any table is opened (opening a table that does not exist
- * creates it, which is a write). A fresh environment gets the current version; a newer or unknown
- * one is refused so this code never corrupts data it does not understand.
+ * creates it, which is a write). A fresh environment gets the current version, an older one whose
+ * rows this code reads is upgraded, and a newer or unknown one is refused so this code never
+ * corrupts data it does not understand.
  */
 function checkFormat(env: RootDatabase<unknown, Key>, dir: string): void {
   // Named databases are keys of the root database; an empty root means a fresh environment.
@@ -111,9 +121,13 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string): void {
   const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
   const version = meta.get("format");
   if (version === FORMAT_VERSION) return;
+  if (UPGRADABLE_FORMATS.has(version)) {
+    meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
+    return;
+  }
   throw new LimitrError(
     "FAILED_PRECONDITION",
-    `data dir ${dir} has storage format ${String(version)}, but this limitr-sidecar reads format ${FORMAT_VERSION}; ` +
+    `data dir ${dir} has storage format ${String(version)}, but this limitr-sidecar reads formats 1 to ${FORMAT_VERSION}; ` +
       `it was written by a different version: run that version (or a newer one), or restore a backup. Nothing was changed.`,
   );
 }

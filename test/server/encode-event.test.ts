@@ -5,10 +5,11 @@
 import fc from "fast-check";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import type { EngineEvent, StoredEvent } from "../../src/engine/index.js";
+import type { StoredEvent } from "../../src/engine/index.js";
 import { WatchEventsResponseSchema } from "../../src/gen/limitr/v1/decision_pb.js";
 import { encodeMeterEventResponse } from "../../src/server/encode-event.js";
 import { toEventPb } from "../../src/server/map-events.js";
+import { meterEvents } from "../helpers/event-arbitraries.js";
 import { customer, meterEvent } from "../store/fixtures.js";
 
 const reflective = (s: StoredEvent): Uint8Array =>
@@ -27,54 +28,12 @@ const text = fc.oneof(
   fc.string({ unit: codeUnit, maxLength: 200 }),
   fc.string({ unit: "binary-ascii", minLength: 120, maxLength: 140 }),
 );
-const nanos = fc.oneof(
-  fc.constant(0n),
-  fc.bigInt({ min: -(10n ** 12n), max: 10n ** 12n }),
-  fc.bigInt({ min: -(10n ** 12n), max: 10n ** 12n }).map((n) => n * 1_000_000_000n),
-  fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }),
-);
-const ms = fc.oneof(fc.constant(0), fc.integer({ min: -5_000, max: 5_000 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }).map((s) => s * 1000 + 7), fc.maxSafeInteger());
-const attributes = fc.oneof(
-  fc.constant({}),
-  fc.dictionary(text, text, { maxKeys: 6 }),
-  // Integer-like keys are enumerated first by JS, whatever the insertion order.
-  fc.dictionary(fc.constantFrom("b", "1", "a", "0", "10", "model"), text),
-);
-const meterFields = fc.record({
-  time: ms,
-  customerId: text,
-  owner: text,
-  entitlement: text,
-  plan: text,
-  credit: text,
-  unit: text,
-  mode: fc.constantFrom("hard" as const, "soft" as const, "observe" as const),
-  oldValue: nanos,
-  newValue: nanos,
-  limit: nanos,
-  diff: nanos,
-  remaining: nanos,
-  overage: nanos,
-  overagePrice: fc.option(nanos, { nil: undefined }),
-  periodStart: ms,
-  attributes,
-  policyVersion: text,
-  idempotencyKey: text,
-});
-const meterEvents: fc.Arbitrary<EngineEvent> = fc.oneof(
-  fc
-    .tuple(meterFields, fc.constantFrom("meter-changed" as const, "meter-overage" as const, "meter-limit" as const, "meter-reset" as const))
-    .map(([f, type]) => ({ ...f, type })),
-  fc
-    .tuple(meterFields, fc.constantFrom("meter-threshold" as const, "meter-threshold-cleared" as const), fc.double())
-    .map(([f, type, threshold]) => ({ ...f, type, threshold })),
-);
 const seq = fc.oneof(fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 2 ** 32 + 5 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }));
 
 describe("encodeMeterEventResponse", () => {
   it("writes the bytes protobuf-es writes, for any meter event", () => {
     fc.assert(
-      fc.property(seq, meterEvents, (s, event) => {
+      fc.property(seq, meterEvents(text), (s, event) => {
         const stored: StoredEvent = { seq: s, event };
         expect(encodeMeterEventResponse(stored)).toEqual(reflective(stored));
       }),

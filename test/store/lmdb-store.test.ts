@@ -9,6 +9,7 @@ import type { EngineEvent, StateRecord, Write } from "../../src/engine/index.js"
 import { isLimitrError } from "../../src/errors/index.js";
 import { FORMAT_VERSION, createLmdbStore, type LmdbStore } from "../../src/store/index.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
+import { meterEvents } from "../helpers/event-arbitraries.js";
 import { HUGE, customer, idempotency, meter, meterEvent, reservation } from "./fixtures.js";
 import { tempDir, tempStore } from "./temp-store.js";
 
@@ -44,7 +45,7 @@ function dir(): string {
   return t.dir;
 }
 
-function openAt(path: string, options: { fsync?: boolean; maxDataBytes?: number } = {}): LmdbStore {
+function openAt(path: string, options: { fsync?: boolean; maxDataBytes?: number; recentEvents?: number } = {}): LmdbStore {
   const s = createLmdbStore({ path, ...options });
   cleanups.push(() => s.close());
   return s;
@@ -350,7 +351,7 @@ describe("lmdb store", () => {
       error = e;
     }
     expect(isLimitrError(error, "FAILED_PRECONDITION")).toBe(true);
-    expect((error as Error).message).toMatch(/storage format 2.*reads format 1/);
+    expect((error as Error).message).toMatch(new RegExp(`storage format ${FORMAT_VERSION + 1}.*reads formats 1 to ${FORMAT_VERSION}`));
     expect(fileHash(path)).toBe(hash);
   });
 
@@ -531,5 +532,99 @@ describe("lmdb store", () => {
     expect(again.metersOf("c19")).toEqual([meter("c19", "chat", HUGE)]);
     expect(again.lastSequence()).toBe(20);
     expect(again.stats()).toMatchObject({ eventCount: 20, firstSequence: 1, lastSequence: 20, pendingCommits: 0 });
+  });
+});
+
+describe("lmdb event rows", () => {
+  /** The raw event table, opened the way format 1 wrote it (msgpack, no shared structures). */
+  function rawEvents(path: string): { put: (seq: number, row: unknown) => void; get: (seq: number) => unknown; format: () => unknown; setFormat: (v: number) => void; close: () => Promise<void> } {
+    const env = open({ path: join(path, "limitr.mdb"), maxDbs: 16 });
+    const events = env.openDB({ name: "events", encoding: "msgpack" });
+    const meta = env.openDB({ name: "meta", encoding: "msgpack" });
+    return {
+      put: (seq, row) => events.transactionSync(() => events.putSync(seq, row)),
+      get: (seq) => events.get(seq),
+      format: () => meta.get("format"),
+      setFormat: (v) => meta.transactionSync(() => meta.putSync("format", v)),
+      close: () => env.close(),
+    };
+  }
+
+  const validText = fc.oneof(fc.constant(""), fc.string({ unit: "grapheme", maxLength: 12 }), fc.string({ maxLength: 120 }));
+  // msgpack stores -0 as 0, for every row version; no policy threshold is -0.
+  const threshold = fc.double().map((x) => (Object.is(x, -0) ? 0 : x));
+
+  it("reads back from LMDB exactly the meter event it stored, for any meter event", async () => {
+    // No in-memory tail: every read decodes the stored row.
+    const s = openAt(dir(), { recentEvents: 0 });
+    await fc.assert(
+      fc.asyncProperty(meterEvents(validText, threshold), async (event) => {
+        const { sequences } = await s.commit([], [event]);
+        expect(s.readEvents(sequences[0] as number, 1)).toEqual([{ seq: sequences[0], event }]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("stores meter events as v2 tuples, other events as v1 maps", async () => {
+    const path = dir();
+    const s = openAt(path);
+    const customerSet: EngineEvent = { type: "customer-set", time: 5, customer: customer("c1") };
+    await s.commit([], [meterEvent("c1", "chat", HUGE), customerSet]);
+    await s.close();
+    const raw = rawEvents(path);
+    const [meterRow, customerRow] = [raw.get(1), raw.get(2)] as unknown[][];
+    await raw.close();
+    expect(meterRow?.[0]).toBe(2);
+    expect(meterRow?.[1]).toBe("meter-changed");
+    expect(customerRow?.[0]).toBe(1);
+    expect(openAt(path, { recentEvents: 0 }).readEvents(1, 10).map((e) => e.event)).toEqual([meterEvent("c1", "chat", HUGE), customerSet]);
+  });
+
+  it("upgrades a format-1 data dir in place and reads its v1 event rows", async () => {
+    const path = dir();
+    await openAt(path).close();
+    const raw = rawEvents(path);
+    raw.setFormat(1);
+    // The rows format 1 wrote: [1, the event as a map], nanos as numbers or decimal strings.
+    const old = meterEvent("c1", "chat", HUGE, { overagePrice: undefined, attributes: { model: "m" } });
+    const v1 = (n: bigint): number | string => (n <= BigInt(Number.MAX_SAFE_INTEGER) && n >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString());
+    const { oldValue, newValue, limit, diff, remaining, overage } = old;
+    raw.put(1, [1, { ...old, oldValue: v1(oldValue), newValue: v1(newValue), limit: v1(limit), diff: v1(diff), remaining: v1(remaining), overage: v1(overage), overagePrice: null }]);
+    raw.put(2, [1, { type: "customer-set", time: 5, customer: [1, "c1", "pro", "user", [], [], {}, 1_700_000_000_000, 1_700_000_000_000] }]);
+    await raw.close();
+
+    const s = openAt(path);
+    expect(s.lastSequence()).toBe(2);
+    await s.commit([], [meterEvent("c2", "chat", 1n)]);
+    await s.close();
+    const after = rawEvents(path);
+    expect(after.format()).toBe(FORMAT_VERSION);
+    await after.close();
+    expect(openAt(path, { recentEvents: 0 }).readEvents(1, 10).map((e) => e.event)).toEqual([
+      old,
+      { type: "customer-set", time: 5, customer: customer("c1") },
+      meterEvent("c2", "chat", 1n),
+    ]);
+  });
+
+  it("reports a v2 row of an unknown event type as unreadable, naming the type", async () => {
+    const path = dir();
+    await openAt(path).close();
+    const raw = rawEvents(path);
+    raw.put(1, [2, "meter-bogus", 1, "c1", "c1", "chat", "pro", "t", "t", "hard", 0, 1, 10, 1, 9, 0, null, 0, [], "v", ""]);
+    raw.put(2, [2, "meter-changed", 1, "c1", "c1", "chat", "pro", "t", "t", "hard", 0, 1, 10, 1, 9, 0, null, 0, ["odd"], "v", ""]);
+    await raw.close();
+    const s = openAt(path, { recentEvents: 0 });
+    const read = (seq: number): unknown => {
+      try {
+        return s.readEvents(seq, 1);
+      } catch (e) {
+        return e;
+      }
+    };
+    expect(isLimitrError(read(1), "INTERNAL")).toBe(true);
+    expect((read(1) as Error).message).toMatch(/meter event type meter-bogus is unknown/);
+    expect((read(2) as Error).message).toMatch(/attributes are not key\/value pairs/);
   });
 });
