@@ -235,19 +235,24 @@ const EVENT_NANOS = ["oldValue", "newValue", "limit", "diff", "remaining", "over
  */
 const EVENT_ROW_V2 = 2;
 
-const METER_EVENT_TYPES: ReadonlySet<string> = new Set([
-  "meter-changed",
-  "meter-overage",
-  "meter-limit",
-  "meter-reset",
-  "meter-threshold",
-  "meter-threshold-cleared",
-]);
-const MODES: ReadonlySet<string> = new Set(["hard", "soft", "observe"]);
-
 type MeterEngineEvent = Extract<EngineEvent, MeterEventFields>;
+type ThresholdType = "meter-threshold" | "meter-threshold-cleared";
 
-const isMeterEvent = (e: EngineEvent): e is MeterEngineEvent => METER_EVENT_TYPES.has(e.type);
+// Records rather than sets: a meter event type or limit mode added to the engine without being
+// listed here fails to compile instead of being stored in a row that cannot be read back.
+const METER_EVENT_TYPES: Readonly<Record<MeterEngineEvent["type"], true>> = {
+  "meter-changed": true,
+  "meter-overage": true,
+  "meter-limit": true,
+  "meter-reset": true,
+  "meter-threshold": true,
+  "meter-threshold-cleared": true,
+};
+const MODES: Readonly<Record<LimitMode, true>> = { hard: true, soft: true, observe: true };
+
+const isMeterEventType = (t: unknown): t is MeterEngineEvent["type"] => typeof t === "string" && Object.hasOwn(METER_EVENT_TYPES, t);
+const isMode = (m: unknown): m is LimitMode => typeof m === "string" && Object.hasOwn(MODES, m);
+const isMeterEvent = (e: EngineEvent): e is MeterEngineEvent => isMeterEventType(e.type);
 
 /** Attributes as [key, value, key, value, …]: a nested map would carry its key names as a record. */
 function flatAttributes(a: Readonly<Record<string, string>>): string[] {
@@ -295,8 +300,8 @@ function encodeMeterEvent(e: MeterEngineEvent): Row {
 function decodeMeterEvent(r: Row): MeterEngineEvent {
   const type = r[1];
   const mode = r[9];
-  if (typeof type !== "string" || !METER_EVENT_TYPES.has(type)) throw corrupt(`meter event type ${String(type)} is unknown`);
-  if (typeof mode !== "string" || !MODES.has(mode)) throw corrupt(`meter event mode ${String(mode)} is unknown`);
+  if (!isMeterEventType(type)) throw corrupt(`meter event type ${String(type)} is unknown`);
+  if (!isMode(mode)) throw corrupt(`meter event mode ${String(mode)} is unknown`);
   const fields: MeterEventFields = {
     time: num(r[2]),
     customerId: str(r[3]),
@@ -305,7 +310,7 @@ function decodeMeterEvent(r: Row): MeterEngineEvent {
     plan: str(r[6]),
     credit: str(r[7]),
     unit: str(r[8]),
-    mode: mode as LimitMode,
+    mode,
     oldValue: decodeNanos(r[10]),
     newValue: decodeNanos(r[11]),
     limit: decodeNanos(r[12]),
@@ -319,7 +324,7 @@ function decodeMeterEvent(r: Row): MeterEngineEvent {
     idempotencyKey: str(r[20]),
   };
   if (type === "meter-threshold" || type === "meter-threshold-cleared") return { type, ...fields, threshold: num(r[21]) };
-  return { type: type as "meter-changed" | "meter-overage" | "meter-limit" | "meter-reset", ...fields };
+  return { type: type as Exclude<MeterEngineEvent["type"], ThresholdType>, ...fields };
 }
 
 export function encodeEvent(e: EngineEvent): Row {

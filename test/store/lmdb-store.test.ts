@@ -608,12 +608,13 @@ describe("lmdb event rows", () => {
     ]);
   });
 
-  it("reports a v2 row of an unknown event type as unreadable, naming the type", async () => {
+  it("reports an unreadable v2 row as such, naming what is wrong", async () => {
     const path = dir();
     await openAt(path).close();
     const raw = rawEvents(path);
     raw.put(1, [2, "meter-bogus", 1, "c1", "c1", "chat", "pro", "t", "t", "hard", 0, 1, 10, 1, 9, 0, null, 0, [], "v", ""]);
     raw.put(2, [2, "meter-changed", 1, "c1", "c1", "chat", "pro", "t", "t", "hard", 0, 1, 10, 1, 9, 0, null, 0, ["odd"], "v", ""]);
+    raw.put(3, [2, "meter-changed", 1, "c1", "c1", "chat", "pro", "t", "t", "toString", 0, 1, 10, 1, 9, 0, null, 0, [], "v", ""]);
     await raw.close();
     const s = openAt(path, { recentEvents: 0 });
     const read = (seq: number): unknown => {
@@ -626,5 +627,7 @@ describe("lmdb event rows", () => {
     expect(isLimitrError(read(1), "INTERNAL")).toBe(true);
     expect((read(1) as Error).message).toMatch(/meter event type meter-bogus is unknown/);
     expect((read(2) as Error).message).toMatch(/attributes are not key\/value pairs/);
+    // Only own entries of the mode table count: "toString" is on every object's prototype.
+    expect((read(3) as Error).message).toMatch(/meter event mode toString is unknown/);
   });
 });
