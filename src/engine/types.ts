@@ -350,7 +350,18 @@ export interface EventLog {
   /** The oldest retained sequence number (lastSequence() + 1 when empty). */
   firstSequence(): number;
   /** Calls `listener` with each durably committed group of events; returns an unsubscribe. */
-  subscribe(listener: (events: readonly StoredEvent[]) => void): () => void;
+  subscribe(listener: (events: readonly StoredEvent[]) => void, options?: SubscribeOptions): () => void;
+}
+
+/** How a listener of the event log follows it. */
+export interface SubscribeOptions {
+  /**
+   * The listener may fall behind and read the newest events back with `readEvents` (a WatchEvents
+   * feed). The store may keep recent events in memory while such a listener is subscribed, and
+   * only then: a listener that never reads back (metrics) must not make every event outlive its
+   * decision.
+   */
+  readonly readsBack?: boolean;
 }
 
 /** One line of an export / import (JSON Lines): every kind of stored state. */

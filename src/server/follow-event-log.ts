@@ -63,7 +63,8 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
     w?.();
   };
   // Runs on the commit path for every subscriber: filters here, so a batch with nothing this
-  // subscriber wants costs a loop over it and no wake-up; never waits for the reader.
+  // subscriber wants costs a loop over it and no wake-up; never waits for the reader. `readsBack`:
+  // an overflowed feed catches up through readEvents, which the store then serves from memory.
   const unsubscribe = log.subscribe((events) => {
     const last = events[events.length - 1];
     if (last !== undefined) seen = last.seq;
@@ -87,7 +88,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       matched = true;
     }
     if (matched || overflowed) notify();
-  });
+  }, { readsBack: true });
   signal.addEventListener("abort", notify);
   let cursor = options.fromSequence === undefined ? log.lastSequence() + 1 : Math.max(1, options.fromSequence);
   // Live with nothing buffered, the feed is past everything the subscription was given: what did

@@ -80,7 +80,7 @@ export const DEFAULT_ROW_CACHE_ENTRIES = 10_000;
 
 /**
  * Four times a WatchEvents subscriber's default buffer: a subscriber that overflowed it catches up
- * from memory. About 2 MB of heap when full.
+ * from memory. About 2 MB of heap when full; held only while a subscriber may read back.
  */
 export const DEFAULT_RECENT_EVENTS = 4096;
 
@@ -128,7 +128,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   let durableSeq = typeof lastStored === "number" ? lastStored : 0;
   /** Next sequence to give out; rolls back to durableSeq + 1 when a batch fails. */
   let nextSeq = durableSeq + 1;
-  const recent = createRecentEvents(options.recentEvents ?? DEFAULT_RECENT_EVENTS, nextSeq);
+  const recent = createRecentEvents(options.recentEvents ?? DEFAULT_RECENT_EVENTS);
 
   let gen = 0;
   let open: Batch | undefined;
@@ -136,6 +136,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   let busy = false;
   let idleWaiters: (() => void)[] = [];
   const listeners = new Set<(events: readonly StoredEvent[]) => void>();
+  /** Subscribers that may read the log back: the in-memory tail is filled only while there are any. */
+  let readersBack = 0;
   let listenerErrors = 0;
   let batchesCommitted = 0;
 
@@ -240,7 +242,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     // Even when a flush fails the transaction is committed and readable, so the event log must not
     // show a gap; the callers still learn that durability was not confirmed.
     if (last) durableSeq = last.seq;
-    recent.append(events);
+    if (readersBack > 0) recent.append(events);
     for (const c of batch.commits) {
       if (flushError) c.reject(flushError);
       else c.resolve({ sequences: c.events.map((e) => e.seq) });
@@ -315,11 +317,19 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       const first = [...tables.events.getKeys({ limit: 1 })][0];
       return typeof first === "number" && first <= durableSeq ? first : durableSeq + 1;
     },
-    subscribe(listener) {
+    subscribe(listener, options) {
       // Wrapped so the same function can subscribe twice and unsubscribe each independently.
       const entry = (events: readonly StoredEvent[]): void => listener(events);
       listeners.add(entry);
-      return () => listeners.delete(entry);
+      const readsBack = options?.readsBack === true;
+      if (readsBack) readersBack++;
+      let subscribed = true;
+      return () => {
+        if (!subscribed) return;
+        subscribed = false;
+        listeners.delete(entry);
+        if (readsBack && --readersBack === 0) recent.clear();
+      };
     },
   };
 

@@ -15,12 +15,15 @@ function ev(customerId: string): EngineEvent {
 function fakeLog() {
   const events: StoredEvent[] = [];
   const listeners = new Set<(e: readonly StoredEvent[]) => void>();
+  const readingBack = new Set<(e: readonly StoredEvent[]) => void>();
   let first = 1;
   let onRead: ((fromSeq: number) => void) | undefined;
   const log: EventLog & {
     append(...ids: string[]): void;
     prune(upTo: number): void;
     listenerCount(): number;
+    /** Listeners subscribed as readers that may read back (the store holds recent events for them). */
+    readersBack(): number;
     beforeRead(f: (fromSeq: number) => void): void;
   } = {
     readEvents(fromSeq, limit) {
@@ -29,9 +32,13 @@ function fakeLog() {
     },
     lastSequence: () => events.length,
     firstSequence: () => first,
-    subscribe(l) {
+    subscribe(l, o) {
       listeners.add(l);
-      return () => listeners.delete(l);
+      if (o?.readsBack === true) readingBack.add(l);
+      return () => {
+        listeners.delete(l);
+        readingBack.delete(l);
+      };
     },
     append(...ids) {
       const group = ids.map((id, i) => ({ seq: events.length + 1 + i, event: ev(id) }));
@@ -42,6 +49,7 @@ function fakeLog() {
       first = upTo + 1;
     },
     listenerCount: () => listeners.size,
+    readersBack: () => readingBack.size,
     beforeRead(f) {
       onRead = f;
     },
@@ -305,5 +313,17 @@ describe("followEventLog", () => {
     ctl.abort();
     expect((await pending).done).toBe(true);
     expect(log.listenerCount()).toBe(0);
+  });
+
+  it("subscribes as a reader that may read back, so the store keeps recent events only while it runs", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 10, signal: ctl.signal });
+    const pending = feed.next();
+    await new Promise((r) => setImmediate(r));
+    expect(log.readersBack()).toBe(1);
+    ctl.abort();
+    await pending;
+    expect(log.readersBack()).toBe(0);
   });
 });

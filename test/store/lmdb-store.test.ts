@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "lmdb";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineEvent, StateRecord, Write } from "../../src/engine/index.js";
+import type { EngineEvent, StateRecord, StoredEvent, Write } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { FORMAT_VERSION, createLmdbStore, type LmdbStore } from "../../src/store/index.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
@@ -231,7 +231,7 @@ describe("lmdb store", () => {
     const s = createLmdbStore({ path: dir(), recentEvents: 8 });
     cleanups.push(() => s.close());
     const delivered: unknown[] = [];
-    s.subscribe((events) => delivered.push(...events));
+    s.subscribe((events) => delivered.push(...events), { readsBack: true });
     await s.commit([], Array.from({ length: 5 }, (_, i) => meterEvent("c1", "chat", BigInt(i + 1))));
     await s.commit([], Array.from({ length: 5 }, (_, i) => meterEvent("c1", "chat", BigInt(i + 6))));
     // Sequences 3..10 are held (the newest 8): the very objects, so their encoding is shared.
@@ -249,6 +249,37 @@ describe("lmdb store", () => {
     expect(s.readEvents(1, 100).map((e) => e.seq)).toEqual([9, 10]);
   });
 
+  it("keeps events in memory only while a subscriber may read them back", async () => {
+    const s = createLmdbStore({ path: dir(), recentEvents: 8 });
+    cleanups.push(() => s.close());
+    const delivered: StoredEvent[] = [];
+    const held = (seq: number): boolean => s.readEvents(seq, 1)[0] === delivered[seq - 1];
+    // A listener that never reads back (metrics) does not make the store hold events.
+    const stopPlain = s.subscribe((events) => delivered.push(...events));
+    await s.commit([], [meterEvent("c1", "chat", 1n)]);
+    expect(held(1)).toBe(false);
+    // A feed that may read back: what commits from now on is held.
+    const stopFeed = s.subscribe(() => {}, { readsBack: true });
+    const stopFeed2 = s.subscribe(() => {}, { readsBack: true });
+    await s.commit([], [meterEvent("c1", "chat", 2n), meterEvent("c1", "chat", 3n)]);
+    expect([held(1), held(2), held(3)]).toEqual([false, true, true]);
+    expect(s.readEvents(1, 10).map((e) => e.seq)).toEqual([1, 2, 3]);
+    // Held until the last such feed leaves (unsubscribing twice counts once).
+    stopFeed();
+    stopFeed();
+    await s.commit([], [meterEvent("c1", "chat", 4n)]);
+    expect([held(3), held(4)]).toEqual([true, true]);
+    stopFeed2();
+    expect([held(3), held(4)]).toEqual([false, false]);
+    // Events committed while nobody could read back are read from LMDB, then held again.
+    await s.commit([], [meterEvent("c1", "chat", 5n)]);
+    s.subscribe(() => {}, { readsBack: true });
+    await s.commit([], [meterEvent("c1", "chat", 6n)]);
+    expect([held(5), held(6)]).toEqual([false, true]);
+    expect(s.readEvents(1, 10)).toEqual(delivered);
+    stopPlain();
+  });
+
   it("reads the same event log with its in-memory tail as without, at any tail size", async () => {
     // Random batches of events, prunes and a batch that fails (its sequences are given out again),
     // applied to a store holding the newest N events in memory and to one holding none.
@@ -257,15 +288,29 @@ describe("lmdb store", () => {
       fc.record({ kind: fc.constant("prune" as const), keep: fc.nat(20) }),
       fc.record({ kind: fc.constant("oversized" as const) }),
       fc.record({ kind: fc.constant("read" as const), from: fc.nat(60), limit: fc.nat(12) }),
+      // A feed that may read back comes or goes: the tail fills only while one is there.
+      fc.record({ kind: fc.constant("feed" as const) }),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(step, { maxLength: 25 }), fc.constantFrom(1, 3, 16, 4096), async (steps, held) => {
         const s = createLmdbStore({ path: dir(), recentEvents: held, maxDataBytes: 2_000_000 });
         const ref = createLmdbStore({ path: dir(), recentEvents: 0, maxDataBytes: 2_000_000 });
         let t = 0;
+        let stopFeed: (() => void) | undefined;
+        const toggleFeed = (): void => {
+          if (stopFeed === undefined) stopFeed = s.subscribe(() => {}, { readsBack: true });
+          else {
+            stopFeed();
+            stopFeed = undefined;
+          }
+        };
+        toggleFeed();
         try {
           for (const st of steps) {
             switch (st.kind) {
+              case "feed":
+                toggleFeed();
+                break;
               case "events": {
                 const events = Array.from({ length: st.n }, () => meterEvent("c", "chat", 1n, { time: t++ }));
                 await Promise.all([s.commit([], events), ref.commit([], events)]);

@@ -16,24 +16,33 @@ describe("recent events", () => {
       fc.record({ kind: fc.constant("append" as const), n: fc.nat(7), jump: fc.oneof(fc.constant(0), fc.nat(5)) }),
       fc.record({ kind: fc.constant("forget" as const), back: fc.nat(10) }),
       fc.record({ kind: fc.constant("read" as const), back: fc.nat(12), limit: fc.nat(9) }),
+      fc.record({ kind: fc.constant("clear" as const) }),
     );
     fc.assert(
       fc.property(fc.nat(5), fc.array(step, { maxLength: 40 }), (capacity, steps) => {
-        const recent = createRecentEvents(capacity, 1);
+        const recent = createRecentEvents(capacity);
         // The model: every appended event by sequence, and the lowest sequence still valid.
         const log = new Map<number, StoredEvent>();
         let next = 1;
-        let valid = 1;
+        // Empty at first: nothing is valid until the first append.
+        let valid = Infinity;
+        let cleared = true;
         for (const st of steps) {
           if (st.kind === "append") {
             // A jump makes earlier sequences unusable (they were never contiguous with these).
             const jump = st.n > 0 ? st.jump : 0;
-            if (jump > 0) valid = next + jump;
+            if (jump > 0 || (cleared && st.n > 0)) valid = next + jump;
+            if (st.n > 0) cleared = false;
             next += jump;
             const batch = Array.from({ length: st.n }, (_, i) => stored(next + i));
             for (const e of batch) log.set(e.seq, e);
             next += st.n;
             recent.append(batch);
+          } else if (st.kind === "clear") {
+            // Nothing is valid until the next append, which starts a new range.
+            recent.clear();
+            cleared = true;
+            valid = Infinity;
           } else if (st.kind === "forget") {
             const seq = next - 1 - st.back;
             recent.forgetThrough(seq);
@@ -57,8 +66,21 @@ describe("recent events", () => {
     );
   });
 
+  it("lets go of everything on clear, then holds what is appended after", () => {
+    const recent = createRecentEvents(4);
+    recent.append([stored(1), stored(2)]);
+    expect(recent.read(1, 10)).toHaveLength(2);
+    recent.clear();
+    expect(recent.read(1, 10)).toBeUndefined();
+    expect(recent.read(3, 10)).toBeUndefined();
+    recent.forgetThrough(10);
+    recent.append([stored(3)]);
+    expect(recent.read(2, 10)).toBeUndefined();
+    expect(recent.read(3, 10)).toEqual([stored(3)]);
+  });
+
   it("holds nothing with capacity 0", () => {
-    const recent = createRecentEvents(0, 1);
+    const recent = createRecentEvents(0);
     recent.append([stored(1), stored(2)]);
     expect(recent.read(1, 10)).toBeUndefined();
     expect(recent.read(2, 10)).toBeUndefined();
