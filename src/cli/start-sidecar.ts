@@ -15,7 +15,7 @@ import { createHttpEndpoint, createOperatorEndpoint, createSidecarServer } from 
 import type { EventPage, EventQuery, HttpEndpoint, PolicyStatus, SidecarServer } from "../server/index.js";
 import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
-import { createPolicyWatcher } from "../watch/index.js";
+import { createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
 import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
 import type { ServeConfig } from "./config.js";
 import type { Logger } from "./logger.js";
@@ -55,9 +55,13 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     store.commit([], [event]).catch((e: unknown) => logger.error("could not log policy event", { type: event.type, err: e }));
   };
 
-  const watcher = createPolicyWatcher({
+  // The first policy compiles here (nothing is served yet); reloads compile on a worker thread,
+  // so that requests are not held up by a cold YAML parse while the sidecar is serving.
+  const watchLogger = logger.child({ component: "watch" });
+  const compiler = createWorkerCompiler({ logger: watchLogger });
+  const policyWatcher = createPolicyWatcher({
     path: config.policy,
-    compile: (text, version) => loadPolicy(text, { version }),
+    compile: (text, version) => (policy === undefined ? loadPolicy(text, { version }) : compiler.compile(text, version)),
     onApplied: (next, info) => {
       const event = policyAppliedEvent(policy, next, info.source, info.appliedAt.getTime());
       policy = next; // the one atomic swap: each request reads this reference once
@@ -77,8 +81,17 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     },
     pollIntervalMs: config.policyPollInterval,
     fsEvents: config.policyWatch === "events",
-    logger: logger.child({ component: "watch" }),
+    logger: watchLogger,
   });
+
+  // The watcher and the worker it compiles on stop together.
+  const watcher: PolicyWatcher = {
+    ...policyWatcher,
+    close: async () => {
+      await policyWatcher.close();
+      await compiler.close();
+    },
+  };
 
   const initial = await watcher.start();
   if (initial.kind !== "applied" || policy === undefined) {

@@ -124,7 +124,7 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
       result = { ok: false, issues: [{ kind: "error", path: "policy", message: "the file is not valid UTF-8" }] };
     } else {
       try {
-        result = options.compile(text, version);
+        result = await options.compile(text, version);
       } catch (err) {
         // A compiler bug must not take the last good policy down with it.
         result = { ok: false, issues: [{ kind: "error", path: "policy", message: `the compiler failed: ${String(err)}` }] };

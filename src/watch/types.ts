@@ -91,8 +91,11 @@ export type ReloadOutcome =
 export interface PolicyWatcherOptions {
   /** The policy file as mounted, e.g. `/etc/limitr/policy.yaml`; its directory is watched. */
   readonly path: string;
-  /** Validates and compiles a document; `version` is the content hash to stamp on the policy. */
-  readonly compile: (text: string, version: string) => CompileResult;
+  /**
+   * Validates and compiles a document; `version` is the content hash to stamp on the policy. May
+   * answer later (compiling on a worker thread); a rejection is reported like a compiler crash.
+   */
+  readonly compile: (text: string, version: string) => CompileResult | Promise<CompileResult>;
   /** Called with each new valid policy, whole; the caller swaps one reference. */
   readonly onApplied: (policy: CompiledPolicy, info: AppliedInfo) => void;
   /** Called with every issue of a rejected document; the last good policy stays live. */

@@ -125,6 +125,27 @@ describe("policy watcher on a plain file", () => {
     expect(harness.live()).toBe(v(validPolicy(100)));
   });
 
+  it("waits for a compiler that answers later, and treats its failure like a throw", async () => {
+    await writeFile(file, validPolicy(100));
+    let fail = false;
+    const harness = await started({
+      // The shape of the sidecar's worker-thread compiler: a promise, answered after a turn.
+      compile: async (text: string, version: string) => {
+        await new Promise((r) => setTimeout(r, 5));
+        if (fail) throw new Error("the compile worker exited (code 1)");
+        return compile(text, version);
+      },
+    });
+    await writeFile(file, validPolicy(200));
+    expect(await harness.watcher.reload("test")).toMatchObject({ kind: "applied", version: v(validPolicy(200)) });
+    expect(harness.live()).toBe(v(validPolicy(200)));
+    fail = true;
+    await writeFile(file, validPolicy(300));
+    expect((await harness.watcher.reload("test")).kind).toBe("rejected");
+    expect(harness.watcher.status().lastError?.message).toContain("the compiler failed: Error: the compile worker exited (code 1)");
+    expect(harness.live()).toBe(v(validPolicy(200)));
+  });
+
   it("treats a throwing onApplied as not applied and retries on the next re-read", async () => {
     await writeFile(file, validPolicy(100));
     let fail = false;
