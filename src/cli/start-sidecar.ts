@@ -15,7 +15,7 @@ import { createHttpEndpoint, createOperatorEndpoint, createSidecarServer } from 
 import type { EventPage, EventQuery, HttpEndpoint, PolicyStatus, SidecarServer } from "../server/index.js";
 import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
-import { createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
+import { compileWorkerBuilt, createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
 import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
 import type { ServeConfig } from "./config.js";
 import type { Logger } from "./logger.js";
@@ -56,12 +56,14 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
   };
 
   // The first policy compiles here (nothing is served yet); reloads compile on a worker thread,
-  // so that requests are not held up by a cold YAML parse while the sidecar is serving.
+  // so that requests are not held up by a cold YAML parse while the sidecar is serving. Run from
+  // TypeScript sources there is no worker module to start, and reloads compile here too.
   const watchLogger = logger.child({ component: "watch" });
-  const compiler = createWorkerCompiler({ logger: watchLogger });
+  const compiler = compileWorkerBuilt() ? createWorkerCompiler({ logger: watchLogger }) : undefined;
   const policyWatcher = createPolicyWatcher({
     path: config.policy,
-    compile: (text, version) => (policy === undefined ? loadPolicy(text, { version }) : compiler.compile(text, version)),
+    compile: (text, version) =>
+      policy === undefined || compiler === undefined ? loadPolicy(text, { version }) : compiler.compile(text, version),
     onApplied: (next, info) => {
       const event = policyAppliedEvent(policy, next, info.source, info.appliedAt.getTime());
       policy = next; // the one atomic swap: each request reads this reference once
@@ -89,7 +91,7 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     ...policyWatcher,
     close: async () => {
       await policyWatcher.close();
-      await compiler.close();
+      await compiler?.close();
     },
   };
 

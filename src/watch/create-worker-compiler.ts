@@ -12,6 +12,8 @@
  * good policy and reports it) and the next compile starts a new worker; one that does not answer
  * within `timeoutMs` is terminated the same way.
  */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { CompileResult } from "../policy/index.js";
 import type { WatchLogger } from "./types.js";
@@ -46,6 +48,17 @@ export interface WorkerCompiler {
   close(): Promise<void>;
 }
 
+/** The worker's module as built: `compile-worker.js` next to this module in dist/. */
+export const COMPILE_WORKER_URL = new URL("./compile-worker.js", import.meta.url);
+
+/**
+ * Whether the worker module exists. Run from TypeScript sources (vitest, tsx) it does not, since a
+ * worker thread cannot load `.ts`; the caller then compiles on its own thread.
+ */
+export function compileWorkerBuilt(url: URL = COMPILE_WORKER_URL): boolean {
+  return existsSync(fileURLToPath(url));
+}
+
 export const DEFAULT_COMPILE_TIMEOUT_MS = 30_000;
 export const DEFAULT_COMPILER_IDLE_MS = 60_000;
 
@@ -56,7 +69,7 @@ interface Waiting {
 }
 
 export function createWorkerCompiler(options: WorkerCompilerOptions = {}): WorkerCompiler {
-  const url = options.workerUrl ?? new URL("./compile-worker.js", import.meta.url);
+  const url = options.workerUrl ?? COMPILE_WORKER_URL;
   const timeoutMs = options.timeoutMs ?? DEFAULT_COMPILE_TIMEOUT_MS;
   const idleMs = options.idleMs ?? DEFAULT_COMPILER_IDLE_MS;
   let worker: Worker | undefined;

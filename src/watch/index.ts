@@ -7,7 +7,7 @@
 /** Creates a watcher for one policy file; see `PolicyWatcherOptions` for triggers and defaults. */
 export { createPolicyWatcher, DEFAULT_DEBOUNCE_MS, DEFAULT_POLL_INTERVAL_MS } from "./create-policy-watcher.js";
 /** Compiles policy documents on a worker thread, off the event loop that answers decisions. */
-export { createWorkerCompiler, DEFAULT_COMPILE_TIMEOUT_MS, DEFAULT_COMPILER_IDLE_MS, type WorkerCompiler, type WorkerCompilerOptions } from "./create-worker-compiler.js";
+export { compileWorkerBuilt, createWorkerCompiler, DEFAULT_COMPILE_TIMEOUT_MS, DEFAULT_COMPILER_IDLE_MS, type WorkerCompiler, type WorkerCompilerOptions } from "./create-worker-compiler.js";
 /** The version of a policy document: 16 hex digits of the sha256 of its bytes. */
 export { contentVersion, VERSION_HEX_DIGITS } from "./content-version.js";
 export type {

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadPolicy } from "../../src/policy/index.js";
-import { createWorkerCompiler, type WatchLogger, type WorkerCompiler } from "../../src/watch/index.js";
+import { compileWorkerBuilt, createWorkerCompiler, type WatchLogger, type WorkerCompiler } from "../../src/watch/index.js";
 
 const BUILT_WORKER = new URL("../../dist/watch/compile-worker.js", import.meta.url);
 const SCRIPTED_WORKER = new URL("./fixtures-worker/scripted-compile-worker.mjs", import.meta.url);
@@ -37,6 +37,12 @@ async function echoed(c: WorkerCompiler, text: string): Promise<string> {
 }
 
 describe("worker compiler", () => {
+  it("finds the worker module as built, and not beside the TypeScript sources", () => {
+    expect(compileWorkerBuilt(BUILT_WORKER)).toBe(true);
+    // What the sidecar run from sources (vitest, tsx) sees: it compiles reloads on its own thread.
+    expect(compileWorkerBuilt()).toBe(false);
+  });
+
   it("compiles every example policy, and a rejected one, exactly as the main thread does", async () => {
     const c = compiler(BUILT_WORKER);
     const files = readdirSync(EXAMPLES).filter((f) => /\.ya?ml$|\.json$/.test(f));
