@@ -7,10 +7,10 @@
  * One worker, started on the first compile and kept while reloads keep coming (a worker per
  * reload took ~130 ms to answer), then stopped after `idleMs` without a compile: a worker holds
  * about 20 MB of RSS, and most pods reload rarely. It is unref'd, so it never keeps the process
- * alive. Compiles are answered in order. If the worker
- * fails or exits, the compiles waiting on it fail with that reason (the watcher keeps the last
- * good policy and reports it) and the next compile starts a new worker; one that does not answer
- * within `timeoutMs` is terminated the same way.
+ * alive. Compiles are answered in order. If the worker fails or exits, the compiles waiting on it
+ * fail with that reason (the watcher keeps the last good policy and reports it) and the next
+ * compile starts a new worker; one that does not answer within `timeoutMs` is terminated the
+ * same way.
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
