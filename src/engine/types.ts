@@ -350,18 +350,14 @@ export interface EventLog {
   /** The oldest retained sequence number (lastSequence() + 1 when empty). */
   firstSequence(): number;
   /** Calls `listener` with each durably committed group of events; returns an unsubscribe. */
-  subscribe(listener: (events: readonly StoredEvent[]) => void, options?: SubscribeOptions): () => void;
-}
-
-/** How a listener of the event log follows it. */
-export interface SubscribeOptions {
+  subscribe(listener: (events: readonly StoredEvent[]) => void): () => void;
   /**
-   * The listener may fall behind and read the newest events back with `readEvents` (a WatchEvents
-   * feed). The store may keep recent events in memory while such a listener is subscribed, and
-   * only then: a listener that never reads back (metrics) must not make every event outlive its
-   * decision.
+   * Asks the log to keep the events committed from now on in memory, for a reader that fell
+   * behind and will read them back, until the returned release is called (twice counts once).
+   * Only where `readEvents` reads from changes, never what it returns. Kept for no one, every
+   * event would outlive its decision, which costs every Allow in garbage collection.
    */
-  readonly readsBack?: boolean;
+  keepRecent(): () => void;
 }
 
 /** One line of an export / import (JSON Lines): every kind of stored state. */

@@ -7,8 +7,10 @@
  * skipping anything below the cursor (already read from the log). The cursor only moves forward,
  * so no event is delivered twice. The subscription listener filters and appends the matching
  * events to a bounded array, and wakes the reader only when something matched: when a slow reader
- * lets the array fill up, it is dropped and the reader goes back to reading the log (catch-up), so
- * a slow consumer costs the decision path nothing and misses nothing that is still retained.
+ * lets the array fill up, buffering stops, the reader gets what the array holds and goes back to
+ * reading the log (catch-up), so a slow consumer costs the decision path nothing and misses nothing
+ * that is still retained. While behind, it asks the log to keep new events in memory
+ * (`keepRecent`), so that catching up reads the objects every live subscriber got, not LMDB.
  * When retention has pruned events the reader still needed, it is told (a `lost` item), never
  * left with a silent gap. Events ready together are handed over together, up to `maxBatch`.
  */
@@ -51,6 +53,8 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
   let buffer: StoredEvent[] = [];
   let head = 0;
   let overflowed = false;
+  /** Set while the feed is behind: the log keeps what commits meanwhile in memory for it. */
+  let release: (() => void) | undefined;
   /** The newest sequence the subscription was given (matching or not). */
   let seen = 0;
   let fromLog = true;
@@ -63,8 +67,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
     w?.();
   };
   // Runs on the commit path for every subscriber: filters here, so a batch with nothing this
-  // subscriber wants costs a loop over it and no wake-up; never waits for the reader. `readsBack`:
-  // an overflowed feed catches up through readEvents, which the store then serves from memory.
+  // subscriber wants costs a loop over it and no wake-up; never waits for the reader.
   const unsubscribe = log.subscribe((events) => {
     const last = events[events.length - 1];
     if (last !== undefined) seen = last.seq;
@@ -79,8 +82,10 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
           head = 0;
         }
         if (buffer.length >= maxBuffered) {
+          // Behind: stop buffering (what is buffered is still delivered) and read the rest from
+          // the log, which keeps what commits from now on in memory until the feed caught up.
           overflowed = true;
-          buffer = [];
+          release ??= log.keepRecent();
           break;
         }
       }
@@ -88,7 +93,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       matched = true;
     }
     if (matched || overflowed) notify();
-  }, { readsBack: true });
+  });
   signal.addEventListener("abort", notify);
   let cursor = options.fromSequence === undefined ? log.lastSequence() + 1 : Math.max(1, options.fromSequence);
   // Live with nothing buffered, the feed is past everything the subscription was given: what did
@@ -109,6 +114,9 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         if (batch.length === 0) {
           if (read.length > 0) yield { kind: "events", events: read.splice(0) };
           fromLog = false;
+          // Caught up: live from here, nothing more to read back.
+          release?.();
+          release = undefined;
           continue;
         }
         for (const stored of batch) {
@@ -123,8 +131,8 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         }
         continue;
       }
-      if (overflowed) {
-        // The reader fell behind: forget the buffer and read the log from the cursor again.
+      if (overflowed && head >= buffer.length) {
+        // The reader fell behind and got what was buffered: read the log from the cursor on.
         overflowed = false;
         buffer = [];
         head = 0;
@@ -155,6 +163,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       if (out.length > 0) yield { kind: "events", events: out };
     }
   } finally {
+    release?.();
     untrack?.();
     unsubscribe();
     signal.removeEventListener("abort", notify);

@@ -80,7 +80,7 @@ export const DEFAULT_ROW_CACHE_ENTRIES = 10_000;
 
 /**
  * Four times a WatchEvents subscriber's default buffer: a subscriber that overflowed it catches up
- * from memory. About 2 MB of heap when full; held only while a subscriber may read back.
+ * from memory. About 2 MB of heap when full; held only while a reader that fell behind asks.
  */
 export const DEFAULT_RECENT_EVENTS = 4096;
 
@@ -136,8 +136,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   let busy = false;
   let idleWaiters: (() => void)[] = [];
   const listeners = new Set<(events: readonly StoredEvent[]) => void>();
-  /** Subscribers that may read the log back: the in-memory tail is filled only while there are any. */
-  let readersBack = 0;
+  /** Readers that fell behind (`keepRecent`): the in-memory tail is filled only while there are any. */
+  let keepers = 0;
   let listenerErrors = 0;
   let batchesCommitted = 0;
 
@@ -242,7 +242,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     // Even when a flush fails the transaction is committed and readable, so the event log must not
     // show a gap; the callers still learn that durability was not confirmed.
     if (last) durableSeq = last.seq;
-    if (readersBack > 0) recent.append(events);
+    if (keepers > 0) recent.append(events);
     for (const c of batch.commits) {
       if (flushError) c.reject(flushError);
       else c.resolve({ sequences: c.events.map((e) => e.seq) });
@@ -317,18 +317,19 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       const first = [...tables.events.getKeys({ limit: 1 })][0];
       return typeof first === "number" && first <= durableSeq ? first : durableSeq + 1;
     },
-    subscribe(listener, options) {
+    subscribe(listener) {
       // Wrapped so the same function can subscribe twice and unsubscribe each independently.
       const entry = (events: readonly StoredEvent[]): void => listener(events);
       listeners.add(entry);
-      const readsBack = options?.readsBack === true;
-      if (readsBack) readersBack++;
-      let subscribed = true;
+      return () => listeners.delete(entry);
+    },
+    keepRecent() {
+      keepers++;
+      let kept = true;
       return () => {
-        if (!subscribed) return;
-        subscribed = false;
-        listeners.delete(entry);
-        if (readsBack && --readersBack === 0) recent.clear();
+        if (!kept) return;
+        kept = false;
+        if (--keepers === 0) recent.clear();
       };
     },
   };

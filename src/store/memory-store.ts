@@ -136,6 +136,8 @@ export function createMemoryStore(): MemoryStore {
         listeners.delete(listener);
       };
     },
+    // Every event is in memory here anyway.
+    keepRecent: () => () => {},
 
     *exportState(): Iterable<StateRecord> {
       for (const id of ids()) yield { kind: "customer", customer: customers.get(id) as Customer };

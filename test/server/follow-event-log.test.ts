@@ -15,15 +15,15 @@ function ev(customerId: string): EngineEvent {
 function fakeLog() {
   const events: StoredEvent[] = [];
   const listeners = new Set<(e: readonly StoredEvent[]) => void>();
-  const readingBack = new Set<(e: readonly StoredEvent[]) => void>();
+  let keeping = 0;
   let first = 1;
   let onRead: ((fromSeq: number) => void) | undefined;
   const log: EventLog & {
     append(...ids: string[]): void;
     prune(upTo: number): void;
     listenerCount(): number;
-    /** Listeners subscribed as readers that may read back (the store holds recent events for them). */
-    readersBack(): number;
+    /** Open `keepRecent` requests (a feed that fell behind). */
+    kept(): number;
     beforeRead(f: (fromSeq: number) => void): void;
   } = {
     readEvents(fromSeq, limit) {
@@ -32,12 +32,16 @@ function fakeLog() {
     },
     lastSequence: () => events.length,
     firstSequence: () => first,
-    subscribe(l, o) {
+    subscribe(l) {
       listeners.add(l);
-      if (o?.readsBack === true) readingBack.add(l);
+      return () => listeners.delete(l);
+    },
+    keepRecent() {
+      keeping++;
+      let kept = true;
       return () => {
-        listeners.delete(l);
-        readingBack.delete(l);
+        if (kept) keeping--;
+        kept = false;
       };
     },
     append(...ids) {
@@ -49,7 +53,7 @@ function fakeLog() {
       first = upTo + 1;
     },
     listenerCount: () => listeners.size,
-    readersBack: () => readingBack.size,
+    kept: () => keeping,
     beforeRead(f) {
       onRead = f;
     },
@@ -142,17 +146,37 @@ describe("followEventLog", () => {
     await new Promise((r) => setImmediate(r));
     log.append("e1");
     expect(seqs(await first)).toEqual([1]);
+    // Live and keeping up: the log need not keep anything for this feed.
+    expect(log.kept()).toBe(0);
     const reads: number[] = [];
     log.beforeRead((from) => reads.push(from));
     // The reader is not pulling: 20 commits arrive, far more than the buffer holds.
     for (let i = 2; i <= 21; i++) log.append(`e${i}`);
+    // Behind: the log keeps what commits from now on for it, until it caught up.
+    expect(log.kept()).toBe(1);
     expect(seqs(await take(feed, 20))).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
-    // They came from the stored log (catch-up from the cursor), not from an unbounded buffer.
-    expect(reads[0]).toBe(2);
+    // The three buffered came from the buffer, the rest from the stored log (catch-up from the
+    // cursor), not from an unbounded buffer.
+    expect(reads[0]).toBe(5);
     const live = take(feed, 1);
     log.append("after");
     expect(seqs(await live)).toEqual([22]);
+    expect(log.kept()).toBe(0);
     ctl.abort();
+  });
+
+  it("a feed that ends while behind lets the log stop keeping events for it", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 2, signal: ctl.signal });
+    const first = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("a", "b", "c", "d");
+    expect(log.kept()).toBe(1);
+    expect(seqs(await first)).toEqual([1]);
+    ctl.abort();
+    expect((await feed.next()).done).toBe(true);
+    expect(log.kept()).toBe(0);
   });
 
   it("says events were lost when from_sequence is older than the oldest retained", async () => {
@@ -292,6 +316,7 @@ describe("followEventLog", () => {
       lastSequence: () => 4,
       firstSequence: () => (++firstCalls === 1 ? 1 : 5),
       subscribe: () => () => {},
+      keepRecent: () => () => {},
     };
     const ctl = new AbortController();
     const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 10, maxBatch: 10, batchSize: 2, signal: ctl.signal });
@@ -310,11 +335,8 @@ describe("followEventLog", () => {
     const pending = feed.next();
     await new Promise((r) => setImmediate(r));
     expect(log.listenerCount()).toBe(1);
-    // As a reader that may read back: the store keeps recent events only while a feed runs.
-    expect(log.readersBack()).toBe(1);
     ctl.abort();
     expect((await pending).done).toBe(true);
     expect(log.listenerCount()).toBe(0);
-    expect(log.readersBack()).toBe(0);
   });
 });

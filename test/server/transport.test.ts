@@ -243,6 +243,7 @@ describe("WatchEvents lost marker", () => {
       lastSequence: () => log().lastSequence(),
       firstSequence: () => 3,
       subscribe: (l) => log().subscribe(l),
+      keepRecent: () => log().keepRecent(),
     };
     const h = await start({ events: pruned });
     ref.log = h.store;

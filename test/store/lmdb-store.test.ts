@@ -231,7 +231,8 @@ describe("lmdb store", () => {
     const s = createLmdbStore({ path: dir(), recentEvents: 8 });
     cleanups.push(() => s.close());
     const delivered: unknown[] = [];
-    s.subscribe((events) => delivered.push(...events), { readsBack: true });
+    s.subscribe((events) => delivered.push(...events));
+    s.keepRecent();
     await s.commit([], Array.from({ length: 5 }, (_, i) => meterEvent("c1", "chat", BigInt(i + 1))));
     await s.commit([], Array.from({ length: 5 }, (_, i) => meterEvent("c1", "chat", BigInt(i + 6))));
     // Sequences 3..10 are held (the newest 8): the very objects, so their encoding is shared.
@@ -249,22 +250,22 @@ describe("lmdb store", () => {
     expect(s.readEvents(1, 100).map((e) => e.seq)).toEqual([9, 10]);
   });
 
-  it("keeps events in memory only while a subscriber may read them back", async () => {
+  it("keeps events in memory only while a reader that fell behind asks it to", async () => {
     const s = createLmdbStore({ path: dir(), recentEvents: 8 });
     cleanups.push(() => s.close());
     const delivered: StoredEvent[] = [];
     const held = (seq: number): boolean => s.readEvents(seq, 1)[0] === delivered[seq - 1];
-    // A listener that never reads back (metrics) does not make the store hold events.
+    // A listener (metrics, a live feed) does not make the store hold events.
     const stopPlain = s.subscribe((events) => delivered.push(...events));
     await s.commit([], [meterEvent("c1", "chat", 1n)]);
     expect(held(1)).toBe(false);
-    // A feed that may read back: what commits from now on is held.
-    const stopFeed = s.subscribe(() => {}, { readsBack: true });
-    const stopFeed2 = s.subscribe(() => {}, { readsBack: true });
+    // A feed that fell behind: what commits from now on is held.
+    const stopFeed = s.keepRecent();
+    const stopFeed2 = s.keepRecent();
     await s.commit([], [meterEvent("c1", "chat", 2n), meterEvent("c1", "chat", 3n)]);
     expect([held(1), held(2), held(3)]).toEqual([false, true, true]);
     expect(s.readEvents(1, 10).map((e) => e.seq)).toEqual([1, 2, 3]);
-    // Held until the last such feed leaves (unsubscribing twice counts once).
+    // Held until the last such feed caught up (releasing twice counts once).
     stopFeed();
     stopFeed();
     await s.commit([], [meterEvent("c1", "chat", 4n)]);
@@ -273,7 +274,7 @@ describe("lmdb store", () => {
     expect([held(3), held(4)]).toEqual([false, false]);
     // Events committed while nobody could read back are read from LMDB, then held again.
     await s.commit([], [meterEvent("c1", "chat", 5n)]);
-    s.subscribe(() => {}, { readsBack: true });
+    s.keepRecent();
     await s.commit([], [meterEvent("c1", "chat", 6n)]);
     expect([held(5), held(6)]).toEqual([false, true]);
     expect(s.readEvents(1, 10)).toEqual(delivered);
@@ -288,7 +289,7 @@ describe("lmdb store", () => {
       fc.record({ kind: fc.constant("prune" as const), keep: fc.nat(20) }),
       fc.record({ kind: fc.constant("oversized" as const) }),
       fc.record({ kind: fc.constant("read" as const), from: fc.nat(60), limit: fc.nat(12) }),
-      // A feed that may read back comes or goes: the tail fills only while one is there.
+      // A feed falls behind or catches up: the tail fills only while one is behind.
       fc.record({ kind: fc.constant("feed" as const) }),
     );
     await fc.assert(
@@ -298,7 +299,7 @@ describe("lmdb store", () => {
         let t = 0;
         let stopFeed: (() => void) | undefined;
         const toggleFeed = (): void => {
-          if (stopFeed === undefined) stopFeed = s.subscribe(() => {}, { readsBack: true });
+          if (stopFeed === undefined) stopFeed = s.keepRecent();
           else {
             stopFeed();
             stopFeed = undefined;
