@@ -27,7 +27,9 @@ import { storeError } from "./store-error.js";
 export const FORMAT_VERSION = 2;
 
 /** Formats this code upgrades on open by recording FORMAT_VERSION (their rows read unchanged). */
-const UPGRADABLE_FORMATS: ReadonlySet<unknown> = new Set([1]);
+const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([1]);
+/** The oldest format this code opens, for the refusal message. */
+const OLDEST_READABLE = Math.min(FORMAT_VERSION, ...UPGRADABLE_FORMATS);
 
 /** File name of the environment inside the data dir. */
 export const DATA_FILE = "limitr.mdb";
@@ -121,13 +123,13 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string): void {
   const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
   const version = meta.get("format");
   if (version === FORMAT_VERSION) return;
-  if (UPGRADABLE_FORMATS.has(version)) {
+  if (typeof version === "number" && UPGRADABLE_FORMATS.has(version)) {
     meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
     return;
   }
   throw new LimitrError(
     "FAILED_PRECONDITION",
-    `data dir ${dir} has storage format ${String(version)}, but this limitr-sidecar reads formats 1 to ${FORMAT_VERSION}; ` +
+    `data dir ${dir} has storage format ${String(version)}, but this limitr-sidecar reads formats ${OLDEST_READABLE} to ${FORMAT_VERSION}; ` +
       `it was written by a different version: run that version (or a newer one), or restore a backup. Nothing was changed.`,
   );
 }
