@@ -7,10 +7,11 @@
  * the policy watcher; followed from the committed event log (overages, so only what was durably
  * counted is reported); and read at scrape time (store size, event log, WatchEvents subscribers).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { EventLog, ReplayedOperation, StoredEvent } from "../engine/index.js";
 import { nanosToNumber } from "../policy/index.js";
 import type { StoreStats } from "../store/index.js";
+import { LabelledCounter, LabelledHistogram } from "./call-series.js";
 
 /** How a unary call ended (the shape of the server's `CallEnd`). */
 export interface ObservedCall {
@@ -63,25 +64,29 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
   const registers = [registry];
   if (sources.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
-  const rpcDuration = new Histogram({
-    name: "limitr_rpc_duration_seconds",
-    help: "Time from a unary RPC's start to its answer, either port. outcome: allowed/denied (decisions), ok, error.",
-    labelNames: ["rpc", "outcome"] as const,
-    buckets: LATENCY_BUCKETS,
-    registers,
-  });
-  const rpcRequests = new Counter({
-    name: "limitr_rpc_requests_total",
-    help: "Unary RPCs answered, by protocol (grpc, connect, grpc-web) and code (ok or the error code).",
-    labelNames: ["rpc", "protocol", "code"] as const,
-    registers,
-  });
-  const decisions = new Counter({
-    name: "limitr_decisions_total",
-    help: "Decisions answered (Allow, Check, Record, Reserve, Settle) by reason.",
-    labelNames: ["rpc", "reason"] as const,
-    registers,
-  });
+  // What every call records: its own series types, without prom-client's per-call label hashing
+  // (see call-series.ts); rendered by the registry like the others.
+  const rpcDuration = new LabelledHistogram(
+    {
+      name: "limitr_rpc_duration_seconds",
+      help: "Time from a unary RPC's start to its answer, either port. outcome: allowed/denied (decisions), ok, error.",
+      registry,
+    },
+    ["rpc", "outcome"],
+    LATENCY_BUCKETS,
+  );
+  const rpcRequests = new LabelledCounter(
+    {
+      name: "limitr_rpc_requests_total",
+      help: "Unary RPCs answered, by protocol (grpc, connect, grpc-web) and code (ok or the error code).",
+      registry,
+    },
+    ["rpc", "protocol", "code"],
+  );
+  const decisions = new LabelledCounter(
+    { name: "limitr_decisions_total", help: "Decisions answered (Allow, Check, Record, Reserve, Settle) by reason.", registry },
+    ["rpc", "reason"],
+  );
   const replays = new Counter({
     name: "limitr_idempotent_replays_total",
     help: "Requests answered from their idempotency key (nothing counted again).",
@@ -177,19 +182,12 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
     }
   };
 
-  // Every call records three series; resolving a label set through prom-client hashes (and sorts)
-  // the label object each time, so the per-call series are looked up once and kept. These
-  // metrics are never reset, so a kept series stays the registered one.
-  const durationOf = memoSeries((rpc: string, outcome: string) => rpcDuration.labels(rpc, outcome));
-  const requestsOf = memoSeries((rpc: string, protocol: string, code: string) => rpcRequests.labels(rpc, protocol, code));
-  const decisionsOf = memoSeries((rpc: string, reason: string) => decisions.labels(rpc, reason));
-
   return {
     registry,
     callEnded(call) {
-      durationOf(call.rpc, call.outcome).observe(call.seconds);
-      requestsOf(call.rpc, call.protocol, call.code).inc();
-      if (call.reason !== undefined) decisionsOf(call.rpc, call.reason).inc();
+      rpcDuration.observe(rpcDuration.series(call.rpc, call.outcome), call.seconds);
+      rpcRequests.series(call.rpc, call.protocol, call.code).value++;
+      if (call.reason !== undefined) decisions.series(call.rpc, call.reason).value++;
     },
     idempotentReplay(operation) {
       replays.inc({ operation });
@@ -207,22 +205,5 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
       refresh();
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
-  };
-}
-
-/**
- * `series` memoised on its (bounded) label values. Keys join the values with \0, which no rpc,
- * protocol, outcome, reason or code contains.
- */
-function memoSeries<A extends string[], T>(series: (...labels: A) => T): (...labels: A) => T {
-  const kept = new Map<string, T>();
-  return (...labels: A): T => {
-    const key = labels.join("\0");
-    let s = kept.get(key);
-    if (s === undefined) {
-      s = series(...labels);
-      kept.set(key, s);
-    }
-    return s;
   };
 }
