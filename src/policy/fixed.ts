@@ -69,13 +69,14 @@ export function formatNanos(n: Nanos): string {
   return (neg ? "-" : "") + int.toString() + fracText;
 }
 
-const SAFE_NANOS = BigInt(Number.MAX_SAFE_INTEGER);
-
 /** The nearest double to a nano quantity (for the wire and for display). */
 export function nanosToNumber(n: Nanos): number {
-  // Within ±2^53 both n and 1e9 are exact doubles, and IEEE division rounds the exact quotient
-  // to nearest: the same double as parsing the decimal, without building the text (hot path).
-  if (n <= SAFE_NANOS && n >= -SAFE_NANOS) return Number(n) / 1e9;
+  // Within ±(2^53 − 1) both n and 1e9 are exact doubles, and IEEE division rounds the exact
+  // quotient to nearest: the same double as parsing the decimal, without building the text (hot
+  // path). Number() rounds to nearest and 2^53 is a double, so x is within that range exactly
+  // when n is: the range is checked on the double, without two bigint comparisons.
+  const x = Number(n);
+  if (x <= Number.MAX_SAFE_INTEGER && x >= -Number.MAX_SAFE_INTEGER) return x / 1e9;
   if (n % NANOS_PER_UNIT === 0n) return Number(n / NANOS_PER_UNIT);
   return Number(formatNanos(n));
 }
