@@ -75,16 +75,27 @@ export function calendarNext(schedule: CalendarSchedule, t: number): number {
     case "weekly":
       return calendarFloor(schedule, t) + 7 * DAY_MS;
     default: {
+      if (schedule === lastMonthly.schedule && t === lastMonthly.t) return lastMonthly.next;
       // Month lengths vary, so step through month indexes rather than adding milliseconds.
       const cycle = monthCycle(schedule);
       const d = new Date(t);
       const monthIndex = d.getUTCFullYear() * 12 + d.getUTCMonth();
       let k = Math.floor((monthIndex - cycle.offset) / cycle.step);
       if (cycleBoundary(cycle, k) > t) k -= 1;
-      return cycleBoundary(cycle, k + 1);
+      const next = cycleBoundary(cycle, k + 1);
+      lastMonthly = { schedule, t, next };
+      return next;
     }
   }
 }
+
+/**
+ * The last month-based answer of `calendarNext`. Every decision asks for the end of each meter's
+ * period, and the meters of one limit share their period start, so the same question comes on
+ * call after call; the Date arithmetic runs once per new one. Schedules are immutable compiled
+ * policy, so the answer for the same schedule object and time never changes.
+ */
+let lastMonthly: { readonly schedule: CalendarSchedule | undefined; readonly t: number; readonly next: number } = { schedule: undefined, t: NaN, next: NaN };
 
 /**
  * Month-based schedules as one shape: boundary k falls in month index `k × step + offset`

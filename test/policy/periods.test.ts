@@ -181,6 +181,27 @@ describe("period properties", () => {
     );
   });
 
+  it("calendarNext answers each schedule and time as if asked for the first time, in any order", () => {
+    // It remembers its last month-based answer: interleaved and repeated questions must not
+    // get another schedule's or another time's boundary.
+    const fresh = (s: CalendarSchedule): CalendarSchedule => ({ ...s });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(scheduleArb, timeArb), { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 30 }), (asked, order) => {
+        const want = asked.map(([s, t]) => calendarNext(fresh(s), t));
+        for (const i of order) {
+          const k = i % asked.length;
+          const [s, t] = asked[k] as [CalendarSchedule, number];
+          expect(calendarNext(s, t)).toBe(want[k]);
+        }
+      }),
+    );
+    const monthly: CalendarSchedule = { kind: "monthly", day: 1 };
+    const yearly: CalendarSchedule = { kind: "yearly", month: 7, day: 1 };
+    const t = Date.UTC(2026, 2, 15);
+    expect([calendarNext(monthly, t), calendarNext(yearly, t), calendarNext(monthly, t)]).toEqual([Date.UTC(2026, 3, 1), Date.UTC(2026, 6, 1), Date.UTC(2026, 3, 1)]);
+    expect(calendarNext(monthly, Date.UTC(2026, 3, 1))).toBe(Date.UTC(2026, 4, 1));
+  });
+
   it("calendar boundaries are UTC midnights (or hours) on the scheduled day", () => {
     fc.assert(
       fc.property(scheduleArb, timeArb, (schedule, now) => {
