@@ -69,14 +69,22 @@ export function formatNanos(n: Nanos): string {
   return (neg ? "-" : "") + int.toString() + fracText;
 }
 
+/**
+ * `n` as a double when it is within ±(2^53 − 1), where the double is exact; undefined beyond.
+ * Number() rounds to nearest and 2^53 is a double, so the double is within that range exactly
+ * when `n` is: one conversion instead of two bigint comparisons (hot path: wire and rows).
+ */
+export function exactNumber(n: bigint): number | undefined {
+  const x = Number(n);
+  return x <= Number.MAX_SAFE_INTEGER && x >= -Number.MAX_SAFE_INTEGER ? x : undefined;
+}
+
 /** The nearest double to a nano quantity (for the wire and for display). */
 export function nanosToNumber(n: Nanos): number {
   // Within ±(2^53 − 1) both n and 1e9 are exact doubles, and IEEE division rounds the exact
-  // quotient to nearest: the same double as parsing the decimal, without building the text (hot
-  // path). Number() rounds to nearest and 2^53 is a double, so x is within that range exactly
-  // when n is: the range is checked on the double, without two bigint comparisons.
-  const x = Number(n);
-  if (x <= Number.MAX_SAFE_INTEGER && x >= -Number.MAX_SAFE_INTEGER) return x / 1e9;
+  // quotient to nearest: the same double as parsing the decimal, without building the text.
+  const x = exactNumber(n);
+  if (x !== undefined) return x / 1e9;
   if (n % NANOS_PER_UNIT === 0n) return Number(n / NANOS_PER_UNIT);
   return Number(formatNanos(n));
 }

@@ -22,7 +22,7 @@ import type {
   ReservationItem,
 } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import type { LimitMode, Nanos } from "../policy/index.js";
+import { exactNumber, type LimitMode, type Nanos } from "../policy/index.js";
 
 /** The only row version this code writes (and the highest it reads). */
 const ROW_V1 = 1;
@@ -31,10 +31,7 @@ type NanosRow = number | string;
 type Row = readonly unknown[];
 
 export function encodeNanos(n: Nanos): NanosRow {
-  // Number() rounds to nearest and 2^53 is a double, so x is within ±(2^53 − 1) exactly when n
-  // is (and is then n itself): one conversion instead of two bigint comparisons, on every row.
-  const x = Number(n);
-  return x <= Number.MAX_SAFE_INTEGER && x >= -Number.MAX_SAFE_INTEGER ? x : n.toString();
+  return exactNumber(n) ?? n.toString();
 }
 
 export function decodeNanos(v: unknown): Nanos {
