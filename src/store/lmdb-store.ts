@@ -282,9 +282,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       failPending(undefined, error);
       return Promise.reject(error);
     }
-    // The cache holds committed rows only: these keys are read from the overlay until their batch
-    // settles, and from LMDB after.
-    for (const op of ops) if (op.slot !== undefined) cache.delete(op.slot);
+    // The row cache keeps these keys' committed values meanwhile: reads find the pending ones in
+    // the overlay first, and a failed batch leaves LMDB at exactly what the cache holds.
     const stored: StoredEvent[] = events.map((event) => ({ seq: nextSeq++, event }));
     for (const s of stored) ops.push({ table: "events", key: s.seq, slot: undefined, value: s.event, encode: encodeEvent });
     const promise = new Promise<CommitReceipt>((resolve, reject) => {
