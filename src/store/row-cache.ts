@@ -13,12 +13,13 @@
  * Bounded so a million stored customers still cost the heap nothing much. Two generations of at
  * most half the capacity each: new entries go into the young one; when it is full it becomes the
  * old one and the previous old one is dropped whole; a hit in the old generation moves the entry
- * back into the young one, so a key in use is never dropped. No entry is ever deleted one by one:
- * V8's Map keeps a deleted entry in its bucket chain until the table is rebuilt, which in a map of
- * 10,000 entries happens only every few thousand deletions. Evicting the oldest entry one at a
- * time (`keys().next()`, then `delete`) cost ~7 µs per insert in a full map, and deleting a hot
- * meter's key at every commit so it could be put back after made each later miss walk a chain of
- * thousands (~10 µs per delete): `node build/bench/row-cache.js`.
+ * back into the young one, so a key read at least once per half a capacity of new entries stays.
+ * No entry is ever deleted one by one: V8's Map keeps a deleted entry in its bucket chain until
+ * the table is rebuilt, which in a map of 10,000 entries happens only every few thousand
+ * deletions. Evicting the oldest entry one at a time (`keys().next()`, then `delete`) cost ~6 µs
+ * per insert in a full map, and deleting a hot meter's key at every commit so it could be put back
+ * after made each later miss walk a chain of thousands (~13 µs per delete):
+ * `node build/bench/row-cache.js`.
  */
 
 /** What a read found: a decoded row, or that the key has no row. */
