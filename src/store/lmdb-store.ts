@@ -282,8 +282,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       failPending(undefined, error);
       return Promise.reject(error);
     }
-    // The row cache keeps these keys' committed values meanwhile: reads find the pending ones in
-    // the overlay first, and a failed batch leaves LMDB at exactly what the cache holds.
+    // The row cache keeps these keys' committed values (if it holds them) meanwhile: reads find
+    // the pending ones in the overlay first, and a failed batch leaves LMDB at those values.
     const stored: StoredEvent[] = events.map((event) => ({ seq: nextSeq++, event }));
     for (const s of stored) ops.push({ table: "events", key: s.seq, slot: undefined, value: s.event, encode: encodeEvent });
     const promise = new Promise<CommitReceipt>((resolve, reject) => {
