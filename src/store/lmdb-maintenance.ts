@@ -248,7 +248,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         try {
           deleted += deleteEvents(keys);
         } catch (e) {
-          throw storeError(e, "pruning events");
+          throw storeError(e, "pruning events", file);
         }
         ctx.onEventsPruned(Number(keys[keys.length - 1]));
         await nextTurn();
@@ -278,7 +278,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
             }
           });
         } catch (e) {
-          throw storeError(e, "pruning idempotency keys");
+          throw storeError(e, "pruning idempotency keys", file);
         }
         await nextTurn();
       }
@@ -303,7 +303,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
             if (decodeReservation(value).expiresAt <= cutoff) expired.push(key);
           }
         } catch (e) {
-          throw storeError(e, "pruning reservations");
+          throw storeError(e, "pruning reservations", file);
         }
         if (expired.length > 0) {
           try {
@@ -318,7 +318,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
               }
             });
           } catch (e) {
-            throw storeError(e, "pruning reservations");
+            throw storeError(e, "pruning reservations", file);
           }
         }
         if (seen < PRUNE_CHUNK || last === undefined) return { deleted };

@@ -220,7 +220,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       writeBatch(batch);
     } catch (e) {
       busy = false;
-      failPending(batch, storeError(e, `committing a batch of ${count} commit(s)`));
+      failPending(batch, storeError(e, `committing a batch of ${count} commit(s)`, layout.file));
       settleIdle();
       return;
     }
@@ -234,7 +234,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       try {
         await env.flushed;
       } catch (e) {
-        flushError = storeError(e, `flushing a batch of ${count} commit(s) to disk`);
+        flushError = storeError(e, `flushing a batch of ${count} commit(s) to disk`, layout.file);
       }
     }
     const events = batch.commits.flatMap((c) => c.events);

@@ -3,7 +3,11 @@
  * server maps them to a gRPC status with a message an operator can act on, and the original error
  * stays attached as the cause.
  */
+import { statfsSync } from "node:fs";
 import { LimitrError, isLimitrError } from "../errors/index.js";
+
+/** Below this much free space, a write that failed with EIO is reported as storage full. */
+export const NEARLY_FULL_BYTES = 1024 * 1024;
 
 function describe(e: unknown): { readonly code: string; readonly message: string } {
   if (e instanceof Error) {
@@ -13,17 +17,38 @@ function describe(e: unknown): { readonly code: string; readonly message: string
   return { code: "", message: String(e) };
 }
 
-/** Wraps `e` (thrown while `action`, e.g. "committing 12 writes") into a `LimitrError`. */
-export function storeError(e: unknown, action: string): LimitrError {
+function freeBytes(path: string): number | undefined {
+  try {
+    const s = statfsSync(path);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Wraps `e` (thrown while `action`, e.g. "committing 12 writes") into a `LimitrError`.
+ *
+ * `dataPath` (a path on the store's file system) is for failed writes. LMDB reports a write the
+ * kernel cut short as EIO ("Input/output error"), and a multi-page write that runs out of disk
+ * space midway is cut short, so a full disk can surface as an I/O error. With the file system
+ * (nearly) full, that is reported as what it is: RESOURCE_EXHAUSTED, which clients do not retry,
+ * rather than UNAVAILABLE, which they do.
+ */
+export function storeError(e: unknown, action: string, dataPath?: string): LimitrError {
   if (isLimitrError(e)) return e;
   const { code, message } = describe(e);
   const text = `${code} ${message}`;
-  if (/MDB_MAP_FULL|ENOSPC|EFBIG|EDQUOT|No space left/i.test(text)) {
-    return new LimitrError(
+  const full = (detail: string): LimitrError =>
+    new LimitrError(
       "RESOURCE_EXHAUSTED",
-      `storage full while ${action}: ${message} (free disk space, prune events, or raise the store size limit)`,
+      `storage full while ${action}: ${detail} (free disk space, prune events, or raise the store size limit)`,
       { cause: e },
     );
+  if (/MDB_MAP_FULL|ENOSPC|EFBIG|EDQUOT|No space left/i.test(text)) return full(message);
+  if (dataPath !== undefined && /EIO|Input\/output error/.test(text)) {
+    const free = freeBytes(dataPath);
+    if (free !== undefined && free < NEARLY_FULL_BYTES) return full(`${message}, with ${free} bytes free on the file system of ${dataPath}`);
   }
   if (/EACCES|EPERM|EROFS|read-only|Permission denied/i.test(text)) {
     return new LimitrError("UNAVAILABLE", `storage is not writable while ${action}: ${message}`, { cause: e });
