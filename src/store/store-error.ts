@@ -7,7 +7,7 @@ import { statfsSync } from "node:fs";
 import { LimitrError, isLimitrError } from "../errors/index.js";
 
 /** Below this much free space, a write that failed with EIO is reported as storage full. */
-export const NEARLY_FULL_BYTES = 1024 * 1024;
+const NEARLY_FULL_BYTES = 1024 * 1024;
 
 function describe(e: unknown): { readonly code: string; readonly message: string } {
   if (e instanceof Error) {
