@@ -134,4 +134,14 @@ describe("createMetrics", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("samples the event-loop delay every 100 ms, not every 10 ms (an idle sidecar is not woken 100 times a second)", async () => {
+    const metrics = createMetrics();
+    await metrics.render(); // prom-client resets the delay histogram on every scrape
+    await new Promise((r) => setTimeout(r, 450));
+    const text = (await metrics.render()).body;
+    // Each sample is the time between two ticks of the sampling timer: at least its interval.
+    expect(sample(text, "nodejs_eventloop_lag_min_seconds")).toBeGreaterThanOrEqual(0.09);
+    expect(sample(text, "nodejs_eventloop_lag_p99_seconds")).toBeLessThan(1);
+  });
 });
