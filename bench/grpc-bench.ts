@@ -20,7 +20,7 @@ import { GetMetersRequestSchema, GetMetersResponseSchema, WatchEventsRequestSche
 import { FORMAT_VERSION } from "../src/store/index.js";
 import { h2load, http2Load, percentiles, rawClient, sequentialLatency, unaryRaw, type Percentiles } from "./grpc/load.js";
 import { writePolicy, BENCH_LIMIT } from "./grpc/policy.js";
-import { cpuMs, rssBytes, startChild, type Child } from "./grpc/processes.js";
+import { cpuMs, idleCost, rssBytes, startChild, type Child, type IdleCost } from "./grpc/processes.js";
 import { printProfileSummary, summarizeProfile, type ProfileSummary } from "./grpc/profile-summary.js";
 import { connectResp, type RespClient } from "./grpc/resp-client.js";
 import { DECISION_SERVICE, SINGLE, TRIPLE, decisionRequest, encode, grpcFrame, type Rpc, type Usage } from "./grpc/wire.js";
@@ -44,6 +44,8 @@ const WARM_S = 1;
 const WARM_REQUESTS = 2000;
 const SEQ_CALLS = QUICK ? 1000 : 2000;
 const SEQ_WARMUP = 300;
+/** How long the idle cost (no calls at all) of the empty server and the sidecar is measured. */
+const IDLE_S = QUICK ? 3 : 10;
 const STREAMS = 64;
 const DISTINCT = 10_000;
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -350,6 +352,15 @@ async function main(): Promise<void> {
   ];
   const selected = scenarios.filter((s) => ONLY === undefined || ONLY.some((o) => s.name.toLowerCase().includes(o.toLowerCase())));
 
+  // Before any load: what each costs while nobody calls it (a sidecar runs beside every pod).
+  let idle: { empty: IdleCost; sidecar: IdleCost } | undefined;
+  if (ONLY === undefined || ONLY.includes("idle")) {
+    await new Promise((r) => setTimeout(r, 3000)); // past the start-up's own tail (JIT, GC)
+    const [e, s] = await Promise.all([idleCost(empty.pid, IDLE_S), idleCost(sidecar.pid, IDLE_S)]);
+    idle = { empty: e, sidecar: s };
+    console.error(`idle ${IDLE_S} s: empty server ${e.cpuMsPerS.toFixed(1)} ms CPU/s, ${e.wakeupsPerS.toFixed(0)} wake-ups/s; sidecar ${s.cpuMsPerS.toFixed(1)} ms CPU/s, ${s.wakeupsPerS.toFixed(0)} wake-ups/s`);
+  }
+
   const startups: { empty: { startupMs: number; heapMB: number; rssMB: number }; full: { startupMs: number; heapMB: number; rssMB: number } }[] = [];
   const hotDistinct: { hot: number; distinct: number }[] = [];
   const distinctBodies = Array.from({ length: DISTINCT }, (_, i) => grpcFrame(decisionRequest("Allow", `distinct_${i}`, SINGLE)));
@@ -393,12 +404,13 @@ async function main(): Promise<void> {
   if (stored.length > 0) results.set(`Allow 1 item, ${CUSTOMERS / 1e6}M customers stored`, stored);
 
   const profile = PROFILE ? await profileRun() : undefined;
-  report({ startups, hotDistinct, profile, seconds: Math.round((performance.now() - t0) / 1000) });
+  report({ idle, startups, hotDistinct, profile, seconds: Math.round((performance.now() - t0) / 1000) });
 }
 
 // ---------------------------------------------------------------- report
 
 function report(extra: {
+  idle: { empty: IdleCost; sidecar: IdleCost } | undefined;
   startups: { empty: { startupMs: number; heapMB: number; rssMB: number }; full: { startupMs: number; heapMB: number; rssMB: number } }[];
   hotDistinct: { hot: number; distinct: number }[];
   profile: ProfileSummary | undefined;
@@ -466,6 +478,13 @@ function report(extra: {
     targets.push({ target: `${CUSTOMERS} customers: start-up ≤ 2 s`, value: `${startup} ms`, met: startup <= 2000 });
     targets.push({ target: `${CUSTOMERS} customers: heap growth ≤ 50 MB`, value: `${growth.toFixed(1)} MB`, met: growth <= 50 });
   }
+  if (extra.idle) {
+    const { empty, sidecar } = extra.idle;
+    console.log(
+      `idle, no calls (${IDLE_S} s, all threads): empty server ${empty.cpuMsPerS.toFixed(1)} ms CPU/s, ${empty.wakeupsPerS.toFixed(0)} wake-ups/s; ` +
+        `sidecar ${sidecar.cpuMsPerS.toFixed(1)} ms CPU/s, ${sidecar.wakeupsPerS.toFixed(0)} wake-ups/s`,
+    );
+  }
   if (extra.hotDistinct.length > 0) {
     console.log(
       `one hot customer vs ${DISTINCT} distinct customers (node:http2 client, 64 in flight): ` +
@@ -488,6 +507,7 @@ function report(extra: {
         settings: { runs: RUNS, quick: QUICK, loadSeconds: LOAD_S, streams: STREAMS, sequentialCalls: SEQ_CALLS, customers: CUSTOMERS },
         table: rows,
         targets,
+        idle: extra.idle,
         startups: extra.startups,
         hotDistinct: extra.hotDistinct,
         notes,

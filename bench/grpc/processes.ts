@@ -1,9 +1,9 @@
 /**
  * Child processes of the bench: start one, wait for its `listening` JSON line (which carries the
- * bound gRPC address), read its CPU time and RSS from /proc, and stop it.
+ * bound gRPC address), read its CPU time, wake-ups and RSS from /proc, and stop it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 export interface Child {
@@ -25,6 +25,34 @@ export function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** Voluntary context switches of all of `pid`'s threads: how often they went to sleep and woke. */
+export function wakeups(pid: number): number {
+  let n = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      n += Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${task}/status`, "utf8"))?.[1] ?? 0);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return n;
+}
+
+export interface IdleCost {
+  /** CPU time used per second, ms. */
+  readonly cpuMsPerS: number;
+  /** Wake-ups (voluntary context switches, all threads) per second. */
+  readonly wakeupsPerS: number;
+}
+
+/** What `pid` costs while nobody calls it, measured over `seconds`. */
+export async function idleCost(pid: number, seconds: number): Promise<IdleCost> {
+  const cpu0 = cpuMs(pid);
+  const w0 = wakeups(pid);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return { cpuMsPerS: (cpuMs(pid) - cpu0) / seconds, wakeupsPerS: (wakeups(pid) - w0) / seconds };
 }
 
 /** Resident set size of `pid` in bytes. */
