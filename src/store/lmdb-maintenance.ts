@@ -303,7 +303,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
             if (decodeReservation(value).expiresAt <= cutoff) expired.push(key);
           }
         } catch (e) {
-          throw storeError(e, "pruning reservations", file);
+          throw storeError(e, "pruning reservations"); // a read: an I/O error here is not a full disk
         }
         if (expired.length > 0) {
           try {
