@@ -110,3 +110,12 @@ describe.skipIf(fs === undefined)("LMDB store on a full file system", () => {
     }
   });
 });
+
+describe("storeError without a readable file system", () => {
+  it("keeps an I/O error UNAVAILABLE when the free space of the data path cannot be read", () => {
+    const gone = join(tmpdir(), `limitr-no-such-dir-${process.pid}`, "limitr.mdb");
+    const e = storeError(ioError(), "committing", gone);
+    expect(e.code).toBe("UNAVAILABLE");
+    expect(e.message).toBe("storage failed while committing: Input/output error");
+  });
+});
