@@ -19,7 +19,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { GetMetersRequestSchema, GetMetersResponseSchema, WatchEventsRequestSchema } from "../src/gen/limitr/v1/decision_pb.js";
 import { FORMAT_VERSION } from "../src/store/index.js";
-import { h2load, http2Load, percentiles, rawClient, sequentialLatency, unaryRaw, type Percentiles } from "./grpc/load.js";
+import { h2load, http2Load, percentiles, rawClient, sequentialLatency, unaryRaw, type H2loadOptions, type Percentiles } from "./grpc/load.js";
 import { writePolicy, BENCH_LIMIT } from "./grpc/policy.js";
 import { cpuMs, idleCost, rssBytes, startChild, type Child, type IdleCost } from "./grpc/processes.js";
 import { printProfileSummary, summarizeProfile, type ProfileSummary } from "./grpc/profile-summary.js";
@@ -178,7 +178,7 @@ function check(cond: boolean, message: string): void {
   if (!cond) throw new Error(`verification failed: ${message}`);
 }
 
-async function verifiedLoad(s: Scenario, t: Target, file: string, o: { rps?: number; logFile?: string; pacer?: string }) {
+async function verifiedLoad(s: Scenario, t: Target, file: string, o: Pick<H2loadOptions, "rps" | "logFile" | "pacer">) {
   const amount = s.usage.find((u) => u.entitlement === "requests")?.amount ?? 1;
   const before = await t.meter?.(s.customer, "requests");
   const rate = o.rps ?? estimate.get(s.name) ?? 1000;

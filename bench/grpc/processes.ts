@@ -27,17 +27,30 @@ export function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
 }
 
-/** Voluntary context switches of all of `pid`'s threads: how often they went to sleep and woke. */
-export function wakeups(pid: number): number {
+/** Sums `read(task dir)` over the threads of `pid` alive now (a thread that already ended is not counted). */
+function sumThreads(pid: number, read: (taskDir: string) => number): number {
   let n = 0;
   for (const task of readdirSync(`/proc/${pid}/task`)) {
     try {
-      n += Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${task}/status`, "utf8"))?.[1] ?? 0);
+      n += read(`/proc/${pid}/task/${task}`);
     } catch {
       // the thread ended between the listing and the read
     }
   }
   return n;
+}
+
+/** Voluntary context switches of all of `pid`'s threads: how often they went to sleep and woke. */
+export function wakeups(pid: number): number {
+  return sumThreads(pid, (dir) => Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`${dir}/status`, "utf8"))?.[1] ?? 0));
+}
+
+/**
+ * CPU time of all of `pid`'s threads in ns, from schedstat: `cpuMs` counts 10 ms clock ticks,
+ * too coarse for an idle process over 10 s.
+ */
+function cpuNs(pid: number): number {
+  return sumThreads(pid, (dir) => Number(readFileSync(`${dir}/schedstat`, "utf8").split(" ")[0]));
 }
 
 export interface IdleCost {
@@ -49,10 +62,10 @@ export interface IdleCost {
 
 /** What `pid` costs while nobody calls it, measured over `seconds`. */
 export async function idleCost(pid: number, seconds: number): Promise<IdleCost> {
-  const cpu0 = cpuMs(pid);
+  const cpu0 = cpuNs(pid);
   const w0 = wakeups(pid);
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  return { cpuMsPerS: (cpuMs(pid) - cpu0) / seconds, wakeupsPerS: (wakeups(pid) - w0) / seconds };
+  return { cpuMsPerS: (cpuNs(pid) - cpu0) / 1e6 / seconds, wakeupsPerS: (wakeups(pid) - w0) / seconds };
 }
 
 /** Resident set size of `pid` in bytes. */
