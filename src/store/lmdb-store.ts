@@ -183,18 +183,25 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     return pages * pageSize;
   }
 
+  // The batch's ops are walked commit by commit rather than flattened first: `flatMap` over a
+  // batch is V8 runtime calls per element, ~1% of the main thread under Allow load (perf).
   function writeBatch(batch: Batch): void {
-    const ops = batch.commits.flatMap((c) => c.ops);
-    if (ops.length === 0) return; // a barrier: nothing to write
     // Only the last op on a key reaches LMDB: one transaction, so the earlier ones are invisible.
     const last = new Map<string, Op>();
-    for (const op of ops) if (op.slot !== undefined) last.set(op.slot, op);
+    let count = 0;
+    for (const c of batch.commits) {
+      count += c.ops.length;
+      for (const op of c.ops) if (op.slot !== undefined) last.set(op.slot, op);
+    }
+    if (count === 0) return; // a barrier: nothing to write
     env.transactionSync(() => {
-      for (const op of ops) {
-        if (op.slot !== undefined && last.get(op.slot) !== op) continue;
-        const table = tables[op.table];
-        if (op.value === undefined) table.removeSync(op.key);
-        else table.putSync(op.key, rowOf(op));
+      for (const c of batch.commits) {
+        for (const op of c.ops) {
+          if (op.slot !== undefined && last.get(op.slot) !== op) continue;
+          const table = tables[op.table];
+          if (op.value === undefined) table.removeSync(op.key);
+          else table.putSync(op.key, rowOf(op));
+        }
       }
       if (options.maxDataBytes !== undefined) {
         const used = dataBytes();
@@ -237,7 +244,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
         flushError = storeError(e, `flushing a batch of ${count} commit(s) to disk`, layout.file);
       }
     }
-    const events = batch.commits.flatMap((c) => c.events);
+    const events: StoredEvent[] = [];
+    for (const c of batch.commits) for (const e of c.events) events.push(e);
     const last = events[events.length - 1];
     // Even when a flush fails the transaction is committed and readable, so the event log must not
     // show a gap; the callers still learn that durability was not confirmed.
