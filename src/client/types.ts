@@ -233,6 +233,13 @@ export interface WatchOptions {
    * miss one across restarts of your process, persist `sequence + 1` and pass it here.
    */
   readonly fromSequence?: number;
+  /**
+   * How long the sidecar may hold live events to send more of them per message (milliseconds,
+   * default 0 = at once, at most 10,000). Events are still yielded one at a time; a consumer that
+   * does not need them within milliseconds (billing, a data pipeline) saves the sidecar most of
+   * its per-message cost with e.g. 100.
+   */
+  readonly maxBatchDelayMs?: number;
   /** Ends the iteration. */
   readonly signal?: AbortSignal;
   /**

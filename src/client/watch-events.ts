@@ -21,6 +21,10 @@ export async function* watchEvents(
   closed: AbortSignal,
 ): AsyncGenerator<WatchItem, void, undefined> {
   const types = (options.types ?? []).map(eventTypeValue);
+  const maxBatchDelayMs = options.maxBatchDelayMs ?? 0;
+  if (!Number.isInteger(maxBatchDelayMs) || maxBatchDelayMs < 0) {
+    throw new TypeError(`maxBatchDelayMs must be a whole number of milliseconds, 0 or more, got ${maxBatchDelayMs}`);
+  }
   const reconnect = options.reconnect ?? true;
   const maxFailures = options.maxReconnectAttempts ?? Infinity;
   let next = options.fromSequence === undefined ? undefined : BigInt(options.fromSequence);
@@ -41,6 +45,7 @@ export async function* watchEvents(
             entitlements: [...(options.entitlements ?? [])],
             // Events ready together come in one message; they are still yielded one by one.
             maxBatchEvents: WATCH_BATCH_EVENTS,
+            maxBatchDelayMs: Math.min(maxBatchDelayMs, 0xffff_ffff),
           },
           { signal: ctl.signal },
         );

@@ -47,6 +47,9 @@ export async function resolveCustomerFilter(engine: Engine, id: string): Promise
 /** Most events per WatchEvents message, whatever `max_batch_events` asks (the proto says so). */
 export const MAX_BATCH_EVENTS = 1024;
 
+/** Longest wait for a fuller batch, whatever `max_batch_delay_ms` asks (the proto says so). */
+export const MAX_BATCH_DELAY_MS = 10_000;
+
 /** Creates the DecisionService handlers (unguarded: wrap with `guardServiceImpl`). */
 export function createDecisionService({ engine, events, watchBufferEvents, trackWatch }: DecisionServiceDeps): ServiceImpl<typeof DecisionService> {
   return {
@@ -94,6 +97,7 @@ export function createDecisionService({ engine, events, watchBufferEvents, track
         matches,
         maxBuffered: watchBufferEvents,
         maxBatch: Math.min(req.maxBatchEvents, MAX_BATCH_EVENTS),
+        maxDelayMs: Math.min(req.maxBatchDelayMs, MAX_BATCH_DELAY_MS),
         signal: ctx.signal,
         ...(trackWatch === undefined ? {} : { track: trackWatch }),
       });

@@ -12,7 +12,10 @@
  * that is still retained. While behind, it asks the log to keep new events in memory
  * (`keepRecent`), so that catching up reads the objects every live subscriber got, not LMDB.
  * When retention has pruned events the reader still needed, it is told (a `lost` item), never
- * left with a silent gap. Events ready together are handed over together, up to `maxBatch`.
+ * left with a silent gap. Events ready together are handed over together, up to `maxBatch`; with
+ * `maxDelayMs`, live events wait that long for more before a batch that is not full goes, and the
+ * listener wakes the reader only once a batch is full, so a subscriber costs the commit path
+ * about one wake-up per delay instead of one per commit.
  */
 import type { EventLog, StoredEvent } from "../engine/index.js";
 
@@ -38,6 +41,11 @@ export interface FollowOptions {
   /** Most events per yielded item. Default 1. */
   readonly maxBatch?: number;
   /**
+   * With `maxBatch` above 1: how long live events may wait for more before a batch that is not
+   * full is yielded, counted from when the first of them was buffered. Default 0 (at once).
+   */
+  readonly maxDelayMs?: number;
+  /**
    * Registers the feed while it runs (metrics: subscriber count and lag). Given a function that
    * returns the last sequence the feed got past; returns the unregistration.
    */
@@ -49,6 +57,9 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
   const { matches, maxBuffered, signal } = options;
   const batchSize = options.batchSize ?? 256;
   const maxBatch = Math.max(1, options.maxBatch ?? 1);
+  const maxDelayMs = maxBatch > 1 ? Math.max(0, options.maxDelayMs ?? 0) : 0;
+  /** Buffered events that make a batch worth sending before the delay is over (and before overflow). */
+  const fullAt = Math.min(maxBatch, maxBuffered);
   /** Matching events committed since subscribing, not yet delivered (from `head` on). */
   let buffer: StoredEvent[] = [];
   let head = 0;
@@ -61,6 +72,10 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
   /** Matching events read from the log and not yet yielded (a batch may span log reads). */
   const read: StoredEvent[] = [];
   let wake: (() => void) | undefined;
+  /** While a partial batch waits (`maxDelayMs`): when it goes anyway, and the timer for that. */
+  let lingering = false;
+  let sendBy: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
   const notify = (): void => {
     const w = wake;
     wake = undefined;
@@ -92,7 +107,8 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       buffer.push(e);
       matched = true;
     }
-    if (matched || overflowed) notify();
+    // A waiting partial batch is woken only once full: that is what keeps its cost per delay.
+    if (overflowed || (matched && (!lingering || buffer.length - head >= fullAt))) notify();
   });
   signal.addEventListener("abort", notify);
   let cursor = options.fromSequence === undefined ? log.lastSequence() + 1 : Math.max(1, options.fromSequence);
@@ -151,6 +167,21 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         });
         continue;
       }
+      if (maxDelayMs > 0 && !overflowed && buffer.length - head < fullAt) {
+        const now = performance.now();
+        const until = (sendBy ??= now + maxDelayMs);
+        if (now < until) {
+          lingering = true;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            timer = setTimeout(notify, until - now);
+          });
+          lingering = false;
+          clearTimeout(timer);
+          continue;
+        }
+      }
+      sendBy = undefined;
       // What is buffered is ready now: up to maxBatch of it goes in one item. Anything below the
       // cursor was already delivered by the log read (committed while it was reading).
       const out: StoredEvent[] = [];
@@ -163,6 +194,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       if (out.length > 0) yield { kind: "events", events: out };
     }
   } finally {
+    clearTimeout(timer);
     release?.();
     untrack?.();
     unsubscribe();

@@ -183,6 +183,20 @@ describe("events()", () => {
     await expect(bad.next()).rejects.toThrow(/unknown event type "meter-party"/);
   });
 
+  it("maxBatchDelayMs lets the sidecar hold live events for up to that long; a bad value is a TypeError", async () => {
+    const stream = limitr.events({ customerId: "ev_3", types: ["meter-changed"], maxBatchDelayMs: 1500 })[Symbol.asyncIterator]();
+    const next = stream.next();
+    await new Promise((r) => setTimeout(r, 100));
+    await limitr.record("ev_3", "gpt_tokens", 7);
+    const early = await Promise.race([next.then(() => "delivered"), new Promise((r) => setTimeout(() => r("held"), 300))]);
+    expect(early).toBe("held");
+    expect((await next).value).toMatchObject({ kind: "event", meter: { customerId: "ev_3", diff: 7 } });
+    await stream.return?.();
+    for (const bad of [-1, 1.5, Number.NaN]) {
+      await expect(limitr.events({ maxBatchDelayMs: bad })[Symbol.asyncIterator]().next()).rejects.toThrow(/maxBatchDelayMs must be/);
+    }
+  });
+
   it("a filter the server refuses ends the iteration with INVALID_ARGUMENT instead of reconnecting", async () => {
     const s = limitr.events({ fromSequence: 1e12 })[Symbol.asyncIterator]();
     await expect(s.next()).rejects.toMatchObject({ code: "INVALID_ARGUMENT", method: "WatchEvents" });

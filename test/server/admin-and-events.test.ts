@@ -188,6 +188,43 @@ describe("WatchEvents", () => {
     expect(messages.map((m) => (m.batch as { events: Obj[] }).events.length)).toEqual([1024, 76]);
   });
 
+  it("max_batch_delay_ms: live events of separate Allows wait for a fuller batch, up to the delay", async () => {
+    const allow = (amount: number) => unary(h.decision, "Allow", { customer_id: "wd", items: [{ entitlement: "gpt_tokens", amount }] });
+    const filter = { customer_id: "wd", types: ["EVENT_TYPE_METER_CHANGED"], max_batch_events: 3 };
+    // A minute's delay: the first message can only come from a full batch of three commits.
+    const full = collect(watch({ ...filter, max_batch_delay_ms: 60_000 }), 1);
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 1; i <= 3; i++) await allow(i);
+    const first = (await full).messages[0]?.batch as { events: Obj[] };
+    expect(first.events.map((e) => (e.meter as Obj).diff)).toEqual([1, 2, 3]);
+    // A short delay: a lone event goes once it is over.
+    const lone = collect(watch({ ...filter, max_batch_delay_ms: 20 }), 1);
+    await new Promise((r) => setTimeout(r, 50));
+    await allow(4);
+    expect(((await lone).messages[0]?.batch as { events: Obj[] }).events.map((e) => (e.meter as Obj).diff)).toEqual([4]);
+  });
+
+  it("max_batch_delay_ms above 10000 means 10000, not a timer past Node's limit", async () => {
+    // Node runs a timer longer than 2^31-1 ms after 1 ms instead, with a warning each time.
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const filter = { customer_id: "wcap", types: ["EVENT_TYPE_METER_CHANGED"], max_batch_events: 2, max_batch_delay_ms: 4_294_967_295 };
+      const got = collect(watch(filter), 1);
+      await new Promise((r) => setTimeout(r, 50));
+      await unary(h.decision, "Allow", { customer_id: "wcap", items: [{ entitlement: "gpt_tokens", amount: 1 }] });
+      const early = await Promise.race([got.then(() => "delivered"), new Promise((r) => setTimeout(() => r("waiting"), 300))]);
+      expect(early).toBe("waiting");
+      await unary(h.decision, "Allow", { customer_id: "wcap", items: [{ entitlement: "gpt_tokens", amount: 2 }] });
+      const events = ((await got).messages[0]?.batch as { events: Obj[] }).events;
+      expect(events.map((e) => (e.meter as Obj).diff)).toEqual([1, 2]);
+      expect(warnings).not.toContain("TimeoutOverflowWarning");
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("bad from_sequence and bad filters are INVALID_ARGUMENT", async () => {
     const past = await collect(watch({ from_sequence: h.store.lastSequence() + 5 }));
     expect(past.error?.code).toBe(grpc.status.INVALID_ARGUMENT);

@@ -328,6 +328,88 @@ describe("followEventLog", () => {
     ctl.abort();
   });
 
+  it("with maxDelayMs, live events of several commits wait for each other and go as one batch", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 100, maxBatch: 10, maxDelayMs: 200, signal: ctl.signal });
+    const first = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    // Three commits on three event-loop turns: without the delay the first would go alone.
+    log.append("a");
+    await new Promise((r) => setImmediate(r));
+    log.append("b", "c");
+    await new Promise((r) => setImmediate(r));
+    log.append("d");
+    expect(seqs(await first)).toEqual([1, 2, 3, 4]);
+    ctl.abort();
+  });
+
+  it("with maxDelayMs, a partial batch goes once the delay is over", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 100, maxBatch: 10, maxDelayMs: 30, signal: ctl.signal });
+    const first = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("a");
+    // Nothing else commits: the one event is delivered after ~30 ms (the test times out otherwise).
+    expect(seqs(await first)).toEqual([1]);
+    ctl.abort();
+  });
+
+  it("with maxDelayMs, a full batch goes at once, and so does what fills the buffer", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    // A day-long delay: anything delivered here was delivered because it was full.
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 100, maxBatch: 3, maxDelayMs: 86_400_000, signal: ctl.signal });
+    const first = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("a");
+    await new Promise((r) => setImmediate(r));
+    log.append("b");
+    await new Promise((r) => setImmediate(r));
+    log.append("c", "d");
+    expect(seqs(await first)).toEqual([1, 2, 3]);
+    // A buffer smaller than maxBatch: the reader is woken once the buffer is full, before it
+    // would overflow into a catch-up from the log.
+    const small = fakeLog();
+    const reads: number[] = [];
+    const feed2 = followEventLog(small, { fromSequence: undefined, matches: all, maxBuffered: 2, maxBatch: 10, maxDelayMs: 86_400_000, signal: ctl.signal });
+    const got = take(feed2, 1);
+    await new Promise((r) => setImmediate(r));
+    small.beforeRead((from) => reads.push(from));
+    small.append("a");
+    await new Promise((r) => setImmediate(r));
+    small.append("b");
+    expect(seqs(await got)).toEqual([1, 2]);
+    expect(reads).toEqual([]);
+    ctl.abort();
+  });
+
+  it("with maxDelayMs, aborting ends a feed that is waiting for a fuller batch", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 100, maxBatch: 10, maxDelayMs: 86_400_000, signal: ctl.signal });
+    const pending = feed.next();
+    await new Promise((r) => setImmediate(r));
+    log.append("a");
+    await new Promise((r) => setImmediate(r));
+    ctl.abort();
+    // Ends without delivering: the subscriber resumes from its last delivered sequence.
+    expect((await pending).done).toBe(true);
+    expect(log.listenerCount()).toBe(0);
+  });
+
+  it("maxDelayMs is ignored without batching: one event per item, at once", async () => {
+    const log = fakeLog();
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: undefined, matches: all, maxBuffered: 100, maxDelayMs: 86_400_000, signal: ctl.signal });
+    const first = take(feed, 1);
+    await new Promise((r) => setImmediate(r));
+    log.append("a", "b");
+    expect(seqs(await first)).toEqual([1]);
+    ctl.abort();
+  });
+
   it("aborting a waiting feed ends it and unsubscribes", async () => {
     const log = fakeLog();
     const ctl = new AbortController();
