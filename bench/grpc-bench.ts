@@ -346,6 +346,7 @@ async function main(): Promise<void> {
 
   const everything = (): Uint8Array => encode(WatchEventsRequestSchema, {});
   const everythingBatched = (): Uint8Array => encode(WatchEventsRequestSchema, { maxBatchEvents: 256 });
+  const everythingDelayed = (): Uint8Array => encode(WatchEventsRequestSchema, { maxBatchEvents: 256, maxBatchDelayMs: 20 });
   const oneCustomer = (i: number): Uint8Array => encode(WatchEventsRequestSchema, { customerId: `watcher_${i}` });
 
   const scenarios: Scenario[] = [
@@ -356,6 +357,7 @@ async function main(): Promise<void> {
     { name: "Record", target: target("sidecar"), rpc: "Record", customer: HOT, usage: SINGLE, moves: true },
     { name: "Allow + 10 subscribers (all events)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everything, "all events") },
     { name: "Allow + 10 subscribers (all events, batched)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everythingBatched, "all events, max_batch_events 256") },
+    { name: "Allow + 10 subscribers (all events, batched, 20 ms)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everythingDelayed, "all events, max_batch_events 256, max_batch_delay_ms 20") },
     { name: "Allow + 100 subscribers (1 customer each)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 100, oneCustomer, "other customers") },
     { name: "Allow + policy reload every 1 s", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: reloads },
     { name: "Allow 1 item --fsync", target: target("fsync"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true },
