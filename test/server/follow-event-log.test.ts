@@ -2,6 +2,7 @@
  * The WatchEvents feed against a controllable event log: replay then live with no gap and no
  * duplicate at the hand-over, catch-up from the log when the buffer overflows, lost markers.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { EngineEvent, EventLog, StoredEvent } from "../../src/engine/index.js";
 import { followEventLog } from "../../src/server/follow-event-log.js";
@@ -408,6 +409,69 @@ describe("followEventLog", () => {
     log.append("a", "b");
     expect(seqs(await first)).toEqual([1]);
     ctl.abort();
+  });
+
+  it("property: whatever the batch size, buffer, delay and timing, every matching event arrives once, in order", async () => {
+    const pause = fc.constantFrom("none", "turn", "timer");
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant("commit" as const), ids: fc.array(fc.constantFrom("a", "b"), { minLength: 1, maxLength: 5 }) }),
+      fc.record({ kind: fc.constant("pause" as const), how: pause }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          stored: fc.array(fc.constantFrom("a", "b"), { maxLength: 6 }),
+          steps: fc.array(step, { maxLength: 30 }),
+          reader: fc.array(pause, { minLength: 1, maxLength: 8 }),
+          maxBatch: fc.integer({ min: 1, max: 5 }),
+          maxBuffered: fc.integer({ min: 1, max: 6 }),
+          maxDelayMs: fc.constantFrom(0, 1, 3),
+          replay: fc.boolean(),
+        }),
+        async ({ stored, steps, reader, maxBatch, maxBuffered, maxDelayMs, replay }) => {
+          const wait = (how: string): Promise<void> | undefined =>
+            how === "turn" ? new Promise((r) => setImmediate(r)) : how === "timer" ? new Promise((r) => setTimeout(r, 1)) : undefined;
+          const log = fakeLog();
+          if (stored.length > 0) log.append(...stored);
+          const ctl = new AbortController();
+          const matches = (e: StoredEvent) => e.event.type === "customer-plan-changed" && e.event.customerId === "a";
+          const feed = followEventLog(log, { fromSequence: replay ? 1 : undefined, matches, maxBuffered, maxBatch, maxDelayMs, batchSize: 2, signal: ctl.signal });
+          const expected: number[] = replay ? stored.flatMap((id, i) => (id === "a" ? [i + 1] : [])) : [];
+          let seq = stored.length;
+          for (const st of steps) {
+            if (st.kind !== "commit") continue;
+            for (const id of st.ids) {
+              seq++;
+              if (id === "a") expected.push(seq);
+            }
+          }
+          const got: number[] = [];
+          let pulls = 0;
+          const consumer = (async () => {
+            if (expected.length === 0) return;
+            for await (const item of feed) {
+              if (item.kind !== "events") throw new Error("no events are pruned here");
+              expect(item.events.length).toBeLessThanOrEqual(maxBatch);
+              got.push(...item.events.map((e) => e.seq));
+              if (got.length >= expected.length) return;
+              await wait(reader[pulls++ % reader.length] as string);
+            }
+          })();
+          // The consumer's first pull has subscribed (synchronously); commits may now land while
+          // the replay is still reading the log, or while a partial batch waits.
+          for (const st of steps) {
+            if (st.kind === "commit") log.append(...st.ids);
+            else await wait(st.how);
+          }
+          await Promise.race([consumer, new Promise((_, no) => setTimeout(() => no(new Error(`stuck: got ${got.join(",")}, expected ${expected.join(",")}`)), 2000))]);
+          ctl.abort();
+          expect(got).toEqual(expected);
+          expect(log.listenerCount()).toBe(0);
+          expect(log.kept()).toBe(0);
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 
   it("aborting a waiting feed ends it and unsubscribes", async () => {
