@@ -226,34 +226,30 @@ async function measure(s: Scenario): Promise<Measurement> {
   };
 }
 
-/** N WatchEvents streams; `filter(i)` gives each one's request. Returns a stop that reports deliveries. */
+/**
+ * N WatchEvents streams, `request(i)` being each one's, opened by a subscriber process of their
+ * own (bench/grpc/subscribers.ts). Returns a stop that reports deliveries and that process's CPU.
+ */
 function subscribers(target: () => Target, n: number, request: (i: number) => Uint8Array, label: string) {
   return async (): Promise<() => Promise<string>> => {
     const t = target();
-    let received = 0;
-    const calls = Array.from({ length: n }, (_, i) => {
-      const call = t.client.makeServerStreamRequest(
-        `${DECISION_SERVICE}/WatchEvents`,
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        Buffer.from(request(i)),
-      );
-      call.on("data", () => received++);
-      call.on("error", () => {});
-      return call;
-    });
-    await new Promise((r) => setTimeout(r, 300));
-    // The subscribers' client runs in this process, on the same cores as the sidecar: its CPU is
-    // part of what moves the sidecar's latency, so it is reported.
-    const cpu0 = process.cpuUsage();
+    const hex = Array.from({ length: n }, (_, i) => Buffer.from(request(i)).toString("hex"));
+    const distinct = new Set(hex).size === 1 ? [hex[0] as string] : hex;
+    const child = await startChild(process.execPath, [join(ROOT, "build/bench/grpc/subscribers.js"), t.child.address, String(n), ...distinct]);
+    cleanups.push(() => child.stop());
+    // Its CPU is part of what moves the sidecar's latency (the same two cores), so it is reported.
+    const cpu0 = cpuMs(child.pid);
     const t0 = performance.now();
     return async () => {
-      for (const c of calls) c.cancel();
-      const cpu = process.cpuUsage(cpu0);
-      const share = (cpu.user + cpu.system) / 1000 / (performance.now() - t0);
+      const cpu = cpuMs(child.pid) - cpu0;
+      const share = cpu / (performance.now() - t0);
+      const done = child.nextLine("subscribers-done", 10_000);
+      child.proc.kill("SIGTERM");
+      const received = Number((await done)["received"]);
+      await child.stop();
       // Messages, not events: a batched subscriber gets many events per message, left undecoded
       // so that counting them costs the client nothing.
-      return `${n} subscribers (${label}) received ${received} messages; the bench process (their client) used ${(share * 100).toFixed(0)}% of a core meanwhile`;
+      return `${n} subscribers (${label}) received ${received} messages; their process used ${(share * 100).toFixed(0)}% of a core meanwhile`;
     };
   };
 }
