@@ -72,8 +72,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
   /** Matching events read from the log and not yet yielded (a batch may span log reads). */
   const read: StoredEvent[] = [];
   let wake: (() => void) | undefined;
-  /** While a partial batch waits (`maxDelayMs`): when it goes anyway, and the timer for that. */
-  let lingering = false;
+  /** Set only while a partial batch waits (`maxDelayMs`): when it goes anyway, and its timer. */
   let sendBy: number | undefined;
   let timer: NodeJS.Timeout | undefined;
   const notify = (): void => {
@@ -108,7 +107,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       matched = true;
     }
     // A waiting partial batch is woken only once full: that is what keeps its cost per delay.
-    if (overflowed || (matched && (!lingering || buffer.length - head >= fullAt))) notify();
+    if (overflowed || (matched && (sendBy === undefined || buffer.length - head >= fullAt))) notify();
   });
   signal.addEventListener("abort", notify);
   let cursor = options.fromSequence === undefined ? log.lastSequence() + 1 : Math.max(1, options.fromSequence);
@@ -171,12 +170,10 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         const now = performance.now();
         const until = (sendBy ??= now + maxDelayMs);
         if (now < until) {
-          lingering = true;
           await new Promise<void>((resolve) => {
             wake = resolve;
             timer = setTimeout(notify, until - now);
           });
-          lingering = false;
           clearTimeout(timer);
           continue;
         }
