@@ -4,9 +4,11 @@
  * service doing the check-and-increment in Redis with a Lua script (what users build instead).
  * Throughput: h2load, 1 connection × 64 streams. Latency: a grpc-js client one call at a time,
  * and h2load rate-limited at half of the measured maximum, paced every millisecond by a preloaded
- * shim (grpc/h2load-1ms-timer.c; h2load alone sends every 10 ms). After every load run the meter is read
- * back and must have moved by exactly the number of successful requests (h2load ignores
- * grpc-status). Medians over `--runs` runs; a table on stdout, JSON in bench/results/.
+ * shim (grpc/h2load-1ms-timer.c; h2load alone sends every 10 ms). Scenarios with subscribers or
+ * reloads also get that half-load run without them, just before and after, to measure what they
+ * move. After every load run the meter is read back and must have moved by exactly the number of
+ * successful requests (h2load ignores grpc-status). Medians over `--runs` runs; a table on stdout,
+ * JSON in bench/results/.
  *
  *   npm run bench                      # bench/run.sh: installs h2load/redis, builds, runs this
  *   node build/bench/grpc-bench.js [--runs N] [--quick] [--profile] [--profile-subscribers N] [--only a,b]
