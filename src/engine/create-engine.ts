@@ -30,30 +30,42 @@ export function createEngine(deps: EngineDeps): Engine {
    * Mutating operations always commit, even with nothing to write: an empty commit is a barrier,
    * so e.g. an idempotent replay never answers before the original decision is durable.
    */
-  async function mutate<T>(op: (ctx: EngineContext) => Outcome<T>): Promise<T> {
-    const outcome = op(context());
-    await store.commit(outcome.writes, outcome.events);
-    if (outcome.replayed !== undefined) deps.onIdempotentReplay?.(outcome.replayed);
-    return outcome.result;
+  function mutate<A, T>(op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): Promise<T> {
+    // A `then` rather than an async function: no suspended frame per decision. Whatever throws
+    // is still a rejection, as from an async function.
+    let outcome: Outcome<T>;
+    let committed: Promise<unknown>;
+    try {
+      outcome = op(context(), arg);
+      committed = store.commit(outcome.writes, outcome.events);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    return committed.then(() => {
+      if (outcome.replayed !== undefined) deps.onIdempotentReplay?.(outcome.replayed);
+      return outcome.result;
+    });
   }
 
   /** Reads never commit; an async function turns a thrown LimitrError into a rejection. */
-  async function read<T>(op: (ctx: EngineContext) => Outcome<T>): Promise<T> {
-    return op(context()).result;
+  async function read<A, T>(op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): Promise<T> {
+    return op(context(), arg).result;
   }
 
+  // The operation and its argument are passed separately: a closure per call adds up on the
+  // decision path.
   return {
-    allow: (req) => mutate((ctx) => allow(ctx, req)),
-    check: (req) => read((ctx) => check(ctx, req)),
-    record: (req) => mutate((ctx) => record(ctx, req)),
-    reserve: (req) => mutate((ctx) => reserve(ctx, req)),
-    settle: (req) => mutate((ctx) => settle(ctx, req)),
-    release: (req) => mutate((ctx) => release(ctx, req)),
-    getMeters: (customerId, entitlements) => read((ctx) => getMeters(ctx, customerId, entitlements)),
-    upsertCustomer: (input) => mutate((ctx) => upsertCustomer(ctx, input)),
-    getCustomer: (id) => read((ctx) => getCustomer(ctx, id)),
-    deleteCustomer: (id) => mutate((ctx) => deleteCustomer(ctx, id)),
-    setCustomerPlan: (input) => mutate((ctx) => setCustomerPlan(ctx, input)),
-    listCustomers: (afterId, limit) => read((ctx) => listCustomers(ctx, afterId, limit)),
+    allow: (req) => mutate(allow, req),
+    check: (req) => read(check, req),
+    record: (req) => mutate(record, req),
+    reserve: (req) => mutate(reserve, req),
+    settle: (req) => mutate(settle, req),
+    release: (req) => mutate(release, req),
+    getMeters: (customerId, entitlements) => read((ctx) => getMeters(ctx, customerId, entitlements), undefined),
+    upsertCustomer: (input) => mutate(upsertCustomer, input),
+    getCustomer: (id) => read(getCustomer, id),
+    deleteCustomer: (id) => mutate(deleteCustomer, id),
+    setCustomerPlan: (input) => mutate(setCustomerPlan, input),
+    listCustomers: (afterId, limit) => read((ctx) => listCustomers(ctx, afterId, limit), undefined),
   };
 }

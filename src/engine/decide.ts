@@ -54,17 +54,21 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
   const { op, caller, items, scope } = input;
   const plan = input.plan.plan;
   const now = ctx.now;
-  const works: WorkMeter[] = [];
-  const itemWorks: (WorkMeter | undefined)[] = [];
-  const steps: (Step | undefined)[] = [];
-  const views: ItemView[] = [];
+  const n = items.length;
+  // Sized up front, filled by index and cut to what was used: an empty array's first push
+  // reserves 16 slots, and this runs on every decision (most have one item).
+  const works: WorkMeter[] = new Array<WorkMeter>(n);
+  let workCount = 0;
+  const itemWorks = new Array<WorkMeter | undefined>(n);
+  const steps = new Array<Step | undefined>(n);
+  let reached = 0;
   const resetEvents: EngineEvent[] = [];
   const emit = op !== "check";
   let denied = -1;
   let deniedReason: DeniedReason = "HARD_LIMIT";
   let soft = false;
 
-  for (let i = 0; i < items.length; i++) {
+  for (let i = 0; i < n; i++) {
     const item = items[i] as UsageItem;
     const name = item.entitlement;
     const ent = plan === undefined ? undefined : plan.entitlements.get(name);
@@ -75,8 +79,7 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     }
     const limit = ent.limit;
     if (limit === undefined) {
-      itemWorks.push(undefined);
-      steps.push(undefined);
+      itemWorks[reached++] = undefined;
       continue;
     }
     const fixed = input.fixed?.[i];
@@ -93,17 +96,17 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
       owner = found.id;
     }
     const amount = fixed !== undefined ? fixed.amount : itemAmount(item, i, limit);
-    let work = findWork(works, owner, name);
+    let work = findWork(works, workCount, owner, name);
     if (work === undefined) {
       work = loadWorkMeter(ctx.state, owner, name, limit, now, ctx.resetRuleChanges);
-      works.push(work);
+      works[workCount++] = work;
       if (input.dropReservation !== undefined) dropHold(work, input.dropReservation, now);
       if (work.rolled && emit) {
         const stored = work.stored as NonNullable<WorkMeter["stored"]>;
         pushResetEvents(resetEvents, scope, work, stored.value, stored.thresholdsReached);
       }
     }
-    itemWorks.push(work);
+    itemWorks[reached++] = work;
     const oldValue = work.value;
     let newValue = oldValue + amount;
     if (limit.minimum !== undefined && newValue < limit.minimum) newValue = limit.minimum;
@@ -127,10 +130,12 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     }
     if (pastLimit) soft = true;
     work.value = newValue;
-    steps.push({ work, amount, oldValue, newValue, pastLimit });
+    steps[i] = { work, amount, oldValue, newValue, pastLimit };
   }
+  works.length = workCount;
 
   if (denied >= 0) {
+    itemWorks.length = reached;
     // Remaining items are still validated: bad input is an error whatever else is denied.
     for (let i = denied + 1; i < items.length; i++) validateLater(items[i] as UsageItem, i, plan, input.fixed !== undefined);
     return deniedOutcome(ctx, input, denied, deniedReason, works, itemWorks, resetEvents);
@@ -154,13 +159,11 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
       applyThresholds(events, scope, w, step.oldValue, step.newValue);
     }
   }
-  const writes: Write[] = [];
-  if (emit) {
-    for (const w of works) if (w.rolled || w.changed) writes.push({ kind: "meter-put", meter: toStoredMeter(w, now) });
-  }
-  for (let i = 0; i < items.length; i++) {
+  const writes = emit ? meterWrites(works, now) : [];
+  const views = new Array<ItemView>(n);
+  for (let i = 0; i < n; i++) {
     const w = itemWorks[i];
-    views.push(w === undefined ? { kind: "feature", entitlement: (items[i] as UsageItem).entitlement, granted: true } : meterView(w, now));
+    views[i] = w === undefined ? { kind: "feature", entitlement: (items[i] as UsageItem).entitlement, granted: true } : meterView(w, now);
   }
   return { allowed: true, reason: soft ? "SOFT_LIMIT_EXCEEDED" : "OK", deniedItem: -1, views, writes, events, works, itemWorks };
 }
@@ -176,11 +179,8 @@ function deniedOutcome(
   events: EngineEvent[],
 ): Decided {
   const now = ctx.now;
-  const writes: Write[] = [];
-  for (const w of works) {
-    w.value = w.base;
-    if (input.op !== "check" && (w.rolled || w.changed)) writes.push({ kind: "meter-put", meter: toStoredMeter(w, now) });
-  }
+  for (const w of works) w.value = w.base;
+  const writes = input.op === "check" ? [] : meterWrites(works, now);
   const views: ItemView[] = [];
   for (let i = 0; i < itemWorks.length; i++) {
     const w = itemWorks[i];
@@ -189,6 +189,16 @@ function deniedOutcome(
   // A limit denial already has the denied item's meter view; other denials report "not granted".
   if (reason !== "HARD_LIMIT") views.push({ kind: "feature", entitlement: (input.items[denied] as UsageItem).entitlement, granted: false });
   return { allowed: false, reason, deniedItem: denied, views, writes, events, works, itemWorks };
+}
+
+/** A meter-put for every work meter that rolled or changed, in an array of exactly that size. */
+function meterWrites(works: readonly WorkMeter[], now: number): Write[] {
+  let count = 0;
+  for (const w of works) if (w.rolled || w.changed) count++;
+  const writes = new Array<Write>(count);
+  let i = 0;
+  for (const w of works) if (w.rolled || w.changed) writes[i++] = { kind: "meter-put", meter: toStoredMeter(w, now) };
+  return writes;
 }
 
 function validateLater(item: UsageItem, i: number, plan: ResolvedPlan["plan"], fixed: boolean): void {

@@ -116,7 +116,7 @@ function actualAmount(req: SettleRequest, entitlement: string, reserved: Nanos, 
 function holdRemovals(ctx: EngineContext, reservation: Reservation, touched: readonly WorkMeter[]): Write[] {
   const writes: Write[] = [];
   for (const r of reservation.items) {
-    if (findWork(touched, r.owner, r.entitlement) !== undefined) continue;
+    if (findWork(touched, touched.length, r.owner, r.entitlement) !== undefined) continue;
     const meter = ctx.state.getMeter(r.owner, r.entitlement);
     if (meter === undefined || !meter.holds.some((h) => h.reservationId === reservation.id)) continue;
     // Expired holds are pruned on the way: they never count again.

@@ -152,8 +152,11 @@ export function meterView(work: WorkMeter, now: number): MeterView {
   };
 }
 
-/** Finds the work meter of (owner, entitlement) among those already loaded in this call. */
-export function findWork(works: readonly WorkMeter[], owner: string, entitlement: string): WorkMeter | undefined {
-  for (const w of works) if (w.owner === owner && w.entitlement === entitlement) return w;
+/** Finds the work meter of (owner, entitlement) among the first `count` of `works`. */
+export function findWork(works: readonly WorkMeter[], count: number, owner: string, entitlement: string): WorkMeter | undefined {
+  for (let i = 0; i < count; i++) {
+    const w = works[i] as WorkMeter;
+    if (w.owner === owner && w.entitlement === entitlement) return w;
+  }
   return undefined;
 }
