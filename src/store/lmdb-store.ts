@@ -104,6 +104,12 @@ interface Batch {
   readonly commits: PendingCommit[];
 }
 
+function receiptOf(events: readonly StoredEvent[]): CommitReceipt {
+  const sequences = new Array<number>(events.length);
+  for (let i = 0; i < events.length; i++) sequences[i] = (events[i] as StoredEvent).seq;
+  return { sequences };
+}
+
 /**
  * Opens the store synchronously (LMDB opens in microseconds and reads only the last event
  * sequence number). Throws FAILED_PRECONDITION for a data dir of another format, UNAVAILABLE or
@@ -253,7 +259,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     if (keepers > 0) recent.append(events);
     for (const c of batch.commits) {
       if (flushError) c.reject(flushError);
-      else c.resolve({ sequences: c.events.map((e) => e.seq) });
+      else c.resolve(receiptOf(c.events));
     }
     busy = false;
     if (events.length > 0) notify(events);
@@ -292,8 +298,12 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     }
     // The row cache keeps these keys' committed values (if it holds them) meanwhile: reads find
     // the pending ones in the overlay first, and a failed batch leaves LMDB at those values.
-    const stored: StoredEvent[] = events.map((event) => ({ seq: nextSeq++, event }));
-    for (const s of stored) ops.push({ table: "events", key: s.seq, slot: undefined, value: s.event, encode: encodeEvent });
+    const stored = new Array<StoredEvent>(events.length);
+    for (let i = 0; i < events.length; i++) {
+      const s: StoredEvent = { seq: nextSeq++, event: events[i] as EngineEvent };
+      stored[i] = s;
+      ops.push({ table: "events", key: s.seq, slot: undefined, value: s.event, encode: encodeEvent });
+    }
     const promise = new Promise<CommitReceipt>((resolve, reject) => {
       batch.commits.push({ ops, events: stored, resolve, reject });
     });

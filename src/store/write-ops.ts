@@ -53,42 +53,45 @@ export const meterSlot = (owner: string, entitlement: string): string => `meters
  */
 export const MAX_ID_BYTES = 512;
 
-function checkId(field: string, id: string): void {
-  if (id.length === 0) throw invalidArgument(field, "must not be empty");
-  if (Buffer.byteLength(id, "utf8") > MAX_ID_BYTES) {
-    throw invalidArgument(field, `must be at most ${MAX_ID_BYTES} bytes (UTF-8)`);
+function checkId(write: number, path: string, id: string): void {
+  if (id.length === 0) throw invalidArgument(`writes[${write}].${path}`, "must not be empty");
+  // Only a long id can be over the limit: a UTF-16 unit is at most 3 bytes of UTF-8.
+  if (id.length * 3 > MAX_ID_BYTES && Buffer.byteLength(id, "utf8") > MAX_ID_BYTES) {
+    throw invalidArgument(`writes[${write}].${path}`, `must be at most ${MAX_ID_BYTES} bytes (UTF-8)`);
   }
 }
 
 /** Rejects a commit whose keys LMDB could not store, before any of it is applied. */
 export function validateWrites(writes: readonly Write[]): void {
-  writes.forEach((w, i) => {
-    const at = `writes[${i}]`;
-    switch (w.kind) {
-      case "customer-put":
-      case "customer-delete":
-        checkId(`${at}.customer.id`, w.customer.id);
-        w.customer.altIds.forEach((a, j) => checkId(`${at}.customer.altIds[${j}]`, a));
-        return;
-      case "meter-put":
-        checkId(`${at}.meter.owner`, w.meter.owner);
-        checkId(`${at}.meter.entitlement`, w.meter.entitlement);
-        return;
-      case "meter-delete":
-        checkId(`${at}.owner`, w.owner);
-        checkId(`${at}.entitlement`, w.entitlement);
-        return;
-      case "reservation-put":
-        checkId(`${at}.reservation.id`, w.reservation.id);
-        return;
-      case "reservation-delete":
-        checkId(`${at}.id`, w.id);
-        return;
-      case "idempotency-put":
-        checkId(`${at}.record.key`, w.record.key);
-        return;
-    }
-  });
+  for (let i = 0; i < writes.length; i++) validateWrite(writes[i] as Write, i);
+}
+
+// Field paths are built only for an id that fails: this runs for every write of every decision.
+function validateWrite(w: Write, i: number): void {
+  switch (w.kind) {
+    case "customer-put":
+    case "customer-delete":
+      checkId(i, "customer.id", w.customer.id);
+      w.customer.altIds.forEach((a, j) => checkId(i, `customer.altIds[${j}]`, a));
+      return;
+    case "meter-put":
+      checkId(i, "meter.owner", w.meter.owner);
+      checkId(i, "meter.entitlement", w.meter.entitlement);
+      return;
+    case "meter-delete":
+      checkId(i, "owner", w.owner);
+      checkId(i, "entitlement", w.entitlement);
+      return;
+    case "reservation-put":
+      checkId(i, "reservation.id", w.reservation.id);
+      return;
+    case "reservation-delete":
+      checkId(i, "id", w.id);
+      return;
+    case "idempotency-put":
+      checkId(i, "record.key", w.record.key);
+      return;
+  }
 }
 
 /** Applies validated `writes` to the overlay under generation `gen` and returns their ops. */

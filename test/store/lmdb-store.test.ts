@@ -382,6 +382,17 @@ describe("lmdb store", () => {
     expect(s.getMeter("c1", "chat")?.value).toBe(1n);
   });
 
+  it("measures an id's limit in UTF-8 bytes, not in characters", async () => {
+    const s = openAt(dir());
+    // "€" is one UTF-16 unit and three UTF-8 bytes: 170 of them are 510 bytes, 171 are 513.
+    await s.commit([{ kind: "meter-put", meter: meter("€".repeat(170), "chat", 1n) }], []);
+    const e = await rejection(s.commit([{ kind: "meter-put", meter: meter("€".repeat(171), "chat", 1n) }], []));
+    expect((e as Error).message).toMatch(/writes\[0\]\.meter\.owner: must be at most 512 bytes/);
+    expect(s.getMeter("€".repeat(170), "chat")?.value).toBe(1n);
+    expect(s.getMeter("€".repeat(171), "chat")).toBeUndefined();
+    await s.close();
+  });
+
   it("refuses a data dir of a future format without changing it", async () => {
     const path = dir();
     await openAt(path).close();
