@@ -4,7 +4,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { Engine, EventLog } from "../engine/index.js";
+import type { DecisionResult, Engine, EventLog } from "../engine/index.js";
 import { invalidArgument, isLimitrError } from "../errors/index.js";
 import type { DecisionService } from "../gen/limitr/v1/decision_pb.js";
 import { createEventFilter } from "./event-filter.js";
@@ -50,17 +50,23 @@ export const MAX_BATCH_EVENTS = 1024;
 /** Longest wait for a fuller batch, whatever `max_batch_delay_ms` asks (the proto says so). */
 export const MAX_BATCH_DELAY_MS = 10_000;
 
+const allowReply = (r: DecisionResult) => decisionReply(r, LAYOUTS.allow);
+const checkReply = (r: DecisionResult) => decisionReply(r, LAYOUTS.check);
+const recordReply = (r: DecisionResult) => decisionReply(r, LAYOUTS.record);
+
 /** Creates the DecisionService handlers (unguarded: wrap with `guardServiceImpl`). */
 export function createDecisionService({ engine, events, watchBufferEvents, trackWatch }: DecisionServiceDeps): ServiceImpl<typeof DecisionService> {
   return {
-    async allow(req) {
-      return decisionReply(await engine.allow(toDecisionRequest(req)), LAYOUTS.allow);
+    // `then` with a shared callback rather than async methods: no suspended frame per decision.
+    // A request that fails to map throws synchronously; the guard makes that a rejection too.
+    allow(req) {
+      return engine.allow(toDecisionRequest(req)).then(allowReply);
     },
-    async check(req) {
-      return decisionReply(await engine.check(toDecisionRequest(req)), LAYOUTS.check);
+    check(req) {
+      return engine.check(toDecisionRequest(req)).then(checkReply);
     },
-    async record(req) {
-      return decisionReply(await engine.record(toDecisionRequest(req)), LAYOUTS.record);
+    record(req) {
+      return engine.record(toDecisionRequest(req)).then(recordReply);
     },
     async reserve(req) {
       return reserveReply(await engine.reserve(toReserveRequest(req)));

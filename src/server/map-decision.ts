@@ -32,19 +32,28 @@ export type DecisionFieldsPb = Omit<MessageInitShape<typeof AllowResponseSchema>
 
 /** Validated usage items; `field` is the repeated field's proto name (`items`, `actual`). */
 export function toUsageItems(items: readonly UsageItem[], field: string): DomainItem[] {
-  return items.map((item, i) => {
-    const at = `${field}[${i}]`;
-    if (item.entitlement.trim() === "") throw invalidArgument(`${at}.entitlement`, "is required");
-    if (item.amount !== undefined && !Number.isFinite(item.amount)) {
-      throw invalidArgument(`${at}.amount`, `must be a finite number, got ${item.amount}`);
-    }
-    const unit = item.unit.trim();
-    return {
-      entitlement: item.entitlement,
-      ...(item.amount !== undefined ? { amount: item.amount } : {}),
-      ...(unit !== "" ? { unit } : {}),
-    };
-  });
+  // A loop and plain assignments rather than map() and spreads: this runs on every decision.
+  const out = new Array<DomainItem>(items.length);
+  for (let i = 0; i < items.length; i++) out[i] = toUsageItem(items[i] as UsageItem, field, i);
+  return out;
+}
+
+function toUsageItem(item: UsageItem, field: string, i: number): DomainItem {
+  if (item.entitlement.trim() === "") throw invalidArgument(`${field}[${i}].entitlement`, "is required");
+  const out: { entitlement: string; amount?: number; unit?: string } = { entitlement: item.entitlement };
+  if (item.amount !== undefined) {
+    if (!Number.isFinite(item.amount)) throw invalidArgument(`${field}[${i}].amount`, `must be a finite number, got ${item.amount}`);
+    out.amount = item.amount;
+  }
+  const unit = item.unit.trim();
+  if (unit !== "") out.unit = unit;
+  return out;
+}
+
+/** Whether `record` has an own enumerable key (without listing them). */
+function hasKeys(record: Readonly<Record<string, unknown>>): boolean {
+  for (const key in record) if (Object.hasOwn(record, key)) return true;
+  return false;
 }
 
 function toHint(h: CustomerHint): DomainHint {
@@ -61,13 +70,11 @@ function toHint(h: CustomerHint): DomainHint {
 export function toDecisionRequest(req: DecisionRequestPb): DecisionRequest {
   requireId(req.customerId, "customer_id");
   if (req.items.length === 0) throw invalidArgument("items", "at least one usage item is required");
-  return {
-    customerId: req.customerId,
-    items: toUsageItems(req.items, "items"),
-    ...(req.customerHint ? { hint: toHint(req.customerHint) } : {}),
-    ...(Object.keys(req.attributes).length > 0 ? { attributes: { ...req.attributes } } : {}),
-    ...(req.idempotencyKey !== "" ? { idempotencyKey: req.idempotencyKey } : {}),
-  };
+  const out: { -readonly [K in keyof DecisionRequest]: DecisionRequest[K] } = { customerId: req.customerId, items: toUsageItems(req.items, "items") };
+  if (req.customerHint) out.hint = toHint(req.customerHint);
+  if (hasKeys(req.attributes)) out.attributes = { ...req.attributes };
+  if (req.idempotencyKey !== "") out.idempotencyKey = req.idempotencyKey;
+  return out;
 }
 
 /** A positive Duration → ms, naming `field` when it is not. */
@@ -90,7 +97,7 @@ export function toSettleRequest(req: SettleRequest): DomainSettle {
   return {
     reservationId: req.reservationId,
     actual: toUsageItems(req.actual, "actual"),
-    ...(Object.keys(req.attributes).length > 0 ? { attributes: { ...req.attributes } } : {}),
+    ...(hasKeys(req.attributes) ? { attributes: { ...req.attributes } } : {}),
     ...(req.idempotencyKey !== "" ? { idempotencyKey: req.idempotencyKey } : {}),
   };
 }
