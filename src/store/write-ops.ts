@@ -94,15 +94,18 @@ function validateWrite(w: Write, i: number): void {
   }
 }
 
+/**
+ * Removes `altId` from the index (the caller checked it still points at the customer). Not a
+ * closure inside applyWrites, which would make it on every commit for the rare customer write.
+ */
+function dropAltId(ops: Op[], overlay: Overlay, gen: number, altId: string): void {
+  overlay.putAltId(altId, undefined, gen);
+  ops.push(op("altIds", altId, slotOf("altIds", altId), undefined, asIs));
+}
+
 /** Applies validated `writes` to the overlay under generation `gen` and returns their ops. */
 export function applyWrites(writes: readonly Write[], view: StateReader, overlay: Overlay, gen: number): Op[] {
   const ops: Op[] = [];
-  const altIdOwnedBy = (altId: string, id: string): boolean => view.resolveAltId(altId) === id;
-  const dropAltId = (altId: string): void => {
-    overlay.putAltId(altId, undefined, gen);
-    ops.push(op("altIds", altId, slotOf("altIds", altId), undefined, asIs));
-  };
-
   for (const w of writes) {
     switch (w.kind) {
       case "customer-put": {
@@ -112,7 +115,7 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
         // customer since `previous` was read.
         // The stored record is the truth for the index; `previous` is what the engine saw.
         const before = new Set([...(view.getCustomer(c.id)?.altIds ?? []), ...(w.previous?.altIds ?? [])]);
-        for (const a of before) if (!keep.has(a) && altIdOwnedBy(a, c.id)) dropAltId(a);
+        for (const a of before) if (!keep.has(a) && view.resolveAltId(a) === c.id) dropAltId(ops, overlay, gen, a);
         for (const a of c.altIds) {
           overlay.putAltId(a, c.id, gen);
           ops.push(op("altIds", a, slotOf("altIds", a), c.id, asIs));
@@ -125,7 +128,7 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
         const c = w.customer;
         const stored = view.getCustomer(c.id);
         const altIds = new Set([...c.altIds, ...(stored?.altIds ?? [])]);
-        for (const a of altIds) if (altIdOwnedBy(a, c.id)) dropAltId(a);
+        for (const a of altIds) if (view.resolveAltId(a) === c.id) dropAltId(ops, overlay, gen, a);
         overlay.putCustomer(c.id, undefined, gen);
         ops.push(op("customers", c.id, slotOf("customers", c.id), undefined, encodeCustomer));
         break;
