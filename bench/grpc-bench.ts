@@ -221,13 +221,14 @@ async function measure(s: Scenario): Promise<Measurement> {
   const t = s.target();
   const file = bodyFile(s.name, s.rpc, s.customer, s.usage);
   const body = decisionRequest(s.rpc, s.customer, s.usage);
-  // A half-load run goes at half of `halfOf`'s max when that was measured, else of this one's.
-  const halfOf = (max: number): number => Math.max(100, Math.round(max / 2));
+  // A half-load run goes at half of the max of scenario `s.halfOf` when that was measured, else
+  // of this one's.
+  const halfRate = (max: number): number => Math.max(100, Math.round(max / 2));
   const halfLoad = (rate: number, label: string) =>
     verifiedLoad(s, t, file, { rps: rate, logFile: join(work, `${s.name}${label}.log`), pacer: PACER });
   const quiet: Percentiles[] = [];
   const knownMax = s.halfOf === undefined ? undefined : maxRate.get(s.halfOf);
-  if (s.around && knownMax !== undefined) quiet.push(latencyOf(await halfLoad(halfOf(knownMax), " quiet before")));
+  if (s.around && knownMax !== undefined) quiet.push(latencyOf(await halfLoad(halfRate(knownMax), " quiet before")));
   const stopAround = await s.around?.();
   const warm = await h2load({ address: t.child.address, path: `${DECISION_SERVICE}/${s.rpc}`, bodyFile: file, clients: 1, streams: STREAMS, requests: WARM_REQUESTS });
   estimate.set(s.name, warm.reqPerSec);
@@ -239,7 +240,7 @@ async function measure(s: Scenario): Promise<Measurement> {
   const cpu1 = pids.reduce((a, p) => a + cpuMs(p), 0);
   maxRate.set(s.name, max.reqPerSec);
   const seq = await sequentialLatency(t.client, `${DECISION_SERVICE}/${s.rpc}`, body, SEQ_WARMUP, SEQ_CALLS);
-  const rate = halfOf(knownMax ?? max.reqPerSec);
+  const rate = halfRate(knownMax ?? max.reqPerSec);
   const half = await halfLoad(rate, "");
   const note = await stopAround?.();
   if (s.around) quiet.push(latencyOf(await halfLoad(rate, " quiet after")));
