@@ -17,15 +17,15 @@ import { execFileSync, spawn } from "node:child_process";
 import { cpus, tmpdir } from "node:os";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { fromBinary } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
-import { GetMetersRequestSchema, GetMetersResponseSchema, WatchEventsRequestSchema } from "../src/gen/limitr/v1/decision_pb.js";
+import { WatchEventsRequestSchema } from "../src/gen/limitr/v1/decision_pb.js";
 import { FORMAT_VERSION } from "../src/store/index.js";
-import { h2load, http2Load, percentiles, rawClient, sequentialLatency, unaryRaw, type H2loadOptions, type Percentiles } from "./grpc/load.js";
+import { h2load, http2Load, percentiles, rawClient, sequentialLatency, sidecarMeter, type H2loadOptions, type Percentiles } from "./grpc/load.js";
 import { writePolicy, BENCH_LIMIT } from "./grpc/policy.js";
 import { cpuMs, idleCost, mainThreadCpuNs, rssBytes, startChild, type Child, type IdleCost } from "./grpc/processes.js";
 import { printProfileSummary, summarizeProfile, type ProfileSummary } from "./grpc/profile-summary.js";
 import { connectResp, type RespClient } from "./grpc/resp-client.js";
+import { mean, median, roundOrder } from "./grpc/stats.js";
 import { DECISION_SERVICE, SINGLE, TRIPLE, decisionRequest, encode, grpcFrame, type Rpc, type Usage } from "./grpc/wire.js";
 
 // ---------------------------------------------------------------- options
@@ -131,11 +131,6 @@ async function startRedis(): Promise<{ port: number; pid: number; client: RespCl
 
 // ---------------------------------------------------------------- verification
 
-/** The sidecar's stored value of `customer`'s `entitlement` meter. */
-async function sidecarMeter(client: grpc.Client, customer: string, entitlement: string): Promise<number> {
-  const res = await unaryRaw(client, `${DECISION_SERVICE}/GetMeters`, encode(GetMetersRequestSchema, { customerId: customer, entitlements: [entitlement] }));
-  return fromBinary(GetMetersResponseSchema, res).meters[0]?.value ?? 0;
-}
 
 // ---------------------------------------------------------------- scenarios
 
@@ -300,16 +295,6 @@ function reloads(): Promise<() => Promise<string>> {
 
 // ---------------------------------------------------------------- main
 
-function mean(xs: readonly number[]): number {
-  return xs.reduce((a, x) => a + x, 0) / xs.length;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
-}
-
 async function cachedPrefill(n: number): Promise<string> {
   const dir = join(tmpdir(), `limitr-bench-prefill-${n}-v${FORMAT_VERSION}`);
   if (existsSync(join(dir, "complete"))) return dir;
@@ -460,7 +445,7 @@ async function main(): Promise<void> {
     const clients = { empty: target("empty")().client, allow: sidecarClient };
     rotated = { rounds: ROTATED_ROUNDS, calls: SEQ_CALLS, empty: [], allow: [] };
     for (let i = 0; i < ROTATED_ROUNDS; i++) {
-      for (const k of i % 2 ? (["allow", "empty"] as const) : (["empty", "allow"] as const)) {
+      for (const k of roundOrder(["empty", "allow"] as const, i)) {
         rotated[k].push((await sequentialLatency(clients[k], path, body, SEQ_WARMUP, SEQ_CALLS)).p50);
       }
     }

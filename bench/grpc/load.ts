@@ -8,7 +8,10 @@
 import { execFile } from "node:child_process";
 import { connect, constants } from "node:http2";
 import { readFileSync, rmSync } from "node:fs";
+import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { GetMetersRequestSchema, GetMetersResponseSchema } from "../../src/gen/limitr/v1/decision_pb.js";
+import { DECISION_SERVICE, encode } from "./wire.js";
 
 export interface H2loadResult {
   readonly succeeded: number;
@@ -104,6 +107,12 @@ export function unaryRaw(client: grpc.Client, path: string, body: Buffer): Promi
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(path, identity, identity, body, (err, res) => (err ? reject(err) : resolve(res ?? Buffer.alloc(0))));
   });
+}
+
+/** The sidecar's stored value of `customer`'s `entitlement` meter. */
+export async function sidecarMeter(client: grpc.Client, customer: string, entitlement: string): Promise<number> {
+  const res = await unaryRaw(client, `${DECISION_SERVICE}/GetMeters`, encode(GetMetersRequestSchema, { customerId: customer, entitlements: [entitlement] }));
+  return fromBinary(GetMetersResponseSchema, res).meters[0]?.value ?? 0;
 }
 
 /** `count` calls one after another (after `warmup`), each timed; latencies in ms. */

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { median, paired, roundOrder } from "../../bench/grpc/stats.js";
+
+describe("median", () => {
+  it("takes the middle value, or the mean of the middle two, whatever the order", () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
+  });
+});
+
+describe("paired", () => {
+  it("summarizes the difference b − a round by round, not the difference of medians", () => {
+    // B is cheaper in four rounds of five although its median is the higher one.
+    const a = [10, 20, 30, 40, 50];
+    const b = [9, 19, 35, 39, 49];
+    expect(median(b)).toBeGreaterThan(median(a));
+    expect(paired(a, b)).toEqual({ median: -1, min: -1, max: 5, below: 4, rounds: 5 });
+  });
+
+  it("takes another function and pivot, e.g. a ratio against 1", () => {
+    const p = paired([100, 100, 100], [90, 110, 120], (x, y) => y / x, 1);
+    expect(p.median).toBeCloseTo(1.1);
+    expect(p.below).toBe(1);
+  });
+
+  it("refuses rounds that do not pair up", () => {
+    expect(() => paired([1, 2], [1])).toThrow(/2 against 1/);
+  });
+});
+
+describe("roundOrder", () => {
+  it("starts one later each round, so every item takes every position once per cycle", () => {
+    const items = ["empty", "a", "b"];
+    const rounds = [0, 1, 2].map((i) => roundOrder(items, i));
+    expect(rounds).toEqual([
+      ["empty", "a", "b"],
+      ["a", "b", "empty"],
+      ["b", "empty", "a"],
+    ]);
+    for (const item of items) expect(new Set(rounds.map((r) => r.indexOf(item)))).toEqual(new Set([0, 1, 2]));
+    expect(roundOrder(items, 3)).toEqual(rounds[0]);
+  });
+
+  it("alternates two items", () => {
+    expect(roundOrder(["empty", "allow"], 1)).toEqual(["allow", "empty"]);
+    expect(roundOrder(["empty", "allow"], 2)).toEqual(["empty", "allow"]);
+  });
+});
