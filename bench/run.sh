@@ -3,7 +3,8 @@
 # redis-server for the Redis baseline; gcc and libev-dev for the shim that paces h2load's --rps
 # every millisecond), builds the production sidecar (dist/), the bench (build/) and the shim,
 # then runs the end-to-end gRPC bench. Arguments go to the bench: --runs N, --quick,
-# --profile, --profile-subscribers N, --only NAME[,NAME].
+# --profile, --profile-subscribers N, --only NAME[,NAME]. `npm run bench:ab -- A [B] …`
+# (`sh bench/run.sh ab …`) runs two builds side by side instead (bench/grpc-ab.ts).
 set -eu
 cd "$(dirname "$0")/.."
 missing=""
@@ -22,4 +23,8 @@ fi
 npm run --silent build
 npx tsc -p bench/tsconfig.json
 cc -O2 -Wall -shared -fPIC -o build/bench/h2load-1ms-timer.so bench/grpc/h2load-1ms-timer.c -ldl
+if [ "${1:-}" = ab ]; then
+  shift
+  exec node build/bench/grpc-ab.js "$@"
+fi
 exec node build/bench/grpc-bench.js "$@"

@@ -1,0 +1,52 @@
+/** The command line of `npm run bench:ab` (bench/grpc-ab.ts). */
+import type { Rpc } from "./wire.js";
+
+export const USAGE = "usage: npm run bench:ab -- A [B] [--rounds N] [--requests N] [--calls N] [--rpc Allow|Check|Record]";
+
+/** A command line the bench cannot run; the message names what is wrong. */
+export class UsageError extends Error {}
+
+export interface AbOptions {
+  /** The builds: git revisions or directories holding `cli/main.js`; B undefined = this checkout. */
+  readonly a: string;
+  readonly b: string | undefined;
+  /** Rounds of each phase, every server once per round. */
+  readonly rounds: number;
+  /** Requests per throughput run. */
+  readonly requests: number;
+  /** Lone calls per round of the second phase; 0 skips it. */
+  readonly calls: number;
+  readonly rpc: Rpc;
+}
+
+const NAMED = ["--rounds", "--requests", "--calls", "--rpc"];
+
+export function parseAbOptions(argv: readonly string[]): AbOptions {
+  const positional: string[] = [];
+  const named = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith("--")) positional.push(arg);
+    else if (!NAMED.includes(arg)) throw new UsageError(`unknown option ${arg}`);
+    else if (i + 1 >= argv.length) throw new UsageError(`${arg} needs a value`);
+    else named.set(arg, argv[++i] as string);
+  }
+  if (positional.length < 1 || positional.length > 2) throw new UsageError(`give one or two builds to compare, got ${positional.length}`);
+  const count = (name: string, fallback: number, min: number): number => {
+    const raw = named.get(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const rpc = named.get("--rpc") ?? "Allow";
+  if (rpc !== "Allow" && rpc !== "Check" && rpc !== "Record") throw new UsageError(`--rpc must be Allow, Check or Record, got ${JSON.stringify(rpc)}`);
+  return {
+    a: positional[0] as string,
+    b: positional[1],
+    rounds: count("--rounds", 12, 1),
+    requests: count("--requests", 40_000, 100),
+    calls: count("--calls", 2000, 0),
+    rpc,
+  };
+}
