@@ -78,7 +78,8 @@ const signed = (n: number, digits: number): string => (n > 0 ? "+" : "") + fmt(n
 
 /** A paired summary; `show` formats a value (signed for differences, plain for ratios). */
 function pairedLine(what: string, p: Paired, show: (n: number) => string, won: string): string {
-  return `  ${what}: median ${show(p.median)} (rounds ${show(p.min)} … ${show(p.max)}; ${won} in ${p.below} of ${p.rounds})`;
+  const verdict = p.resolved ? "" : ", not told apart from none";
+  return `  ${what}: median ${show(p.median)}, 95% interval ${show(p.low)} … ${show(p.high)}${verdict} (rounds ${show(p.min)} … ${show(p.max)}; ${won} in ${p.below} of ${p.rounds})`;
 }
 
 function report(servers: readonly Server[], opts: AbOptions, builds: readonly Build[]): Record<string, unknown> {

@@ -18,6 +18,11 @@ export function median(xs: readonly number[]): number {
 /** `f(a[i], b[i])` over rounds measured together: its median, its range, and how many fell below 0 (or 1). */
 export interface Paired {
   readonly median: number;
+  /** 95% bootstrap interval of the median: where it would land in most repeats of the same rounds. */
+  readonly low: number;
+  readonly high: number;
+  /** Whether that interval leaves out the pivot: a difference this many rounds can tell apart from none. */
+  readonly resolved: boolean;
   readonly min: number;
   readonly max: number;
   /** Rounds whose value is below `pivot`: for a difference B − A of a cost, the rounds B won. */
@@ -34,8 +39,12 @@ export function paired(
 ): Paired {
   if (a.length !== b.length) throw new Error(`paired rounds: ${a.length} against ${b.length}`);
   const values = a.map((x, i) => f(x, b[i] as number));
+  const [low, high] = bootstrapMedian(values);
   return {
     median: median(values),
+    low,
+    high,
+    resolved: low > pivot || high < pivot,
     min: Math.min(...values),
     max: Math.max(...values),
     below: values.filter((v) => v < pivot).length,
@@ -52,4 +61,36 @@ export function paired(
 export function roundOrder<T>(items: readonly T[], round: number): T[] {
   const n = items.length;
   return items.map((_, j) => items[(((round + j) % n) + n) % n] as T);
+}
+
+/**
+ * A percentile-bootstrap interval for the median of `values`: the median of `resamples` draws of
+ * as many values with replacement, its (1 − level)/2 and (1 + level)/2 quantiles. Seeded, so the
+ * same rounds always give the same interval. Rounds on a shared host swing by ±50% (a spell of
+ * the host lands on one run and not its pair), so a paired median alone says little; this says
+ * how far it would move over another set of the same rounds.
+ */
+export function bootstrapMedian(values: readonly number[], level = 0.95, resamples = 4000, seed = 1): [number, number] {
+  if (values.length === 0) return [NaN, NaN];
+  const random = mulberry32(seed);
+  const medians = new Float64Array(resamples);
+  const draw = new Array<number>(values.length);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < values.length; i++) draw[i] = values[Math.floor(random() * values.length)] as number;
+    medians[r] = median(draw);
+  }
+  medians.sort();
+  const at = (q: number): number => medians[Math.min(resamples - 1, Math.max(0, Math.round(q * (resamples - 1))))] as number;
+  return [at((1 - level) / 2), at((1 + level) / 2)];
+}
+
+/** A small seeded PRNG (mulberry32): uniform in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let t = seed >>> 0;
+  return () => {
+    t = (t + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(t ^ (t >>> 15), 1 | t);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
 }

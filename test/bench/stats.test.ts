@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { median, paired, roundOrder } from "../../bench/grpc/stats.js";
+import { bootstrapMedian, median, paired, roundOrder } from "../../bench/grpc/stats.js";
 
 describe("median", () => {
   it("takes the middle value, or the mean of the middle two, whatever the order", () => {
@@ -15,7 +15,7 @@ describe("paired", () => {
     const a = [10, 20, 30, 40, 50];
     const b = [9, 19, 35, 39, 49];
     expect(median(b)).toBeGreaterThan(median(a));
-    expect(paired(a, b)).toEqual({ median: -1, min: -1, max: 5, below: 4, rounds: 5 });
+    expect(paired(a, b)).toMatchObject({ median: -1, min: -1, max: 5, below: 4, rounds: 5 });
   });
 
   it("takes another function and pivot, e.g. a ratio against 1", () => {
@@ -24,8 +24,37 @@ describe("paired", () => {
     expect(p.below).toBe(1);
   });
 
+  it("resolves a difference only when its interval leaves out the pivot", () => {
+    const base = Array.from({ length: 40 }, (_, i) => 50 + (i % 7));
+    // The same cost plus noise of ±10 either way: no difference.
+    const noisy = base.map((x, i) => x + (i % 2 ? 10 : -10) * ((i % 5) / 4));
+    const same = paired(base, noisy);
+    expect(same.low).toBeLessThan(0);
+    expect(same.high).toBeGreaterThan(0);
+    expect(same.resolved).toBe(false);
+    // 2 cheaper in every round but a few, through the same noise: resolved.
+    const cheaper = paired(base, base.map((x, i) => x - 2 + (i % 8 === 0 ? 15 : 0)));
+    expect(cheaper.median).toBe(-2);
+    expect(cheaper.high).toBeLessThan(0);
+    expect(cheaper.resolved).toBe(true);
+  });
+
   it("refuses rounds that do not pair up", () => {
     expect(() => paired([1, 2], [1])).toThrow(/2 against 1/);
+  });
+});
+
+describe("bootstrapMedian", () => {
+  it("brackets the median, narrows with more rounds, and repeats itself (seeded)", () => {
+    const spread = (n: number): number[] => Array.from({ length: n }, (_, i) => ((i * 37) % 101) - 50);
+    const [lo12, hi12] = bootstrapMedian(spread(12));
+    const [lo120, hi120] = bootstrapMedian(spread(120));
+    expect(lo12).toBeLessThanOrEqual(median(spread(12)));
+    expect(hi12).toBeGreaterThanOrEqual(median(spread(12)));
+    expect(hi120 - lo120).toBeLessThan((hi12 - lo12) / 2);
+    expect(bootstrapMedian(spread(12))).toEqual([lo12, hi12]);
+    expect(bootstrapMedian([])).toEqual([NaN, NaN]);
+    expect(bootstrapMedian([3, 3, 3])).toEqual([3, 3]);
   });
 });
 
