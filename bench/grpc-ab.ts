@@ -2,9 +2,12 @@
  * Two builds of the sidecar side by side, with the empty grpc-js server beside them: what a
  * change does to a durable call, measured finely enough to see a few percent. A 5-run
  * `npm run bench` cannot: its runs swing by ±15% with the shared host, more than most changes
- * move. Here the three servers run at once, each with its own data dir, and take turns round by
- * round (each round starts one later), so every round compares them in the same spell of the
- * host, and the report is the difference round by round.
+ * move. Here the three servers run at once, each with its own data dir, and take turns in an
+ * order balanced over every six rounds (each in every position, and right after each of the
+ * others, equally often: what ran just before moves a run by a few percent), so every round
+ * compares them in the same spell of the host; the report is the difference round by round,
+ * with a bootstrap interval. Use a multiple of six rounds, and run a build against itself (A/A)
+ * to see what this host resolves.
  *
  * Per round and server, in turn: a throughput run (h2load, 1 connection × 64 streams; req/s and
  * the main thread's CPU per call, the thread that bounds throughput), the meter read back and

@@ -44,9 +44,9 @@ export function parseAbOptions(argv: readonly string[]): AbOptions {
   return {
     a: positional[0] as string,
     b: positional[1],
-    rounds: count("--rounds", 12, 1),
-    requests: count("--requests", 40_000, 100),
-    calls: count("--calls", 2000, 0),
+    rounds: count("--rounds", 48, 1),
+    requests: count("--requests", 10_000, 100),
+    calls: count("--calls", 1000, 0),
     rpc,
   };
 }

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { parseAbOptions, UsageError } from "../../bench/grpc/ab-options.js";
 
 describe("npm run bench:ab's command line", () => {
-  it("defaults to this checkout as B, 12 rounds of 40,000 requests and 2,000 lone Allows", () => {
-    expect(parseAbOptions(["main~3"])).toEqual({ a: "main~3", b: undefined, rounds: 12, requests: 40_000, calls: 2000, rpc: "Allow" });
+  it("defaults to this checkout as B, 48 rounds of 10,000 requests and 1,000 lone Allows", () => {
+    expect(parseAbOptions(["main~3"])).toEqual({ a: "main~3", b: undefined, rounds: 48, requests: 10_000, calls: 1000, rpc: "Allow" });
   });
 
   it("takes two builds and every option, in any order", () => {

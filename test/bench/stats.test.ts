@@ -59,20 +59,31 @@ describe("bootstrapMedian", () => {
 });
 
 describe("roundOrder", () => {
-  it("starts one later each round, so every item takes every position once per cycle", () => {
-    const items = ["empty", "a", "b"];
-    const rounds = [0, 1, 2].map((i) => roundOrder(items, i));
-    expect(rounds).toEqual([
-      ["empty", "a", "b"],
-      ["a", "b", "empty"],
-      ["b", "empty", "a"],
-    ]);
-    for (const item of items) expect(new Set(rounds.map((r) => r.indexOf(item)))).toEqual(new Set([0, 1, 2]));
-    expect(roundOrder(items, 3)).toEqual(rounds[0]);
+  const items = ["empty", "a", "b"];
+  const cycle = Array.from({ length: 6 }, (_, i) => roundOrder(items, i));
+
+  it("puts every item in every position equally often over 2n rounds", () => {
+    for (const item of items) {
+      const positions = cycle.map((r) => r.indexOf(item)).sort();
+      expect(positions).toEqual([0, 0, 1, 1, 2, 2]);
+    }
+    expect(roundOrder(items, 6)).toEqual(cycle[0]);
+    expect(cycle[0]).toEqual(items);
+  });
+
+  it("runs every item right after every other one equally often (rotation alone does not)", () => {
+    const follows = new Map<string, number>();
+    for (const r of cycle) for (let j = 1; j < r.length; j++) follows.set(`${r[j - 1]}→${r[j]}`, (follows.get(`${r[j - 1]}→${r[j]}`) ?? 0) + 1);
+    expect(follows.size).toBe(6);
+    expect(new Set(follows.values())).toEqual(new Set([2]));
   });
 
   it("alternates two items", () => {
-    expect(roundOrder(["empty", "allow"], 1)).toEqual(["allow", "empty"]);
-    expect(roundOrder(["empty", "allow"], 2)).toEqual(["empty", "allow"]);
+    expect([0, 1, 2, 3].map((i) => roundOrder(["empty", "allow"], i))).toEqual([
+      ["empty", "allow"],
+      ["allow", "empty"],
+      ["allow", "empty"],
+      ["empty", "allow"],
+    ]);
   });
 });
