@@ -1,7 +1,7 @@
 /** The command line of `npm run bench:ab` (bench/grpc-ab.ts). */
 import type { Rpc } from "./wire.js";
 
-export const USAGE = "usage: npm run bench:ab -- A [B] [--rounds N] [--requests N] [--calls N] [--rpc Allow|Check|Record]";
+export const USAGE = "usage: npm run bench:ab -- A [B] [--blocks N] [--rounds N] [--requests N] [--calls N] [--rpc Allow|Check|Record]";
 
 /** A command line the bench cannot run; the message names what is wrong. */
 export class UsageError extends Error {}
@@ -10,7 +10,9 @@ export interface AbOptions {
   /** The builds: git revisions or directories holding `cli/main.js`; B undefined = this checkout. */
   readonly a: string;
   readonly b: string | undefined;
-  /** Rounds of each phase, every server once per round. */
+  /** Blocks: each starts a fresh process of every server. */
+  readonly blocks: number;
+  /** Rounds of each phase per block, every server once per round. */
   readonly rounds: number;
   /** Requests per throughput run. */
   readonly requests: number;
@@ -19,7 +21,7 @@ export interface AbOptions {
   readonly rpc: Rpc;
 }
 
-const NAMED = ["--rounds", "--requests", "--calls", "--rpc"];
+const NAMED = ["--blocks", "--rounds", "--requests", "--calls", "--rpc"];
 
 export function parseAbOptions(argv: readonly string[]): AbOptions {
   const positional: string[] = [];
@@ -44,7 +46,8 @@ export function parseAbOptions(argv: readonly string[]): AbOptions {
   return {
     a: positional[0] as string,
     b: positional[1],
-    rounds: count("--rounds", 48, 1),
+    blocks: count("--blocks", 8, 1),
+    rounds: count("--rounds", 6, 1),
     requests: count("--requests", 10_000, 100),
     calls: count("--calls", 1000, 0),
     rpc,

@@ -30,16 +30,25 @@ export interface Paired {
   readonly rounds: number;
 }
 
-/** Per round `f(a[i], b[i])` (default the difference b − a), summarized; `pivot` is 0 for differences, 1 for ratios. */
-export function paired(
-  a: readonly number[],
-  b: readonly number[],
-  f: (a: number, b: number) => number = (x, y) => y - x,
-  pivot = 0,
-): Paired {
+export interface PairedOptions {
+  /** What to take of each pair of rounds; default the difference b − a. */
+  readonly f?: (a: number, b: number) => number;
+  /** 0 for differences, 1 for ratios: what "no difference" is. */
+  readonly pivot?: number;
+  /**
+   * The block (set of processes) each round ran in. Rounds of one block share the processes'
+   * luck (JIT, heap layout), which more rounds do not average out; the interval then draws whole
+   * blocks.
+   */
+  readonly blocks?: readonly number[];
+}
+
+/** `f(a[i], b[i])` per round, summarized. */
+export function paired(a: readonly number[], b: readonly number[], options: PairedOptions = {}): Paired {
+  const { f = (x: number, y: number) => y - x, pivot = 0, blocks } = options;
   if (a.length !== b.length) throw new Error(`paired rounds: ${a.length} against ${b.length}`);
   const values = a.map((x, i) => f(x, b[i] as number));
-  const [low, high] = bootstrapMedian(values);
+  const [low, high] = bootstrapMedian(values, blocks);
   return {
     median: median(values),
     low,
@@ -69,18 +78,29 @@ export function roundOrder<T>(items: readonly T[], round: number): T[] {
 
 /**
  * A percentile-bootstrap interval for the median of `values`: the median of `resamples` draws of
- * as many values with replacement, its (1 − level)/2 and (1 + level)/2 quantiles. Seeded, so the
- * same rounds always give the same interval. Rounds on a shared host swing by ±50% (a spell of
- * the host lands on one run and not its pair), so a paired median alone says little; this says
- * how far it would move over another set of the same rounds.
+ * as many values with replacement, its (1 − level)/2 and (1 + level)/2 quantiles. With `blocks`
+ * (one id per value), each draw takes as many whole blocks with replacement instead. Seeded, so
+ * the same rounds always give the same interval. Rounds on a shared host swing by ±50% (a spell
+ * of the host lands on one run and not its pair), so a paired median alone says little; this
+ * says how far it would move over another set of the same rounds.
  */
-export function bootstrapMedian(values: readonly number[], level = 0.95, resamples = 4000, seed = 1): [number, number] {
+export function bootstrapMedian(values: readonly number[], blocks?: readonly number[], level = 0.95, resamples = 4000, seed = 1): [number, number] {
   if (values.length === 0) return [NaN, NaN];
+  if (blocks !== undefined && blocks.length !== values.length) throw new Error(`bootstrap: ${blocks.length} block ids for ${values.length} values`);
+  const groups = new Map<number, number[]>();
+  values.forEach((v, i) => {
+    const id = blocks === undefined ? i : (blocks[i] as number);
+    const group = groups.get(id);
+    if (group) group.push(v);
+    else groups.set(id, [v]);
+  });
+  const units = [...groups.values()];
   const random = mulberry32(seed);
   const medians = new Float64Array(resamples);
-  const draw = new Array<number>(values.length);
+  const draw: number[] = [];
   for (let r = 0; r < resamples; r++) {
-    for (let i = 0; i < values.length; i++) draw[i] = values[Math.floor(random() * values.length)] as number;
+    draw.length = 0;
+    for (let i = 0; i < units.length; i++) draw.push(...(units[Math.floor(random() * units.length)] as number[]));
     medians[r] = median(draw);
   }
   medians.sort();

@@ -2,14 +2,15 @@ import { describe, expect, it } from "vitest";
 import { parseAbOptions, UsageError } from "../../bench/grpc/ab-options.js";
 
 describe("npm run bench:ab's command line", () => {
-  it("defaults to this checkout as B, 48 rounds of 10,000 requests and 1,000 lone Allows", () => {
-    expect(parseAbOptions(["main~3"])).toEqual({ a: "main~3", b: undefined, rounds: 48, requests: 10_000, calls: 1000, rpc: "Allow" });
+  it("defaults to this checkout as B, 8 blocks × 6 rounds of 10,000 requests and 1,000 lone Allows", () => {
+    expect(parseAbOptions(["main~3"])).toEqual({ a: "main~3", b: undefined, blocks: 8, rounds: 6, requests: 10_000, calls: 1000, rpc: "Allow" });
   });
 
   it("takes two builds and every option, in any order", () => {
-    expect(parseAbOptions(["--rounds", "20", "v1", "--rpc", "Check", "dist-x", "--calls", "0", "--requests", "100"])).toEqual({
+    expect(parseAbOptions(["--rounds", "20", "v1", "--rpc", "Check", "dist-x", "--calls", "0", "--requests", "100", "--blocks", "3"])).toEqual({
       a: "v1",
       b: "dist-x",
+      blocks: 3,
       rounds: 20,
       requests: 100,
       calls: 0,
@@ -23,6 +24,7 @@ describe("npm run bench:ab's command line", () => {
     [["a", "--runs", "3"], /unknown option --runs/],
     [["a", "--rounds"], /--rounds needs a value/],
     [["a", "--rounds", "0"], /--rounds must be an integer ≥ 1, got "0"/],
+    [["a", "--blocks", "-1"], /--blocks must be an integer ≥ 1, got "-1"/],
     [["a", "--rounds", "2.5"], /--rounds must be an integer ≥ 1, got "2.5"/],
     [["a", "--requests", "99"], /--requests must be an integer ≥ 100/],
     [["a", "--calls", ""], /--calls must be an integer ≥ 0, got ""/],

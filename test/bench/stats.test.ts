@@ -19,7 +19,7 @@ describe("paired", () => {
   });
 
   it("takes another function and pivot, e.g. a ratio against 1", () => {
-    const p = paired([100, 100, 100], [90, 110, 120], (x, y) => y / x, 1);
+    const p = paired([100, 100, 100], [90, 110, 120], { f: (x, y) => y / x, pivot: 1 });
     expect(p.median).toBeCloseTo(1.1);
     expect(p.below).toBe(1);
   });
@@ -37,6 +37,20 @@ describe("paired", () => {
     expect(cheaper.median).toBe(-2);
     expect(cheaper.high).toBeLessThan(0);
     expect(cheaper.resolved).toBe(true);
+  });
+
+  it("draws whole blocks when told which round ran in which: the processes' luck widens the interval", () => {
+    // Four blocks of six rounds; within a block the rounds agree, between blocks they do not.
+    const a = Array.from({ length: 24 }, () => 50);
+    const offsets = [-4, 3, -3, 4];
+    const b = a.map((x, i) => x + (offsets[Math.floor(i / 6)] as number) + ((i % 3) - 1) * 0.1);
+    const blocks = a.map((_, i) => Math.floor(i / 6));
+    const byRound = paired(a, b);
+    const byBlock = paired(a, b, { blocks });
+    expect(byBlock.median).toBe(byRound.median);
+    expect(byBlock.high - byBlock.low).toBeGreaterThan(byRound.high - byRound.low);
+    expect(byBlock.resolved).toBe(false);
+    expect(() => paired(a, b, { blocks: [0, 1] })).toThrow(/2 block ids for 24 values/);
   });
 
   it("refuses rounds that do not pair up", () => {
