@@ -10,8 +10,9 @@
  * fresh processes: two processes of one build can differ by a few percent for the whole of their
  * lives (JIT, heap layout), which no number of rounds on the same processes averages out. The
  * report is B against A round by round, the median with a 95% bootstrap interval drawn by block,
- * and each build against the empty server. Run a build against itself (A/A) to see what the
- * host resolves that hour.
+ * and each build against the empty server. Over few blocks that interval is narrower than the
+ * truth (two runs of 20 and 8 blocks of the same A/B only just overlapped), hence 16 by default.
+ * Run a build against itself (A/A) to see what the host resolves that hour.
  *
  * Per block: a warm-up run each, then per round and server, in turn, a throughput run (h2load,
  * 1 connection × 64 streams; req/s and the main thread's CPU per call, the thread that bounds
@@ -146,6 +147,8 @@ async function stopServers(running: Server[]): Promise<void> {
 
 const fmt = (n: number, digits: number): string => (Number.isFinite(n) ? n.toFixed(digits) : "–");
 const signed = (n: number, digits: number): string => (n > 0 ? "+" : "") + fmt(n, digits);
+/** A difference with its sign; with `unit` unless there is no number to put it on. */
+const withUnit = (n: number, digits: number, unit: string): string => (Number.isFinite(n) ? `${signed(n, digits)} ${unit}` : "–");
 
 /** A paired summary; `show` formats a value (signed for differences, plain for ratios). */
 function pairedLine(what: string, p: Paired, show: (n: number) => string, won: string): string {
@@ -182,9 +185,9 @@ function report(contenders: readonly Contender[], opts: AbOptions, builds: reado
     ...(opts.calls > 0 ? { loneP50Ms: paired(lone(a, "p50Ms"), lone(b, "p50Ms"), { blocks: loneBlocks }) } : {}),
   };
   console.log(`B against A, round by round (intervals drawn by block):`);
-  console.log(pairedLine("main-thread µs per call, B − A", diff.mainUsPerCall, (n) => `${signed(n, 1)} µs`, "B cheaper"));
+  console.log(pairedLine("main-thread µs per call, B − A", diff.mainUsPerCall, (n) => withUnit(n, 1, "µs"), "B cheaper"));
   console.log(pairedLine("req/s, B ÷ A", diff.reqPerSec, (n) => fmt(n, 3), "B slower"));
-  if (diff.loneP50Ms) console.log(pairedLine("lone-call p50, B − A", diff.loneP50Ms, (n) => `${signed(n, 3)} ms`, "B faster"));
+  if (diff.loneP50Ms) console.log(pairedLine("lone-call p50, B − A", diff.loneP50Ms, (n) => withUnit(n, 3, "ms"), "B faster"));
   // The bench's yardsticks, per round: the empty call's main-thread cost over the build's (the
   // throughput target asks ≥ 0.80), and a lone call's p50 over the empty server's (≤ 1.3).
   const againstEmpty = {

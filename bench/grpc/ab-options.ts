@@ -46,7 +46,7 @@ export function parseAbOptions(argv: readonly string[]): AbOptions {
   return {
     a: positional[0] as string,
     b: positional[1],
-    blocks: count("--blocks", 8, 1),
+    blocks: count("--blocks", 16, 1),
     rounds: count("--rounds", 6, 1),
     requests: count("--requests", 10_000, 100),
     calls: count("--calls", 1000, 0),

@@ -80,10 +80,13 @@ export function roundOrder<T>(items: readonly T[], round: number): T[] {
  * A percentile-bootstrap interval for the median of `values`: the median of `resamples` draws of
  * as many values with replacement, its (1 − level)/2 and (1 + level)/2 quantiles. With `blocks`
  * (one id per value), each draw takes as many whole blocks with replacement instead. Seeded, so
- * the same rounds always give the same interval. Rounds on a shared host swing by ±50% (a spell
- * of the host lands on one run and not its pair), so a paired median alone says little; this
- * says how far it would move over another set of the same rounds.
+ * the same rounds always give the same interval; NaN from fewer than 5 units. Rounds on a
+ * shared host swing by ±50% (a spell of the host lands on one run and not its pair), so a paired
+ * median alone says little; this says how far it would move over another set of the same rounds.
  */
+/** Fewest rounds, or blocks, that `bootstrapMedian` puts an interval on. */
+export const MIN_UNITS = 5;
+
 export function bootstrapMedian(values: readonly number[], blocks?: readonly number[], level = 0.95, resamples = 4000, seed = 1): [number, number] {
   if (values.length === 0) return [NaN, NaN];
   if (blocks !== undefined && blocks.length !== values.length) throw new Error(`bootstrap: ${blocks.length} block ids for ${values.length} values`);
@@ -95,6 +98,9 @@ export function bootstrapMedian(values: readonly number[], blocks?: readonly num
     else groups.set(id, [v]);
   });
   const units = [...groups.values()];
+  // Resampling a handful of units gives an interval that claims what it cannot know (one unit
+  // resampled is itself: width zero).
+  if (units.length < MIN_UNITS) return [NaN, NaN];
   const random = mulberry32(seed);
   const medians = new Float64Array(resamples);
   const draw: number[] = [];

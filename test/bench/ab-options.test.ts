@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { parseAbOptions, UsageError } from "../../bench/grpc/ab-options.js";
 
 describe("npm run bench:ab's command line", () => {
-  it("defaults to this checkout as B, 8 blocks × 6 rounds of 10,000 requests and 1,000 lone Allows", () => {
-    expect(parseAbOptions(["main~3"])).toEqual({ a: "main~3", b: undefined, blocks: 8, rounds: 6, requests: 10_000, calls: 1000, rpc: "Allow" });
+  it("defaults to this checkout as B, 16 blocks × 6 rounds of 10,000 requests and 1,000 lone Allows", () => {
+    expect(parseAbOptions(["main~3"])).toEqual({ a: "main~3", b: undefined, blocks: 16, rounds: 6, requests: 10_000, calls: 1000, rpc: "Allow" });
   });
 
   it("takes two builds and every option, in any order", () => {

@@ -40,9 +40,9 @@ describe("paired", () => {
   });
 
   it("draws whole blocks when told which round ran in which: the processes' luck widens the interval", () => {
-    // Four blocks of six rounds; within a block the rounds agree, between blocks they do not.
-    const a = Array.from({ length: 24 }, () => 50);
-    const offsets = [-4, 3, -3, 4];
+    // Six blocks of six rounds; within a block the rounds agree, between blocks they do not.
+    const a = Array.from({ length: 36 }, () => 50);
+    const offsets = [-4, 3, -3, 4, -2, 2];
     const b = a.map((x, i) => x + (offsets[Math.floor(i / 6)] as number) + ((i % 3) - 1) * 0.1);
     const blocks = a.map((_, i) => Math.floor(i / 6));
     const byRound = paired(a, b);
@@ -50,7 +50,7 @@ describe("paired", () => {
     expect(byBlock.median).toBe(byRound.median);
     expect(byBlock.high - byBlock.low).toBeGreaterThan(byRound.high - byRound.low);
     expect(byBlock.resolved).toBe(false);
-    expect(() => paired(a, b, { blocks: [0, 1] })).toThrow(/2 block ids for 24 values/);
+    expect(() => paired(a, b, { blocks: [0, 1] })).toThrow(/2 block ids for 36 values/);
   });
 
   it("refuses rounds that do not pair up", () => {
@@ -68,7 +68,12 @@ describe("bootstrapMedian", () => {
     expect(hi120 - lo120).toBeLessThan((hi12 - lo12) / 2);
     expect(bootstrapMedian(spread(12))).toEqual([lo12, hi12]);
     expect(bootstrapMedian([])).toEqual([NaN, NaN]);
-    expect(bootstrapMedian([3, 3, 3])).toEqual([3, 3]);
+    expect(bootstrapMedian([3, 3, 3, 3, 3])).toEqual([3, 3]);
+    // Fewer than five blocks is no interval at all, however many rounds they hold.
+    expect(bootstrapMedian([1, 2, 3, 4], [0, 0, 0, 0])).toEqual([NaN, NaN]);
+    expect(bootstrapMedian([1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 1, 1, 2, 2, 3, 3])).toEqual([NaN, NaN]);
+    expect(bootstrapMedian([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]).every(Number.isFinite)).toBe(true);
+    expect(paired([1, 2, 3, 4], [0, 0, 0, 0], { blocks: [7, 7, 7, 7] }).resolved).toBe(false);
   });
 });
 
