@@ -31,8 +31,11 @@ function gitSucceeds(root: string, args: readonly string[]): boolean {
   }
 }
 
-/** `spec` in the repository at `root` as a runnable build; revisions are built under `cacheDir`. */
-export function resolveBuild(root: string, spec: string, cacheDir: string): Build {
+/**
+ * `spec` in the repository at `root` as a runnable build; revisions are built under `cacheDir`.
+ * `log` hears what is being built and any lockfile mismatch.
+ */
+export function resolveBuild(root: string, spec: string, cacheDir: string, log: (line: string) => void = console.error): Build {
   if (existsSync(join(spec, "cli", "main.js"))) return { label: spec, commit: undefined, dist: resolve(spec) };
   let commit: string;
   try {
@@ -42,7 +45,7 @@ export function resolveBuild(root: string, spec: string, cacheDir: string): Buil
   }
   const dir = join(cacheDir, commit.slice(0, 12));
   if (!existsSync(join(dir, "complete"))) {
-    console.error(`building ${spec} (${commit.slice(0, 12)}) in ${dir}…`);
+    log(`building ${spec} (${commit.slice(0, 12)}) in ${dir}…`);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     // proto/ too: the server reads the .proto files at start-up (reflection).
@@ -54,7 +57,7 @@ export function resolveBuild(root: string, spec: string, cacheDir: string): Buil
     writeFileSync(join(dir, "complete"), commit + "\n");
   }
   if (!gitSucceeds(root, ["diff", "--quiet", commit, "--", "package-lock.json"])) {
-    console.error(`note: ${spec}'s package-lock.json differs from this checkout's; its build runs on this checkout's node_modules`);
+    log(`note: ${spec}'s package-lock.json differs from this checkout's; its build runs on this checkout's node_modules`);
   }
   return { label: spec, commit, dist: join(dir, "dist") };
 }

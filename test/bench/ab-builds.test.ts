@@ -15,10 +15,15 @@ const cache = mkdtempSync(join(tmpdir(), "limitr-ab-builds-test-"));
 afterAll(() => rmSync(cache, { recursive: true, force: true }));
 
 const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+const logged: string[] = [];
+const log = (line: string): void => void logged.push(line);
+/** What was built (a checkout with a changed package-lock.json also hears a note). */
+const builds = (): string[] => logged.filter((l) => l.startsWith("building "));
 
 describe("bench:ab builds", () => {
   it("builds a git revision once into the cache, runnable, and reuses it", () => {
-    const build = resolveBuild(ROOT, "HEAD", cache);
+    const build = resolveBuild(ROOT, "HEAD", cache, log);
+    expect(builds()).toEqual([`building HEAD (${head.slice(0, 12)}) in ${join(cache, head.slice(0, 12))}…`]);
     expect(build.commit).toBe(head);
     expect(build.dist).toBe(join(cache, head.slice(0, 12), "dist"));
     const help = execFileSync(process.execPath, [join(build.dist, "cli", "main.js"), "--help"], { encoding: "utf8" });
@@ -28,7 +33,8 @@ describe("bench:ab builds", () => {
     const marker = join(cache, head.slice(0, 12), "complete");
     expect(readFileSync(marker, "utf8").trim()).toBe(head);
     const built = statSync(join(build.dist, "cli", "main.js")).mtimeMs;
-    resolveBuild(ROOT, head, cache);
+    resolveBuild(ROOT, head, cache, log);
+    expect(builds()).toHaveLength(1);
     expect(statSync(join(build.dist, "cli", "main.js")).mtimeMs).toBe(built);
   });
 
@@ -36,7 +42,8 @@ describe("bench:ab builds", () => {
     const dir = join(cache, head.slice(0, 12));
     rmSync(join(dir, "complete"));
     writeFileSync(join(dir, "dist", "cli", "main.js"), "throw new Error('half-written');\n");
-    const build = resolveBuild(ROOT, "HEAD", cache);
+    const build = resolveBuild(ROOT, "HEAD", cache, log);
+    expect(builds()).toHaveLength(2);
     expect(execFileSync(process.execPath, [join(build.dist, "cli", "main.js"), "--help"], { encoding: "utf8" })).toMatch(/limitr-sidecar/);
   });
 
@@ -45,15 +52,15 @@ describe("bench:ab builds", () => {
     try {
       mkdirSync(join(dir, "cli"));
       writeFileSync(join(dir, "cli", "main.js"), "");
-      expect(resolveBuild(ROOT, dir, cache)).toEqual({ label: dir, commit: undefined, dist: dir });
+      expect(resolveBuild(ROOT, dir, cache, log)).toEqual({ label: dir, commit: undefined, dist: dir });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it("refuses what is neither, naming it, and builds nothing", () => {
-    expect(() => resolveBuild(ROOT, "no-such-revision-xyz", cache)).toThrow(UsageError);
-    expect(() => resolveBuild(ROOT, "no-such-revision-xyz", cache)).toThrow(/no-such-revision-xyz is neither a directory holding cli\/main.js nor a git revision/);
+    expect(() => resolveBuild(ROOT, "no-such-revision-xyz", cache, log)).toThrow(UsageError);
+    expect(() => resolveBuild(ROOT, "no-such-revision-xyz", cache, log)).toThrow(/no-such-revision-xyz is neither a directory holding cli\/main.js nor a git revision/);
   });
 
   it("names this checkout's build by its commit", () => {
