@@ -65,9 +65,10 @@ export function paired(a: readonly number[], b: readonly number[], options: Pair
  * The order of `items` in round `round`, balanced over every `2 × items.length` rounds: each
  * item runs in every position equally often, and right after each other item equally often
  * (rotations, then the same rotations reversed: a Williams design). Rotation alone balances the
- * positions but not what runs just before: with three servers, one build always followed the
- * empty server, and two processes of the same build came out 2.4 µs per call apart over 120
- * rounds (95% interval 1.6–3.6 µs), the one after the empty server the dearer.
+ * positions but not what runs just before: with three servers, one build always follows the
+ * empty server. Whether that costs a throughput run anything was not established (an A/A that
+ * looked like it is as well explained by the processes' own luck); for lone calls a position
+ * effect was seen (docs/performance.md, "A lone Allow"). Balancing costs nothing.
  */
 export function roundOrder<T>(items: readonly T[], round: number): T[] {
   const n = items.length;
@@ -75,6 +76,9 @@ export function roundOrder<T>(items: readonly T[], round: number): T[] {
   const rotation = items.map((_, j) => items[(r + j) % n] as T);
   return r < n ? rotation : rotation.reverse();
 }
+
+/** Fewest rounds, or blocks, that `bootstrapMedian` puts an interval on. */
+export const MIN_UNITS = 5;
 
 /**
  * A percentile-bootstrap interval for the median of `values`: the median of `resamples` draws of
@@ -84,9 +88,6 @@ export function roundOrder<T>(items: readonly T[], round: number): T[] {
  * shared host swing by ±50% (a spell of the host lands on one run and not its pair), so a paired
  * median alone says little; this says how far it would move over another set of the same rounds.
  */
-/** Fewest rounds, or blocks, that `bootstrapMedian` puts an interval on. */
-export const MIN_UNITS = 5;
-
 export function bootstrapMedian(values: readonly number[], blocks?: readonly number[], level = 0.95, resamples = 4000, seed = 1): [number, number] {
   if (values.length === 0) return [NaN, NaN];
   if (blocks !== undefined && blocks.length !== values.length) throw new Error(`bootstrap: ${blocks.length} block ids for ${values.length} values`);
