@@ -19,7 +19,7 @@
  * throughput) with the meter read back and checked against the successful responses; then as
  * many rounds of lone calls (one at a time after a warm-up; p50 and main-thread CPU per call).
  *
- *   npm run bench:ab -- A [B] [--blocks N] [--rounds N] [--requests N] [--calls N] [--rpc Allow|Check|Record]
+ *   npm run bench:ab -- A [B] [--blocks N] [--rounds N] [--requests N] [--calls N] [--rpc Allow|Check|Record] [--items 1|3]
  *
  * A and B are git revisions (built into $TMPDIR/limitr-ab-builds/, once per commit, against this
  * checkout's node_modules) or directories holding a built sidecar (`cli/main.js`); B defaults to
@@ -35,7 +35,7 @@ import { h2load, rawClient, sequentialLatency, sidecarMeter } from "./grpc/load.
 import { writePolicy } from "./grpc/policy.js";
 import { mainThreadCpuNs, startChild, type Child } from "./grpc/processes.js";
 import { median, paired, roundOrder, type Paired } from "./grpc/stats.js";
-import { DECISION_SERVICE, SINGLE, decisionRequest, grpcFrame, type Rpc } from "./grpc/wire.js";
+import { DECISION_SERVICE, SINGLE, TRIPLE, decisionRequest, grpcFrame, type Rpc } from "./grpc/wire.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const STREAMS = 64;
@@ -165,7 +165,7 @@ function report(contenders: readonly Contender[], opts: AbOptions, builds: reado
     loneMainUsPerCall: median(c.lone.map((r) => r.mainUsPerCall)),
   });
   const total = opts.blocks * opts.rounds;
-  console.log(`\n${opts.rpc}, ${opts.blocks} blocks of fresh processes × ${opts.rounds} rounds in turn: ${opts.requests} requests × ${STREAMS} in flight, then ${opts.calls} lone calls; medians of ${total} rounds`);
+  console.log(`\n${opts.rpc} (${opts.items} item${opts.items === 1 ? "" : "s"}), ${opts.blocks} blocks of fresh processes × ${opts.rounds} rounds in turn: ${opts.requests} requests × ${STREAMS} in flight, then ${opts.calls} lone calls; medians of ${total} rounds`);
   console.log(`${"".padEnd(44)} ${"req/s".padStart(8)} ${"main µs/call".padStart(13)} ${"lone p50 ms".padStart(12)} ${"lone main µs".padStart(13)}`);
   const rows: Record<string, unknown> = {};
   for (const c of contenders) {
@@ -228,7 +228,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "limitr-ab-"));
   const policy = join(work, "policy.yaml");
   writePolicy(policy);
-  const body = decisionRequest(opts.rpc, CUSTOMER, SINGLE);
+  const body = decisionRequest(opts.rpc, CUSTOMER, opts.items === 1 ? SINGLE : TRIPLE);
   const bodyFile = join(work, "request.bin");
   writeFileSync(bodyFile, grpcFrame(body));
   const contenders: Contender[] = [

@@ -1,7 +1,7 @@
 /** The command line of `npm run bench:ab` (bench/grpc-ab.ts). */
 import type { Rpc } from "./wire.js";
 
-export const USAGE = "usage: npm run bench:ab -- A [B] [--blocks N] [--rounds N] [--requests N] [--calls N] [--rpc Allow|Check|Record]";
+export const USAGE = "usage: npm run bench:ab -- A [B] [--blocks N] [--rounds N] [--requests N] [--calls N] [--rpc Allow|Check|Record] [--items 1|3]";
 
 /** A command line the bench cannot run; the message names what is wrong. */
 export class UsageError extends Error {}
@@ -19,9 +19,11 @@ export interface AbOptions {
   /** Lone calls per round of the second phase; 0 skips it. */
   readonly calls: number;
   readonly rpc: Rpc;
+  /** Items per call: 1 (requests) or 3 (input tokens, output tokens, requests), as in the bench. */
+  readonly items: 1 | 3;
 }
 
-const NAMED = ["--blocks", "--rounds", "--requests", "--calls", "--rpc"];
+const NAMED = ["--blocks", "--rounds", "--requests", "--calls", "--rpc", "--items"];
 
 export function parseAbOptions(argv: readonly string[]): AbOptions {
   const positional: string[] = [];
@@ -43,6 +45,8 @@ export function parseAbOptions(argv: readonly string[]): AbOptions {
   };
   const rpc = named.get("--rpc") ?? "Allow";
   if (rpc !== "Allow" && rpc !== "Check" && rpc !== "Record") throw new UsageError(`--rpc must be Allow, Check or Record, got ${JSON.stringify(rpc)}`);
+  const items = named.get("--items") ?? "1";
+  if (items !== "1" && items !== "3") throw new UsageError(`--items must be 1 or 3, got ${JSON.stringify(items)}`);
   return {
     a: positional[0] as string,
     b: positional[1],
@@ -51,5 +55,6 @@ export function parseAbOptions(argv: readonly string[]): AbOptions {
     requests: count("--requests", 10_000, 100),
     calls: count("--calls", 1000, 0),
     rpc,
+    items: items === "1" ? 1 : 3,
   };
 }

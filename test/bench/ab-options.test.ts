@@ -3,11 +3,11 @@ import { parseAbOptions, UsageError } from "../../bench/grpc/ab-options.js";
 
 describe("npm run bench:ab's command line", () => {
   it("defaults to this checkout as B, 16 blocks × 6 rounds of 10,000 requests and 1,000 lone Allows", () => {
-    expect(parseAbOptions(["main~3"])).toEqual({ a: "main~3", b: undefined, blocks: 16, rounds: 6, requests: 10_000, calls: 1000, rpc: "Allow" });
+    expect(parseAbOptions(["main~3"])).toEqual({ a: "main~3", b: undefined, blocks: 16, rounds: 6, requests: 10_000, calls: 1000, rpc: "Allow", items: 1 });
   });
 
   it("takes two builds and every option, in any order", () => {
-    expect(parseAbOptions(["--rounds", "20", "v1", "--rpc", "Check", "dist-x", "--calls", "0", "--requests", "100", "--blocks", "3"])).toEqual({
+    expect(parseAbOptions(["--rounds", "20", "v1", "--rpc", "Check", "dist-x", "--calls", "0", "--requests", "100", "--blocks", "3", "--items", "3"])).toEqual({
       a: "v1",
       b: "dist-x",
       blocks: 3,
@@ -15,6 +15,7 @@ describe("npm run bench:ab's command line", () => {
       requests: 100,
       calls: 0,
       rpc: "Check",
+      items: 3,
     });
   });
 
@@ -29,6 +30,7 @@ describe("npm run bench:ab's command line", () => {
     [["a", "--requests", "99"], /--requests must be an integer ≥ 100/],
     [["a", "--calls", ""], /--calls must be an integer ≥ 0, got ""/],
     [["a", "--rpc", "allow"], /--rpc must be Allow, Check or Record, got "allow"/],
+    [["a", "--items", "2"], /--items must be 1 or 3, got "2"/],
   ])("refuses %j, naming what is wrong", (argv, message) => {
     expect(() => parseAbOptions(argv)).toThrow(UsageError);
     expect(() => parseAbOptions(argv)).toThrow(message);
