@@ -95,8 +95,8 @@ export function calendarNext(schedule: CalendarSchedule, t: number): number {
  * each meter's period, and the meters of one limit share their period start, so the same
  * question comes on call after call; the Date arithmetic runs once per new one. Per schedule,
  * not one entry for all: each limit compiles its own schedule, so a call touching three monthly
- * limits asked three questions in turn and a single entry missed every one (~0.5 µs per item of
- * a 3-item Allow). Schedules are immutable compiled policy, so the answer for the same schedule
+ * limits asked three questions in turn and a single entry missed every one (~0.5 µs per 3-item
+ * Allow). Schedules are immutable compiled policy, so the answer for the same schedule
  * object and time never changes; a replaced policy's schedules go with it.
  */
 const lastMonthly = new WeakMap<CalendarSchedule, { readonly t: number; readonly next: number }>();
