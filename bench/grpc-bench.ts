@@ -47,7 +47,7 @@ const WARM_S = 1;
 const WARM_REQUESTS = 2000;
 const SEQ_CALLS = QUICK ? 1000 : 2000;
 const SEQ_WARMUP = 300;
-/** Rounds of the rotated sequential phase: the empty server and the sidecar in turn, once per bench. */
+/** Rounds of the rotated sequential phase: the empty server, a Check and an Allow in turn, once per bench. */
 const ROTATED_ROUNDS = QUICK ? 3 : 12;
 /** How long the idle cost (no calls at all) of the empty server and the sidecar is measured. */
 const IDLE_S = QUICK ? 3 : 10;
@@ -158,11 +158,16 @@ interface Scenario {
   readonly around?: () => Promise<() => Promise<string>>;
 }
 
-/** p50 of each round of the rotated sequential phase, in ms. */
+/**
+ * p50 of each round of the rotated sequential phase, in ms. The Check is the same sidecar's
+ * request path without a commit: how far the Allow is from it is what its transaction costs a
+ * lone call (docs/performance.md, "A lone Allow: the gap is the commit").
+ */
 interface RotatedSequential {
   readonly rounds: number;
   readonly calls: number;
   readonly empty: number[];
+  readonly check: number[];
   readonly allow: number[];
 }
 
@@ -440,16 +445,23 @@ async function main(): Promise<void> {
   // per-scenario sequential run follows that scenario's saturation run and swings widely.
   let rotated: RotatedSequential | undefined;
   if (ONLY === undefined || ONLY.includes("sequential")) {
-    const body = Buffer.from(decisionRequest("Allow", HOT, SINGLE));
-    const path = `${DECISION_SERVICE}/Allow`;
-    const clients = { empty: target("empty")().client, allow: sidecarClient };
-    rotated = { rounds: ROTATED_ROUNDS, calls: SEQ_CALLS, empty: [], allow: [] };
+    const call = (client: ReturnType<typeof rawClient>, rpc: "Allow" | "Check") => ({
+      client,
+      path: `${DECISION_SERVICE}/${rpc}`,
+      body: Buffer.from(decisionRequest(rpc, HOT, SINGLE)),
+    });
+    const calls = { empty: call(target("empty")().client, "Allow"), check: call(sidecarClient, "Check"), allow: call(sidecarClient, "Allow") };
+    rotated = { rounds: ROTATED_ROUNDS, calls: SEQ_CALLS, empty: [], check: [], allow: [] };
     for (let i = 0; i < ROTATED_ROUNDS; i++) {
-      for (const k of roundOrder(["empty", "allow"] as const, i)) {
-        rotated[k].push((await sequentialLatency(clients[k], path, body, SEQ_WARMUP, SEQ_CALLS)).p50);
+      for (const k of roundOrder(["empty", "check", "allow"] as const, i)) {
+        const c = calls[k];
+        rotated[k].push((await sequentialLatency(c.client, c.path, c.body, SEQ_WARMUP, SEQ_CALLS)).p50);
       }
     }
-    console.error(`rotated sequential, ${ROTATED_ROUNDS} rounds: empty ${median(rotated.empty).toFixed(3)} ms, Allow ${median(rotated.allow).toFixed(3)} ms`);
+    console.error(
+      `rotated sequential, ${ROTATED_ROUNDS} rounds: empty ${median(rotated.empty).toFixed(3)} ms, ` +
+        `Check ${median(rotated.check).toFixed(3)} ms, Allow ${median(rotated.allow).toFixed(3)} ms`,
+    );
   }
 
   const profile = PROFILE ? await profileRun() : undefined;
@@ -523,10 +535,12 @@ function report(extra: {
     const readings = [...p50.readings];
     let text = p50.text;
     if (extra.rotated) {
-      const { empty, allow, rounds } = extra.rotated;
+      const { empty, check, allow, rounds } = extra.rotated;
       const r = median(allow) / median(empty);
       readings.push(r);
-      text += `; rotated rounds ${r.toFixed(2)}× (${median(empty).toFixed(3)} vs ${median(allow).toFixed(3)} ms, ${rounds} rounds each)`;
+      text +=
+        `; rotated rounds ${r.toFixed(2)}× (${median(empty).toFixed(3)} vs ${median(allow).toFixed(3)} ms, ${rounds} rounds each;` +
+        ` a Check, the same path without a commit, ${(median(check) / median(empty)).toFixed(2)}×)`;
     }
     targets.push({ target: "sequential p50 ≤ 1.3× empty", value: text, met: Math.max(...readings) <= 1.3 });
     const p99 = med(ALLOW, (m) => m.atHalf.p99);
