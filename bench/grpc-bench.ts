@@ -129,9 +129,6 @@ async function startRedis(): Promise<{ port: number; pid: number; client: RespCl
   throw new Error("redis-server did not start");
 }
 
-// ---------------------------------------------------------------- verification
-
-
 // ---------------------------------------------------------------- scenarios
 
 interface Target {
