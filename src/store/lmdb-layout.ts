@@ -3,6 +3,8 @@
  * format-version check that runs before anything is written.
  *
  *   meta            "format" → FORMAT_VERSION
+ *                   "events-pruned-through" → the highest sequence pruning deleted (so the next
+ *                   sequence is known when pruning emptied the events table)
  *   customers       id → customer row
  *   alt-ids         alt id → primary id
  *   meters          [owner, entitlement] → meter row (ordered keys: metersOf(owner) is a range)
@@ -49,8 +51,13 @@ export interface Tables {
 export interface Layout {
   readonly env: RootDatabase<unknown, Key>;
   readonly tables: Tables;
+  /** Facts about the environment itself, not rows of the data (see the table list above). */
+  readonly meta: Table;
   readonly file: string;
 }
+
+/** The meta key under which pruning records the highest sequence it deleted. */
+export const EVENTS_PRUNED_THROUGH = "events-pruned-through";
 
 const TABLE_NAMES: Readonly<Record<keyof Tables, string>> = {
   customers: "customers",
@@ -88,11 +95,11 @@ export function openLayout(options: LayoutOptions): Layout {
     throw storeError(e, `opening the data dir ${options.dir}`);
   }
   try {
-    checkFormat(env, options.dir);
+    const meta = checkFormat(env, options.dir);
     const tables = Object.fromEntries(
       Object.entries(TABLE_NAMES).map(([k, name]) => [k, env.openDB<unknown, Key>({ name, encoding: "msgpack" })]),
     ) as unknown as Tables;
-    return { env, tables, file };
+    return { env, tables, meta, file };
   } catch (e) {
     // Nothing was written for a refused dir; release the lock file handle before reporting.
     void env.close();
@@ -104,15 +111,15 @@ export function openLayout(options: LayoutOptions): Layout {
  * Reads the format version before any table is opened (opening a table that does not exist
  * creates it, which is a write). A fresh environment gets the current version, an older one whose
  * rows this code reads is upgraded, and a newer or unknown one is refused so this code never
- * corrupts data it does not understand.
+ * corrupts data it does not understand. Returns the meta table.
  */
-function checkFormat(env: RootDatabase<unknown, Key>, dir: string): void {
+function checkFormat(env: RootDatabase<unknown, Key>, dir: string): Table {
   // Named databases are keys of the root database; an empty root means a fresh environment.
   const names = [...env.getKeys({ limit: 64 })].map(String);
   if (names.length === 0) {
     const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
     meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
-    return;
+    return meta;
   }
   if (!names.includes("meta")) {
     throw new LimitrError(
@@ -122,10 +129,10 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string): void {
   }
   const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
   const version = meta.get("format");
-  if (version === FORMAT_VERSION) return;
+  if (version === FORMAT_VERSION) return meta;
   if (typeof version === "number" && UPGRADABLE_FORMATS.has(version)) {
     meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
-    return;
+    return meta;
   }
   throw new LimitrError(
     "FAILED_PRECONDITION",

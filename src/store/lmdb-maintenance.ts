@@ -16,7 +16,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { invalidArgument } from "../errors/index.js";
-import type { Layout } from "./lmdb-layout.js";
+import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
 import { decodeCustomer, decodeEvent, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
 
@@ -149,13 +149,17 @@ function toWrite(r: StateRecord, reader: StateReader, at: string): Write {
 }
 
 export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
-  const { env, tables, file } = ctx.layout;
+  const { env, tables, meta, file } = ctx.layout;
 
   /** Deletes `keys` of the event log in one short transaction. */
+  /** `keys` in ascending order. */
   function deleteEvents(keys: readonly Key[]): number {
     let deleted = 0;
     env.transactionSync(() => {
       for (const k of keys) if (tables.events.removeSync(k)) deleted++;
+      // The next sequence is read from the newest event at open: once pruning may have deleted
+      // it, the mark keeps a reopened store from giving the same sequences out again.
+      meta.putSync(EVENTS_PRUNED_THROUGH, keys[keys.length - 1]);
     });
     return deleted;
   }

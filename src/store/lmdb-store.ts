@@ -36,7 +36,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import { openLayout, type Layout } from "./lmdb-layout.js";
+import { EVENTS_PRUNED_THROUGH, openLayout, type Layout } from "./lmdb-layout.js";
 import { createLmdbReader } from "./lmdb-reader.js";
 import {
   createMaintenance,
@@ -112,7 +112,7 @@ function receiptOf(events: readonly StoredEvent[]): CommitReceipt {
 
 /**
  * Opens the store synchronously (LMDB opens in microseconds and reads only the last event
- * sequence number). Throws FAILED_PRECONDITION for a data dir of another format, UNAVAILABLE or
+ * sequence number, and how far pruning went). Throws FAILED_PRECONDITION for a data dir of another format, UNAVAILABLE or
  * RESOURCE_EXHAUSTED when the dir cannot be opened.
  */
 export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
@@ -130,8 +130,12 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   const reader = createLmdbReader(tables, overlay, cache, guard);
 
   const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
+  const prunedThrough = layout.meta.get(EVENTS_PRUNED_THROUGH);
   /** Highest sequence acknowledged (and visible to event readers). */
-  let durableSeq = typeof lastStored === "number" ? lastStored : 0;
+  let durableSeq = Math.max(
+    typeof lastStored === "number" ? lastStored : 0,
+    typeof prunedThrough === "number" ? prunedThrough : 0,
+  );
   /** Next sequence to give out; rolls back to durableSeq + 1 when a batch fails. */
   let nextSeq = durableSeq + 1;
   const recent = createRecentEvents(options.recentEvents ?? DEFAULT_RECENT_EVENTS);

@@ -490,6 +490,27 @@ describe("lmdb store", () => {
     expect((await s.commit([], [meterEvent("c1", "chat", 1n)])).sequences).toEqual([3001]);
   });
 
+  it("never gives a sequence out twice, even after pruning emptied the log and the store reopened", async () => {
+    // An idle week prunes the whole log under the default retention by age.
+    const path = dir();
+    const s = openAt(path);
+    await s.commit([], [1, 2, 3].map((i) => meterEvent("c1", "chat", BigInt(i), { time: 1000 })));
+    expect(await s.pruneEvents({ maxAgeMs: 500, now: 10_000 })).toEqual({ deleted: 3 });
+    await s.close();
+
+    const again = openAt(path);
+    expect([again.firstSequence(), again.lastSequence()]).toEqual([4, 3]);
+    expect((await again.commit([], [meterEvent("c1", "chat", 4n, { time: 20_000 })])).sequences).toEqual([4]);
+    // A reader resuming after the last sequence it saw before the restart finds the new event.
+    expect(again.readEvents(4, 10).map((e) => e.seq)).toEqual([4]);
+    expect(again.listEvents({ afterSeq: 3, limit: 10 }).events.map((e) => e.seq)).toEqual([4]);
+    // Pruning part of the log later leaves the mark behind the newest event: still sequence 5 next.
+    expect(await again.pruneEvents({ maxCount: 0, now: 0 })).toEqual({ deleted: 1 });
+    await again.close();
+    const third = openAt(path);
+    expect((await third.commit([], [meterEvent("c1", "chat", 5n)])).sequences).toEqual([5]);
+  });
+
   it("prunes only expired idempotency keys, and not one decided again with a later expiry", async () => {
     const s = openAt(dir());
     const writes: Write[] = Array.from({ length: 1100 }, (_, i) => ({
