@@ -146,7 +146,8 @@ export function meterView(work: WorkMeter, now: number): MeterView {
     limit: limit.value,
     remaining: limit.value - work.value - held,
     held,
-    overage: overageOf(work.value, limit.value),
+    // SPEC §4: observe is "never an overage"; its limit is only a reference line.
+    overage: limit.mode === "observe" ? 0n : overageOf(work.value, limit.value),
     periodStart: work.periodStart,
     nextReset: limit.reset === undefined ? undefined : (work.nextReset ?? nextResetAfter(limit.reset, work.periodStart)),
   };

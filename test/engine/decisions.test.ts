@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allow, check, record, type DecisionResult, type MeterView } from "../../src/engine/index.js";
+import { allow, check, getMeters, record, type DecisionResult, type MeterView } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { buildPolicy, createHarness, credit, n, snapshot, T0 } from "./harness.js";
 
@@ -50,6 +50,15 @@ describe("limit modes", () => {
     expect(results.map((r) => r.allowed)).toEqual(allowed);
     expect(results.at(-1)?.reason).toBe(lastReason);
     expect(meter(results.at(-1) as DecisionResult).value).toBe(n(finalValue));
+  });
+
+  it("observe: the reported meter never shows an overage, in the answer or in getMeters", () => {
+    const h = createHarness(policy);
+    const r = h.run(allow, { customerId: "u", items: [{ entitlement: "observe", amount: 30 }] }).result;
+    expect(r.reason).toBe("OK");
+    expect(meter(r)).toMatchObject({ value: n(30), overage: 0n });
+    const [view] = getMeters(h.ctx(), "u", ["observe"]).result;
+    expect(view).toMatchObject({ kind: "metered", value: n(30), overage: 0n });
   });
 
   it("a decrease is allowed even on a meter above its hard limit", () => {
