@@ -48,6 +48,9 @@ const tcpAddress = z.string().refine((s) => HOST_PORT.test(s) && Number(HOST_POR
   message: "must be HOST:PORT (e.g. 127.0.0.1:8081)",
 });
 
+/** The largest delay setTimeout/setInterval honour (2^31-1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** A duration in the policy's grammar (`'30s'`, `'5min'`, `'24hr'`, `'7days'`, ms) → milliseconds. */
 const duration = z.string().transform((s, ctx) => {
   const parsed = parseDurationMs(s.trim());
@@ -57,6 +60,12 @@ const duration = z.string().transform((s, ctx) => {
   }
   return parsed.ms;
 });
+
+/**
+ * A duration that becomes a timer delay: Node turns a delay past 2^31-1 ms into 1 ms, so a long
+ * value would fire at once (or every millisecond); refused instead of silently inverted.
+ */
+const timerDuration = duration.pipe(z.number().max(MAX_TIMER_MS, "must be at most 24days (a timer limit)"));
 
 const positiveInt = z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().positive());
 
@@ -71,10 +80,10 @@ const ServeConfigSchema = z.object({
   fsync: z.boolean().default(false),
   idempotencyWindow: duration.default(24 * 3_600_000),
   policyWatch: z.enum(["events", "poll"]).default("events"),
-  policyPollInterval: duration.default(30_000),
+  policyPollInterval: timerDuration.default(30_000),
   eventRetention: duration.default(7 * 86_400_000),
   eventRetentionCount: positiveInt.default(10_000_000),
-  maintenanceInterval: duration.pipe(z.number().positive("must be longer than 0").max(2_147_483_647, "must be at most 24days (a timer limit)")).default(60_000),
+  maintenanceInterval: timerDuration.default(60_000),
   maxDataBytes: positiveInt.optional(),
   maxMessageBytes: positiveInt.default(1_048_576),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),

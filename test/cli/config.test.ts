@@ -56,6 +56,19 @@ describe("parseServeConfig", () => {
     expect(() => parseServeConfig(argv, env)).toThrow(message);
   });
 
+  // Each of these becomes a setInterval/setTimeout delay, and Node replaces a delay past 2^31-1 ms
+  // by 1 ms: a value meant to be long would fire at once (or every millisecond), so it is refused.
+  it("refuses --policy-poll-interval past the timer limit, which would re-read the policy every millisecond", () => {
+    expect(parseServeConfig(["--policy", "p", "--policy-poll-interval", "24days"], {}).policyPollInterval).toBe(24 * 86_400_000);
+    expect(() => parseServeConfig(["--policy", "p", "--policy-poll-interval", "30days"], {})).toThrow(ConfigError);
+    expect(() => parseServeConfig(["--policy", "p", "--policy-poll-interval", "30days"], {})).toThrow(
+      /^--policy-poll-interval: must be at most 24days \(a timer limit\) \(got "30days"\)$/,
+    );
+    expect(() => parseServeConfig(["--policy", "p"], { LIMITR_POLICY_POLL_INTERVAL: "2147483648" })).toThrow(
+      /^LIMITR_POLICY_POLL_INTERVAL: must be at most 24days/,
+    );
+  });
+
   it("lists every problem at once", () => {
     try {
       parseServeConfig(["--grpc-address", "x", "--shutdown-grace-ms", "abc"], {});
