@@ -44,7 +44,6 @@ export interface Decided {
 /** One counted item: the meter and its value before and after this item. */
 interface Step {
   readonly work: WorkMeter;
-  readonly amount: Nanos;
   readonly oldValue: Nanos;
   readonly newValue: Nanos;
   readonly pastLimit: boolean;
@@ -130,7 +129,7 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     }
     if (pastLimit) soft = true;
     work.value = newValue;
-    steps[i] = { work, amount, oldValue, newValue, pastLimit };
+    steps[i] = { work, oldValue, newValue, pastLimit };
   }
   works.length = workCount;
 
@@ -152,8 +151,11 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
         events.push(meterEvent(step.pastLimit ? "meter-overage" : "meter-changed", scope, w, step.oldValue, step.newValue));
       }
       const cost = w.limit.credit.overheadCost;
-      if (cost !== 0n && step.amount !== 0n) {
-        w.overhead += mulNanos(step.amount, cost);
+      // The change the meter actually made: a decrease clamped at `minimum` moved less (or
+      // nothing), and the provider cost must not fall by usage that was never counted.
+      const moved = step.newValue - step.oldValue;
+      if (cost !== 0n && moved !== 0n) {
+        w.overhead += mulNanos(moved, cost);
         w.changed = true;
       }
       applyThresholds(events, scope, w, step.oldValue, step.newValue);

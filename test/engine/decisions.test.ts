@@ -192,6 +192,24 @@ describe("events", () => {
   });
 });
 
+describe("minimum clamp", () => {
+  const seatWithCost = credit("seat", { overheadCost: n(2) });
+  const clamped = buildPolicy({ free: { isDefault: true, entitlements: { seats: { limit: { credit: seatWithCost, value: 3, minimum: 0 } } } } });
+
+  it.each([
+    // [amounts, final value, final overhead]: overhead follows what the meter actually moved
+    [[-5], 0, 0],
+    [[3, -5], 0, 0],
+    [[3, -5, 2], 2, 4],
+  ] as const)("%j → value %d, provider cost %d", (amounts, value, overhead) => {
+    const h = createHarness(clamped);
+    let last: DecisionResult | undefined;
+    for (const amount of amounts) last = h.run(allow, { customerId: "u", items: [{ entitlement: "seats", amount }] }).result;
+    expect(meter(last as DecisionResult).value).toBe(n(value));
+    expect(h.store.getMeter("u", "seats")?.overhead ?? 0n).toBe(n(overhead));
+  });
+});
+
 describe("record", () => {
   it("counts past a hard limit and reports the overage as soft", () => {
     const h = createHarness(policy);
