@@ -76,7 +76,8 @@ const ServeConfigSchema = z.object({
   httpAddress: z.union([z.literal("off"), tcpAddress]).default("127.0.0.1:8081"),
   healthAddress: tcpAddress.optional(),
   metricsAddress: tcpAddress.optional(),
-  shutdownGraceMs: positiveInt.default(10_000),
+  // A setTimeout delay too: past the limit the grace period would end at once.
+  shutdownGraceMs: positiveInt.pipe(z.number().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} (about 24.8 days, a timer limit)`)).default(10_000),
   fsync: z.boolean().default(false),
   idempotencyWindow: duration.default(24 * 3_600_000),
   policyWatch: z.enum(["events", "poll"]).default("events"),

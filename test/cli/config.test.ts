@@ -69,6 +69,15 @@ describe("parseServeConfig", () => {
     );
   });
 
+  it("refuses --shutdown-grace-ms past the timer limit, which would cancel in-flight calls at once", () => {
+    expect(parseServeConfig(["--policy", "p", "--shutdown-grace-ms", "2147483647"], {}).shutdownGraceMs).toBe(2_147_483_647);
+    expect(() => parseServeConfig(["--policy", "p", "--shutdown-grace-ms", "3000000000"], {})).toThrow(ConfigError);
+    expect(() => parseServeConfig(["--policy", "p", "--shutdown-grace-ms", "3000000000"], {})).toThrow(
+      /^--shutdown-grace-ms: must be at most 2147483647 \(about 24.8 days, a timer limit\) \(got "3000000000"\)$/,
+    );
+    expect(() => parseServeConfig(["--policy", "p"], { LIMITR_SHUTDOWN_GRACE_MS: "2147483648" })).toThrow(/^LIMITR_SHUTDOWN_GRACE_MS: must be at most 2147483647/);
+  });
+
   it("lists every problem at once", () => {
     try {
       parseServeConfig(["--grpc-address", "x", "--shutdown-grace-ms", "abc"], {});
