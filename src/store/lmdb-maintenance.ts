@@ -79,7 +79,10 @@ export interface StoreStats {
 export interface StoreMaintenance {
   /** Every customer, meter and reservation as committed now (one consistent snapshot). */
   exportState(): Iterable<StateRecord>;
-  /** Writes the records in batched commits (customers keep their alt-id index). */
+  /**
+   * Writes the records in batched commits (customers keep their alt-id index), in order: if the
+   * stream fails or a record is refused, the records before it are imported and none after it.
+   */
   importState(records: Iterable<StateRecord> | AsyncIterable<StateRecord>): Promise<{ readonly count: number }>;
   listEvents(query: EventQuery): EventPage;
   pruneEvents(options: PruneEventsOptions): Promise<{ readonly deleted: number }>;
@@ -195,13 +198,21 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         customersInChunk.clear();
         await ctx.commit(writes, []);
       };
-      for await (const r of records) {
-        // `previous` must see the earlier record of the same customer: commit that one first.
-        if (r.kind === "customer" && customersInChunk.has(r.customer.id)) await flush();
-        chunk.push(toWrite(r, ctx.reader, `records[${count}]`));
-        if (r.kind === "customer") customersInChunk.add(r.customer.id);
-        count++;
-        if (chunk.length >= IMPORT_CHUNK) await flush();
+      try {
+        for await (const r of records) {
+          // `previous` must see the earlier record of the same customer: commit that one first.
+          if (r.kind === "customer" && customersInChunk.has(r.customer.id)) await flush();
+          chunk.push(toWrite(r, ctx.reader, `records[${count}]`));
+          if (r.kind === "customer") customersInChunk.add(r.customer.id);
+          count++;
+          if (chunk.length >= IMPORT_CHUNK) await flush();
+        }
+      } catch (e) {
+        // A stream is applied in order, as it arrives: when a record is refused (or the stream
+        // fails), every record before it is imported and none after, so the caller knows where
+        // to resume. Which records landed must not depend on where a chunk happened to end.
+        await flush();
+        throw e;
       }
       await flush();
       return { count };

@@ -473,6 +473,21 @@ describe("lmdb store", () => {
     expect(target.resolveAltId("alt1199")).toBe("c1199");
   });
 
+  it("an import that fails part-way keeps exactly the records before the failure, whatever the chunking", async () => {
+    for (const failAt of [1, 499, 500, 600, 1001]) {
+      const s = openAt(dir());
+      async function* stream(): AsyncIterable<StateRecord> {
+        for (let i = 0; i < failAt; i++) yield { kind: "customer", customer: customer(`c${i}`) };
+        // The server's decoder throws like this on a record it refuses.
+        throw new Error(`requests[${failAt}].record.meter.value: not a decimal`);
+      }
+      await expect(s.importState(stream())).rejects.toThrow(`requests[${failAt}]`);
+      const ids = [...s.exportState()].map((r) => (r.kind === "customer" ? r.customer.id : "?"));
+      expect(ids.length).toBe(failAt);
+      expect(new Set(ids)).toEqual(new Set(Array.from({ length: failAt }, (_, i) => `c${i}`)));
+    }
+  });
+
   it("prunes events by count and by age in small transactions", async () => {
     const s = openAt(dir());
     for (let i = 0; i < 3; i++) {

@@ -858,7 +858,10 @@ export const AdminService: GenService<{
     output: typeof ExportStateResponseSchema;
   },
   /**
-   * Loads records produced by ExportState; records with the same key are replaced.
+   * Loads records produced by ExportState; records with the same key are replaced. Records are
+   * applied in order as they arrive: a refused record ends the call with INVALID_ARGUMENT naming
+   * it (`requests[i]...`), and the records before it stay imported, none after it. Send the
+   * stream again from that record (or the corrected stream from the start: it replaces).
    *
    * @generated from rpc limitr.v1.AdminService.ImportState
    */
