@@ -1,6 +1,6 @@
 /**
  * Validation and merging of customer fields shared by the admin API and request hints.
- * Errors name the proto field (snake_case), prefixed for hints (`hint.alt_ids[1]`).
+ * Errors name the proto field (snake_case), prefixed for hints (`customer_hint.alt_ids[1]`).
  */
 import { LimitrError, invalidArgument } from "../errors/index.js";
 import type { Customer, StateReader } from "./types.js";

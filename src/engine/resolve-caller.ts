@@ -8,6 +8,9 @@ import { customerChanged, dedupe, mergeList, mergeMetadata, validateCustomerList
 import { findCustomer } from "./customer-graph.js";
 import type { Customer, CustomerHint, EngineEvent, Write } from "./types.js";
 
+/** Errors name the field as the client wrote it: the requests' proto field is `customer_hint`. */
+const HINT_FIELD = "customer_hint.";
+
 export interface CallerResolution {
   /** The caller after the call; undefined = unknown and not creatable (UNKNOWN_CUSTOMER). */
   readonly caller: Customer | undefined;
@@ -39,7 +42,7 @@ export function resolveCaller(ctx: EngineContext, customerId: string, hint: Cust
 }
 
 function fromHint(ctx: EngineContext, id: string, hint: CustomerHint): Customer {
-  validateCustomerLists(ctx.state, "hint.", id, hint.refs, hint.altIds);
+  validateCustomerLists(ctx.state, HINT_FIELD, id, hint.refs, hint.altIds);
   return {
     id,
     plan: hint.plan ?? "",
@@ -62,7 +65,7 @@ function createCustomer(ctx: EngineContext, customer: Customer): CallerResolutio
 
 /** Scalars replaced when the hint gives them non-empty; lists and metadata only ever grow. */
 function updateFromHint(ctx: EngineContext, stored: Customer, hint: CustomerHint): CallerResolution {
-  validateCustomerLists(ctx.state, "hint.", stored.id, hint.refs, hint.altIds);
+  validateCustomerLists(ctx.state, HINT_FIELD, stored.id, hint.refs, hint.altIds);
   const merged: Customer = {
     ...stored,
     plan: hint.plan !== undefined && hint.plan !== "" ? hint.plan : stored.plan,

@@ -174,7 +174,10 @@ describe("admin", () => {
     ["delete unknown", (c) => deleteCustomer(c, "nobody"), "NOT_FOUND", "customer_id"],
     ["set plan unknown customer", (c) => setCustomerPlan(c, { customerId: "nobody", plan: "pro", resetMeters: false }), "NOT_FOUND", "customer_id"],
     ["set plan unknown plan", (c) => setCustomerPlan(c, { customerId: "a", plan: "gold", resetMeters: false }), "INVALID_ARGUMENT", "plan"],
-    ["hint alt id taken", (c) => allow(c, { customerId: "z", items: [{ entitlement: "tokens" }], hint: { altIds: ["sk_a"] } }), "ALREADY_EXISTS", "hint.alt_ids[0]"],
+    // A hint's errors name the request's proto field, customer_hint, as a client wrote it.
+    ["hint alt id taken", (c) => allow(c, { customerId: "z", items: [{ entitlement: "tokens" }], hint: { altIds: ["sk_a"] } }), "ALREADY_EXISTS", "customer_hint.alt_ids[0]"],
+    ["hint empty alt id", (c) => allow(c, { customerId: "z", items: [{ entitlement: "tokens" }], hint: { altIds: [""] } }), "INVALID_ARGUMENT", "customer_hint.alt_ids[0]"],
+    ["hint self ref, stored customer", (c) => allow(c, { customerId: "a", items: [{ entitlement: "tokens" }], hint: { refs: ["a"] } }), "INVALID_ARGUMENT", "customer_hint.refs[0]"],
   ])("%s", (_name, op, code, field) => {
     const h = createHarness(policy);
     h.run(upsertCustomer, { id: "a", altIds: ["sk_a"] });
