@@ -8,9 +8,10 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { createEngine } from "../../src/engine/index.js";
+import { createEngine, type StateRecord } from "../../src/engine/index.js";
+import { ImportStateRequestSchema } from "../../src/gen/limitr/v1/admin_pb.js";
 import { AllowRequestSchema, DecisionService } from "../../src/gen/limitr/v1/decision_pb.js";
-import { createHttpEndpoint, createSidecarServer, type HttpEndpoint, type SidecarServer } from "../../src/server/index.js";
+import { createHttpEndpoint, createSidecarServer, type HttpEndpoint, type SidecarServer, type StateAdmin } from "../../src/server/index.js";
 import { createMemoryStore, type MemoryStore } from "../../src/store/memory-store.js";
 import { examplePolicy } from "./harness.js";
 
@@ -31,7 +32,7 @@ afterEach(async () => {
   open = undefined;
 });
 
-async function setup(options: { maxMessageBytes?: number } = {}): Promise<Setup> {
+async function setup(options: { maxMessageBytes?: number; importState?: StateAdmin["importState"] } = {}): Promise<Setup> {
   const store = createMemoryStore();
   let enabled = false;
   let reach!: () => void;
@@ -58,7 +59,7 @@ async function setup(options: { maxMessageBytes?: number } = {}): Promise<Setup>
     engine,
     events: store,
     policyStatus: () => ({ version: policy.version, appliedAt: 0, source: "test", lastErrors: [], lastRejectedAt: undefined, rejectionsSinceApplied: 0 }),
-    state: { exportState: () => [], importState: async () => ({ count: 0 }) },
+    state: { exportState: () => [], importState: options.importState ?? (async () => ({ count: 0 })) },
     logger: quiet,
     ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
   });
@@ -182,4 +183,92 @@ describe("HTTP endpoint", () => {
     });
     expect(await meters.json()).toMatchObject({ meters: [{ value: 0 }] });
   });
+
+  // --max-message-bytes is a per-MESSAGE limit (as on the gRPC port); a client stream's body holds
+  // many messages, so its declared length must not be judged as one message.
+  const importProtocols = [
+    ["Connect JSON", "application/connect+json"],
+    ["Connect binary", "application/connect+proto"],
+    ["gRPC-Web", "application/grpc-web+proto"],
+  ] as const;
+  it.each(importProtocols)("ImportState over %s: a body of many small messages, over the limit in total, is imported", async (_name, contentType) => {
+    const imported: StateRecord[] = [];
+    const { server, base } = await setup({
+      maxMessageBytes: 512,
+      importState: async (records) => {
+        for await (const r of records) imported.push(r);
+        return { count: imported.length };
+      },
+    });
+    server.setServing(true);
+    const messages = Array.from({ length: 40 }, (_, i) => importMessage(contentType, `customer-${i}`, ""));
+    for (const m of messages) expect(m.length).toBeLessThan(100);
+    const body = Buffer.concat(messages);
+    expect(body.length).toBeGreaterThan(512);
+    const res = await fetch(`${base}/limitr.v1.AdminService/ImportState`, {
+      method: "POST",
+      headers: { "content-type": contentType, "content-length": String(body.length) },
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(streamOutcome(contentType, res.headers, Buffer.from(await res.arrayBuffer()))).toBe("ok");
+    expect(imported.map((r) => (r.kind === "customer" ? r.customer.id : r.kind))).toEqual(messages.map((_, i) => `customer-${i}`));
+  });
+
+  it.each(importProtocols)("ImportState over %s: one message over the limit is still refused", async (_name, contentType) => {
+    const imported: StateRecord[] = [];
+    const { server, base } = await setup({
+      maxMessageBytes: 512,
+      importState: async (records) => {
+        for await (const r of records) imported.push(r);
+        return { count: imported.length };
+      },
+    });
+    server.setServing(true);
+    const body = importMessage(contentType, "big", "x".repeat(600));
+    const res = await fetch(`${base}/limitr.v1.AdminService/ImportState`, {
+      method: "POST",
+      headers: { "content-type": contentType, "content-length": String(body.length) },
+      body,
+    });
+    expect(streamOutcome(contentType, res.headers, Buffer.from(await res.arrayBuffer()))).toMatch(/512/);
+    expect(imported).toEqual([]);
+  });
 });
+
+/** One ImportState request (a customer record) in a streaming envelope: flags 0, length, message. */
+function importMessage(contentType: string, id: string, pad: string): Buffer {
+  const fields = pad ? { id, metadata: { pad } } : { id };
+  const message = contentType.endsWith("+json")
+    ? Buffer.from(JSON.stringify({ record: { customer: fields } }))
+    : Buffer.from(toBinary(ImportStateRequestSchema, create(ImportStateRequestSchema, { record: { kind: { case: "customer", value: fields } } })));
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(message.length, 1);
+  return Buffer.concat([head, message]);
+}
+
+/** "ok", or the error message, from a Connect end-of-stream message or gRPC-Web trailers. */
+function streamOutcome(contentType: string, headers: Headers, body: Buffer): string {
+  const frames: { flags: number; data: Buffer }[] = [];
+  for (let at = 0; at + 5 <= body.length; ) {
+    const length = body.readUInt32BE(at + 1);
+    frames.push({ flags: body.readUInt8(at), data: body.subarray(at + 5, at + 5 + length) });
+    at += 5 + length;
+  }
+  if (contentType.startsWith("application/grpc-web")) {
+    // A trailers-only answer carries the status in the headers; otherwise it is the 0x80 frame.
+    const trailers = frames.find((f) => f.flags & 0x80)?.data.toString("utf8") ?? "";
+    const status = headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(trailers)?.[1];
+    const message = headers.get("grpc-message") ?? /grpc-message:\s*(.*)/.exec(trailers)?.[1] ?? "";
+    return status === "0" ? "ok" : `${status ?? "?"} ${decodeURIComponent(message.trim())}`;
+  }
+  // A refusal before the stream began is a unary-style JSON error, not an envelope.
+  if (headers.get("content-type") === "application/json") {
+    const error = JSON.parse(body.toString("utf8")) as { code: string; message?: string };
+    return `${error.code} ${error.message ?? ""}`;
+  }
+  const end = frames.find((f) => f.flags & 0x02);
+  if (!end) return `no end-of-stream message: ${body.toString("utf8")}`;
+  const { error } = JSON.parse(end.data.toString("utf8")) as { error?: { code: string; message?: string } };
+  return error ? `${error.code} ${error.message ?? ""}` : "ok";
+}

@@ -76,13 +76,21 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
     // This port is a node:http (HTTP/1.1) server, so the fallback gets node:http's own objects.
     fallback: (req, res) => operator(req as http.IncomingMessage, res as unknown as http.ServerResponse),
   });
+  // The limit is per message. A client stream's body holds many messages, so its length says
+  // nothing about any one of them: connect-node's readMaxBytes judges each envelope instead.
+  const streamedRequests = new Set(
+    [DecisionService, AdminService].flatMap((service) =>
+      service.methods.filter((m) => m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming").map((m) => `/${service.typeName}/${m.name}`),
+    ),
+  );
   return serveHttp(
     (req, res) => {
       // A body declared too large is INVALID_ARGUMENT, as on the gRPC port, answered before
       // connect-node reads it (its own readMaxBytes, which says resource_exhausted, remains the
-      // backstop for bodies sent without a length).
+      // backstop for bodies sent without a length and for each message of a client stream).
       const declared = Number(req.headers["content-length"]);
-      if (Number.isFinite(declared) && declared > deps.maxMessageBytes) return refuseOversized(req, res, declared, deps.maxMessageBytes);
+      const oneMessage = !streamedRequests.has((req.url ?? "/").split("?", 1)[0] ?? "");
+      if (oneMessage && Number.isFinite(declared) && declared > deps.maxMessageBytes) return refuseOversized(req, res, declared, deps.maxMessageBytes);
       handler(req, res);
     },
     deps.logger,
