@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { createEngine, type ItemView } from "../../src/engine/index.js";
-import type { CompiledPolicy, ResetRule } from "../../src/policy/index.js";
+import { loadPolicy, type CompiledPolicy, type ResetRule } from "../../src/policy/index.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 import { buildPolicy, credit, daily, DAY, monthly1, n, rolling } from "./harness.js";
 
@@ -105,5 +105,30 @@ describe("reset rule changes across policy swaps", () => {
     s.now = NOV_21_10H;
     s.policy = policyWith(rolling(DAY), "b");
     expect(await meter()).toMatchObject({ value: n(3), periodStart: NOV_21_10H, nextReset: NOV_21_10H + DAY });
+  });
+
+  // Compiled from policy text: a rolling rule keeps the author's spelling, and only the meaning
+  // (the period length, the calendar schedule) may decide whether the rule changed.
+  const limitText = (reset: string): CompiledPolicy => {
+    const fields = reset === "" ? "" : `, ${reset}`;
+    const text = `policy:\n  credits:\n    token: {}\n  plans:\n    free:\n      default: true\n      entitlements:\n        t:\n          limit: { credit: token, value: 100, resets: true${fields} }\n`;
+    const r = loadPolicy(text, { version: reset });
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    return r.policy;
+  };
+  it.each([
+    // [before, after ("" = the default 30days), period length]
+    [`reset_inc: "1day"`, `reset_inc: "24hr"`, DAY],
+    ["", `reset_inc: "720hr"`, 30 * DAY],
+    [`reset_inc: "30days"`, "", 30 * DAY],
+    [`reset_sch: "weekly:monday"`, `reset_sch: " Weekly:MON "`, 7 * DAY],
+  ] as const)("rewriting a rule with the same meaning ('%s' → '%s') does not move a running meter's period", async (before, after, length) => {
+    // A Monday midnight, so the weekly period starts at the meter's start too.
+    const start = Date.UTC(2026, 10, 23);
+    const { s, meter, use } = setup(limitText(before), start);
+    await use(3);
+    s.now = start + 6 * 3_600_000;
+    s.policy = limitText(after);
+    expect(await meter()).toMatchObject({ value: n(3), periodStart: start, nextReset: start + length });
   });
 });
