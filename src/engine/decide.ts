@@ -8,7 +8,7 @@ import { TOLERANCE, mulNanos, type Nanos } from "../policy/index.js";
 import type { EngineContext } from "./context.js";
 import { resolveScopeOwner, type ResolvedPlan } from "./customer-graph.js";
 import { applyThresholds, meterEvent, pushResetEvents, type EventScope } from "./meter-events.js";
-import { itemAmount } from "./validate-request.js";
+import { checkItemUnit, itemAmount } from "./validate-request.js";
 import type { Customer, DeniedReason, EngineEvent, ItemView, UsageItem, Write } from "./types.js";
 import { dropHold, findWork, loadWorkMeter, meterView, toStoredMeter, type WorkMeter } from "./work-meter.js";
 
@@ -78,10 +78,13 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     }
     const limit = ent.limit;
     if (limit === undefined) {
+      checkItemUnit(item, i, ctx.policy);
       itemWorks[reached++] = undefined;
       continue;
     }
     const fixed = input.fixed?.[i];
+    // Before the owner is resolved: bad input is an error, not a SCOPE_UNRESOLVED denial.
+    const amount = fixed !== undefined ? fixed.amount : itemAmount(item, i, limit);
     let owner: string;
     if (fixed !== undefined) owner = fixed.owner;
     else if (ent.scope === undefined) owner = caller.id;
@@ -94,7 +97,6 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
       }
       owner = found.id;
     }
-    const amount = fixed !== undefined ? fixed.amount : itemAmount(item, i, limit);
     let work = findWork(works, workCount, owner, name);
     if (work === undefined) {
       work = loadWorkMeter(ctx.state, owner, name, limit, now, ctx.resetRuleChanges);
@@ -135,8 +137,9 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
 
   if (denied >= 0) {
     itemWorks.length = reached;
-    // Remaining items are still validated: bad input is an error whatever else is denied.
-    for (let i = denied + 1; i < items.length; i++) validateLater(items[i] as UsageItem, i, plan, input.fixed !== undefined);
+    // Remaining items (and an entitlement-denied one) are still validated: bad input is an error
+    // whatever else is denied.
+    for (let i = denied; i < items.length; i++) validateLater(ctx, items[i] as UsageItem, i, plan, input.fixed !== undefined);
     return deniedOutcome(ctx, input, denied, deniedReason, works, itemWorks, resetEvents);
   }
 
@@ -203,10 +206,11 @@ function meterWrites(works: readonly WorkMeter[], now: number): Write[] {
   return writes;
 }
 
-function validateLater(item: UsageItem, i: number, plan: ResolvedPlan["plan"], fixed: boolean): void {
+function validateLater(ctx: EngineContext, item: UsageItem, i: number, plan: ResolvedPlan["plan"], fixed: boolean): void {
   if (fixed) return;
   const limit = plan?.entitlements.get(item.entitlement)?.limit;
   if (limit !== undefined) itemAmount(item, i, limit);
+  else checkItemUnit(item, i, ctx.policy);
 }
 
 /** Reserve: what the items would have added becomes a hold; the values stay as they were. */

@@ -10,7 +10,7 @@ import { decide, type DecideOp, type Decided } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import { resolveCaller } from "./resolve-caller.js";
 import type { DecisionRequest, DecisionResult, Outcome, ReplayedOperation, Reservation, ReservationItem, ReserveRequest, UsageItem, Write } from "./types.js";
-import { validateDecisionRequest } from "./validate-request.js";
+import { checkItemUnit, validateDecisionRequest } from "./validate-request.js";
 
 /** Decides and counts (all-or-nothing across items). */
 export function allow(ctx: EngineContext, req: DecisionRequest): Outcome<DecisionResult> {
@@ -47,6 +47,8 @@ function decideRequest(ctx: EngineContext, op: DecideOp, req: DecisionRequest, t
   const resolution = resolveCaller(ctx, req.customerId, req.hint);
   const caller = resolution.caller;
   if (caller === undefined) {
+    // No plan, so no credit: only an unknown unit can be judged, and it is still an error.
+    for (let i = 0; i < req.items.length; i++) checkItemUnit(req.items[i] as UsageItem, i, ctx.policy);
     const result: DecisionResult = {
       allowed: false,
       reason: "UNKNOWN_CUSTOMER",

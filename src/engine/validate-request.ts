@@ -3,7 +3,7 @@
  * field, thrown before any outcome exists, so it changes nothing.
  */
 import { invalidArgument } from "../errors/index.js";
-import { convertAmount, toNanos, type CompiledLimit, type Nanos } from "../policy/index.js";
+import { convertAmount, toNanos, unknownUnitIn, type CompiledLimit, type CompiledPolicy, type Nanos } from "../policy/index.js";
 import type { EngineOptions } from "./engine.js";
 import type { DecisionRequest, UsageItem } from "./types.js";
 
@@ -35,10 +35,22 @@ export function validateItems(items: readonly UsageItem[], field: string, option
  */
 export function itemAmount(item: UsageItem, i: number, limit: CompiledLimit, field = "items"): Nanos {
   const amount = item.amount;
-  if (amount === undefined) return limit.increment;
   const unit = item.unit;
-  if (unit === undefined || unit === "") return toNanos(amount);
-  const converted = convertAmount(amount, unit, limit.credit);
+  if (unit === undefined || unit === "") return amount === undefined ? limit.increment : toNanos(amount);
+  // Checked even when the amount is omitted (the increment is already in the credit's units):
+  // SPEC §6 makes an unknown unit an error, never something silently ignored.
+  const converted = convertAmount(amount ?? 0, unit, limit.credit);
   if (!converted.ok) throw invalidArgument(`${field}[${i}].unit`, converted.message);
-  return converted.value;
+  return amount === undefined ? limit.increment : converted.value;
+}
+
+/**
+ * An item no credit applies to (a feature flag, an entitlement the plan lacks or that does not
+ * exist): its unit converts nothing, but an unknown one is still INVALID_ARGUMENT (SPEC §6).
+ */
+export function checkItemUnit(item: UsageItem, i: number, policy: CompiledPolicy, field = "items"): void {
+  const unit = item.unit?.trim();
+  if (unit === undefined || unit === "") return;
+  const problem = unknownUnitIn(unit, policy.credits.values());
+  if (problem !== undefined) throw invalidArgument(`${field}[${i}].unit`, problem);
 }

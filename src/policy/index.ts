@@ -13,6 +13,8 @@ export type * from "./types.js";
 export { initialPeriodStart, nextResetAfter, currentPeriodStart } from "./periods.js";
 /** Converts a request amount with an optional unit (`'250MB'`, `'30s'`) into a credit's units, exactly. */
 export { convertAmount, type Conversion } from "./units.js";
+/** Whether a request unit is known at all, for items no credit converts (feature flags, entitlements a plan lacks). */
+export { unknownUnitIn } from "./units.js";
 /** Parses a duration (`'30s'`, `'5min'`, `'24hr'`, `'7days'`, or a number of ms), the one grammar for durations everywhere. */
 export { parseDurationMs, type DurationResult } from "./units.js";
 /**

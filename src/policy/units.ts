@@ -66,6 +66,17 @@ export function unknownUnitMessage(unit: string): string {
   return `unknown unit "${unit}"; known units: ${KNOWN_UNITS.join(", ")}`;
 }
 
+/**
+ * Why `unit` names no unit anywhere in a policy, or undefined when it does: a known unit, or the
+ * display or stof unit of one of `credits`. For request items no single credit applies to (a
+ * feature flag, an entitlement the plan lacks), where only an unknown unit can be judged.
+ */
+export function unknownUnitIn(unit: string, credits: Iterable<CompiledCredit>): string | undefined {
+  if (UNITS.has(unit)) return undefined;
+  for (const c of credits) if (c.unit === unit || c.stofUnits === unit) return undefined;
+  return unknownUnitMessage(unit);
+}
+
 /** A parsed quantity literal: a number of nanos, with the unit it was written in (if any). */
 export interface Quantity {
   readonly nanos: Nanos;

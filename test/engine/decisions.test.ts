@@ -17,6 +17,7 @@ const policy = buildPolicy({
       byFive: { limit: { credit: seat, value: 10, increment: 5 } },
       tenth: { limit: { credit: seat, value: 0.3 } },
       flag: {},
+      orgSeats: { scope: "org", limit: { credit: seat, value: 3 } },
     },
   },
   pro: { entitlements: { proOnly: {} } },
@@ -247,6 +248,13 @@ describe("bad input throws INVALID_ARGUMENT naming the field and changes nothing
     [{ customerId: "u", items: [{ entitlement: "hard", amount: Number.POSITIVE_INFINITY }] }, "items[0].amount"],
     [{ customerId: "u", items: [{ entitlement: "hard", amount: 1, unit: "parsecs" }] }, "items[0].unit"],
     [{ customerId: "u", items: [{ entitlement: "proOnly" }, { entitlement: "hard", amount: 1, unit: "parsecs" }] }, "items[1].unit"],
+    // An unknown unit is an error wherever it appears, even where no amount is converted by it.
+    [{ customerId: "u", items: [{ entitlement: "hard", unit: "parsecs" }] }, "items[0].unit"],
+    [{ customerId: "u", items: [{ entitlement: "flag", amount: 1, unit: "parsecs" }] }, "items[0].unit"],
+    [{ customerId: "u", items: [{ entitlement: "proOnly", amount: 1, unit: "parsecs" }] }, "items[0].unit"],
+    [{ customerId: "u", items: [{ entitlement: "nope", amount: 1, unit: "parsecs" }] }, "items[0].unit"],
+    [{ customerId: "u", items: [{ entitlement: "orgSeats", amount: 1, unit: "parsecs" }] }, "items[0].unit"],
+    [{ customerId: "u", items: [{ entitlement: "proOnly" }, { entitlement: "flag", unit: "parsecs" }] }, "items[1].unit"],
   ])("%j → %s", (req, field) => {
     for (const op of [allow, check, record]) {
       const h = createHarness(policy);
@@ -260,5 +268,34 @@ describe("bad input throws INVALID_ARGUMENT naming the field and changes nothing
       expect((caught as { field: string }).field).toBe(field);
       expect(snapshot(h.store)).toEqual([]);
     }
+  });
+});
+
+describe("units where no credit converts the amount", () => {
+  it.each([
+    // [item, expected reason]: the credit's own unit, a known unit, or any credit's unit name
+    [{ entitlement: "hard", unit: "token" }, "OK"],
+    [{ entitlement: "flag", amount: 1, unit: "MB" }, "OK"],
+    [{ entitlement: "flag", amount: 1, unit: "seat" }, "OK"],
+    [{ entitlement: "proOnly", amount: 1, unit: "token" }, "NOT_ENTITLED"],
+    [{ entitlement: "orgSeats", amount: 1, unit: "seat" }, "SCOPE_UNRESOLVED"],
+  ] as const)("%j is decided, not rejected (%s)", (item, reason) => {
+    const h = createHarness(policy);
+    expect(h.run(allow, { customerId: "u", items: [item] }).result.reason).toBe(reason);
+  });
+
+  it("an unknown customer (no default plan) is still INVALID_ARGUMENT for an unknown unit", () => {
+    const h = createHarness(buildPolicy({ pro: { entitlements: { hard: { limit: { credit: token, value: 10 } } } } }));
+    expect(h.run(allow, { customerId: "u", items: [{ entitlement: "hard", amount: 1, unit: "token" }] }).result.reason).toBe("UNKNOWN_CUSTOMER");
+    expect(() => h.run(allow, { customerId: "u", items: [{ entitlement: "hard", amount: 1, unit: "parsecs" }], idempotencyKey: "k" })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT", field: "items[0].unit" }),
+    );
+    expect(snapshot(h.store)).toEqual([]);
+  });
+
+  it("an omitted amount with a unit still counts the limit's increment", () => {
+    const h = createHarness(policy);
+    const r = h.run(allow, { customerId: "u", items: [{ entitlement: "byFive", unit: "seat" }] }).result;
+    expect(meter(r).value).toBe(n(5));
   });
 });
