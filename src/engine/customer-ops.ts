@@ -8,9 +8,10 @@ import { initialPeriodStart, type CompiledLimit, type CompiledPolicy } from "../
 import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
 import { customerChanged, dedupe, validateCustomerLists } from "./customer-fields.js";
 import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
-import { meterEvent, type EventScope } from "./meter-events.js";
+import { meterEvent, pushResetEvents, type EventScope } from "./meter-events.js";
+import { sameResetRule } from "./reset-rule-changes.js";
 import type { Customer, CustomerView, EngineEvent, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
-import type { WorkMeter } from "./work-meter.js";
+import { loadWorkMeter, type WorkMeter } from "./work-meter.js";
 
 /** A customer with its effective plan. */
 export function customerView(policy: CompiledPolicy, state: StateReader, customer: Customer): CustomerView {
@@ -49,11 +50,11 @@ export function upsertCustomer(ctx: EngineContext, input: UpsertCustomerInput): 
   if (stored !== undefined && !customerChanged(stored, next)) return readOnly(customerView(ctx.policy, ctx.state, stored));
   const events: EngineEvent[] = [{ type: "customer-set", time: ctx.now, customer: next }];
   if (stored !== undefined && stored.plan !== next.plan) events.push(planChanged(ctx, id, stored.plan, next.plan, false));
-  return {
-    result: customerView(ctx.policy, ctx.state, next),
-    writes: [{ kind: "customer-put", customer: next, previous: stored }],
-    events,
-  };
+  const plan = resolvePlan(ctx.policy, ctx.state, next);
+  const writes: Write[] = [{ kind: "customer-put", customer: next, previous: stored }];
+  // A new plan here, or through new refs, is a plan change for this customer's meters too.
+  if (stored !== undefined) carryPeriods(ctx, next, resolvePlan(ctx.policy, ctx.state, stored), plan, writes, events);
+  return { result: viewOf(next, plan), writes, events };
 }
 
 /** A customer by id or alt id. */
@@ -89,6 +90,7 @@ export function setCustomerPlan(ctx: EngineContext, input: SetCustomerPlanInput)
   }
   events.push(planChanged(ctx, stored.id, stored.plan, input.plan, input.resetMeters));
   if (input.resetMeters) resetMeters(ctx, next, plan, writes, events);
+  else carryPeriods(ctx, next, resolvePlan(ctx.policy, ctx.state, stored), plan, writes, events);
   return { result: viewOf(next, plan), writes, events };
 }
 
@@ -115,6 +117,43 @@ function checkPlan(policy: CompiledPolicy, plan: string | undefined): void {
 
 function planChanged(ctx: EngineContext, customerId: string, previousPlan: string, newPlan: string, metersReset: boolean): EngineEvent {
   return { type: "customer-plan-changed", time: ctx.now, customerId, previousPlan, newPlan, metersReset };
+}
+
+/**
+ * A plan change that changes a limit's reset rule, judged as a policy swap's rule change is
+ * (reset-rule-changes.ts), not by the new plan's rule alone: that would bring a daily count from
+ * an earlier day back to life under `monthly:1`, and zero a month still running under `daily`.
+ * A meter whose period had ended under the old plan's rule starts afresh now (with the meter-reset
+ * event a lazy reset gives); one still running carries its count into the new rule's period that
+ * contains the change (a limit that never resets keeps the meter's own start). Only the customer's
+ * own meters: customers inheriting its plan through refs are judged by the new rule alone.
+ */
+function carryPeriods(ctx: EngineContext, customer: Customer, before: ResolvedPlan, after: ResolvedPlan, writes: Write[], events: EngineEvent[]): void {
+  if (before.plan === after.plan) return;
+  let scope: EventScope | undefined;
+  for (const m of ctx.state.metersOf(customer.id)) {
+    const oldLimit = before.plan?.entitlements.get(m.entitlement)?.limit;
+    const newLimit = after.plan?.entitlements.get(m.entitlement)?.limit;
+    if (oldLimit === undefined || newLimit === undefined || sameResetRule(oldLimit.reset, newLimit.reset)) continue;
+    const old = loadWorkMeter(ctx.state, m.owner, m.entitlement, oldLimit, ctx.now, ctx.resetRuleChanges);
+    if (!old.rolled) {
+      const periodStart = newLimit.reset === undefined ? old.periodStart : initialPeriodStart(newLimit.reset, ctx.now);
+      if (periodStart !== m.periodStart) writes.push({ kind: "meter-put", meter: { ...m, periodStart } });
+      continue;
+    }
+    const holds = m.holds.filter((h) => h.expiresAt > ctx.now);
+    const work: WorkMeter = {
+      ...old,
+      limit: newLimit,
+      periodStart: initialPeriodStart(newLimit.reset, ctx.now),
+      nextReset: undefined,
+      holds,
+      held: holds.reduce((sum, h) => sum + h.amount, 0n),
+    };
+    scope ??= { time: ctx.now, customerId: customer.id, plan: after.name, attributes: NO_ATTRIBUTES, policyVersion: ctx.policy.version, idempotencyKey: "" };
+    pushResetEvents(events, scope, work, m.value, m.thresholdsReached);
+    writes.push({ kind: "meter-put", meter: { ...m, periodStart: work.periodStart, value: 0n, overhead: 0n, holds, thresholdsReached: [] } });
+  }
 }
 
 /** Every meter of the customer restarts at zero in a fresh period, with a meter-reset event. */
