@@ -39,7 +39,7 @@ function decideRequest(ctx: EngineContext, op: DecideOp, req: DecisionRequest, t
   const key = op === "check" ? "" : (req.idempotencyKey ?? "");
   let print = "";
   if (key !== "") {
-    print = fingerprint(op, req.customerId, req.items, req.hint, op === "reserve" ? String(ttl) : "");
+    print = fingerprint(op, req.customerId, req.items, req.hint, req.attributes ?? NO_ATTRIBUTES, op === "reserve" ? String(ttl) : "");
     const prior = replayed(ctx, key, print);
     // `check` never gets here: its key is always "" (above).
     if (prior !== undefined) return replayOf(prior, op as ReplayedOperation);

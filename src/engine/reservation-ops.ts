@@ -18,7 +18,7 @@ export function settle(ctx: EngineContext, req: SettleRequest): Outcome<Decision
   const key = req.idempotencyKey ?? "";
   let print = "";
   if (key !== "") {
-    print = fingerprint("settle", req.reservationId, req.actual, undefined, "");
+    print = fingerprint("settle", req.reservationId, req.actual, undefined, req.attributes, "");
     const prior = replayed(ctx, key, print);
     if (prior !== undefined) return replayOf(prior, "settle");
   }
