@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from "node:fs";
-import { stat } from "node:fs/promises";
+import { lstat, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { WatchLogger } from "./types.js";
 
 /** A re-armable notification source for one directory. */
@@ -72,5 +73,28 @@ export function createDirectoryWatch(options: { readonly dir: string; readonly o
     if (message === lastFailure) return;
     lastFailure = message;
     logger.warn(message + "; relying on periodic re-read", { dir, err });
+  }
+}
+
+/**
+ * `dir` itself, or, when it is a symlink (or missing), its nearest ancestor that exists and is not
+ * one. A ConfigMap item projected under a sub-path is reached through `conf -> ..data/conf`: a
+ * watch there resolves into kubelet's timestamped directory, which the next swap deletes and
+ * which does not exist at all while the item is out of the ConfigMap; the volume directory that
+ * holds `..data` is never replaced, and sees every swap.
+ */
+export async function nearestRealDirectory(dir: string): Promise<string> {
+  for (let at = dir; ; ) {
+    try {
+      if (!(await lstat(at)).isSymbolicLink()) return at;
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      // Missing: the directory may come back, so its parent is where that shows. Anything else
+      // (no permission): leave `dir` alone, as before, and to its own watch's error report.
+      if (code !== "ENOENT" && code !== "ENOTDIR") return dir;
+    }
+    const parent = dirname(at);
+    if (parent === at) return at;
+    at = parent;
   }
 }

@@ -3,7 +3,7 @@ import { dirname, resolve } from "node:path";
 import type { CompileResult, PolicyIssue } from "../policy/index.js";
 import { contentVersion } from "./content-version.js";
 import { createDebouncer } from "./create-debouncer.js";
-import { createDirectoryWatch } from "./create-directory-watch.js";
+import { createDirectoryWatch, nearestRealDirectory, type DirectoryWatch } from "./create-directory-watch.js";
 import type { PolicyError, PolicyStatus, PolicyWatcher, PolicyWatcherOptions, ReloadOutcome, ReloadReason } from "./types.js";
 
 export const DEFAULT_DEBOUNCE_MS = 150;
@@ -15,9 +15,9 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Watches the policy file and hands each new valid content to `onApplied`, whole. Triggers: file
- * events in the file's directory (debounced), the periodic re-read, and `reload()`. Re-reads run
- * one at a time; each reads the bytes, hashes them, and compiles only when the hash differs from
- * the live version. Nothing here throws into the caller's event loop: every failure becomes a
+ * events in the file's directory and, when that is a symlink, in the real directory above it
+ * (debounced), the periodic re-read, and `reload()`. Re-reads run one at a time; each reads the
+ * bytes, hashes them, and compiles only when the hash differs from the live version. Nothing here throws into the caller's event loop: every failure becomes a
  * log line and a `lastError` in `status()`.
  */
 export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatcher {
@@ -46,11 +46,21 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
   let chain: Promise<unknown> = Promise.resolve();
   let queuedBackground: Promise<ReloadOutcome> | undefined;
 
-  const dirWatch = createDirectoryWatch({ dir: dirname(file), logger, onEvent: () => debouncer.trigger() });
+  const dir = dirname(file);
+  const onEvent = (): void => debouncer.trigger();
+  const dirWatch = createDirectoryWatch({ dir, logger, onEvent });
+  // Set at start when `dir` is a symlink (a ConfigMap sub-path): see `nearestRealDirectory`.
+  let volumeWatch: DirectoryWatch | undefined;
+  const ensureWatches = async (): Promise<void> => {
+    await Promise.all([dirWatch.ensure(), volumeWatch?.ensure()]);
+  };
   const debouncer = createDebouncer({
     waitMs: debounceMs,
     maxWaitMs: Math.max(MIN_MAX_WAIT_MS, debounceMs * 5),
-    run: () => void background("fs-event"),
+    // Re-armed first, then read: a swap may have deleted the directory the watch is on (a policy
+    // under a ConfigMap sub-path resolves into kubelet's timestamped directory), and arming before
+    // the read means a change after it is seen by the new watch, one before it by the read.
+    run: () => void ensureWatches().then(() => background("fs-event")),
   });
 
   function enqueue(reason: ReloadReason, force: boolean): Promise<ReloadOutcome> {
@@ -205,10 +215,15 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
       started = true;
       const outcome = await enqueue("initial", true);
       if (closed) return outcome;
-      if (options.fsEvents ?? true) await dirWatch.ensure();
+      if (options.fsEvents ?? true) {
+        const volume = await nearestRealDirectory(dir);
+        if (closed) return outcome;
+        if (volume !== dir) volumeWatch = createDirectoryWatch({ dir: volume, logger, onEvent });
+        await ensureWatches();
+      }
       if (pollIntervalMs > 0) {
         pollTimer = setInterval(() => {
-          if (options.fsEvents ?? true) void dirWatch.ensure();
+          if (options.fsEvents ?? true) void ensureWatches();
           void background("poll");
         }, pollIntervalMs);
         pollTimer.unref();
@@ -229,6 +244,7 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
       if (pollTimer) clearInterval(pollTimer);
       pollTimer = undefined;
       dirWatch.close();
+      volumeWatch?.close();
       await chain;
     },
   };

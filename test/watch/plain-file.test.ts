@@ -2,7 +2,7 @@
  * The watcher on a plain file: in-place writes, editor-style rename-over, deletion, a file that
  * does not exist yet, and failures inside the caller's or compiler's code.
  */
-import { rename, unlink, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { contentVersion } from "../../src/watch/index.js";
@@ -46,6 +46,23 @@ describe("policy watcher on a plain file", () => {
     await writeFile(tmp, validPolicy(300));
     await rename(tmp, file);
     await waitFor("renamed-over file applied", () => harness.live() === v(validPolicy(300)));
+  });
+
+  it("keeps watching when the policy's directory is replaced by another, seeing later in-place writes at once", async () => {
+    const conf = join(dir, "conf");
+    await mkdir(conf);
+    file = join(conf, "policy.yaml");
+    await writeFile(file, validPolicy(100));
+    const harness = await started(); // the default 30 s poll: only a re-armed watch sees the edit
+    // A deploy tool swapping the whole directory: the watch was on the one now deleted.
+    await mkdir(join(dir, "conf.new"));
+    await writeFile(join(dir, "conf.new", "policy.yaml"), validPolicy(200));
+    await rename(conf, join(dir, "conf.old"));
+    await rename(join(dir, "conf.new"), conf);
+    await rm(join(dir, "conf.old"), { recursive: true });
+    await waitFor("replaced directory's policy applied", () => harness.live() === v(validPolicy(200)));
+    await writeFile(file, validPolicy(300));
+    await waitFor("in-place write in the new directory applied", () => harness.live() === v(validPolicy(300)));
   });
 
   it("keeps the last good policy when the file is deleted, and applies it when it comes back", async () => {
