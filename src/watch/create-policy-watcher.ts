@@ -17,8 +17,9 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * Watches the policy file and hands each new valid content to `onApplied`, whole. Triggers: file
  * events in the file's directory and, when that is a symlink, in the real directory above it
  * (debounced), the periodic re-read, and `reload()`. Re-reads run one at a time; each reads the
- * bytes, hashes them, and compiles only when the hash differs from the live version. Nothing here throws into the caller's event loop: every failure becomes a
- * log line and a `lastError` in `status()`.
+ * bytes, hashes them, and compiles only when the hash differs from the live version. Nothing
+ * here throws into the caller's event loop: every failure becomes a log line and a `lastError`
+ * in `status()`.
  */
 export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatcher {
   const source = options.path;
