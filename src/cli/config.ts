@@ -67,6 +67,9 @@ const duration = z.string().transform((s, ctx) => {
  */
 const timerDuration = duration.pipe(z.number().max(MAX_TIMER_MS, "must be at most 24days (a timer limit)"));
 
+/** An extra listener, off unless given; "off" (the documented default) may be written too. */
+const optionalListener = z.union([z.literal("off").transform(() => undefined), tcpAddress]).optional();
+
 const positiveInt = z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().positive());
 
 const ServeConfigSchema = z.object({
@@ -74,8 +77,8 @@ const ServeConfigSchema = z.object({
   dataDir: z.string().min(1).default("./data"),
   grpcAddress: address.default("127.0.0.1:50051"),
   httpAddress: z.union([z.literal("off"), tcpAddress]).default("127.0.0.1:8081"),
-  healthAddress: tcpAddress.optional(),
-  metricsAddress: tcpAddress.optional(),
+  healthAddress: optionalListener,
+  metricsAddress: optionalListener,
   // A setTimeout delay too: past the limit the grace period would end at once.
   shutdownGraceMs: positiveInt.pipe(z.number().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} (about 24.8 days, a timer limit)`)).default(10_000),
   fsync: z.boolean().default(false),

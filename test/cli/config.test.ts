@@ -40,6 +40,13 @@ describe("parseServeConfig", () => {
     expect(c.healthAddress).toBe("0.0.0.0:50052");
   });
 
+  it("takes 'off', the documented default, for the health and metrics listeners too", () => {
+    // An operator turning a listener off again (a Helm value, an env override) writes the default.
+    const c = parseServeConfig(["--policy", "p", "--health-address", "off"], { LIMITR_METRICS_ADDRESS: "off" });
+    expect([c.healthAddress, c.metricsAddress]).toEqual([undefined, undefined]);
+    expect(parseServeConfig(["--policy", "p", "--metrics-address", "0.0.0.0:9090"], {}).metricsAddress).toBe("0.0.0.0:9090");
+  });
+
   const bad: [string, string[], Record<string, string>, RegExp][] = [
     ["missing policy", [], {}, /--policy \(or LIMITR_POLICY\): is required/],
     ["unknown flag", ["--policy", "p", "--polcy", "x"], {}, /Unknown option '--polcy'/],
