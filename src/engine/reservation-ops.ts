@@ -9,7 +9,7 @@ import { resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { decide } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import type { DecisionResult, Meter, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
-import { itemAmount } from "./validate-request.js";
+import { checkItemUnit, itemAmount } from "./validate-request.js";
 import { findWork, type WorkMeter } from "./work-meter.js";
 
 /** Removes the reservation's holds and records the actual amounts. */
@@ -92,6 +92,9 @@ function validateSettle(ctx: EngineContext, req: SettleRequest): void {
     const a = item.amount;
     if (a !== undefined && (typeof a !== "number" || !Number.isFinite(a))) throw invalidArgument(`actual[${i}].amount`, `must be a finite number, got ${String(a)}`);
     if (a !== undefined && a < 0) throw invalidArgument(`actual[${i}].amount`, `must not be negative, got ${a}`);
+    // A line without an amount settles at what was reserved, so nothing converts its unit later;
+    // an unknown one is still an error (SPEC §6), as in every other request.
+    if (a === undefined) checkItemUnit(item, i, ctx.policy, "actual");
   }
 }
 

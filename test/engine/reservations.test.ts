@@ -101,7 +101,12 @@ describe("settle", () => {
       expect.objectContaining({ code: "INVALID_ARGUMENT", field: "actual[0].entitlement" }),
     );
     expect(() => h.run(settle, { reservationId: "", actual: [] })).toThrow(expect.objectContaining({ field: "reservation_id" }));
+    // A line without an amount converts nothing, yet an unknown unit on it is still bad input.
+    expect(() => h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens", unit: "parsecs" }] })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT", field: "actual[0].unit" }),
+    );
     expect(snapshot(h.store)).toEqual(before);
+    expect(view(h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens", unit: "token" }] }).result).value).toBe(n(7));
   });
 });
 
