@@ -113,7 +113,8 @@ function checkPolicy(argv: readonly string[]): number {
 
 async function exportState(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: { "data-dir": { type: "string" }, out: { type: "string" } }, strict: true });
-  const store = createLmdbStore({ path: requireFlag(values["data-dir"], "--data-dir") });
+  // Read-only: an export may run next to the sidecar that writes the dir without stopping it.
+  const store = createLmdbStore({ path: requireFlag(values["data-dir"], "--data-dir"), readOnly: true });
   try {
     await writeStateFile(store.exportState(), values.out ?? "-", progressReporter("exported"));
     return 0;

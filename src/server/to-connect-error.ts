@@ -32,8 +32,9 @@ export const INTERNAL_MESSAGE = "internal error";
 export function toConnectError(err: unknown, logger: ServerLogger, rpc = ""): ConnectError {
   if (err instanceof ConnectError) return err;
   if (isLimitrError(err)) {
-    if (err.code === "INTERNAL" || err.code === "UNAVAILABLE" || err.code === "RESOURCE_EXHAUSTED") {
+    if (err.code === "INTERNAL" || err.code === "UNAVAILABLE" || err.code === "RESOURCE_EXHAUSTED" || err.code === "FAILED_PRECONDITION") {
       // Server-side failures are worth an operator's attention; bad input is the caller's.
+      // (FAILED_PRECONDITION comes only from the store: another process took the data dir over.)
       logger.warn("rpc failed", { rpc, code: err.code, error: err.message, cause: describe(err.cause) });
     }
     return new ConnectError(err.message, CODE[err.code], undefined, undefined, err);

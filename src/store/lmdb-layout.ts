@@ -3,6 +3,7 @@
  * format-version check that runs before anything is written.
  *
  *   meta            "format" → FORMAT_VERSION
+ *                   "writer" → the token of the process that last opened the dir to write it
  *                   "events-pruned-through" → the highest sequence pruning deleted (so the next
  *                   sequence is known when pruning emptied the events table)
  *   customers       id → customer row
@@ -13,6 +14,7 @@
  *   idempotency-exp [expiresAt, key] → null (so pruning visits only expired keys)
  *   events          seq → event row
  */
+import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Database, type Key, type RootDatabase } from "lmdb";
@@ -58,6 +60,37 @@ export interface Layout {
 
 /** The meta key under which pruning records the highest sequence it deleted. */
 export const EVENTS_PRUNED_THROUGH = "events-pruned-through";
+
+/** The meta key holding the token of the process that opened the dir last to write it. */
+const WRITER = "writer";
+
+/**
+ * Makes this process the dir's writer: LMDB lets several processes write one environment, and
+ * nothing at the file level keeps a second sidecar out (Node has no flock). Two writers would
+ * number events from the same counter and answer from stale caches, so the newest opener wins
+ * and every write transaction first checks it is still the writer (`assertWriter`). Returns the
+ * token; read the last sequence only after this, so no earlier writer's commit is missed.
+ */
+export function claimWriter(layout: Layout): string {
+  const token = `pid ${process.pid}, ${randomUUID()}`;
+  try {
+    layout.meta.transactionSync(() => layout.meta.putSync(WRITER, token));
+  } catch (e) {
+    throw storeError(e, `claiming the data dir ${layout.file}`);
+  }
+  return token;
+}
+
+/** Throws FAILED_PRECONDITION when another process claimed the dir after `token`; call inside a write transaction. */
+export function assertWriter(layout: Layout, token: string): void {
+  const current = layout.meta.get(WRITER);
+  if (current === token) return;
+  throw new LimitrError(
+    "FAILED_PRECONDITION",
+    `another process (${String(current)}) opened the data dir ${layout.file} to write it, so this one (${token.split(",")[0]}) ` +
+      `no longer writes: run one sidecar per data dir, and restart this one once the other is gone`,
+  );
+}
 
 const TABLE_NAMES: Readonly<Record<keyof Tables, string>> = {
   customers: "customers",

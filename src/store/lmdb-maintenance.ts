@@ -105,6 +105,8 @@ export interface MaintenanceContext {
   /** Told the highest sequence pruning removed (after its transaction committed). */
   readonly onEventsPruned: (throughSeq: number) => void;
   readonly guard: (action: string) => void;
+  /** Throws unless this process is still the dir's writer; called inside each write transaction. */
+  readonly assertWriter: () => void;
   readonly commit: (writes: readonly Write[], events: readonly EngineEvent[]) => Promise<CommitReceipt>;
   readonly counters: () => { listenerErrors: number; batchesCommitted: number; pendingCommits: number };
 }
@@ -159,6 +161,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
   function deleteEvents(keys: readonly Key[]): number {
     let deleted = 0;
     env.transactionSync(() => {
+      ctx.assertWriter();
       for (const k of keys) if (tables.events.removeSync(k)) deleted++;
       // The next sequence is read from the newest event at open: once pruning may have deleted
       // it, the mark keeps a reopened store from giving the same sequences out again.
@@ -282,6 +285,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         if (expired.length === 0) return { deleted };
         try {
           env.transactionSync(() => {
+            ctx.assertWriter();
             for (const [expiresAt, k] of expired) {
               tables.idempotencyExpiry.removeSync([expiresAt, k]);
               // Re-checked inside the transaction: the key may have been decided again since.
@@ -323,6 +327,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         if (expired.length > 0) {
           try {
             env.transactionSync(() => {
+              ctx.assertWriter();
               for (const k of expired) {
                 // Re-checked inside the transaction: the id may have been written again since.
                 const row = tables.reservations.get(k);

@@ -36,7 +36,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import { EVENTS_PRUNED_THROUGH, openLayout, type Layout } from "./lmdb-layout.js";
+import { EVENTS_PRUNED_THROUGH, assertWriter, claimWriter, openLayout, type Layout } from "./lmdb-layout.js";
 import { createLmdbReader } from "./lmdb-reader.js";
 import {
   createMaintenance,
@@ -70,6 +70,12 @@ export interface LmdbStoreOptions {
    * Default: no limit beyond the disk.
    */
   readonly maxDataBytes?: number;
+  /**
+   * Open to read only (an export next to a running sidecar): the dir is not claimed, so the
+   * process writing it carries on, and every commit is refused. Default false: this process
+   * becomes the dir's one writer, and a writer that opened it earlier stops committing.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** The tables read through the row cache (every decision reads them). */
@@ -129,6 +135,14 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   const cache = createRowCache(options.rowCacheEntries ?? DEFAULT_ROW_CACHE_ENTRIES);
   const reader = createLmdbReader(tables, overlay, cache, guard);
 
+  // Claimed before the last sequence is read: a commit of an earlier writer lands before the
+  // claim (and is read below) or is refused by its own writer check.
+  const writer = options.readOnly === true ? undefined : claimWriter(layout);
+  /** Inside every write transaction: only the dir's current writer may write. */
+  const assertStillWriter = (): void => {
+    if (writer === undefined) throw new LimitrError("FAILED_PRECONDITION", `the data dir ${layout.file} was opened read-only`);
+    assertWriter(layout, writer);
+  };
   const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
   const prunedThrough = layout.meta.get(EVENTS_PRUNED_THROUGH);
   /** Highest sequence acknowledged (and visible to event readers). */
@@ -205,6 +219,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     }
     if (count === 0) return; // a barrier: nothing to write
     env.transactionSync(() => {
+      assertStillWriter();
       for (const c of batch.commits) {
         for (const op of c.ops) {
           if (op.slot !== undefined && last.get(op.slot) !== op) continue;
@@ -361,6 +376,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     eventLog,
     onEventsPruned: (seq) => recent.forgetThrough(seq),
     guard,
+    assertWriter: assertStillWriter,
     commit,
     counters: () => ({ listenerErrors, batchesCommitted, pendingCommits: open?.commits.length ?? 0 }),
   });

@@ -7,9 +7,9 @@
  * Coherence rests on two rules kept by the store: a batch puts what it wrote here only once its
  * transaction committed, and reads consult the overlay first, so a key with pending writes is
  * never read from here. Until its batch commits, a written key keeps its committed value here,
- * which is what a failed batch leaves in LMDB too. Only this process writes these tables (one
- * sidecar per data dir: LMDB would let a second process in, and nothing here refuses it; see
- * docs/kubernetes.md), and no maintenance task writes them outside a commit.
+ * which is what a failed batch leaves in LMDB too. Only this process writes these tables (a
+ * process that opens the dir later takes it over, and this one then refuses every write: see
+ * `claimWriter`), and no maintenance task writes them outside a commit.
  *
  * Bounded so a million stored customers still cost the heap nothing much. Two generations of at
  * most half the capacity each: new entries go into the young one; when it is full it becomes the

@@ -473,6 +473,36 @@ describe("lmdb store", () => {
     expect(target.resolveAltId("alt1199")).toBe("c1199");
   });
 
+  it("a second writer on the same dir takes it over: the first stops committing, nothing acknowledged is overwritten", async () => {
+    const path = dir();
+    const first = openAt(path);
+    await first.commit([{ kind: "meter-put", meter: meter("a", "chat", 1n) }], [meterEvent("a", "chat", 1n)]);
+    // Another sidecar (a rollout that overlapped, a wrong replica count) opens the same dir.
+    const second = openAt(path);
+    expect((await second.commit([], [meterEvent("b", "chat", 1n)])).sequences).toEqual([2]);
+    const refused = await rejection(first.commit([{ kind: "meter-put", meter: meter("a", "chat", 2n) }], [meterEvent("a", "chat", 2n)]));
+    expect(isLimitrError(refused, "FAILED_PRECONDITION")).toBe(true);
+    expect((refused as Error).message).toMatch(/another process \(pid \d+, .*\) opened the data dir .* run one sidecar per data dir/);
+    await expect(first.pruneEvents({ maxCount: 0, now: 0 })).rejects.toThrow(/another process/);
+    expect((await second.commit([], [meterEvent("b", "chat", 2n)])).sequences).toEqual([3]);
+    await first.close();
+    await second.close();
+    const after = openAt(path);
+    expect(after.readEvents(1, 10).map((e) => `${e.seq}:${(e.event as { owner: string }).owner}`)).toEqual(["1:a", "2:b", "3:b"]);
+    expect(after.getMeter("a", "chat")?.value).toBe(1n);
+  });
+
+  it("a read-only open (an export) leaves the writer writing, and refuses commits of its own", async () => {
+    const path = dir();
+    const writer = openAt(path);
+    await writer.commit([], [meterEvent("a", "chat", 1n)]);
+    const reader = createLmdbStore({ path, readOnly: true });
+    cleanups.push(() => reader.close());
+    expect([...reader.exportState()]).toEqual([]);
+    expect(isLimitrError(await rejection(reader.commit([], [meterEvent("r", "chat", 1n)])), "FAILED_PRECONDITION")).toBe(true);
+    expect((await writer.commit([], [meterEvent("a", "chat", 2n)])).sequences).toEqual([2]);
+  });
+
   it("an import that fails part-way keeps exactly the records before the failure, whatever the chunking", async () => {
     for (const failAt of [1, 499, 500, 600, 1001]) {
       const s = openAt(dir());
