@@ -7,6 +7,7 @@
 import { TOLERANCE, mulNanos, type Nanos } from "../policy/index.js";
 import type { EngineContext } from "./context.js";
 import { resolveScopeOwner, type ResolvedPlan } from "./customer-graph.js";
+import { currentItemView } from "./get-meters.js";
 import { applyThresholds, meterEvent, pushResetEvents, type EventScope } from "./meter-events.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
 import type { Customer, DeniedReason, EngineEvent, ItemView, UsageItem, Write } from "./types.js";
@@ -193,6 +194,13 @@ function deniedOutcome(
   }
   // A limit denial already has the denied item's meter view; other denials report "not granted".
   if (reason !== "HARD_LIMIT") views.push({ kind: "feature", entitlement: (input.items[denied] as UsageItem).entitlement, granted: false });
+  // SPEC §4: the answer shows every item's meter after the call, so the items after the denied
+  // one are read as they stand (not counted, nothing written), as GetMeters would show them.
+  const plan = input.plan.plan;
+  for (let i = denied + 1; i < input.items.length; i++) {
+    const name = (input.items[i] as UsageItem).entitlement;
+    views.push(currentItemView(ctx, input.caller, name, plan?.entitlements.get(name)));
+  }
   return { allowed: false, reason, deniedItem: denied, views, writes, events, works, itemWorks };
 }
 

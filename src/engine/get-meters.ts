@@ -24,11 +24,12 @@ export function getMeters(ctx: EngineContext, customerId: string, entitlements: 
   const plan = resolvePlan(ctx.policy, ctx.state, caller).plan;
   const names = entitlements.length > 0 ? entitlements : plan === undefined ? [] : [...plan.entitlements.keys()];
   const views: ItemView[] = [];
-  for (const name of names) views.push(viewOf(ctx, caller, name, plan?.entitlements.get(name)));
+  for (const name of names) views.push(currentItemView(ctx, caller, name, plan?.entitlements.get(name)));
   return readOnly(views);
 }
 
-function viewOf(ctx: EngineContext, caller: Customer, name: string, ent: CompiledEntitlement | undefined): ItemView {
+/** One entitlement as it stands now, read without writing (also a denied decision's later items). */
+export function currentItemView(ctx: EngineContext, caller: Customer, name: string, ent: CompiledEntitlement | undefined): ItemView {
   if (ent === undefined) return { kind: "feature", entitlement: name, granted: false };
   if (ent.limit === undefined) return { kind: "feature", entitlement: name, granted: true };
   const owner = ent.scope === undefined ? caller : resolveScopeOwner(ctx.state, caller, ent.scope);

@@ -134,6 +134,35 @@ describe("all-or-nothing", () => {
     expect(snapshot(h.store)).toEqual(before);
   });
 
+  it("the answer shows every item after the call, also those after the denied one (read, not counted)", () => {
+    const h = createHarness(policy);
+    h.run(allow, { customerId: "u", items: [{ entitlement: "soft", amount: 3 }] });
+    const before = snapshot(h.store);
+    const out = h.run(allow, {
+      customerId: "u",
+      items: [
+        { entitlement: "hard", amount: 11 },
+        { entitlement: "soft", amount: 1 },
+        { entitlement: "flag" },
+        { entitlement: "proOnly" },
+        { entitlement: "orgSeats", amount: 1 },
+      ],
+    });
+    expect(out.result).toMatchObject({ allowed: false, reason: "HARD_LIMIT", deniedItem: 0 });
+    expect(out.result.items).toEqual([
+      expect.objectContaining({ kind: "metered", entitlement: "hard", value: 0n }),
+      expect.objectContaining({ kind: "metered", entitlement: "soft", value: n(3) }),
+      { kind: "feature", entitlement: "flag", granted: true },
+      { kind: "feature", entitlement: "proOnly", granted: false },
+      { kind: "feature", entitlement: "orgSeats", granted: false },
+    ]);
+    expect(out.writes).toEqual([]);
+    expect(snapshot(h.store)).toEqual(before);
+    // After an entitlement denial too.
+    const later = h.run(allow, { customerId: "u", items: [{ entitlement: "proOnly" }, { entitlement: "soft", amount: 1 }] }).result;
+    expect(later.items.map((v) => v.entitlement)).toEqual(["proOnly", "soft"]);
+  });
+
   it("items on one meter accumulate in order", () => {
     const h = createHarness(policy);
     const out = h.run(allow, { customerId: "u", items: [{ entitlement: "soft", amount: 7 }, { entitlement: "soft", amount: 7 }] });

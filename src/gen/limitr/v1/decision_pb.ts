@@ -96,8 +96,8 @@ export type AllowResponse = Message<"limitr.v1.AllowResponse"> & {
   deniedItem?: number | undefined;
 
   /**
-   * The state of each requested item after the call, in request order (items after a denied
-   * one may be missing).
+   * The state of each requested item after the call, in request order; items after a denied
+   * one are read as they stand, not counted. Empty when the customer is unknown.
    *
    * @generated from field: repeated limitr.v1.MeterState items = 4;
    */
