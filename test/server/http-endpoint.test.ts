@@ -184,6 +184,32 @@ describe("HTTP endpoint", () => {
     expect(await meters.json()).toMatchObject({ meters: [{ value: 0 }] });
   });
 
+  it("gRPC-Web: the limit counts the message, not its 5-byte frame prefix", async () => {
+    const { server, base } = await setup({ maxMessageBytes: 512 });
+    server.setServing(true);
+    /** A gRPC-Web Allow whose message is exactly `size` bytes. */
+    const framed = (size: number): Uint8Array => {
+      let pad = size;
+      let message = new Uint8Array();
+      while (message.length !== size) {
+        message = toBinary(AllowRequestSchema, create(AllowRequestSchema, { customerId: "edge", items: [{ entitlement: "gpt_tokens", amount: 1 }], attributes: { pad: "x".repeat(pad) } }));
+        pad += size - message.length;
+      }
+      const frame = new Uint8Array(5 + message.length);
+      new DataView(frame.buffer).setUint32(1, message.length);
+      frame.set(message, 5);
+      return frame;
+    };
+    const send = (body: Uint8Array) => fetch(`${base}/limitr.v1.DecisionService/Allow`, { method: "POST", headers: { "content-type": "application/grpc-web+proto" }, body });
+    const atLimit = await send(framed(512));
+    // Decided: the status is in the trailer frame at the end of the body, not a refusal's header.
+    expect(atLimit.headers.get("grpc-status")).toBeNull();
+    expect(Buffer.from(await atLimit.arrayBuffer()).toString("latin1")).toMatch(/grpc-status: ?0/);
+    const over = await send(framed(513));
+    expect(over.headers.get("grpc-status")).toBe(String(Code.InvalidArgument));
+    expect(decodeURIComponent(over.headers.get("grpc-message") ?? "")).toBe("request message is 513 bytes, over the limit of 512 bytes");
+  });
+
   // --max-message-bytes is a per-MESSAGE limit (as on the gRPC port); a client stream's body holds
   // many messages, so its declared length must not be judged as one message.
   const importProtocols = [

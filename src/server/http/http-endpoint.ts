@@ -88,7 +88,7 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
       // A body declared too large is INVALID_ARGUMENT, as on the gRPC port, answered before
       // connect-node reads it (its own readMaxBytes, which says resource_exhausted, remains the
       // backstop for bodies sent without a length and for each message of a client stream).
-      const declared = Number(req.headers["content-length"]);
+      const declared = messageBytes(Number(req.headers["content-length"]), req.headers["content-type"] ?? "");
       const oneMessage = !streamedRequests.has((req.url ?? "/").split("?", 1)[0] ?? "");
       if (oneMessage && Number.isFinite(declared) && declared > deps.maxMessageBytes) return refuseOversized(req, res, declared, deps.maxMessageBytes);
       handler(req, res);
@@ -96,6 +96,17 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
     deps.logger,
     "http",
   );
+}
+
+/**
+ * The size of the one message a body of `bodyBytes` carries: gRPC-Web and Connect's streaming
+ * types frame it behind a 5-byte prefix (base64-encoded in grpc-web-text), which the limit, a
+ * message size as on the gRPC port, does not count.
+ */
+function messageBytes(bodyBytes: number, contentType: string): number {
+  if (contentType.startsWith("application/grpc-web-text")) return Math.floor((bodyBytes * 3) / 4) - 5;
+  if (contentType.startsWith("application/grpc-web") || contentType.startsWith("application/connect+")) return bodyBytes - 5;
+  return bodyBytes;
 }
 
 /** The oversized-request error in the caller's protocol: gRPC-Web trailers-only, else Connect JSON. */
