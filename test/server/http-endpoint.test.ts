@@ -217,7 +217,8 @@ describe("HTTP endpoint", () => {
     ["Connect binary", "application/connect+proto"],
     ["gRPC-Web", "application/grpc-web+proto"],
   ] as const;
-  it.each(importProtocols)("ImportState over %s: a body of many small messages, over the limit in total, is imported", async (_name, contentType) => {
+  /** A serving endpoint with a 512-byte limit whose ImportState keeps what it is given, and a way to post to it. */
+  async function importEndpoint(contentType: string) {
     const imported: StateRecord[] = [];
     const { server, base } = await setup({
       maxMessageBytes: 512,
@@ -227,36 +228,30 @@ describe("HTTP endpoint", () => {
       },
     });
     server.setServing(true);
+    const post = (body: Buffer) =>
+      fetch(`${base}/limitr.v1.AdminService/ImportState`, {
+        method: "POST",
+        headers: { "content-type": contentType, "content-length": String(body.length) },
+        body,
+      });
+    return { imported, post };
+  }
+
+  it.each(importProtocols)("ImportState over %s: a body of many small messages, over the limit in total, is imported", async (_name, contentType) => {
+    const { imported, post } = await importEndpoint(contentType);
     const messages = Array.from({ length: 40 }, (_, i) => importMessage(contentType, `customer-${i}`, ""));
     for (const m of messages) expect(m.length).toBeLessThan(100);
     const body = Buffer.concat(messages);
     expect(body.length).toBeGreaterThan(512);
-    const res = await fetch(`${base}/limitr.v1.AdminService/ImportState`, {
-      method: "POST",
-      headers: { "content-type": contentType, "content-length": String(body.length) },
-      body,
-    });
+    const res = await post(body);
     expect(res.status).toBe(200);
     expect(streamOutcome(contentType, res.headers, Buffer.from(await res.arrayBuffer()))).toBe("ok");
     expect(imported.map((r) => (r.kind === "customer" ? r.customer.id : r.kind))).toEqual(messages.map((_, i) => `customer-${i}`));
   });
 
   it.each(importProtocols)("ImportState over %s: one message over the limit is still refused", async (_name, contentType) => {
-    const imported: StateRecord[] = [];
-    const { server, base } = await setup({
-      maxMessageBytes: 512,
-      importState: async (records) => {
-        for await (const r of records) imported.push(r);
-        return { count: imported.length };
-      },
-    });
-    server.setServing(true);
-    const body = importMessage(contentType, "big", "x".repeat(600));
-    const res = await fetch(`${base}/limitr.v1.AdminService/ImportState`, {
-      method: "POST",
-      headers: { "content-type": contentType, "content-length": String(body.length) },
-      body,
-    });
+    const { imported, post } = await importEndpoint(contentType);
+    const res = await post(importMessage(contentType, "big", "x".repeat(600)));
     expect(streamOutcome(contentType, res.headers, Buffer.from(await res.arrayBuffer()))).toMatch(/512/);
     expect(imported).toEqual([]);
   });
