@@ -8,7 +8,7 @@ import { initialPeriodStart, type CompiledLimit, type CompiledPolicy } from "../
 import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
 import { customerChanged, dedupe, validateCustomerLists } from "./customer-fields.js";
 import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
-import { meterEvent, pushResetEvents, type EventScope } from "./meter-events.js";
+import { pushResetEvents, type EventScope } from "./meter-events.js";
 import { sameResetRule } from "./reset-rule-changes.js";
 import type { Customer, CustomerView, EngineEvent, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
 import { loadWorkMeter, type WorkMeter } from "./work-meter.js";
@@ -156,7 +156,7 @@ function carryPeriods(ctx: EngineContext, customer: Customer, before: ResolvedPl
   }
 }
 
-/** Every meter of the customer restarts at zero in a fresh period, with a meter-reset event. */
+/** Every meter of the customer restarts at zero in a fresh period, with the events of a reset. */
 function resetMeters(ctx: EngineContext, customer: Customer, plan: ResolvedPlan, writes: Write[], events: EngineEvent[]): void {
   const scope: EventScope = { time: ctx.now, customerId: customer.id, plan: plan.name, attributes: NO_ATTRIBUTES, policyVersion: ctx.policy.version, idempotencyKey: "" };
   for (const m of ctx.state.metersOf(customer.id)) {
@@ -178,7 +178,8 @@ function resetMeters(ctx: EngineContext, customer: Customer, plan: ResolvedPlan,
       thresholdsReached: [],
       changed: true,
     };
-    events.push(meterEvent("meter-reset", scope, work, m.value, 0n));
+    // As a lazy reset does: subscribers that saw a threshold reached learn it no longer is.
+    pushResetEvents(events, scope, work, m.value, m.thresholdsReached);
     writes.push({
       kind: "meter-put",
       meter: { ...m, periodStart: work.periodStart, value: 0n, overhead: 0n, holds, thresholdsReached: [] },

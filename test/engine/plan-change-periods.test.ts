@@ -69,6 +69,23 @@ describe("changing plan between reset rules", () => {
     expect(meterOf(h)).toMatchObject({ value: 0n });
   });
 
+  it("reset_meters clears reached thresholds with meter-threshold-cleared events, as a lazy reset does", () => {
+    const withThresholds = buildPolicy({
+      a: { isDefault: true, entitlements: { t: { limit: { credit: token, value: 10, reset: daily, thresholds: [50, 80] } } } },
+      b: { entitlements: { t: { limit: { credit: token, value: 10, reset: daily, thresholds: [50, 80] } } } },
+    });
+    const h = createHarness(withThresholds);
+    h.run(upsertCustomer, { id: "u", plan: "a" });
+    h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 6 }] });
+    expect(h.store.getMeter("u", "t")?.thresholdsReached).toEqual([50]);
+    const reset = h.run(setCustomerPlan, { customerId: "u", plan: "b", resetMeters: true });
+    expect(reset.events.filter((e) => e.type.startsWith("meter-"))).toMatchObject([
+      { type: "meter-reset", oldValue: n(6), newValue: 0n },
+      { type: "meter-threshold-cleared", threshold: 50 },
+    ]);
+    expect(h.store.getMeter("u", "t")?.thresholdsReached).toEqual([]);
+  });
+
   it("a plan change between plans with the same rule changes no meter", () => {
     const same = buildPolicy({
       a: { isDefault: true, entitlements: { t: { limit: { credit: token, value: 10, reset: daily } } } },
