@@ -15,6 +15,7 @@ import { addReflection } from "./reflection.js";
 import { registerGrpcService, transportReceiveLimit } from "./register-grpc-service.js";
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server-deps.js";
 import type { SidecarServerDeps, WatchStats } from "./server-deps.js";
+import { clearStaleSocket, shareWithGroup, unixSocketPath } from "./unix-socket.js";
 import { createWatchRegistry } from "./watch-registry.js";
 
 /** Time given to the last answers to reach the socket before remaining streams are cancelled. */
@@ -102,13 +103,18 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
   let healthServer: grpc.Server | undefined;
   let stopping: Promise<void> | undefined;
 
-  const bind = (server: grpc.Server, address: string): Promise<string> =>
-    new Promise((resolve, reject) => {
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
-        if (err) return reject(err);
-        resolve(address.startsWith("unix:") ? address : `${address.slice(0, address.lastIndexOf(":"))}:${port}`);
-      });
+  const bind = async (server: grpc.Server, address: string): Promise<string> => {
+    const socket = unixSocketPath(address);
+    if (socket !== undefined) await clearStaleSocket(socket);
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
     });
+    if (socket !== undefined) {
+      await shareWithGroup(socket);
+      return address;
+    }
+    return `${address.slice(0, address.lastIndexOf(":"))}:${port}`;
+  };
 
   const stop = async (graceMs: number): Promise<void> => {
     health.setServing(false);
