@@ -1,6 +1,7 @@
 /**
  * Runs one logical call: a deadline per attempt, and retries with exponential backoff (with
- * jitter) after UNAVAILABLE, DEADLINE_EXCEEDED or a connection failure. The caller fixes the
+ * jitter) after UNAVAILABLE, DEADLINE_EXCEEDED or a lost connection (see `isRetryable`; a
+ * cancellation through `signal` is final). The caller fixes the
  * request (and so its idempotency key) once, so every attempt is the same request.
  */
 import { isRetryable, toLimitrError } from "./limitr-error.js";
@@ -45,7 +46,7 @@ export async function callWithRetry<T>(
     try {
       return await attempt();
     } catch (e) {
-      if (n > policy.retries || signal?.aborted || !isRetryable(e)) throw toLimitrError(e, method, n);
+      if (n > policy.retries || !isRetryable(e, signal)) throw toLimitrError(e, method, n);
       const delayMs = backoffMs(policy, n);
       policy.onRetry?.({ method, attempt: n, delayMs, error: e as Error });
       try {

@@ -50,10 +50,18 @@ export function toLimitrError(e: unknown, method: string, attempts: number): Lim
   return new LimitrError(`${method}: ${code}: ${ce.rawMessage}`, code, method, attempts, { cause: e });
 }
 
-/** UNAVAILABLE, DEADLINE_EXCEEDED and connection failures (which connect reports as UNAVAILABLE or UNKNOWN with a socket error cause) are worth retrying. */
-export function isRetryable(e: unknown): boolean {
+/**
+ * Whether a failed attempt is worth another: UNAVAILABLE, DEADLINE_EXCEEDED and a lost
+ * connection. connect reports a connection failure as UNAVAILABLE or UNKNOWN with a socket error
+ * cause, and a connection that died under an open stream (the sidecar killed with kill -9, a
+ * proxy dropping it) as CANCELLED ("http/2 stream closed with error code CANCEL"), the same code
+ * as the caller's own cancellation. So CANCELLED counts as a lost connection unless `own`, the
+ * signal of the caller and of `close()`, has aborted: then it is the caller's decision, final.
+ */
+export function isRetryable(e: unknown, own: AbortSignal | undefined): boolean {
+  if (own?.aborted) return false;
   const ce = ConnectError.from(e);
-  if (ce.code === Code.Unavailable || ce.code === Code.DeadlineExceeded) return true;
+  if (ce.code === Code.Unavailable || ce.code === Code.DeadlineExceeded || ce.code === Code.Canceled) return true;
   const cause = ce.cause as { code?: unknown } | undefined;
-  return typeof cause?.code === "string" && /^(ECONNREFUSED|ECONNRESET|EPIPE|ENOENT|ETIMEDOUT|ERR_HTTP2_)/.test(cause.code) && ce.code !== Code.Canceled;
+  return typeof cause?.code === "string" && /^(ECONNREFUSED|ECONNRESET|EPIPE|ENOENT|ETIMEDOUT|ERR_HTTP2_)/.test(cause.code);
 }

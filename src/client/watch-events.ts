@@ -1,8 +1,9 @@
 /**
  * `events()`: WatchEvents as an async iterator that reconnects after UNAVAILABLE or a lost
- * connection and resumes right after the last event it delivered, so a sidecar restart neither
- * loses nor repeats an event. The events-lost marker is yielded, never swallowed. Events are
- * received in batches (`max_batch_events`) and yielded one at a time.
+ * connection (a crashed sidecar included, see `isRetryable`) and resumes right after the last
+ * event it delivered, so a sidecar restart neither loses nor repeats an event. The events-lost
+ * marker is yielded, never swallowed. Events are received in batches (`max_batch_events`) and
+ * yielded one at a time.
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { DecisionService } from "../gen/limitr/v1/decision_pb.js";
@@ -62,7 +63,7 @@ export async function* watchEvents(
         error = e;
       }
       if (stop.aborted) return;
-      if (!reconnect || !isRetryable(error) || ++failures > maxFailures) throw toLimitrError(error, "WatchEvents", failures + 1);
+      if (!reconnect || !isRetryable(error, stop) || ++failures > maxFailures) throw toLimitrError(error, "WatchEvents", failures + 1);
       const delayMs = backoffMs(retry, failures);
       retry.onRetry?.({ method: "WatchEvents", attempt: failures, delayMs, error: error as Error });
       try {

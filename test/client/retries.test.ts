@@ -1,8 +1,9 @@
 /**
  * Retries and reconnects against a real sidecar that goes away: a call started while the sidecar
- * is down succeeds once it is back; a reply lost past the deadline is retried with the same
- * idempotency key and counts once; the events iterator resumes across a restart without gap or
- * duplicate; events pruned by retention surface as an events-lost marker.
+ * is down succeeds once it is back; a reply lost past the deadline or to a crash (kill -9) is
+ * retried with the same idempotency key and counts once; the caller's own cancellation is final;
+ * the events iterator resumes across a restart or a crash without gap or duplicate; events pruned
+ * by retention surface as an events-lost marker.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,13 +20,13 @@ let sidecar: SidecarProcess;
 let address: string;
 
 /** A client that records its retries and lets a test wait for the n-th. */
-function recordingClient(addr: string, extra: { timeoutMs?: number; retries?: number } = {}) {
+function recordingClient(addr: string, extra: { timeoutMs?: number; retries?: number; initialBackoffMs?: number; maxBackoffMs?: number } = {}) {
   const retries: RetryInfo[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   const client = createLimitrClient({
     address: addr,
-    initialBackoffMs: 20,
-    maxBackoffMs: 100,
+    initialBackoffMs: extra.initialBackoffMs ?? 20,
+    maxBackoffMs: extra.maxBackoffMs ?? 100,
     retries: extra.retries ?? 10_000,
     ...(extra.timeoutMs === undefined ? {} : { timeoutMs: extra.timeoutMs }),
     onRetry: (info) => {
@@ -39,6 +40,13 @@ function recordingClient(addr: string, extra: { timeoutMs?: number; retries?: nu
 
 const restart = async (): Promise<void> => {
   expect((await stopSidecar(sidecar)).code).toBe(0);
+  sidecar = await startSidecar([...POLICY, "--data-dir", dir, "--grpc-address", address]);
+};
+
+/** kill -9 and start again on the same address: open HTTP/2 streams die without a status. */
+const crash = async (): Promise<void> => {
+  sidecar.kill("SIGKILL");
+  await sidecar.exited;
   sidecar = await startSidecar([...POLICY, "--data-dir", dir, "--grpc-address", address]);
 };
 
@@ -113,6 +121,51 @@ describe("retries", () => {
       await proxy.close();
     }
   });
+
+  it("a call in flight when the sidecar is killed (kill -9) is retried with its key and counts once", async () => {
+    const proxy = await startPausableProxy(address);
+    const direct = createLimitrClient({ address });
+    const { client, retries } = recordingClient(proxy.address, { timeoutMs: 5_000, retries: 50 });
+    try {
+      expect((await client.allow("crash_1", "gpt_tokens", 1)).value).toBe(1); // connection up
+      proxy.pause();
+      const pending = client.allow("crash_1", "gpt_tokens", 10).catch((e: unknown) => e as LimitrError);
+      while ((await direct.getMeters("crash_1", ["gpt_tokens"]))[0]?.value !== 11) await sleep(10); // counted
+      direct.close();
+      // The sidecar dies before its answer gets out: connect reports the lost stream as CANCELLED.
+      await crash();
+      proxy.resume();
+      const d = await pending;
+      expect(d).toMatchObject({ allowed: true, value: 11 }); // the first answer, replayed for the same key
+      expect(retries.length).toBeGreaterThanOrEqual(1);
+      expect((await client.getMeters("crash_1", ["gpt_tokens"]))[0]?.value).toBe(11);
+    } finally {
+      client.close();
+      direct.close();
+      await proxy.close();
+    }
+  });
+
+  it("a call the caller cancels with its signal fails with CANCELLED and is not retried", async () => {
+    const proxy = await startPausableProxy(address);
+    const direct = createLimitrClient({ address });
+    const { client, retries } = recordingClient(proxy.address, { timeoutMs: 5_000, retries: 5 });
+    try {
+      await client.getMeters("cancel_1", ["gpt_tokens"]); // connection up
+      proxy.pause();
+      const ctl = new AbortController();
+      const pending = client.allow("cancel_1", "gpt_tokens", 10, { signal: ctl.signal }).catch((e: unknown) => e as LimitrError);
+      while ((await direct.getMeters("cancel_1", ["gpt_tokens"]))[0]?.value !== 10) await sleep(10); // in flight
+      ctl.abort();
+      expect(await pending).toMatchObject({ name: "LimitrError", code: "CANCELLED", attempts: 1 });
+      expect(retries).toEqual([]);
+    } finally {
+      proxy.resume();
+      client.close();
+      direct.close();
+      await proxy.close();
+    }
+  });
 });
 
 describe("events() across restarts", () => {
@@ -136,6 +189,25 @@ describe("events() across restarts", () => {
       for (let i = 1; i <= 2; i++) await writer.record("ev_restart", "gpt_tokens", 1);
       await take(2);
       expect(seen).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      await it.return?.();
+      client.close();
+      writer.close();
+    }
+  });
+
+  it("resumes after the sidecar is killed (kill -9) instead of ending with CANCELLED", async () => {
+    const writer: LimitrClient = createLimitrClient({ address, retries: 50, maxBackoffMs: 200 });
+    const { client } = recordingClient(address);
+    const it = client.events({ types: ["meter-changed"], customerId: "ev_crash", fromSequence: 1 })[Symbol.asyncIterator]();
+    try {
+      await writer.record("ev_crash", "gpt_tokens", 1);
+      expect((await it.next()).value).toMatchObject({ kind: "event", meter: { newValue: 1 } });
+      const next = it.next();
+      next.catch(() => undefined); // observed below; a rejection must not go unhandled meanwhile
+      await crash();
+      await writer.record("ev_crash", "gpt_tokens", 1);
+      expect(await next.then((r) => r.value, (e: unknown) => e)).toMatchObject({ kind: "event", meter: { newValue: 2 } });
     } finally {
       await it.return?.();
       client.close();
