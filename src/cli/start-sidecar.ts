@@ -139,6 +139,7 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
           isServing: () => server.isServing(),
           metrics: () => metrics.render(),
           logger: logger.child({ component: "http" }),
+          callObserver: metrics,
         });
 
   // Operator endpoints only, for an address outside the pod (Prometheus scrapes the pod IP)

@@ -21,6 +21,14 @@ function decisionOf(res: unknown): Pick<CallEnd, "outcome" | "reason"> {
   return { outcome: "ok", reason: undefined };
 }
 
+/**
+ * A call refused before its handler ran (a request that failed to decode or is over the size
+ * limit): answered, so counted like any other, with the code it was answered with.
+ */
+export function refusedCall(rpc: string, protocol: string, code: Code): CallEnd {
+  return { rpc, protocol, seconds: 0, outcome: "error", reason: undefined, code: codeToString(code) };
+}
+
 /** Returns `impl` with each unary/client-streaming method reported to `observer`. */
 export function observeServiceImpl<S extends DescService>(service: S, impl: ServiceImpl<S>, observer: CallObserver): ServiceImpl<S> {
   const spec = createServiceImplSpec(service, impl);

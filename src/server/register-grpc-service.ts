@@ -24,6 +24,8 @@ export interface RegisterOptions {
   readonly shutdownSignal?: AbortSignal;
   /** Called as each call starts; the returned function is called once it has ended. */
   readonly trackCall?: () => () => void;
+  /** Told of each unary call answered without reaching its handler (the request did not decode). */
+  readonly onRefused?: (rpc: string, code: number) => void;
 }
 
 /**
@@ -190,9 +192,14 @@ function makeHandler(service: DescService, spec: MethodImplSpec, options: Regist
       return (call: grpc.ServerUnaryCall<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const done = track();
         const req = call.request;
+        if (!req.ok) {
+          const refused = status(req.error);
+          options.onRefused?.(spec.method.name, refused.code);
+          done();
+          return callback(refused);
+        }
         let pending: unknown;
         try {
-          if (!req.ok) throw req.error;
           pending = impl(req.message, new LazyContext(service, spec.method, call, options));
         } catch (err) {
           done();

@@ -10,7 +10,7 @@ import { createAdminService } from "./admin-service.js";
 import { createDecisionService } from "./decision-service.js";
 import { guardServiceImpl } from "./guard-service-impl.js";
 import { createHealth } from "./health.js";
-import { observeServiceImpl } from "./observe-service-impl.js";
+import { observeServiceImpl, refusedCall } from "./observe-service-impl.js";
 import { addReflection } from "./reflection.js";
 import { registerGrpcService, transportReceiveLimit } from "./register-grpc-service.js";
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server-deps.js";
@@ -94,7 +94,13 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
     "grpc.max_receive_message_length": transportReceiveLimit(maxMessageBytes),
   };
   const main = new grpc.Server(serverOptions);
-  const register = { maxMessageBytes, logger, shutdownSignal: shutdownCtl.signal, trackCall };
+  const register = {
+    maxMessageBytes,
+    logger,
+    shutdownSignal: shutdownCtl.signal,
+    trackCall,
+    ...(observer ? { onRefused: (rpc: string, code: number) => observer.callEnded(refusedCall(rpc, "grpc", code)) } : {}),
+  };
   registerGrpcService(main, DecisionService, decisionService, register);
   registerGrpcService(main, AdminService, adminService, register);
   health.addToServer(main);

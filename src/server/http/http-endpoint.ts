@@ -7,10 +7,11 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, type ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/limitr/v1/admin_pb.js";
 import { DecisionService } from "../../gen/limitr/v1/decision_pb.js";
-import type { ServerLogger } from "../server-deps.js";
+import { refusedCall } from "../observe-service-impl.js";
+import type { CallObserver, ServerLogger } from "../server-deps.js";
 import { oversizedRequest } from "../register-grpc-service.js";
 
 /** A Prometheus exposition: the body and its content type. */
@@ -32,6 +33,8 @@ export interface HttpEndpointDeps {
   /** The `/metrics` body; without it `/metrics` is 404. */
   readonly metrics?: () => Promise<MetricsText>;
   readonly logger: ServerLogger;
+  /** Told of calls this port refuses before a handler runs (the ServiceImpls report the rest). */
+  readonly callObserver?: CallObserver;
 }
 
 /** A node:http server for the HTTP port. */
@@ -88,9 +91,14 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
       // A body declared too large is INVALID_ARGUMENT, as on the gRPC port, answered before
       // connect-node reads it (its own readMaxBytes, which says resource_exhausted, remains the
       // backstop for bodies sent without a length and for each message of a client stream).
-      const declared = messageBytes(Number(req.headers["content-length"]), req.headers["content-type"] ?? "");
-      const oneMessage = !streamedRequests.has((req.url ?? "/").split("?", 1)[0] ?? "");
-      if (oneMessage && Number.isFinite(declared) && declared > deps.maxMessageBytes) return refuseOversized(req, res, declared, deps.maxMessageBytes);
+      const contentType = req.headers["content-type"] ?? "";
+      const declared = messageBytes(Number(req.headers["content-length"]), contentType);
+      const path = (req.url ?? "/").split("?", 1)[0] ?? "";
+      if (!streamedRequests.has(path) && Number.isFinite(declared) && declared > deps.maxMessageBytes) {
+        const protocol = contentType.startsWith("application/grpc-web") ? "grpc-web" : "connect";
+        deps.callObserver?.callEnded(refusedCall(path.slice(path.lastIndexOf("/") + 1), protocol, Code.InvalidArgument));
+        return refuseOversized(req, res, declared, deps.maxMessageBytes);
+      }
       handler(req, res);
     },
     deps.logger,
