@@ -4,7 +4,7 @@
  * cancellation through `signal` is final). The caller fixes the
  * request (and so its idempotency key) once, so every attempt is the same request.
  */
-import { isRetryable, toLimitrError } from "./limitr-error.js";
+import { cancelledError, isRetryable, toLimitrError } from "./limitr-error.js";
 import type { RetryInfo } from "./types.js";
 
 export interface RetryPolicy {
@@ -46,13 +46,15 @@ export async function callWithRetry<T>(
     try {
       return await attempt();
     } catch (e) {
+      if (signal?.aborted) throw cancelledError(signal, method, n, e);
       if (n > policy.retries || !isRetryable(e, signal)) throw toLimitrError(e, method, n);
       const delayMs = backoffMs(policy, n);
       policy.onRetry?.({ method, attempt: n, delayMs, error: e as Error });
       try {
         await sleep(delayMs, signal);
       } catch {
-        throw toLimitrError(e, method, n);
+        // Only the signal ends the sleep early: the call was cancelled while waiting to retry.
+        throw cancelledError(signal!, method, n, e);
       }
     }
   }

@@ -51,6 +51,17 @@ export function toLimitrError(e: unknown, method: string, attempts: number): Lim
 }
 
 /**
+ * The failure of a call cut short by its own signal (the caller's `signal` or `close()`): always
+ * CANCELLED, whatever the last attempt failed with (e.g. UNAVAILABLE before a backoff), as the
+ * `close()` contract says; that attempt's error stays reachable as `cause`.
+ */
+export function cancelledError(signal: AbortSignal, method: string, attempts: number, last: unknown): LimitrError {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return new LimitrError(`${method}: CANCELLED: ${why}`, "CANCELLED", method, attempts, { cause: last });
+}
+
+/**
  * Whether a failed attempt is worth another: UNAVAILABLE, DEADLINE_EXCEEDED and a lost
  * connection. connect reports a connection failure as UNAVAILABLE or UNKNOWN with a socket error
  * cause, and a connection that died under an open stream (the sidecar killed with kill -9, a

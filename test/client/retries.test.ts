@@ -146,6 +146,24 @@ describe("retries", () => {
     }
   });
 
+  it("close() or the caller's signal while a call waits to retry fails it with CANCELLED, not the last attempt's error", async () => {
+    // Nothing listens on port 1: every attempt is refused, then a 5 s backoff the test cuts short.
+    const slow = { retries: 5, initialBackoffMs: 5_000, maxBackoffMs: 5_000 };
+    const closing = recordingClient("127.0.0.1:1", slow);
+    const byClose = closing.client.allow("backoff_1", "gpt_tokens", 1).catch((e: unknown) => e as LimitrError);
+    await closing.retried(1); // the first attempt failed (UNAVAILABLE); now in backoff
+    closing.client.close();
+    expect(await byClose).toMatchObject({ name: "LimitrError", code: "CANCELLED", method: "Allow", attempts: 1 });
+
+    const aborting = recordingClient("127.0.0.1:1", slow);
+    const ctl = new AbortController();
+    const bySignal = aborting.client.allow("backoff_1", "gpt_tokens", 1, { signal: ctl.signal }).catch((e: unknown) => e as LimitrError);
+    await aborting.retried(1);
+    ctl.abort();
+    expect(await bySignal).toMatchObject({ name: "LimitrError", code: "CANCELLED", method: "Allow", attempts: 1 });
+    aborting.client.close();
+  });
+
   it("a call the caller cancels with its signal fails with CANCELLED and is not retried", async () => {
     const proxy = await startPausableProxy(address);
     const direct = createLimitrClient({ address });
