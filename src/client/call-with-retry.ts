@@ -2,9 +2,11 @@
  * Runs one logical call: a deadline per attempt, and retries with exponential backoff (with
  * jitter) after UNAVAILABLE, DEADLINE_EXCEEDED or a lost connection (see `isRetryable`; a
  * cancellation through `signal` is final). The caller fixes the
- * request (and so its idempotency key) once, so every attempt is the same request.
+ * request (and so its idempotency key) once, so every attempt is the same request. A request that
+ * is not idempotent (no key, and repeating it changes the outcome) is retried only when the
+ * previous attempt provably never reached the server.
  */
-import { cancelledError, isRetryable, toLimitrError } from "./limitr-error.js";
+import { cancelledError, isRetryable, neverSent, toLimitrError } from "./limitr-error.js";
 import type { RetryInfo } from "./types.js";
 
 export interface RetryPolicy {
@@ -41,13 +43,14 @@ export async function callWithRetry<T>(
   policy: RetryPolicy,
   signal: AbortSignal | undefined,
   attempt: () => Promise<T>,
+  idempotent = true,
 ): Promise<T> {
   for (let n = 1; ; n++) {
     try {
       return await attempt();
     } catch (e) {
       if (signal?.aborted) throw cancelledError(signal, method, n, e);
-      if (n > policy.retries || !isRetryable(e, signal)) throw toLimitrError(e, method, n);
+      if (n > policy.retries || !isRetryable(e, signal) || (!idempotent && !neverSent(e))) throw toLimitrError(e, method, n);
       const delayMs = backoffMs(policy, n);
       policy.onRetry?.({ method, attempt: n, delayMs, error: e as Error });
       try {

@@ -51,7 +51,7 @@ export interface LimitrClient {
   /** Replaces a reservation's holds with the actual usage (an entitlement not listed settles at 0). */
   settle(reservationId: string, entitlement: string, amount: Amount, options?: SettleOptions): Promise<Decision>;
   settle(reservationId: string, actual: readonly UsageInput[], options?: SettleOptions): Promise<Decision>;
-  /** Drops a reservation; false when it no longer existed (releasing twice is harmless). */
+  /** Drops a reservation; false when it no longer existed (releasing twice is harmless; after a retry an earlier attempt may have dropped it). */
   release(reservationId: string, options?: CallOptions): Promise<boolean>;
   /** Reads meters (all of the plan's entitlements when none are named). */
   getMeters(customerId: string, entitlements?: readonly string[], options?: CallOptions): Promise<MeterState[]>;
@@ -61,9 +61,13 @@ export interface LimitrClient {
   upsertCustomer(customer: CustomerInput, options?: CallOptions): Promise<Customer>;
   /** Reads a customer by primary or alt id; undefined when it does not exist. */
   getCustomer(customerId: string, options?: CallOptions): Promise<Customer | undefined>;
-  /** Deletes a customer; the record as it was, or undefined when it did not exist. */
+  /** Deletes a customer; the record as it was, or undefined when it did not exist (after a retry: or an earlier attempt deleted it). */
   deleteCustomer(customerId: string, options?: CallOptions): Promise<Customer | undefined>;
-  /** Moves a customer to another plan (empty = inherit/default), keeping meters unless `resetMeters`. */
+  /**
+   * Moves a customer to another plan (empty = inherit/default), keeping meters unless `resetMeters`.
+   * With `resetMeters` it is retried only when the sidecar could not be reached at all: a reset is
+   * not idempotent, so after a timeout or a lost connection it fails and the caller checks.
+   */
   setCustomerPlan(customerId: string, plan: string, options?: CallOptions & { readonly resetMeters?: boolean }): Promise<Customer>;
   /** The policy in force and the latest reload attempts. */
   getPolicyStatus(options?: CallOptions): Promise<PolicyStatus>;
@@ -87,12 +91,20 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
   };
   const defaultTimeoutMs = options.timeoutMs ?? 1000;
 
-  /** Runs `fn` with the per-attempt deadline and the retry policy, the request fixed by the caller. */
-  function run<T>(method: string, o: CallOptions | undefined, fn: (call: { timeoutMs: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with the per-attempt deadline and the retry policy, the request fixed by the caller.
+   * `idempotent: false` for a request that must not run twice: retried only if it never left.
+   */
+  function run<T>(
+    method: string,
+    o: CallOptions | undefined,
+    fn: (call: { timeoutMs: number; signal: AbortSignal }) => Promise<T>,
+    idempotent = true,
+  ): Promise<T> {
     if (closedCtl.signal.aborted) return Promise.reject(new LimitrError(`${method}: client is closed`, "CANCELLED", method, 0));
     const signal = o?.signal ? AbortSignal.any([o.signal, closedCtl.signal]) : closedCtl.signal;
     const policy = o?.retries === undefined ? retry : { ...retry, retries: o.retries };
-    return callWithRetry(method, policy, signal, () => fn({ timeoutMs: o?.timeoutMs ?? defaultTimeoutMs, signal }));
+    return callWithRetry(method, policy, signal, () => fn({ timeoutMs: o?.timeoutMs ?? defaultTimeoutMs, signal }), idempotent);
   }
 
   const itemsOf = (what: string | readonly UsageInput[], amount: Amount | undefined): readonly UsageInput[] =>
@@ -153,6 +165,8 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
       return run("Settle", o, (c) => decision.settle(req, c)).then(toDecision);
     },
     release(reservationId, o) {
+      // Retried like the rest (the reservation ends up released either way); after a retry,
+      // false may mean an earlier attempt released it (docs/clients.md).
       return run("Release", o, (c) => decision.release({ reservationId }, c)).then((r) => r.released);
     },
     getMeters(customerId, entitlements = [], o) {
@@ -178,13 +192,18 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
         .catch(notFoundToUndefined);
     },
     deleteCustomer(customerId, o) {
+      // Retried like release: after a retry, undefined may mean an earlier attempt deleted it.
       return run("DeleteCustomer", o, (c) => admin.deleteCustomer({ customerId }, c))
         .then((r) => toCustomer(required(r.customer, "DeleteCustomer")))
         .catch(notFoundToUndefined);
     },
     setCustomerPlan(customerId, plan, o) {
       const req = { customerId, plan, resetMeters: o?.resetMeters ?? false };
-      return run("SetCustomerPlan", o, (c) => admin.setCustomerPlan(req, c)).then((r) => toCustomer(required(r.customer, "SetCustomerPlan")));
+      // A plan change alone is idempotent (the same plan again); a reset is not and has no key: a
+      // retry after an attempt that committed would wipe the usage counted in between.
+      return run("SetCustomerPlan", o, (c) => admin.setCustomerPlan(req, c), !req.resetMeters).then((r) =>
+        toCustomer(required(r.customer, "SetCustomerPlan")),
+      );
     },
     getPolicyStatus(o) {
       return run("GetPolicyStatus", o, (c) => admin.getPolicyStatus({}, c)).then(toPolicyStatus);

@@ -76,3 +76,13 @@ export function isRetryable(e: unknown, own: AbortSignal | undefined): boolean {
   const cause = ce.cause as { code?: unknown } | undefined;
   return typeof cause?.code === "string" && /^(ECONNREFUSED|ECONNRESET|EPIPE|ENOENT|ETIMEDOUT|ERR_HTTP2_)/.test(cause.code);
 }
+
+/**
+ * Whether a failure proves the request never left the client: the connection could not be opened
+ * (refused, no such unix socket). Anything else retryable (DEADLINE_EXCEEDED, a connection lost
+ * under the stream, UNAVAILABLE from the server) may follow a request the sidecar committed.
+ */
+export function neverSent(e: unknown): boolean {
+  const cause = ConnectError.from(e).cause as { code?: unknown } | undefined;
+  return cause?.code === "ECONNREFUSED" || cause?.code === "ENOENT";
+}

@@ -164,6 +164,45 @@ describe("retries", () => {
     aborting.client.close();
   });
 
+  it("setCustomerPlan with resetMeters is not retried once it may have reached the sidecar: a retry would wipe later usage", async () => {
+    const proxy = await startPausableProxy(address);
+    const direct = createLimitrClient({ address });
+    const { client, retries } = recordingClient(proxy.address, { timeoutMs: 500, retries: 3 });
+    try {
+      await direct.upsertCustomer({ id: "reset_1", plan: "free" });
+      expect((await direct.allow("reset_1", "gpt_tokens", 100)).value).toBe(100);
+      await client.getPolicyStatus(); // connection up
+      proxy.pause(); // requests still reach the sidecar; its replies are held back
+      const pending = client.setCustomerPlan("reset_1", "pro", { resetMeters: true }).catch((e: unknown) => e as LimitrError);
+      while ((await direct.getCustomer("reset_1"))?.plan !== "pro") await sleep(10); // the reset committed
+      expect((await direct.allow("reset_1", "gpt_tokens", 700)).value).toBe(700); // usage right after the upgrade
+      expect(await pending).toMatchObject({ code: "DEADLINE_EXCEEDED", method: "SetCustomerPlan", attempts: 1 });
+      expect(retries).toEqual([]);
+      proxy.resume();
+      expect((await direct.getMeters("reset_1", ["gpt_tokens"]))[0]?.value).toBe(700);
+    } finally {
+      client.close();
+      direct.close();
+      await proxy.close();
+    }
+  });
+
+  it("setCustomerPlan with resetMeters is retried while the sidecar refuses connections, and resets once", async () => {
+    const { client, retried } = recordingClient(address);
+    try {
+      await client.upsertCustomer({ id: "reset_2", plan: "free" });
+      expect((await client.allow("reset_2", "gpt_tokens", 100)).value).toBe(100);
+      expect((await stopSidecar(sidecar)).code).toBe(0);
+      const pending = client.setCustomerPlan("reset_2", "pro", { resetMeters: true });
+      await retried(2); // refused: the request never left, so retrying it is safe
+      sidecar = await startSidecar([...POLICY, "--data-dir", dir, "--grpc-address", address]);
+      expect(await pending).toMatchObject({ id: "reset_2", plan: "pro" });
+      expect((await client.getMeters("reset_2", ["gpt_tokens"]))[0]?.value).toBe(0);
+    } finally {
+      client.close();
+    }
+  });
+
   it("a call the caller cancels with its signal fails with CANCELLED and is not retried", async () => {
     const proxy = await startPausableProxy(address);
     const direct = createLimitrClient({ address });
