@@ -1,8 +1,9 @@
 """A Python client of limitr-sidecar, from stubs generated out of proto/ with grpc_tools.protoc.
 
 Usage: python3 limitr_smoke.py STUBS_DIR HOST:PORT
-Calls Allow, Record, GetMeters and WatchEvents on a fresh customer and prints what it saw as
-one JSON object on stdout (the test compares it with exact values).
+Calls Allow, Record, GetMeters and WatchEvents on a fresh customer, then Record and Settle with
+amount 0, and prints what it saw as one JSON object on stdout (the test compares it with exact
+values).
 """
 import json
 import sys
@@ -83,6 +84,13 @@ def main():
             stream.cancel()
             break
     out["events"] = events
+
+    # Zero amounts, which only stubs with proto3 `optional` presence (protoc >= 3.15) send: stubs
+    # generated with the label stripped leave amount=0 off the wire, which means "absent".
+    out["record_zero"] = stub.Record(decision_pb2.RecordRequest(customer_id="py_zero", items=[item("gpt_tokens", 0)]), timeout=10).items[0].value
+    held = stub.Reserve(decision_pb2.ReserveRequest(customer_id="py_zero_settle", items=[item("gpt_tokens", 100)]), timeout=10)
+    settled = stub.Settle(decision_pb2.SettleRequest(reservation_id=held.reservation_id, actual=[item("gpt_tokens", 0)]), timeout=10)
+    out["settle_zero"] = settled.items[0].value
     channel.close()
     print(json.dumps(out))
 

@@ -30,8 +30,11 @@ function findPython(): { python: string; wktDir: string } {
 
 /**
  * Generates the stubs. Debian's grpc-tools bundles protoc 3.5, older than proto3 `optional`
- * (3.15); for it the protos are copied with the label dropped, which changes nothing on the wire
- * (only presence tracking in Python), and the script never relies on presence.
+ * (3.15); for it the protos are copied with the label dropped so this test can run without
+ * network installs. That is NOT wire-compatible for every message: without presence a zero (or
+ * empty) value of an `optional` field is not sent, so it reads as absent — amount 0 becomes the
+ * limit's increment, from_sequence 0 becomes "live only". The script's other calls send no such
+ * value; its zero-amount calls show the difference (docs/clients.md requires protoc >= 3.15).
  */
 function generateStubs(python: string, wktDir: string, out: string): { strippedOptional: boolean } {
   const files = readdirSync(join(PROTO, "limitr/v1")).filter((f) => f.endsWith(".proto"));
@@ -61,11 +64,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it("a Python client generated from proto/ decides, records, reads meters and watches events", () => {
+it("a Python client generated from proto/ decides, records, reads meters and watches events; zero amounts need presence", () => {
   const { python, wktDir } = findPython();
   const stubs = join(dir, "stubs");
   mkdirSync(stubs);
-  generateStubs(python, wktDir, stubs);
+  const { strippedOptional } = generateStubs(python, wktDir, stubs);
   expect(readdirSync(join(stubs, "limitr/v1")).sort()).toContain("decision_pb2_grpc.py");
 
   const out = JSON.parse(execFileSync(python, [SCRIPT, stubs, sidecar.grpcAddress], { encoding: "utf8", timeout: 60_000 })) as Record<string, unknown>;
@@ -90,4 +93,9 @@ it("a Python client generated from proto/ decides, records, reads meters and wat
     // A change that goes past the limit is reported as the overage event (not also as meter-changed).
     { type: "EVENT_TYPE_METER_OVERAGE", entitlement: "gpt_tokens", old_value: 500, new_value: 2200, diff: 1700, overage: 200, overage_price: 0.004, attributes: { model: "gpt-4o" }, idempotency_key: expect.any(String) },
   ]);
+
+  // Record 0 and Settle at 0 count nothing, when the stubs know presence. Stubs from protos with
+  // `optional` stripped send no amount: Record counts the increment (1) and Settle bills the whole
+  // 100 held — what docs/clients.md warns about; if this changes, the docs must too.
+  expect([out["record_zero"], out["settle_zero"]]).toEqual(strippedOptional ? [1, 100] : [0, 0]);
 });
