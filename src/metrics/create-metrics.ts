@@ -13,6 +13,9 @@ import { nanosToNumber } from "../policy/index.js";
 import type { StoreStats } from "../store/index.js";
 import { LabelledCounter, LabelledHistogram } from "./call-series.js";
 
+/** Every operation an idempotency key can replay; the type makes the list complete. */
+const REPLAYED_OPERATIONS = Object.keys({ allow: true, record: true, reserve: true, settle: true } satisfies Record<ReplayedOperation, true>);
+
 /** How a unary call ended (the shape of the server's `CallEnd`). */
 export interface ObservedCall {
   readonly rpc: string;
@@ -134,6 +137,9 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
     registers,
   });
   for (const result of ["applied", "rejected"]) reloads.inc({ result }, 0);
+  // Present from the start, at 0, like the reloads: `rate()` over a series that appears only with
+  // its first replay shows nothing for that first increase, and an absent series alerts as "no data".
+  for (const operation of REPLAYED_OPERATIONS) replays.inc({ operation }, 0);
 
   const gauge = (name: string, help: string): Gauge => new Gauge({ name, help, registers });
   const store = {

@@ -68,6 +68,8 @@ describe("createMetrics", () => {
     expect(sample(text, 'limitr_overage_amount_total{entitlement="gpt_tokens",unit="token"}')).toBe(15);
     expect(sample(text, 'limitr_overage_price_usd_total{entitlement="gpt_tokens"}')).toBeCloseTo(15 * 0.00002, 12);
     expect(sample(text, 'limitr_idempotent_replays_total{operation="allow"}')).toBe(1);
+    // The others exist at 0 before their first replay (a dashboard's rate() needs the series).
+    for (const op of ["record", "reserve", "settle"]) expect(sample(text, `limitr_idempotent_replays_total{operation="${op}"}`)).toBe(0);
     expect(text).not.toMatch(/customer|"p"|"f"/);
 
     unfollow();
