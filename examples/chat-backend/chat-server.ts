@@ -38,7 +38,13 @@ export function createChatServer(limitr: LimitrClient, model = fakeModel): Serve
 
 async function handle(limitr: LimitrClient, model: typeof fakeModel, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== "POST" || req.url !== "/chat") return send(res, 404, { error: "not found" });
-  const body = JSON.parse(await readBody(req)) as { userId?: string; model?: string; prompt?: string; maxTokens?: number };
+  let body: { userId?: string; model?: string; prompt?: string; maxTokens?: number };
+  try {
+    body = JSON.parse(await readBody(req)) as typeof body;
+  } catch {
+    // The caller's mistake, not an outage: 503 would tell clients to retry the same bytes.
+    return send(res, 400, { error: "the body must be JSON" });
+  }
   const entitlement = ENTITLEMENTS.get(body.model ?? "gpt");
   if (!body.userId || !body.prompt || !entitlement) return send(res, 400, { error: "userId, prompt and model (gpt|claude) are required" });
   const maxTokens = body.maxTokens ?? 256;

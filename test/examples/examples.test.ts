@@ -56,6 +56,7 @@ describe("chat backend", () => {
       // Claude has its own meter; a bad request is a 400.
       expect((await chat({ userId: "chat_u", model: "claude", prompt: "hi", maxTokens: 10 })).body).toMatchObject({ usage: { total: countTokens("hi") + 2 } });
       expect((await chat({ userId: "chat_u", model: "llama", prompt: "hi" })).status).toBe(400);
+      expect((await fetch(url, { method: "POST", body: "{not json" })).status).toBe(400);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
