@@ -10,7 +10,7 @@ import { customerChanged, dedupe, validateCustomerLists } from "./customer-field
 import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { pushResetEvents, type EventScope } from "./meter-events.js";
 import { sameResetRule } from "./reset-rule-changes.js";
-import type { Customer, CustomerView, EngineEvent, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
+import type { Customer, CustomerView, EngineEvent, Meter, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
 import { loadWorkMeter, type WorkMeter } from "./work-meter.js";
 
 /** A customer with its effective plan. */
@@ -141,50 +141,48 @@ function carryPeriods(ctx: EngineContext, customer: Customer, before: ResolvedPl
       if (periodStart !== m.periodStart) writes.push({ kind: "meter-put", meter: { ...m, periodStart } });
       continue;
     }
-    const holds = m.holds.filter((h) => h.expiresAt > ctx.now);
-    const work: WorkMeter = {
-      ...old,
-      limit: newLimit,
-      periodStart: initialPeriodStart(newLimit.reset, ctx.now),
-      nextReset: undefined,
-      holds,
-      held: holds.reduce((sum, h) => sum + h.amount, 0n),
-    };
-    scope ??= { time: ctx.now, customerId: customer.id, plan: after.name, attributes: NO_ATTRIBUTES, policyVersion: ctx.policy.version, idempotencyKey: "" };
-    pushResetEvents(events, scope, work, m.value, m.thresholdsReached);
-    writes.push({ kind: "meter-put", meter: { ...m, periodStart: work.periodStart, value: 0n, overhead: 0n, holds, thresholdsReached: [] } });
+    scope ??= resetScope(ctx, customer, after);
+    restartMeter(ctx, m, newLimit, scope, writes, events);
   }
 }
 
 /** Every meter of the customer restarts at zero in a fresh period, with the events of a reset. */
 function resetMeters(ctx: EngineContext, customer: Customer, plan: ResolvedPlan, writes: Write[], events: EngineEvent[]): void {
-  const scope: EventScope = { time: ctx.now, customerId: customer.id, plan: plan.name, attributes: NO_ATTRIBUTES, policyVersion: ctx.policy.version, idempotencyKey: "" };
+  const scope = resetScope(ctx, customer, plan);
   for (const m of ctx.state.metersOf(customer.id)) {
-    const limit = plan.plan?.entitlements.get(m.entitlement)?.limit ?? unenforcedLimit(ctx.policy, m.credit);
-    const holds = m.holds.filter((h) => h.expiresAt > ctx.now);
-    const work: WorkMeter = {
-      owner: m.owner,
-      entitlement: m.entitlement,
-      limit,
-      stored: m,
-      rolled: true,
-      periodStart: initialPeriodStart(limit.reset, ctx.now),
-      nextReset: undefined,
-      base: 0n,
-      value: 0n,
-      overhead: 0n,
-      holds,
-      held: holds.reduce((s, h) => s + h.amount, 0n),
-      thresholdsReached: [],
-      changed: true,
-    };
-    // As a lazy reset does: subscribers that saw a threshold reached learn it no longer is.
-    pushResetEvents(events, scope, work, m.value, m.thresholdsReached);
-    writes.push({
-      kind: "meter-put",
-      meter: { ...m, periodStart: work.periodStart, value: 0n, overhead: 0n, holds, thresholdsReached: [] },
-    });
+    restartMeter(ctx, m, plan.plan?.entitlements.get(m.entitlement)?.limit ?? unenforcedLimit(ctx.policy, m.credit), scope, writes, events);
   }
+}
+
+/** The event fields of resets an admin operation makes (no request attributes, no key). */
+function resetScope(ctx: EngineContext, customer: Customer, plan: ResolvedPlan): EventScope {
+  return { time: ctx.now, customerId: customer.id, plan: plan.name, attributes: NO_ATTRIBUTES, policyVersion: ctx.policy.version, idempotencyKey: "" };
+}
+
+/**
+ * `m` starts afresh now under `limit`: zero in a new period, open holds kept. With the events of
+ * a lazy reset: subscribers that saw a threshold reached learn it no longer is.
+ */
+function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope: EventScope, writes: Write[], events: EngineEvent[]): void {
+  const holds = m.holds.filter((h) => h.expiresAt > ctx.now);
+  const work: WorkMeter = {
+    owner: m.owner,
+    entitlement: m.entitlement,
+    limit,
+    stored: m,
+    rolled: true,
+    periodStart: initialPeriodStart(limit.reset, ctx.now),
+    nextReset: undefined,
+    base: 0n,
+    value: 0n,
+    overhead: 0n,
+    holds,
+    held: holds.reduce((s, h) => s + h.amount, 0n),
+    thresholdsReached: [],
+    changed: true,
+  };
+  pushResetEvents(events, scope, work, m.value, m.thresholdsReached);
+  writes.push({ kind: "meter-put", meter: { ...m, periodStart: work.periodStart, value: 0n, overhead: 0n, holds, thresholdsReached: [] } });
 }
 
 /**
