@@ -98,6 +98,12 @@ export function createDecisionService({ engine, events, watchBufferEvents, track
       const customerId = await resolveCustomerFilter(engine, req.customerId);
       const matches = createEventFilter({ types, customerId, entitlements: req.entitlements });
       const batched = req.maxBatchEvents > 1;
+      if (req.sendPosition) {
+        // A live-only start is fixed here rather than at the feed's subscription: the feed reads
+        // whatever commits in between from the log, so the announced position is exact.
+        from = from === undefined ? events.lastSequence() + 1 : Math.max(1, from);
+        yield { kind: { case: "position", value: { nextSequence: BigInt(from) } } };
+      }
       const feed = followEventLog(events, {
         fromSequence: from,
         matches,

@@ -136,4 +136,37 @@ describe("WatchEvents resume", () => {
       expect(added).toBe(10); // 25 attempts each, hard limit 10
     }
   });
+
+  it("announces its position first when asked: a live-only stream that breaks before any event resumes from it", async () => {
+    const s = await start(workspace());
+    const c = s.clients;
+    for (let i = 0; i < 3; i++) await allowOne(c, "pos-1", "chat", 1);
+    const last = await lastSequence(c);
+
+    const live = subscribe(c, { send_position: true });
+    cleanups.push(() => live.cancel());
+    await live.until((m) => m.length >= 1, "the position");
+    expect(live.messages[0]).toMatchObject({ kind: "position", position: { next_sequence: String(last + 1) } });
+    live.cancel();
+    // Committed while nobody is subscribed: a live-only restart would never see these.
+    await allowOne(c, "pos-1", "chat", 1);
+    await allowOne(c, "pos-2", "chat", 1);
+    const resumed = subscribe(c, { from_sequence: live.messages[0]?.position?.next_sequence, send_position: true });
+    cleanups.push(() => resumed.cancel());
+    await resumed.until((m) => m.length >= 3, "the position and two events");
+    expect(resumed.messages[0]).toMatchObject({ kind: "position", position: { next_sequence: String(last + 1) } });
+    expect(resumed.events().map(seqOf)).toEqual([last + 1, last + 2]);
+
+    // With from_sequence the position is where the replay starts (0 read as 1); without
+    // send_position there is no position message, as before it existed.
+    const replay = subscribe(c, { from_sequence: "0", send_position: true });
+    cleanups.push(() => replay.cancel());
+    await replay.until((m) => m.length >= 2, "the position and the first event");
+    expect(replay.messages[0]).toMatchObject({ kind: "position", position: { next_sequence: "1" } });
+    expect(seqOf(replay.messages[1]?.event as EventMsg)).toBe(1);
+    const plain = subscribe(c, { from_sequence: "1" });
+    cleanups.push(() => plain.cancel());
+    await plain.until((m) => m.length >= 1, "the first event");
+    expect(plain.messages[0]?.kind).toBe("event");
+  });
 });

@@ -227,6 +227,24 @@ describe("/metrics", () => {
     while (sample(await scrape(), "limitr_watch_subscribers") !== 0) await new Promise((r) => setTimeout(r, 20));
   });
 
+  it("sends a WatchEvents stream's position before any event arrives (Connect and gRPC-Web alike)", async () => {
+    const transports = [createConnectTransport({ baseUrl: base, httpVersion: "1.1" }), createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" })];
+    for (const [i, transport] of transports.entries()) {
+      const ctl = new AbortController();
+      const client = createClient(DecisionService, transport);
+      const customerId = `pos-http-${i}`;
+      const stream = client.watchEvents({ sendPosition: true, customerId }, { signal: ctl.signal })[Symbol.asyncIterator]();
+      const first = (await stream.next()).value;
+      if (first?.kind.case !== "position") throw new Error(`expected the position first, got ${first?.kind.case}`);
+      // Nothing else commits meanwhile: the next event takes exactly the announced sequence.
+      await client.allow({ customerId, items: [{ entitlement: "gpt_tokens", amount: 1 }] });
+      const next = (await stream.next()).value;
+      expect(next?.kind.case === "event" ? next.kind.value.sequence : undefined).toBe(first.kind.value.nextSequence);
+      ctl.abort();
+      await stream.next().catch(() => undefined);
+    }
+  });
+
   it("never names a customer, however many there are", async () => {
     const ids = Array.from({ length: 60 }, (_, i) => `secret-cust-${i}`);
     await Promise.all(ids.map((id, i) => (i % 2 === 0 ? postJson("/limitr.v1.DecisionService/Allow", { customerId: id, items: [{ entitlement: "gpt_tokens", amount: 1 }] }) : allowOne(grpc, id, "gpt_tokens", 1))));

@@ -75,7 +75,12 @@ export async function startEventsSidecar(ws: Workspace, extraFlags: readonly str
 }
 
 /** A `WatchEventsResponse` as proto-loader gives it (keepCase, longs and enums as strings). */
-export type WatchMessage = Obj & { kind?: "event" | "events_lost"; event?: EventMsg; events_lost?: { requested_sequence: string; first_available_sequence: string } };
+export type WatchMessage = Obj & {
+  kind?: "event" | "events_lost" | "position";
+  event?: EventMsg;
+  events_lost?: { requested_sequence: string; first_available_sequence: string };
+  position?: { next_sequence: string };
+};
 export type EventMsg = Obj & { sequence: string; type: string; meter?: Obj & { attributes: Record<string, string> } };
 
 export const seqOf = (e: EventMsg): number => Number(e.sequence);
