@@ -240,6 +240,12 @@ export interface WatchOptions {
    * its per-message cost with e.g. 100.
    */
   readonly maxBatchDelayMs?: number;
+  /**
+   * Called each time the sidecar has confirmed a (re)subscription, with the sequence it delivers
+   * from. Before its first event, this is the position to persist: a consumer that restarts
+   * and passes it as `fromSequence` misses nothing that was committed meanwhile.
+   */
+  readonly onSubscribed?: (nextSequence: number) => void;
   /** Ends the iteration. */
   readonly signal?: AbortSignal;
   /**

@@ -1,7 +1,8 @@
 /**
  * `events()`: WatchEvents as an async iterator that reconnects after UNAVAILABLE or a lost
  * connection (a crashed sidecar included, see `isRetryable`) and resumes right after the last
- * event it delivered, so a sidecar restart neither loses nor repeats an event. The events-lost
+ * event it delivered (before the first one: from the position the sidecar announced when it
+ * subscribed), so a sidecar restart neither loses nor repeats an event. The events-lost
  * marker is yielded, never swallowed. Events are received in batches (`max_batch_events`) and
  * yielded one at a time.
  */
@@ -47,10 +48,19 @@ export async function* watchEvents(
             // Events ready together come in one message; they are still yielded one by one.
             maxBatchEvents: WATCH_BATCH_EVENTS,
             maxBatchDelayMs: Math.min(maxBatchDelayMs, 0xffff_ffff),
+            // The position comes first: a stream that breaks before its first event resumes
+            // from it instead of starting live again and missing what committed meanwhile.
+            sendPosition: true,
           },
           { signal: ctl.signal },
         );
         for await (const msg of stream) {
+          if (msg.kind.case === "position") {
+            failures = 0;
+            next = msg.kind.value.nextSequence;
+            options.onSubscribed?.(Number(next));
+            continue;
+          }
           for (const item of toWatchItems(msg)) {
             failures = 0;
             next = BigInt(item.kind === "event" ? item.sequence + 1 : item.firstAvailableSequence);

@@ -1,7 +1,9 @@
 /**
  * A TCP proxy in front of the sidecar that can hold back the server's replies: requests still
  * reach the server (and commit), but answers are buffered until `resume()`, which is how a reply
- * lost past the client's deadline looks from the client.
+ * lost past the client's deadline looks from the client. `cut()` drops every connection and
+ * refuses new ones until `restore()`: the network between client and sidecar gone, while the
+ * sidecar keeps serving everyone else.
  */
 import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 
@@ -9,6 +11,8 @@ export interface PausableProxy {
   readonly address: string;
   pause(): void;
   resume(): void;
+  cut(): void;
+  restore(): void;
   close(): Promise<void>;
 }
 
@@ -17,9 +21,14 @@ export async function startPausableProxy(upstream: string): Promise<PausableProx
   const host = upstream.slice(0, colon);
   const port = Number(upstream.slice(colon + 1));
   let paused = false;
+  let cutOff = false;
   const held: { socket: Socket; chunk: Buffer }[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
+    if (cutOff) {
+      client.destroy();
+      return;
+    }
     const up = connect(port, host);
     sockets.add(client).add(up);
     client.on("data", (chunk) => up.write(chunk));
@@ -41,6 +50,13 @@ export async function startPausableProxy(upstream: string): Promise<PausableProx
     resume: () => {
       paused = false;
       for (const { socket, chunk } of held.splice(0)) if (!socket.destroyed) socket.write(chunk);
+    },
+    cut: () => {
+      cutOff = true;
+      for (const s of sockets) s.destroy();
+    },
+    restore: () => {
+      cutOff = false;
     },
     close: () =>
       new Promise((resolve) => {

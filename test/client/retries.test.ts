@@ -272,6 +272,36 @@ describe("events() across restarts", () => {
     }
   });
 
+  it("without fromSequence, a stream cut before its first event resumes from the subscription's position", async () => {
+    const proxy = await startPausableProxy(address);
+    const writer = createLimitrClient({ address });
+    const { client, retried } = recordingClient(proxy.address);
+    let subscribed!: () => void;
+    const positions: number[] = [];
+    const confirmed = new Promise<void>((resolve) => (subscribed = resolve));
+    const stream = client.events({ customerId: "ev_live", onSubscribed: (n) => (positions.push(n), subscribed()) });
+    const it = stream[Symbol.asyncIterator]();
+    try {
+      await writer.record("ev_live", "gpt_tokens", 1); // before subscribing: not delivered
+      const first = it.next();
+      first.catch(() => undefined); // observed below
+      await confirmed;
+      proxy.cut();
+      await retried(1);
+      // Committed while the client cannot reach the sidecar: a live-only restart would skip it.
+      await writer.record("ev_live", "gpt_tokens", 1);
+      proxy.restore();
+      expect(await first.then((r) => r.value, (e: unknown) => e)).toMatchObject({ kind: "event", sequence: positions[0], meter: { newValue: 2 } });
+      expect(positions.length).toBeGreaterThanOrEqual(2); // confirmed again on reconnecting
+      expect(positions.every((p) => p === positions[0])).toBe(true);
+    } finally {
+      await it.return?.();
+      client.close();
+      writer.close();
+      await proxy.close();
+    }
+  });
+
   it("events pruned by retention arrive as an events-lost marker, then delivery continues", async () => {
     const dir2 = mkdtempSync(join(tmpdir(), "limitr-client-lost-"));
     const small = await startSidecar([...POLICY, "--data-dir", dir2, "--event-retention-count", "3", "--maintenance-interval", "1s"]);
