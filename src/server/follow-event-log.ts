@@ -36,7 +36,7 @@ export interface FollowOptions {
   readonly maxBuffered: number;
   /** Ends the feed (client gone, server shutting down). */
   readonly signal: AbortSignal;
-  /** Events read from the log per batch. Default 256. */
+  /** Events read from the log per batch (and at most per event-loop turn while replaying). Default 64. */
   readonly batchSize?: number;
   /** Most events per yielded item. Default 1. */
   readonly maxBatch?: number;
@@ -52,10 +52,12 @@ export interface FollowOptions {
   readonly track?: (position: () => number) => () => void;
 }
 
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** Follows `log` as described above until `signal` aborts. */
 export async function* followEventLog(log: EventLog, options: FollowOptions): AsyncGenerator<FeedItem> {
   const { matches, maxBuffered, signal } = options;
-  const batchSize = options.batchSize ?? 256;
+  const batchSize = options.batchSize ?? 64;
   const maxBatch = Math.max(1, options.maxBatch ?? 1);
   const maxDelayMs = maxBatch > 1 ? Math.max(0, options.maxDelayMs ?? 0) : 0;
   /** Buffered events that make a batch worth sending before the delay is over (and before overflow). */
@@ -144,6 +146,12 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
             if (signal.aborted) return;
           }
         }
+        // A turn of the event loop after each full read (more follows): a replay that matches
+        // little (a customer filter over a long log) would otherwise scan the whole log inside
+        // one next(), holding up every decision meanwhile (200,000 events: a 0.5–1 s stall, and 4 s with ten such subscribers).
+        // Yielded items do not help, as a consumer that takes them without waiting resumes the
+        // feed from a microtask. A short read is the end of the log: go live without a turn.
+        if (batch.length >= batchSize) await nextTurn();
         continue;
       }
       if (overflowed && head >= buffer.length) {

@@ -225,6 +225,26 @@ describe("followEventLog", () => {
     ctl.abort();
   });
 
+  it("a filtered replay over a long log lets the event loop run between reads (decisions are not held up)", async () => {
+    const log = fakeLog();
+    for (let i = 0; i < 10; i++) log.append(...Array.from({ length: 256 }, () => "other"));
+    let reads = 0;
+    log.beforeRead(() => reads++);
+    const ctl = new AbortController();
+    const mine = (e: StoredEvent): boolean => e.event.type === "customer-plan-changed" && e.event.customerId === "mine";
+    const feed = followEventLog(log, { fromSequence: 1, matches: mine, maxBuffered: 10, batchSize: 256, signal: ctl.signal });
+    const next = feed.next();
+    // Nothing in the log matches: without a turn between reads, the whole scan would run
+    // inside next(), before any other callback (an incoming call, a commit) could.
+    await new Promise((r) => setImmediate(r));
+    expect(reads).toBeGreaterThan(0);
+    expect(reads).toBeLessThan(10);
+    while (reads < 11) await new Promise((r) => setImmediate(r)); // the last read finds nothing
+    log.append("mine");
+    expect(seqs([(await next).value as FeedItem])).toEqual([2561]);
+    ctl.abort();
+  });
+
   it("buffers only what matches: other customers' events neither wake nor overflow a filtered reader", async () => {
     const log = fakeLog();
     const ctl = new AbortController();
