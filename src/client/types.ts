@@ -241,11 +241,13 @@ export interface WatchOptions {
    */
   readonly maxBatchDelayMs?: number;
   /**
-   * Called each time the sidecar has confirmed a (re)subscription, with the sequence it delivers
-   * from. Before its first event, this is the position to persist: a consumer that restarts
-   * and passes it as `fromSequence` misses nothing that was committed meanwhile.
+   * Called with the stream's position whenever the sidecar reports it: on each (re)subscription,
+   * and after quiet stretches in which it went past events that did not match the filters.
+   * Every matching event below it has been yielded, so it is a cursor to persist when no event
+   * has arrived to give one: a consumer that restarts and passes it as `fromSequence` misses
+   * nothing and rereads nothing.
    */
-  readonly onSubscribed?: (nextSequence: number) => void;
+  readonly onPosition?: (nextSequence: number) => void;
   /** Ends the iteration. */
   readonly signal?: AbortSignal;
   /**

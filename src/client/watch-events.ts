@@ -1,8 +1,8 @@
 /**
  * `events()`: WatchEvents as an async iterator that reconnects after UNAVAILABLE or a lost
  * connection (a crashed sidecar included, see `isRetryable`) and resumes right after the last
- * event it delivered (before the first one: from the position the sidecar announced when it
- * subscribed), so a sidecar restart neither loses nor repeats an event. The events-lost
+ * event it delivered or the later position the sidecar reported (before the first event: the
+ * position it announced on subscribing), so a sidecar restart neither loses nor repeats an event. The events-lost
  * marker is yielded, never swallowed. Events are received in batches (`max_batch_events`) and
  * yielded one at a time.
  */
@@ -49,7 +49,8 @@ export async function* watchEvents(
             maxBatchEvents: WATCH_BATCH_EVENTS,
             maxBatchDelayMs: Math.min(maxBatchDelayMs, 0xffff_ffff),
             // The position comes first: a stream that breaks before its first event resumes
-            // from it instead of starting live again and missing what committed meanwhile.
+            // from it instead of starting live again and missing what committed meanwhile. Later
+            // ones keep a filtered stream's resume point up with the log.
             sendPosition: true,
           },
           { signal: ctl.signal },
@@ -58,7 +59,7 @@ export async function* watchEvents(
           if (msg.kind.case === "position") {
             failures = 0;
             next = msg.kind.value.nextSequence;
-            options.onSubscribed?.(Number(next));
+            options.onPosition?.(Number(next));
             continue;
           }
           for (const item of toWatchItems(msg)) {

@@ -44,6 +44,12 @@ export async function resolveCustomerFilter(engine: Engine, id: string): Promise
   }
 }
 
+/**
+ * With `send_position`: how long a stream that went past events it did not deliver stays quiet
+ * before it says where it stands. Bounds what a filtered subscriber rescans on a reconnect.
+ */
+const POSITION_EVERY_MS = 5_000;
+
 /** Most events per WatchEvents message, whatever `max_batch_events` asks (the proto says so). */
 export const MAX_BATCH_EVENTS = 1024;
 
@@ -110,11 +116,14 @@ export function createDecisionService({ engine, events, watchBufferEvents, track
         maxBuffered: watchBufferEvents,
         maxBatch: Math.min(req.maxBatchEvents, MAX_BATCH_EVENTS),
         maxDelayMs: Math.min(req.maxBatchDelayMs, MAX_BATCH_DELAY_MS),
+        positionEveryMs: req.sendPosition ? POSITION_EVERY_MS : 0,
         signal: ctx.signal,
         ...(trackWatch === undefined ? {} : { track: trackWatch }),
       });
       for await (const item of feed) {
-        if (item.kind === "lost") {
+        if (item.kind === "position") {
+          yield { kind: { case: "position", value: { nextSequence: BigInt(item.next) } } };
+        } else if (item.kind === "lost") {
           yield {
             kind: {
               case: "eventsLost",

@@ -25,7 +25,9 @@ import type { EventLog, StoredEvent } from "../engine/index.js";
  */
 export type FeedItem =
   | { readonly kind: "events"; readonly events: readonly StoredEvent[] }
-  | { readonly kind: "lost"; readonly requested: number; readonly firstAvailable: number };
+  | { readonly kind: "lost"; readonly requested: number; readonly firstAvailable: number }
+  /** Every matching event below `next` was delivered: where a resume misses nothing and rereads nothing. */
+  | { readonly kind: "position"; readonly next: number };
 
 export interface FollowOptions {
   /** First sequence to deliver; undefined = only events committed after the call. */
@@ -46,6 +48,13 @@ export interface FollowOptions {
    */
   readonly maxDelayMs?: number;
   /**
+   * When above 0: after a stretch of at least this long in which the feed went past events that
+   * did not match and yielded nothing, it yields a `position`. A filtered subscriber's resume
+   * point then follows the log, not just its own last event, so a reconnect neither rescans
+   * what it already went past nor reports as lost events it never wanted. Default 0 (never).
+   */
+  readonly positionEveryMs?: number;
+  /**
    * Registers the feed while it runs (metrics: subscriber count and lag). Given a function that
    * returns the last sequence the feed got past; returns the unregistration.
    */
@@ -60,6 +69,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
   const batchSize = options.batchSize ?? 64;
   const maxBatch = Math.max(1, options.maxBatch ?? 1);
   const maxDelayMs = maxBatch > 1 ? Math.max(0, options.maxDelayMs ?? 0) : 0;
+  const positionEveryMs = Math.max(0, options.positionEveryMs ?? 0);
   /** Buffered events that make a batch worth sending before the delay is over (and before overflow). */
   const fullAt = Math.min(maxBatch, maxBuffered);
   /** Matching events committed since subscribing, not yet delivered (from `head` on). */
@@ -113,6 +123,20 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
   });
   signal.addEventListener("abort", notify);
   let cursor = options.fromSequence === undefined ? log.lastSequence() + 1 : Math.max(1, options.fromSequence);
+  /** The resume point the consumer last learned (from an item), and when: for `positionEveryMs`. */
+  let known = cursor;
+  let knownAt = performance.now();
+  /** A `position` when one is due: the cursor moved past what the consumer knows, long enough ago. */
+  const positionDue = (): FeedItem | undefined => {
+    if (positionEveryMs === 0 || cursor <= known || performance.now() - knownAt < positionEveryMs) return undefined;
+    return told({ kind: "position", next: cursor });
+  };
+  /** Notes what the consumer learned from `item`, which the feed is about to yield. */
+  const told = (item: FeedItem): FeedItem => {
+    known = item.kind === "events" ? (item.events[item.events.length - 1] as StoredEvent).seq + 1 : item.kind === "lost" ? item.firstAvailable : item.next;
+    knownAt = performance.now();
+    return item;
+  };
   // Live with nothing buffered, the feed is past everything the subscription was given: what did
   // not match was never buffered. Otherwise it is just before its cursor.
   const untrack = options.track?.(() =>
@@ -123,13 +147,13 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
       if (fromLog) {
         const first = log.firstSequence();
         if (cursor < first) {
-          if (read.length > 0) yield { kind: "events", events: read.splice(0) };
-          yield { kind: "lost", requested: cursor, firstAvailable: first };
+          if (read.length > 0) yield told({ kind: "events", events: read.splice(0) });
+          yield told({ kind: "lost", requested: cursor, firstAvailable: first });
           cursor = first;
         }
         const batch = log.readEvents(cursor, batchSize);
         if (batch.length === 0) {
-          if (read.length > 0) yield { kind: "events", events: read.splice(0) };
+          if (read.length > 0) yield told({ kind: "events", events: read.splice(0) });
           fromLog = false;
           // Caught up: live from here, nothing more to read back.
           release?.();
@@ -142,9 +166,13 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
           if (!matches(stored)) continue;
           read.push(stored);
           if (read.length >= maxBatch) {
-            yield { kind: "events", events: read.splice(0) };
+            yield told({ kind: "events", events: read.splice(0) });
             if (signal.aborted) return;
           }
+        }
+        if (read.length === 0) {
+          const position = positionDue();
+          if (position) yield position;
         }
         // A turn of the event loop after each full read (more follows): a replay that matches
         // little (a customer filter over a long log) would otherwise scan the whole log inside
@@ -169,9 +197,18 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         buffer = [];
         head = 0;
         if (seen >= cursor) cursor = seen + 1;
+        const position = positionDue();
+        if (position) {
+          yield position;
+          continue;
+        }
+        // With positions wanted, look again after a while: events that did not match move the
+        // cursor without waking the reader.
         await new Promise<void>((resolve) => {
           wake = resolve;
+          if (positionEveryMs > 0) timer = setTimeout(notify, positionEveryMs);
         });
+        clearTimeout(timer);
         continue;
       }
       if (maxDelayMs > 0 && !overflowed && buffer.length - head < fullAt) {
@@ -196,7 +233,7 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         cursor = stored.seq + 1;
         out.push(stored);
       }
-      if (out.length > 0) yield { kind: "events", events: out };
+      if (out.length > 0) yield told({ kind: "events", events: out });
     }
   } finally {
     clearTimeout(timer);

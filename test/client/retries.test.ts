@@ -279,7 +279,7 @@ describe("events() across restarts", () => {
     let subscribed!: () => void;
     const positions: number[] = [];
     const confirmed = new Promise<void>((resolve) => (subscribed = resolve));
-    const stream = client.events({ customerId: "ev_live", onSubscribed: (n) => (positions.push(n), subscribed()) });
+    const stream = client.events({ customerId: "ev_live", onPosition: (n) => (positions.push(n), subscribed()) });
     const it = stream[Symbol.asyncIterator]();
     try {
       await writer.record("ev_live", "gpt_tokens", 1); // before subscribing: not delivered
@@ -299,6 +299,61 @@ describe("events() across restarts", () => {
       client.close();
       writer.close();
       await proxy.close();
+    }
+  });
+
+  it("a filtered stream's resume point follows the log: a reconnect after others' events were pruned reports nothing lost", async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), "limitr-client-pos-"));
+    const small = await startSidecar([...POLICY, "--data-dir", dir2, "--event-retention-count", "5", "--maintenance-interval", "1s"]);
+    const proxy = await startPausableProxy(small.grpcAddress);
+    const writer = createLimitrClient({ address: small.grpcAddress });
+    const { client, retried } = recordingClient(proxy.address);
+    const positions: number[] = [];
+    let moved!: () => void;
+    let subscribed!: () => void;
+    const past = new Promise<void>((resolve) => (moved = resolve));
+    const live = new Promise<void>((resolve) => (subscribed = resolve));
+    let mark = Infinity;
+    const onPosition = (n: number): void => {
+      positions.push(n);
+      subscribed();
+      if (n > mark) moved();
+    };
+    const stream = client.events({ customerId: "pos_mine", types: ["meter-changed"], onPosition });
+    const it = stream[Symbol.asyncIterator]();
+    try {
+      const first = it.next();
+      first.catch(() => undefined); // observed below
+      await live; // a live-only stream: what commits before the sidecar subscribed is not for it
+      await writer.record("pos_mine", "gpt_tokens", 1);
+      const mine = (await first).value as WatchItem;
+      expect(mine).toMatchObject({ kind: "event", meter: { newValue: 1 } });
+      const seq = mine.kind === "event" ? mine.sequence : -1;
+      // Others' events, enough for retention (5) to prune past this stream's last event.
+      for (let i = 0; i < 12; i++) await writer.record(`pos_other_${i}`, "gpt_tokens", 1);
+      mark = seq + 1;
+      const next = it.next();
+      next.catch(() => undefined); // observed below
+      await past; // the sidecar said the stream went past them (after its quiet interval)
+      // Wait until retention has pruned the event right after this stream's last one.
+      const oldestRetained = async (): Promise<number> => {
+        for await (const e of writer.events({ fromSequence: 1, reconnect: false })) return e.kind === "events-lost" ? e.firstAvailableSequence : 1;
+        return 1;
+      };
+      while ((await oldestRetained()) <= seq + 1) await sleep(100);
+      proxy.cut();
+      await retried(1);
+      proxy.restore();
+      await writer.record("pos_mine", "gpt_tokens", 1);
+      // Resumed from the reported position, not from seq + 1 (pruned): no events-lost marker.
+      expect(await next.then((r) => r.value, (e: unknown) => e)).toMatchObject({ kind: "event", meter: { newValue: 2 } });
+    } finally {
+      await it.return?.();
+      client.close();
+      writer.close();
+      await proxy.close();
+      await stopSidecar(small);
+      rmSync(dir2, { recursive: true, force: true });
     }
   });
 

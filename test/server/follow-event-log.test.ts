@@ -63,7 +63,9 @@ function fakeLog() {
 }
 
 const seqs = (items: FeedItem[]): (number | string)[] =>
-  items.flatMap((i): (number | string)[] => (i.kind === "events" ? i.events.map((e) => e.seq) : [`lost:${i.requested}->${i.firstAvailable}`]));
+  items.flatMap((i): (number | string)[] =>
+    i.kind === "events" ? i.events.map((e) => e.seq) : i.kind === "lost" ? [`lost:${i.requested}->${i.firstAvailable}`] : [`at:${i.next}`],
+  );
 
 /** Takes `n` items from the feed. */
 async function take(feed: AsyncGenerator<FeedItem>, n: number): Promise<FeedItem[]> {
@@ -225,6 +227,41 @@ describe("followEventLog", () => {
     ctl.abort();
   });
 
+  it("with positionEveryMs, a filtered feed says where it stands once it went quietly past others' events", async () => {
+    const log = fakeLog();
+    log.append("x");
+    const ctl = new AbortController();
+    const mine = (e: StoredEvent): boolean => e.event.type === "customer-plan-changed" && e.event.customerId === "mine";
+    const feed = followEventLog(log, { fromSequence: undefined, matches: mine, maxBuffered: 10, positionEveryMs: 30, signal: ctl.signal });
+    const first = feed.next();
+    log.append("other", "other");
+    expect(seqs([(await first).value as FeedItem])).toEqual(["at:4"]);
+    // Nothing moved since: no second position, however long it waits.
+    const second = feed.next();
+    const quiet = await Promise.race([second.then(() => "item"), new Promise((r) => setTimeout(() => r("quiet"), 100))]);
+    expect(quiet).toBe("quiet");
+    log.append("mine", "other");
+    expect(seqs([(await second).value as FeedItem])).toEqual([4]);
+    expect(seqs([(await feed.next()).value as FeedItem])).toEqual(["at:6"]);
+    ctl.abort();
+  });
+
+  it("with positionEveryMs, a long filtered replay reports progress, never past an event it has not delivered", async () => {
+    const log = fakeLog();
+    for (let i = 0; i < 4; i++) log.append(...Array.from({ length: 64 }, () => "other"));
+    log.append("mine");
+    log.beforeRead(() => {
+      const until = performance.now() + 2; // a read as slow as a long log's
+      while (performance.now() < until);
+    });
+    const ctl = new AbortController();
+    const mine = (e: StoredEvent): boolean => e.event.type === "customer-plan-changed" && e.event.customerId === "mine";
+    const feed = followEventLog(log, { fromSequence: 1, matches: mine, maxBuffered: 10, batchSize: 64, positionEveryMs: 1, signal: ctl.signal });
+    const items = await take(feed, 5);
+    expect(seqs(items)).toEqual(["at:65", "at:129", "at:193", "at:257", 257]);
+    ctl.abort();
+  });
+
   it("a filtered replay over a long log lets the event loop run between reads (decisions are not held up)", async () => {
     const log = fakeLog();
     for (let i = 0; i < 10; i++) log.append(...Array.from({ length: 256 }, () => "other"));
@@ -342,7 +379,7 @@ describe("followEventLog", () => {
     const ctl = new AbortController();
     const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 10, maxBatch: 10, batchSize: 2, signal: ctl.signal });
     const items = await take(feed, 2);
-    expect(items.map((i) => (i.kind === "events" ? i.events.map((e) => e.seq) : `lost:${i.requested}->${i.firstAvailable}`))).toEqual([
+    expect(items.map((i) => (i.kind === "events" ? i.events.map((e) => e.seq) : i.kind === "lost" ? `lost:${i.requested}->${i.firstAvailable}` : i))).toEqual([
       [1, 2],
       "lost:3->5",
     ]);
@@ -431,7 +468,7 @@ describe("followEventLog", () => {
     ctl.abort();
   });
 
-  it("property: whatever the batch size, buffer, delay and timing, every matching event arrives once, in order", async () => {
+  it("property: whatever the batch size, buffer, delay and timing, every matching event arrives once, in order, and no position skips one", async () => {
     const pause = fc.constantFrom("none", "turn", "timer");
     const step = fc.oneof(
       fc.record({ kind: fc.constant("commit" as const), ids: fc.array(fc.constantFrom("a", "b"), { minLength: 1, maxLength: 5 }) }),
@@ -446,16 +483,17 @@ describe("followEventLog", () => {
           maxBatch: fc.integer({ min: 1, max: 5 }),
           maxBuffered: fc.integer({ min: 1, max: 6 }),
           maxDelayMs: fc.constantFrom(0, 1, 3),
+          positionEveryMs: fc.constantFrom(0, 1),
           replay: fc.boolean(),
         }),
-        async ({ stored, steps, reader, maxBatch, maxBuffered, maxDelayMs, replay }) => {
+        async ({ stored, steps, reader, maxBatch, maxBuffered, maxDelayMs, positionEveryMs, replay }) => {
           const wait = (how: string): Promise<void> | undefined =>
             how === "turn" ? new Promise((r) => setImmediate(r)) : how === "timer" ? new Promise((r) => setTimeout(r, 1)) : undefined;
           const log = fakeLog();
           if (stored.length > 0) log.append(...stored);
           const ctl = new AbortController();
           const matches = (e: StoredEvent) => e.event.type === "customer-plan-changed" && e.event.customerId === "a";
-          const feed = followEventLog(log, { fromSequence: replay ? 1 : undefined, matches, maxBuffered, maxBatch, maxDelayMs, batchSize: 2, signal: ctl.signal });
+          const feed = followEventLog(log, { fromSequence: replay ? 1 : undefined, matches, maxBuffered, maxBatch, maxDelayMs, positionEveryMs, batchSize: 2, signal: ctl.signal });
           const expected: number[] = replay ? stored.flatMap((id, i) => (id === "a" ? [i + 1] : [])) : [];
           let seq = stored.length;
           for (const st of steps) {
@@ -466,11 +504,22 @@ describe("followEventLog", () => {
             }
           }
           const got: number[] = [];
+          /** The resume point the feed last gave: an event's sequence + 1, or a position. */
+          let resumeAt = 0;
           let pulls = 0;
           const consumer = (async () => {
             if (expected.length === 0) return;
             for await (const item of feed) {
+              if (item.kind === "position") {
+                // Moves forward only, and never past a matching event not yet delivered.
+                expect(item.next).toBeGreaterThan(resumeAt);
+                expect(expected.filter((s) => s < item.next)).toEqual(got);
+                resumeAt = item.next;
+                continue;
+              }
               if (item.kind !== "events") throw new Error("no events are pruned here");
+              expect(item.events[0]?.seq).toBeGreaterThanOrEqual(resumeAt);
+              resumeAt = (item.events[item.events.length - 1]?.seq ?? 0) + 1;
               expect(item.events.length).toBeLessThanOrEqual(maxBatch);
               got.push(...item.events.map((e) => e.seq));
               if (got.length >= expected.length) return;

@@ -753,7 +753,11 @@ export type WatchEventsRequest = Message<"limitr.v1.WatchEventsRequest"> & {
    * When true, the stream's first message is a `position`: the sequence number it delivers
    * from. A subscriber that started without from_sequence has no other way to learn where it
    * stands until its first event; with this, a stream that breaks before then can be resumed
-   * from the position with nothing missed. False = no `position` message (the original stream).
+   * from the position with nothing missed. Later `position` messages follow when the stream has
+   * gone past events that did not match its filters and sent nothing for a few seconds (5 s
+   * now), so a filtered subscriber's resume point keeps up with the log: a reconnect neither
+   * rereads what it went past nor is told of pruned events it would not have received.
+   * False = no `position` message (the original stream).
    *
    * @generated from field: bool send_position = 7;
    */
@@ -878,7 +882,8 @@ export type WatchEventsResponse = Message<"limitr.v1.WatchEventsResponse"> & {
     case: "batch";
   } | {
     /**
-     * The stream's first message, only when the request set `send_position`.
+     * Only when the request set `send_position`: the first message, then progress past events
+     * that did not match.
      *
      * @generated from field: limitr.v1.StreamPosition position = 4;
      */
