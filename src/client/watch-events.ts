@@ -55,9 +55,14 @@ export async function* watchEvents(
           },
           { signal: ctl.signal },
         );
+        let first = true;
         for await (const msg of stream) {
+          const opening = first;
+          first = false;
           if (msg.kind.case === "position") {
-            failures = 0;
+            // Every stream opens with one: only a later position shows the stream kept working
+            // (a stream that breaks right after opening is a failed attempt).
+            if (!opening) failures = 0;
             next = msg.kind.value.nextSequence;
             options.onPosition?.(Number(next));
             continue;
