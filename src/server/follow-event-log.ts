@@ -38,7 +38,7 @@ export interface FollowOptions {
   readonly maxBuffered: number;
   /** Ends the feed (client gone, server shutting down). */
   readonly signal: AbortSignal;
-  /** Events read from the log per batch (and at most per event-loop turn while replaying). Default 64. */
+  /** Events read from the log per batch. Default 64. */
   readonly batchSize?: number;
   /** Most events per yielded item. Default 1. */
   readonly maxBatch?: number;
@@ -62,6 +62,38 @@ export interface FollowOptions {
 }
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * How long feeds may read the log per event-loop turn, all of them together: a quarter of the
+ * last turn's length, within these bounds (milliseconds).
+ */
+const REPLAY_SLICE = { min: 0.5, share: 0.25, max: 5 };
+let sliceEnds = 0;
+let sliceOpen = false;
+let sliceOpenedAt = 0;
+let lastTurnMs = 0;
+
+/**
+ * Whether this event-loop turn has reading time left. One slice per turn shared by every feed,
+ * not one per feed: ten subscribers replaying at once then cost a turn about what one does (each
+ * still gets a read per turn). Time rather than a count of events, and a share of the turn: when
+ * turns are long because commits are large, a feed that is behind reads more per turn too, and
+ * catches up rather than falling further behind.
+ */
+function replayTimeLeft(): boolean {
+  const now = performance.now();
+  if (!sliceOpen) {
+    sliceOpen = true;
+    sliceOpenedAt = now;
+    sliceEnds = now + Math.min(REPLAY_SLICE.max, Math.max(REPLAY_SLICE.min, lastTurnMs * REPLAY_SLICE.share));
+    // Runs in the next turn, before the continuations of the feeds waiting for it (queued later).
+    setImmediate(() => {
+      sliceOpen = false;
+      lastTurnMs = performance.now() - sliceOpenedAt;
+    });
+  }
+  return now < sliceEnds;
+}
 
 /** Follows `log` as described above until `signal` aborts. */
 export async function* followEventLog(log: EventLog, options: FollowOptions): AsyncGenerator<FeedItem> {
@@ -174,12 +206,13 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
           const position = positionDue();
           if (position) yield position;
         }
-        // A turn of the event loop after each full read (more follows): a replay that matches
-        // little (a customer filter over a long log) would otherwise scan the whole log inside
-        // one next(), holding up every decision meanwhile (200,000 events: a 0.5–1 s stall, and 4 s with ten such subscribers).
-        // Yielded items do not help, as a consumer that takes them without waiting resumes the
-        // feed from a microtask. A short read is the end of the log: go live without a turn.
-        if (batch.length >= batchSize) await nextTurn();
+        // A turn of the event loop once this turn's reading time is spent (and more follows): a
+        // replay that matches little (a customer filter over a long log) would otherwise scan the
+        // whole log inside one next(), holding up every decision meanwhile (200,000 events: a
+        // 0.5–1 s stall, 4 s with ten such subscribers). Yielded items do not help, as a consumer
+        // that takes them without waiting resumes the feed from a microtask. A short read is the
+        // end of the log: go live without a turn.
+        if (batch.length >= batchSize && !replayTimeLeft()) await nextTurn();
         continue;
       }
       if (overflowed && head >= buffer.length) {

@@ -29,7 +29,8 @@ function fakeLog() {
   } = {
     readEvents(fromSeq, limit) {
       onRead?.(fromSeq);
-      return events.filter((e) => e.seq >= Math.max(fromSeq, first)).slice(0, limit);
+      const from = Math.max(fromSeq, first, 1) - 1; // sequence n is events[n - 1]
+      return events.slice(from, from + limit);
     },
     lastSequence: () => events.length,
     firstSequence: () => first,
@@ -266,7 +267,11 @@ describe("followEventLog", () => {
     const log = fakeLog();
     for (let i = 0; i < 10; i++) log.append(...Array.from({ length: 256 }, () => "other"));
     let reads = 0;
-    log.beforeRead(() => reads++);
+    log.beforeRead(() => {
+      reads++;
+      const until = performance.now() + 0.4; // a read as slow as a long log's
+      while (performance.now() < until);
+    });
     const ctl = new AbortController();
     const mine = (e: StoredEvent): boolean => e.event.type === "customer-plan-changed" && e.event.customerId === "mine";
     const feed = followEventLog(log, { fromSequence: 1, matches: mine, maxBuffered: 10, batchSize: 256, signal: ctl.signal });
@@ -280,6 +285,54 @@ describe("followEventLog", () => {
     log.append("mine");
     expect(seqs([(await next).value as FeedItem])).toEqual([2561]);
     ctl.abort();
+  });
+
+  it("a feed that is behind catches up while commits add more events per turn than one read holds", async () => {
+    const log = fakeLog();
+    log.append(...Array.from({ length: 2000 }, () => "c")); // a resume point 2,000 events back
+    const ctl = new AbortController();
+    // The bundled client's request (batches of 256) and the sidecar's default buffer.
+    const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 1024, maxBatch: 256, signal: ctl.signal });
+    let delivered = 0;
+    const consumer = (async () => {
+      for await (const item of feed) if (item.kind === "events") delivered = (item.events[item.events.length - 1] as StoredEvent).seq;
+    })();
+    for (let turn = 0; turn < 300; turn++) {
+      log.append(...Array.from({ length: 100 }, () => "c")); // one store batch per turn
+      await new Promise((r) => setImmediate(r));
+    }
+    const lag = log.lastSequence() - delivered;
+    ctl.abort();
+    await consumer;
+    expect(lag).toBeLessThan(1000);
+    expect(log.kept()).toBe(0);
+  });
+
+  it("a feed that is behind reads more per turn when turns are long (large commits), and catches up", async () => {
+    const log = fakeLog();
+    log.append(...Array.from({ length: 2000 }, () => "c"));
+    log.beforeRead(() => {
+      const until = performance.now() + 0.2; // 64 events read from LMDB and decoded
+      while (performance.now() < until);
+    });
+    const ctl = new AbortController();
+    const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 1024, maxBatch: 256, signal: ctl.signal });
+    let delivered = 0;
+    const consumer = (async () => {
+      for await (const item of feed) if (item.kind === "events") delivered = (item.events[item.events.length - 1] as StoredEvent).seq;
+    })();
+    for (let turn = 0; turn < 100; turn++) {
+      // A loaded sidecar: each turn decides and commits 280 events, taking 4 ms. A fixed half
+      // millisecond of reading per turn (4 reads, 256 events) would fall further behind.
+      log.append(...Array.from({ length: 280 }, () => "c"));
+      const until = performance.now() + 4;
+      while (performance.now() < until);
+      await new Promise((r) => setImmediate(r));
+    }
+    const lag = log.lastSequence() - delivered;
+    ctl.abort();
+    await consumer;
+    expect(lag).toBeLessThan(1000);
   });
 
   it("buffers only what matches: other customers' events neither wake nor overflow a filtered reader", async () => {
