@@ -236,10 +236,13 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
           continue;
         }
         // With positions wanted, look again after a while: events that did not match move the
-        // cursor without waking the reader.
+        // cursor without waking the reader. When it has moved already, look again when the
+        // position falls due (a millisecond late: timers count from the loop's cached clock).
         await new Promise<void>((resolve) => {
           wake = resolve;
-          if (positionEveryMs > 0) timer = setTimeout(notify, positionEveryMs);
+          if (positionEveryMs > 0) {
+            timer = setTimeout(notify, cursor > known ? Math.max(1, knownAt + positionEveryMs - performance.now() + 1) : positionEveryMs);
+          }
         });
         clearTimeout(timer);
         continue;
