@@ -1,10 +1,10 @@
 /**
  * `events()`: WatchEvents as an async iterator that reconnects after UNAVAILABLE or a lost
  * connection (a crashed sidecar included, see `isRetryable`) and resumes right after the last
- * event it delivered or the later position the sidecar reported (before the first event: the
- * position it announced on subscribing), so a sidecar restart neither loses nor repeats an event. The events-lost
- * marker is yielded, never swallowed. Events are received in batches (`max_batch_events`) and
- * yielded one at a time.
+ * event it delivered, or from a later position the sidecar reported (before the first event:
+ * the one it announced on subscribing), so a sidecar restart neither loses nor repeats an event.
+ * The events-lost marker is yielded, never swallowed. Events are received in batches
+ * (`max_batch_events`) and yielded one at a time.
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { DecisionService } from "../gen/limitr/v1/decision_pb.js";

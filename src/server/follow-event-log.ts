@@ -15,7 +15,10 @@
  * left with a silent gap. Events ready together are handed over together, up to `maxBatch`; with
  * `maxDelayMs`, live events wait that long for more before a batch that is not full goes, and the
  * listener wakes the reader only once a batch is full, so a subscriber costs the commit path
- * about one wake-up per delay instead of one per commit.
+ * about one wake-up per delay instead of one per commit. Reading the log takes turns with the
+ * rest of the event loop (a slice of time per turn, shared by every feed), so a replay over a
+ * long log never holds up decisions for long. With `positionEveryMs`, a feed that went quietly
+ * past events that did not match says where it stands, so its consumer can resume from there.
  */
 import type { EventLog, StoredEvent } from "../engine/index.js";
 
@@ -165,7 +168,8 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
   };
   /** Notes what the consumer learned from `item`, which the feed is about to yield. */
   const told = (item: FeedItem): FeedItem => {
-    known = item.kind === "events" ? (item.events[item.events.length - 1] as StoredEvent).seq + 1 : item.kind === "lost" ? item.firstAvailable : item.next;
+    if (item.kind === "events") known = (item.events[item.events.length - 1] as StoredEvent).seq + 1;
+    else known = item.kind === "lost" ? item.firstAvailable : item.next;
     knownAt = performance.now();
     return item;
   };
@@ -241,7 +245,8 @@ export async function* followEventLog(log: EventLog, options: FollowOptions): As
         await new Promise<void>((resolve) => {
           wake = resolve;
           if (positionEveryMs > 0) {
-            timer = setTimeout(notify, cursor > known ? Math.max(1, knownAt + positionEveryMs - performance.now() + 1) : positionEveryMs);
+            const due = cursor > known ? knownAt + positionEveryMs - performance.now() + 1 : positionEveryMs;
+            timer = setTimeout(notify, Math.max(1, due));
           }
         });
         clearTimeout(timer);
