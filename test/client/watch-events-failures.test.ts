@@ -6,72 +6,60 @@
  */
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { DecisionService, type WatchEventsRequest } from "../../src/gen/limitr/v1/decision_pb.js";
+import type { RetryInfo, WatchOptions } from "../../src/client/index.js";
 import { watchEvents } from "../../src/client/watch-events.js";
-import type { RetryInfo } from "../../src/client/index.js";
+import { DecisionService } from "../../src/gen/limitr/v1/decision_pb.js";
+
+/**
+ * events() against a server whose every stream sends these positions (offsets from where the
+ * stream was asked to start), then breaks as a lost connection does.
+ */
+function breakingStreams(offsets: readonly bigint[], options: (attempts: () => number, close: () => void) => WatchOptions) {
+  let attempts = 0;
+  const transport = createRouterTransport(({ service }) => {
+    service(DecisionService, {
+      async *watchEvents(req: { fromSequence?: bigint }) {
+        attempts++;
+        const at = req.fromSequence ?? 1n;
+        for (const offset of offsets) yield { kind: { case: "position", value: { nextSequence: at + offset } } };
+        throw new ConnectError("connection reset", Code.Unavailable);
+      },
+    } as never);
+  });
+  const retries: RetryInfo[] = [];
+  const closed = new AbortController();
+  const it = watchEvents(
+    createClient(DecisionService, transport),
+    options(() => attempts, () => closed.abort()),
+    { retries: 3, initialBackoffMs: 1, maxBackoffMs: 1000, onRetry: (r) => retries.push(r) },
+    closed.signal,
+  );
+  return { it, retries, attempts: () => attempts, close: () => closed.abort() };
+}
 
 describe("events() reconnect accounting with send_position", () => {
   it("a stream that breaks right after its position counts as a failed attempt (maxReconnectAttempts, growing backoff)", async () => {
-    let attempts = 0;
-    const transport = createRouterTransport(({ service }) => {
-      service(DecisionService, {
-        async *watchEvents(req: WatchEventsRequest) {
-          attempts++;
-          // What a sidecar does: the position first, then (here) the stream breaks.
-          yield { kind: { case: "position", value: { nextSequence: req.fromSequence ?? 1n } } };
-          throw new ConnectError("connection reset", Code.Unavailable);
-        },
-      } as never);
-    });
-    const decision = createClient(DecisionService, transport);
-    const retries: RetryInfo[] = [];
-    const closed = new AbortController();
-    const it = watchEvents(
-      decision,
-      { maxReconnectAttempts: 2 },
-      { retries: 3, initialBackoffMs: 1, maxBackoffMs: 1000, onRetry: (r) => retries.push(r) },
-      closed.signal,
-    );
-    const guard = setTimeout(() => closed.abort(), 3000); // ends the iteration if it never gives up
+    const s = breakingStreams([0n], () => ({ maxReconnectAttempts: 2 }));
+    const guard = setTimeout(s.close, 3000); // ends the iteration if it never gives up
     let outcome: string;
     try {
-      await it.next();
+      await s.it.next();
       outcome = "ended without error";
     } catch (e) {
       outcome = `gave up: ${(e as Error).message}`;
     } finally {
       clearTimeout(guard);
     }
-    // Expected: 1 attempt + 2 reconnects, then the LimitrError, with backoff attempts 1, 2.
-    expect(retries.map((r) => r.attempt)).toEqual([1, 2]);
-    expect(attempts).toBe(3);
+    // 1 attempt + 2 reconnects, then the LimitrError, with backoff attempts 1, 2.
+    expect(s.retries.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(s.attempts()).toBe(3);
     expect(outcome).toMatch(/^gave up/);
   });
 
   it("a stream that reported progress (a later position) before breaking was a working one: the count starts again", async () => {
-    let attempts = 0;
-    const transport = createRouterTransport(({ service }) => {
-      service(DecisionService, {
-        async *watchEvents(req: WatchEventsRequest) {
-          attempts++;
-          const at = req.fromSequence ?? 1n;
-          yield { kind: { case: "position", value: { nextSequence: at } } };
-          yield { kind: { case: "position", value: { nextSequence: at + 10n } } };
-          throw new ConnectError("connection reset", Code.Unavailable);
-        },
-      } as never);
-    });
-    const decision = createClient(DecisionService, transport);
-    const retries: RetryInfo[] = [];
-    const closed = new AbortController();
-    const it = watchEvents(
-      decision,
-      { maxReconnectAttempts: 2, onPosition: () => (attempts >= 6 ? closed.abort() : undefined) },
-      { retries: 3, initialBackoffMs: 1, maxBackoffMs: 1000, onRetry: (r) => retries.push(r) },
-      closed.signal,
-    );
-    expect((await it.next()).done).toBe(true); // ended by close(), never given up
-    expect(attempts).toBeGreaterThanOrEqual(6);
-    expect(retries.every((r) => r.attempt === 1)).toBe(true);
+    const s = breakingStreams([0n, 10n], (attempts, close) => ({ maxReconnectAttempts: 2, onPosition: () => (attempts() >= 6 ? close() : undefined) }));
+    expect((await s.it.next()).done).toBe(true); // ended by close(), never given up
+    expect(s.attempts()).toBeGreaterThanOrEqual(6);
+    expect(s.retries.every((r) => r.attempt === 1)).toBe(true);
   });
 });

@@ -81,6 +81,12 @@ async function take(feed: AsyncGenerator<FeedItem>, n: number): Promise<FeedItem
 
 const all = () => true;
 
+/** Busy for `ms`: work the event loop does meanwhile (a slow read, a turn of decisions). */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
 /** Captures the position function a feed registers through `track`. */
 function tracker(): { track: (p: () => number) => () => void; position: () => number } {
   let registered: () => number = () => -1;
@@ -251,10 +257,7 @@ describe("followEventLog", () => {
     const log = fakeLog();
     for (let i = 0; i < 4; i++) log.append(...Array.from({ length: 64 }, () => "other"));
     log.append("mine");
-    log.beforeRead(() => {
-      const until = performance.now() + 2; // a read as slow as a long log's
-      while (performance.now() < until);
-    });
+    log.beforeRead(() => busy(2)); // a read as slow as a long log's
     const ctl = new AbortController();
     const mine = (e: StoredEvent): boolean => e.event.type === "customer-plan-changed" && e.event.customerId === "mine";
     const feed = followEventLog(log, { fromSequence: 1, matches: mine, maxBuffered: 10, batchSize: 64, positionEveryMs: 1, signal: ctl.signal });
@@ -269,8 +272,7 @@ describe("followEventLog", () => {
     let reads = 0;
     log.beforeRead(() => {
       reads++;
-      const until = performance.now() + 0.4; // a read as slow as a long log's
-      while (performance.now() < until);
+      busy(0.4); // a read as slow as a long log's
     });
     const ctl = new AbortController();
     const mine = (e: StoredEvent): boolean => e.event.type === "customer-plan-changed" && e.event.customerId === "mine";
@@ -287,52 +289,42 @@ describe("followEventLog", () => {
     ctl.abort();
   });
 
-  it("a feed that is behind catches up while commits add more events per turn than one read holds", async () => {
-    const log = fakeLog();
-    log.append(...Array.from({ length: 2000 }, () => "c")); // a resume point 2,000 events back
+  /**
+   * A feed resuming 2,000 events back, as the bundled client asks (batches of 256) with the
+   * sidecar's default buffer, while every turn commits `perTurn` events and takes `turnMs`:
+   * how far behind it is after `turns` turns.
+   */
+  async function lagAfter(log: ReturnType<typeof fakeLog>, turns: number, perTurn: number, turnMs: number): Promise<number> {
+    log.append(...Array.from({ length: 2000 }, () => "c"));
     const ctl = new AbortController();
-    // The bundled client's request (batches of 256) and the sidecar's default buffer.
     const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 1024, maxBatch: 256, signal: ctl.signal });
     let delivered = 0;
     const consumer = (async () => {
       for await (const item of feed) if (item.kind === "events") delivered = (item.events[item.events.length - 1] as StoredEvent).seq;
     })();
-    for (let turn = 0; turn < 300; turn++) {
-      log.append(...Array.from({ length: 100 }, () => "c")); // one store batch per turn
+    for (let turn = 0; turn < turns; turn++) {
+      log.append(...Array.from({ length: perTurn }, () => "c")); // one store batch per turn
+      busy(turnMs);
       await new Promise((r) => setImmediate(r));
     }
     const lag = log.lastSequence() - delivered;
     ctl.abort();
     await consumer;
-    expect(lag).toBeLessThan(1000);
+    return lag;
+  }
+
+  it("a feed that is behind catches up while commits add more events per turn than one read holds", async () => {
+    const log = fakeLog();
+    expect(await lagAfter(log, 300, 100, 0)).toBeLessThan(1000);
     expect(log.kept()).toBe(0);
   });
 
   it("a feed that is behind reads more per turn when turns are long (large commits), and catches up", async () => {
     const log = fakeLog();
-    log.append(...Array.from({ length: 2000 }, () => "c"));
-    log.beforeRead(() => {
-      const until = performance.now() + 0.2; // 64 events read from LMDB and decoded
-      while (performance.now() < until);
-    });
-    const ctl = new AbortController();
-    const feed = followEventLog(log, { fromSequence: 1, matches: all, maxBuffered: 1024, maxBatch: 256, signal: ctl.signal });
-    let delivered = 0;
-    const consumer = (async () => {
-      for await (const item of feed) if (item.kind === "events") delivered = (item.events[item.events.length - 1] as StoredEvent).seq;
-    })();
-    for (let turn = 0; turn < 100; turn++) {
-      // A loaded sidecar: each turn decides and commits 280 events, taking 4 ms. A fixed half
-      // millisecond of reading per turn (4 reads, 256 events) would fall further behind.
-      log.append(...Array.from({ length: 280 }, () => "c"));
-      const until = performance.now() + 4;
-      while (performance.now() < until);
-      await new Promise((r) => setImmediate(r));
-    }
-    const lag = log.lastSequence() - delivered;
-    ctl.abort();
-    await consumer;
-    expect(lag).toBeLessThan(1000);
+    log.beforeRead(() => busy(0.2)); // 64 events read from LMDB and decoded
+    // A loaded sidecar: each turn decides and commits 280 events, taking 4 ms. A fixed half
+    // millisecond of reading per turn (4 reads, 256 events) would fall further behind.
+    expect(await lagAfter(log, 100, 280, 4)).toBeLessThan(1000);
   });
 
   it("buffers only what matches: other customers' events neither wake nor overflow a filtered reader", async () => {
