@@ -19,6 +19,13 @@ let dir: string;
 let sidecar: SidecarProcess;
 let address: string;
 
+/** `p`, or a failure naming `what` after `ms`: a test that would hang fails and cleans up instead. */
+function within<T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** A client that records its retries and lets a test wait for the n-th. */
 function recordingClient(addr: string, extra: { timeoutMs?: number; retries?: number; initialBackoffMs?: number; maxBackoffMs?: number } = {}) {
   const retries: RetryInfo[] = [];
@@ -247,8 +254,8 @@ describe("events() across restarts", () => {
       await take(2);
       expect(seen).toEqual([1, 2, 3, 4, 5]);
     } finally {
+      client.close(); // first: it ends a pending next(), which return() would wait for
       await it.return?.();
-      client.close();
       writer.close();
     }
   });
@@ -264,10 +271,11 @@ describe("events() across restarts", () => {
       next.catch(() => undefined); // observed below; a rejection must not go unhandled meanwhile
       await crash();
       await writer.record("ev_crash", "gpt_tokens", 1);
-      expect(await next.then((r) => r.value, (e: unknown) => e)).toMatchObject({ kind: "event", meter: { newValue: 2 } });
+      const item = await within(next.then((r) => r.value, (e: unknown) => e), "the next event after reconnecting");
+      expect(item).toMatchObject({ kind: "event", meter: { newValue: 2 } });
     } finally {
+      client.close(); // first: it ends a pending next(), which return() would wait for
       await it.return?.();
-      client.close();
       writer.close();
     }
   });
@@ -285,18 +293,19 @@ describe("events() across restarts", () => {
       await writer.record("ev_live", "gpt_tokens", 1); // before subscribing: not delivered
       const first = it.next();
       first.catch(() => undefined); // observed below
-      await confirmed;
+      await within(confirmed, "the subscription's position");
       proxy.cut();
       await retried(1);
       // Committed while the client cannot reach the sidecar: a live-only restart would skip it.
       await writer.record("ev_live", "gpt_tokens", 1);
       proxy.restore();
-      expect(await first.then((r) => r.value, (e: unknown) => e)).toMatchObject({ kind: "event", sequence: positions[0], meter: { newValue: 2 } });
+      const item = await within(first.then((r) => r.value, (e: unknown) => e), "the event committed while cut off");
+      expect(item).toMatchObject({ kind: "event", sequence: positions[0], meter: { newValue: 2 } });
       expect(positions.length).toBeGreaterThanOrEqual(2); // confirmed again on reconnecting
       expect(positions.every((p) => p === positions[0])).toBe(true);
     } finally {
+      client.close(); // first: it ends a pending next(), which return() would wait for
       await it.return?.();
-      client.close();
       writer.close();
       await proxy.close();
     }
@@ -324,9 +333,9 @@ describe("events() across restarts", () => {
     try {
       const first = it.next();
       first.catch(() => undefined); // observed below
-      await live; // a live-only stream: what commits before the sidecar subscribed is not for it
+      await within(live, "the subscription's position"); // what commits before it is not for this live-only stream
       await writer.record("pos_mine", "gpt_tokens", 1);
-      const mine = (await first).value as WatchItem;
+      const mine = (await within(first, "the stream's first event")).value as WatchItem;
       expect(mine).toMatchObject({ kind: "event", meter: { newValue: 1 } });
       const seq = mine.kind === "event" ? mine.sequence : -1;
       // Others' events, enough for retention (5) to prune past this stream's last event.
@@ -334,13 +343,16 @@ describe("events() across restarts", () => {
       mark = seq + 1;
       const next = it.next();
       next.catch(() => undefined); // observed below
-      await past; // the sidecar said the stream went past them (after its quiet interval)
+      await within(past, "a position past others' events"); // sent after the stream's quiet interval
       // Wait until retention has pruned the event right after this stream's last one.
       const oldestRetained = async (): Promise<number> => {
         for await (const e of writer.events({ fromSequence: 1, reconnect: false })) return e.kind === "events-lost" ? e.firstAvailableSequence : 1;
         return 1;
       };
-      while ((await oldestRetained()) <= seq + 1) await sleep(100);
+      const pruned = async (): Promise<void> => {
+        while ((await oldestRetained()) <= seq + 1) await sleep(100);
+      };
+      await within(pruned(), "retention to prune past the stream's last event");
       proxy.cut();
       await retried(1);
       proxy.restore();
@@ -348,8 +360,8 @@ describe("events() across restarts", () => {
       // Resumed from the reported position, not from seq + 1 (pruned): no events-lost marker.
       expect(await next.then((r) => r.value, (e: unknown) => e)).toMatchObject({ kind: "event", meter: { newValue: 2 } });
     } finally {
+      client.close(); // first: it ends a pending next(), which return() would wait for
       await it.return?.();
-      client.close();
       writer.close();
       await proxy.close();
       await stopSidecar(small);
