@@ -36,7 +36,8 @@ import type {
   Write,
 } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import { EVENTS_PRUNED_THROUGH, assertWriter, claimWriter, openLayout, type Layout } from "./lmdb-layout.js";
+import { EVENTS_PRUNED_THROUGH, assertWriter, claimWriter, openLayout, type Layout, type Tables } from "./lmdb-layout.js";
+import { createDataPages } from "./data-pages.js";
 import { createLmdbReader } from "./lmdb-reader.js";
 import {
   createMaintenance,
@@ -164,6 +165,10 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   let keepers = 0;
   let listenerErrors = 0;
   let batchesCommitted = 0;
+  /** The tables the batch being written changes (reused: one set per store, not per batch). */
+  const written = new Set<keyof Tables>();
+  const budget =
+    options.maxDataBytes === undefined ? undefined : { limit: options.maxDataBytes, pages: createDataPages(tables) };
 
   function schedule(): void {
     if (scheduled || busy || !open) return;
@@ -196,26 +201,19 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     for (const c of queued?.commits ?? []) c.reject(onTop);
   }
 
-  function dataBytes(): number {
-    let pages = 0;
-    let pageSize = 4096;
-    for (const t of Object.values(tables)) {
-      const s = t.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
-      pageSize = s.pageSize;
-      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
-    }
-    return pages * pageSize;
-  }
-
   // The batch's ops are walked commit by commit rather than flattened first: `flatMap` over a
   // batch is V8 runtime calls per element, ~1% of the main thread under Allow load (perf).
   function writeBatch(batch: Batch): void {
     // Only the last op on a key reaches LMDB: one transaction, so the earlier ones are invisible.
     const last = new Map<string, Op>();
     let count = 0;
+    written.clear();
     for (const c of batch.commits) {
       count += c.ops.length;
-      for (const op of c.ops) if (op.slot !== undefined) last.set(op.slot, op);
+      for (const op of c.ops) {
+        if (op.slot !== undefined) last.set(op.slot, op);
+        if (budget !== undefined) written.add(op.table);
+      }
     }
     if (count === 0) return; // a barrier: nothing to write
     env.transactionSync(() => {
@@ -228,18 +226,19 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
           else table.putSync(op.key, rowOf(op));
         }
       }
-      if (options.maxDataBytes !== undefined) {
-        const used = dataBytes();
-        if (used > options.maxDataBytes) {
+      if (budget !== undefined) {
+        const used = budget.pages.bytesWith(written);
+        if (used > budget.limit) {
           // Throwing aborts the transaction: none of the batch is written.
           throw new LimitrError(
             "RESOURCE_EXHAUSTED",
-            `storage full: the data would take ${used} bytes, over the limit of ${options.maxDataBytes} ` +
+            `storage full: the data would take ${used} bytes, over the limit of ${budget.limit} ` +
               `(prune events or raise the limit)`,
           );
         }
       }
     });
+    budget?.pages.committed();
   }
 
   async function runBatch(): Promise<void> {
