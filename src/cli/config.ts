@@ -141,6 +141,35 @@ export function parseServeConfig(argv: readonly string[], env: Readonly<Record<s
   throw new ConfigError(lines.join("\n"));
 }
 
+/**
+ * Bytes one event takes in the log, a little under what was measured (216–228 for meter events
+ * with a `model` attribute: docs/kubernetes.md), so a warning based on it is not a false alarm.
+ */
+export const EVENT_BYTES_ESTIMATE = 200;
+
+/**
+ * Settings that are each valid but together fail later, said the way an operator fixes them.
+ * `serve` logs them at start and runs anyway: the combination may never be reached.
+ */
+export function configWarnings(config: ServeConfig): string[] {
+  const warnings: string[] = [];
+  const budget = config.maxDataBytes;
+  const eventBytes = config.eventRetentionCount * EVENT_BYTES_ESTIMATE;
+  if (budget !== undefined && eventBytes > budget) {
+    // Leave a quarter of the budget to customers, meters and idempotency keys.
+    const fits = Math.floor((budget * 0.75) / EVENT_BYTES_ESTIMATE / 100_000) * 100_000;
+    warnings.push(
+      `--event-retention-count keeps up to ${config.eventRetentionCount} events, about ${Math.round(eventBytes / 1e6)} MB ` +
+        `at ~${EVENT_BYTES_ESTIMATE} bytes each, more than --max-data-bytes allows (${budget}): once the data reaches the limit, ` +
+        `every write is refused (RESOURCE_EXHAUSTED) until retention prunes. ` +
+        (fits > 0
+          ? `Keep at most about ${fits} events (--event-retention-count) or raise --max-data-bytes.`
+          : `Raise --max-data-bytes.`),
+    );
+  }
+  return warnings;
+}
+
 function parseBool(text: string, name: string): boolean {
   if (/^(1|true|yes|on)$/i.test(text)) return true;
   if (/^(0|false|no|off)$/i.test(text)) return false;

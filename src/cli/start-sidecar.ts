@@ -17,7 +17,7 @@ import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
 import { compileWorkerBuilt, createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
 import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
-import type { ServeConfig } from "./config.js";
+import { configWarnings, type ServeConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 import { formatIssue, policyAppliedEvent, policyRejectedEvent } from "./policy-events.js";
 
@@ -200,6 +200,7 @@ function openStore(config: ServeConfig, logger: Logger): LmdbStore {
       ...(config.maxDataBytes === undefined ? {} : { maxDataBytes: config.maxDataBytes }),
     });
     logger.info("store open", { dataDir: config.dataDir, fsync: config.fsync });
+    for (const w of configWarnings(config)) logger.warn("configuration warning", { issue: w });
     return store;
   } catch (e) {
     throw new StartupError(`cannot open data dir ${config.dataDir}: ${(e as Error).message}`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseServeConfig } from "../../src/cli/config.js";
+import { ConfigError, configWarnings, parseServeConfig } from "../../src/cli/config.js";
 
 describe("parseServeConfig", () => {
   it("applies defaults", () => {
@@ -93,5 +93,26 @@ describe("parseServeConfig", () => {
       const lines = (e as Error).message.split("\n");
       expect(lines).toHaveLength(3);
     }
+  });
+});
+
+describe("configWarnings", () => {
+  const warnings = (...flags: string[]): string[] => configWarnings(parseServeConfig(["--policy", "p", ...flags], {}));
+
+  it("warns when the events retention keeps may outgrow the data budget, and says what would fit", () => {
+    const [w, ...rest] = warnings("--max-data-bytes", "900000000");
+    expect(rest).toEqual([]);
+    expect(w).toMatch(/^--event-retention-count keeps up to 10000000 events, about 2000 MB at ~200 bytes each, more than --max-data-bytes allows \(900000000\)/);
+    expect(w).toMatch(/every write is refused \(RESOURCE_EXHAUSTED\)/);
+    expect(w).toMatch(/Keep at most about 3300000 events \(--event-retention-count\) or raise --max-data-bytes\.$/);
+    expect(warnings("--max-data-bytes", "900000000", "--event-retention-count", "3300000")).toEqual([]);
+    expect(warnings("--max-data-bytes", "100", "--event-retention-count", "1")).toEqual([
+      expect.stringMatching(/Raise --max-data-bytes\.$/),
+    ]);
+  });
+
+  it("says nothing without a data budget", () => {
+    expect(warnings()).toEqual([]);
+    expect(warnings("--event-retention-count", "1000000000")).toEqual([]);
   });
 });

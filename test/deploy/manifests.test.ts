@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { IContainer, IPodSpec, IVolume } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
-import { SERVE_OPTIONS } from "../../src/cli/config.js";
+import { SERVE_OPTIONS, configWarnings, parseServeConfig } from "../../src/cli/config.js";
 import { loadPolicy } from "../../src/policy/index.js";
 import { renderKustomize, type K8sObject } from "./render-kustomize.js";
 import { validateK8s } from "./validate-k8s.js";
@@ -73,6 +73,13 @@ describe.each([
     const [sub, ...flags] = r.sidecar.args ?? [];
     expect(sub).toBe("serve");
     for (const f of flags) expect(known, f).toContain(f.split("=")[0]);
+  });
+
+  it("passes flags that parse, and that draw no configuration warning (the event log fits the data budget)", () => {
+    const [, ...flags] = r.sidecar.args ?? [];
+    const config = parseServeConfig(flags, {});
+    expect(config.maxDataBytes).toBeDefined();
+    expect(configWarnings(config)).toEqual([]);
   });
 
   it("mounts the policy ConfigMap as a directory, never with subPath, and it is the one kustomize generates", () => {
