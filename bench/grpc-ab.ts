@@ -33,7 +33,7 @@ import { parseAbOptions, UsageError, USAGE, type AbOptions } from "./grpc/ab-opt
 import { resolveBuild, workingTreeBuild, type Build } from "./grpc/ab-builds.js";
 import { h2load, rawClient, sequentialLatency, sidecarMeter } from "./grpc/load.js";
 import { writePolicy } from "./grpc/policy.js";
-import { mainThreadCpuNs, startChild, type Child } from "./grpc/processes.js";
+import { SIDECAR_SERVE_FLAGS, mainThreadCpuNs, startChild, type Child } from "./grpc/processes.js";
 import { median, paired, roundOrder, type Paired } from "./grpc/stats.js";
 import { DECISION_SERVICE, SINGLE, TRIPLE, decisionRequest, grpcFrame, type Rpc } from "./grpc/wire.js";
 
@@ -235,7 +235,7 @@ async function main(): Promise<void> {
     { name: "empty grpc-js server", args: () => [join(ROOT, "build/bench/grpc/empty-server.js")], stores: false, throughput: [], lone: [] },
     ...builds.map((build, i) => ({
       name: `${i === 0 ? "A" : "B"} ${build.label}`,
-      args: (dataDir: string) => [join(build.dist, "cli/main.js"), "serve", "--policy", policy, "--data-dir", dataDir, "--grpc-address", "127.0.0.1:0", "--http-address", "off"],
+      args: (dataDir: string) => [join(build.dist, "cli/main.js"), "serve", "--policy", policy, "--data-dir", dataDir, "--grpc-address", "127.0.0.1:0", "--http-address", "off", ...SIDECAR_SERVE_FLAGS],
       stores: true,
       throughput: [],
       lone: [],

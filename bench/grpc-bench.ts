@@ -22,7 +22,7 @@ import { WatchEventsRequestSchema } from "../src/gen/limitr/v1/decision_pb.js";
 import { FORMAT_VERSION } from "../src/store/index.js";
 import { h2load, http2Load, percentiles, rawClient, sequentialLatency, sidecarMeter, type H2loadOptions, type Percentiles } from "./grpc/load.js";
 import { writePolicy, BENCH_LIMIT } from "./grpc/policy.js";
-import { cpuMs, idleCost, mainThreadCpuNs, rssBytes, startChild, type Child, type IdleCost } from "./grpc/processes.js";
+import { SIDECAR_SERVE_FLAGS, cpuMs, idleCost, mainThreadCpuNs, rssBytes, startChild, type Child, type IdleCost } from "./grpc/processes.js";
 import { printProfileSummary, summarizeProfile, type ProfileSummary } from "./grpc/profile-summary.js";
 import { connectResp, type RespClient } from "./grpc/resp-client.js";
 import { mean, median, roundOrder } from "./grpc/stats.js";
@@ -88,6 +88,7 @@ const sidecarArgs = (dataDir: string, extra: readonly string[] = [], nodeFlags: 
   "--data-dir", dataDir,
   "--grpc-address", "127.0.0.1:0",
   "--http-address", "off",
+  ...SIDECAR_SERVE_FLAGS,
   ...extra,
 ];
 

@@ -18,6 +18,13 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+/**
+ * `serve` flags every bench sidecar gets besides its policy, data dir and listeners. The example
+ * deployment runs with a data budget, which every commit checks, so the bench does too; its budget
+ * is far above what a bench writes.
+ */
+export const SIDECAR_SERVE_FLAGS: readonly string[] = ["--max-data-bytes", "50000000000"];
+
 const CLK_TCK = 100;
 
 /** utime + stime of `pid` in ms. */
