@@ -4,6 +4,7 @@
  * backoff, and an idempotency key on every mutating call so a retry never counts twice.
  */
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { connect as netConnect, type Socket } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
@@ -83,6 +84,9 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
   const decision = createClient(DecisionService, transport);
   const admin = createClient(AdminService, transport);
   const closedCtl = new AbortController();
+  // Every call in flight listens on this signal (and removes its listener when it ends), so more
+  // than ten at once is normal use, not the leak Node warns about past ten listeners.
+  setMaxListeners(0, closedCtl.signal);
   const retry: RetryPolicy = {
     retries: options.retries ?? 3,
     initialBackoffMs: options.initialBackoffMs ?? 50,

@@ -109,6 +109,23 @@ describe("decisions", () => {
     expect((await meter("idem_1", "gpt_tokens"))?.value).toBe(30);
   });
 
+  it("takes many calls at once without Node's listener-leak warning", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const c = createLimitrClient({ address: sidecar.grpcAddress });
+      const decisions = await Promise.all(Array.from({ length: 64 }, () => c.allow("many_1", "gpt_tokens", 1)));
+      c.close();
+      expect(decisions.every((d) => d.allowed)).toBe(true);
+      // Warnings are emitted on the next tick.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.map((w) => w.name)).not.toContain("MaxListenersExceededWarning");
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("rejects bad input with a LimitrError naming the field, without retrying", async () => {
     const retried: string[] = [];
     const c = createLimitrClient({ address: sidecar.grpcAddress, onRetry: (i) => retried.push(i.method) });
