@@ -18,6 +18,7 @@ import type { LmdbStore } from "../store/index.js";
 import { compileWorkerBuilt, createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
 import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
 import { configWarnings, type ServeConfig } from "./config.js";
+import { createDataBudgetWatch } from "./data-budget-watch.js";
 import type { Logger } from "./logger.js";
 import { formatIssue, policyAppliedEvent, policyRejectedEvent } from "./policy-events.js";
 
@@ -227,6 +228,7 @@ async function shutdown(
 }
 
 function startMaintenance(store: LmdbStore, config: ServeConfig, logger: Logger): NodeJS.Timeout {
+  const budget = config.maxDataBytes === undefined ? undefined : createDataBudgetWatch(config.maxDataBytes);
   const timer = setInterval(() => {
     const now = Date.now();
     Promise.all([
@@ -240,12 +242,25 @@ function startMaintenance(store: LmdbStore, config: ServeConfig, logger: Logger)
         if (keys.deleted + events.deleted + reservations.deleted > 0) {
           logger.info("pruned", { idempotencyKeys: keys.deleted, events: events.deleted, reservations: reservations.deleted });
         }
+        if (budget) warnNearBudget(budget, store, logger);
       },
       (e: unknown) => logger.error("pruning failed; will retry", { err: e }),
     );
   }, config.maintenanceInterval);
   timer.unref();
   return timer;
+}
+
+function warnNearBudget(budget: ReturnType<typeof createDataBudgetWatch>, store: LmdbStore, logger: Logger): void {
+  let warning;
+  try {
+    warning = budget(store.stats());
+  } catch {
+    return; // the store closed under a late round (shutdown): nothing to warn about
+  }
+  if (warning) {
+    logger.warn("data nearing --max-data-bytes: writes are refused past it; shorten retention or raise the limit", { ...warning });
+  }
 }
 
 /** The audit query, answered by the store's filtered log scan. */

@@ -148,6 +148,12 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
     mapUsedBytes: gauge("limitr_store_map_used_bytes", "Bytes of the LMDB map in use up to its highest page."),
     mapUsage: gauge("limitr_store_map_usage_ratio", "limitr_store_map_used_bytes / limitr_store_map_bytes."),
     dataBytes: gauge("limitr_store_data_bytes", "Bytes of live B-tree pages (what the data size limit applies to)."),
+    tableBytes: new Gauge({
+      name: "limitr_store_table_bytes",
+      help: "limitr_store_data_bytes by table, to see which one grows (events, idempotency, meters, ...).",
+      labelNames: ["table"] as const,
+      registers,
+    }),
     pendingCommits: gauge("limitr_store_pending_commits", "Commits waiting for the next write transaction."),
     events: gauge("limitr_event_log_events", "Events retained in the event log."),
     lastSequence: gauge("limitr_event_log_last_sequence", "Sequence number of the newest committed event."),
@@ -173,6 +179,7 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
         store.mapUsedBytes.set(s.mapUsedBytes);
         store.mapUsage.set(s.mapUsage);
         store.dataBytes.set(s.dataBytes);
+        for (const [table, bytes] of Object.entries(s.dataBytesByTable)) store.tableBytes.set({ table }, bytes);
         store.pendingCommits.set(s.pendingCommits);
         store.events.set(s.eventCount);
         store.lastSequence.set(s.lastSequence);

@@ -67,6 +67,8 @@ export interface StoreStats {
   readonly mapUsage: number;
   /** Bytes of live B-tree pages over all tables (what `maxDataBytes` limits). */
   readonly dataBytes: number;
+  /** `dataBytes` table by table, so an operator sees what grows (events, idempotency keys, …). */
+  readonly dataBytesByTable: Readonly<Record<keyof Layout["tables"], number>>;
   readonly eventCount: number;
   readonly firstSequence: number;
   readonly lastSequence: number;
@@ -352,11 +354,16 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
       const envStats = env.getStats() as { mapSize: number; lastPageNumber: number; pageSize: number };
       let dataPages = 0;
       let pageSize = envStats.pageSize;
-      for (const t of Object.values(tables)) {
+      const pagesByTable: Partial<Record<keyof typeof tables, number>> = {};
+      for (const [name, t] of Object.entries(tables) as [keyof typeof tables, (typeof tables)[keyof typeof tables]][]) {
         const b = pageBytes(t.getStats());
         dataPages += b.pages;
         pageSize = b.pageSize;
+        pagesByTable[name] = b.pages;
       }
+      const dataBytesByTable = Object.fromEntries(
+        Object.entries(pagesByTable).map(([name, pages]) => [name, pages * pageSize]),
+      ) as Record<keyof typeof tables, number>;
       const mapUsedBytes = (envStats.lastPageNumber + 1) * pageSize;
       const counters = ctx.counters();
       return {
@@ -365,6 +372,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         mapUsedBytes,
         mapUsage: mapUsedBytes / envStats.mapSize,
         dataBytes: dataPages * pageSize,
+        dataBytesByTable,
         eventCount: (tables.events.getStats() as { entryCount: number }).entryCount,
         firstSequence: ctx.eventLog.firstSequence(),
         lastSequence: ctx.eventLog.lastSequence(),

@@ -127,6 +127,10 @@ describe("createMetrics", () => {
       expect(sample(text, "limitr_store_file_bytes")).toBeGreaterThan(0);
       expect(sample(text, "limitr_store_map_bytes")).toBeGreaterThan(0);
       expect(sample(text, "limitr_store_map_usage_ratio")).toBeGreaterThan(0);
+      // One event, so the events table holds the only data page; its share adds up to the total.
+      expect(sample(text, 'limitr_store_table_bytes{table="events"}')).toBe(4096);
+      expect(sample(text, 'limitr_store_table_bytes{table="idempotency"}')).toBe(0);
+      expect(sample(text, "limitr_store_data_bytes")).toBe(4096);
       expect(text).toMatch(/^process_resident_memory_bytes \d/m);
       await store.close();
       text = await body(metrics);
