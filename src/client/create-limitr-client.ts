@@ -3,7 +3,6 @@
  * connect-node's gRPC transport), with readable results, a deadline per attempt, retries with
  * backoff, and an idempotency key on every mutating call so a retry never counts twice.
  */
-import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { connect as netConnect, type Socket } from "node:net";
 import { create } from "@bufbuild/protobuf";
@@ -13,6 +12,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { AdminService } from "../gen/limitr/v1/admin_pb.js";
 import { DecisionService } from "../gen/limitr/v1/decision_pb.js";
 import { callWithRetry, type RetryPolicy } from "./call-with-retry.js";
+import { createKeyGenerator } from "./idempotency-key.js";
 import { LimitrError } from "./limitr-error.js";
 import { date, toCustomer, toCustomerHint, toDecision, toMeterState, toPolicyStatus, toUsageItems } from "./map-messages.js";
 import type {
@@ -84,6 +84,7 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
   const decision = createClient(DecisionService, transport);
   const admin = createClient(AdminService, transport);
   const closedCtl = new AbortController();
+  const newIdempotencyKey = createKeyGenerator();
   // Every call in flight listens on this signal (and removes its listener when it ends), so more
   // than ten at once is normal use, not the leak Node warns about past ten listeners.
   setMaxListeners(0, closedCtl.signal);
@@ -122,7 +123,7 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
       items: toUsageItems(items),
       ...(hint === undefined ? {} : { customerHint: hint }),
       attributes: { ...o?.attributes },
-      idempotencyKey: o?.idempotencyKey ?? randomUUID(),
+      idempotencyKey: o?.idempotencyKey ?? newIdempotencyKey(),
     };
   };
 
@@ -165,7 +166,7 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
     },
     settle(reservationId: string, what: string | readonly UsageInput[], a?: Amount | SettleOptions, b?: SettleOptions) {
       const [actual, o] = args(what, a, b);
-      const req = { reservationId, actual: toUsageItems(actual), attributes: { ...o?.attributes }, idempotencyKey: o?.idempotencyKey ?? randomUUID() };
+      const req = { reservationId, actual: toUsageItems(actual), attributes: { ...o?.attributes }, idempotencyKey: o?.idempotencyKey ?? newIdempotencyKey() };
       return run("Settle", o, (c) => decision.settle(req, c)).then(toDecision);
     },
     release(reservationId, o) {
