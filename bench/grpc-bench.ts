@@ -14,10 +14,12 @@
  *   node build/bench/grpc-bench.js [--runs N] [--quick] [--profile] [--profile-subscribers N] [--only a,b]
  */
 import { execFileSync, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { cpus, tmpdir } from "node:os";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
+import { createKeyGenerator } from "../src/client/idempotency-key.js";
 import { WatchEventsRequestSchema } from "../src/gen/limitr/v1/decision_pb.js";
 import { FORMAT_VERSION } from "../src/store/index.js";
 import { h2load, http2Load, percentiles, rawClient, sequentialLatency, sidecarMeter, type H2loadOptions, type Percentiles } from "./grpc/load.js";
@@ -401,6 +403,7 @@ async function main(): Promise<void> {
   const hotDistinct: { hot: number; distinct: number }[] = [];
   const distinctBodies = Array.from({ length: DISTINCT }, (_, i) => grpcFrame(decisionRequest("Allow", `distinct_${i}`, SINGLE)));
   const hotBodies = [grpcFrame(decisionRequest("Allow", HOT, SINGLE))];
+  const keyed: KeyedRound[] = [];
   const stored: Measurement[] = [];
 
   for (let run = 1; run <= RUNS; run++) {
@@ -421,6 +424,11 @@ async function main(): Promise<void> {
       check(distinct.failed === 0, `distinct customers: ${distinct.failed} calls without grpc-status 0`);
       hotDistinct.push({ hot: Math.round(hot.reqPerSec), distinct: Math.round(distinct.reqPerSec) });
       console.error(`  hot vs ${DISTINCT} distinct customers (node http2 client): ${Math.round(hot.reqPerSec)} vs ${Math.round(distinct.reqPerSec)} req/s`);
+    }
+    if (ONLY === undefined || ONLY.includes("keys")) {
+      const round = await measureKeyed(sidecar, sidecarClient, run);
+      keyed.push(round);
+      console.error(`  idempotency keys (node http2 client), main µs per Allow: none ${round.none.mainUs.toFixed(1)}, increasing ${round.increasing.mainUs.toFixed(1)}, random ${round.random.mainUs.toFixed(1)}`);
     }
     if (ONLY === undefined || ONLY.includes("stored")) {
       const emptyProbe = await startupProbe(join(work, `data-empty-${run}`));
@@ -463,7 +471,50 @@ async function main(): Promise<void> {
   }
 
   const profile = PROFILE ? await profileRun() : undefined;
-  report({ idle, startups, hotDistinct, rotated, profile, seconds: Math.round((performance.now() - t0) / 1000) });
+  report({ idle, startups, hotDistinct, keyed, rotated, profile, seconds: Math.round((performance.now() - t0) / 1000) });
+}
+
+// ---------------------------------------------------------------- idempotency keys
+
+interface KeyedCost {
+  readonly reqPerSec: number;
+  /** The sidecar's main thread, µs per call. */
+  readonly mainUs: number;
+}
+
+type KeyedRound = Record<"none" | "increasing" | "random", KeyedCost>;
+
+/**
+ * What an idempotency key adds to an Allow, as every call of the bundled client carries one: the
+ * node:http2 driver (h2load sends one body, so one key, which is a replay after the first) with no
+ * key, with keys that increase (the bundled client's) and with random ones, each key new, on the
+ * hot customer, in an order that turns with the run; the meter must move by exactly the calls
+ * answered.
+ */
+async function measureKeyed(sidecar: Child, client: grpc.Client, run: number): Promise<KeyedRound> {
+  const path = `${DECISION_SERVICE}/Allow`;
+  const increasing = createKeyGenerator();
+  // Enough for the driver's rate over a run; a key used twice would be a replay and count nothing.
+  const bodies = (key: () => string): Buffer[] => Array.from({ length: 80_000 }, () => grpcFrame(decisionRequest("Allow", HOT, SINGLE, key())));
+  const one = async (kind: keyof KeyedRound, set: readonly Buffer[]): Promise<KeyedCost> => {
+    const before = await sidecarMeter(client, HOT, "requests");
+    const cpu0 = mainThreadCpuNs(sidecar.pid);
+    const r = await http2Load(sidecar.address, path, set, STREAMS, LOAD_S);
+    const cpu = mainThreadCpuNs(sidecar.pid) - cpu0;
+    const moved = (await sidecarMeter(client, HOT, "requests")) - before;
+    check(r.failed === 0 && moved === r.ok && (kind === "none" || r.ok <= set.length), `idempotency keys (${kind}): ${r.failed} failed, meter moved ${moved} for ${r.ok}`);
+    return { reqPerSec: Math.round(r.reqPerSec), mainUs: cpu / 1000 / r.ok };
+  };
+  const noKey = [grpcFrame(decisionRequest("Allow", HOT, SINGLE))];
+  const sets: Record<keyof KeyedRound, () => readonly Buffer[]> = {
+    none: () => noKey,
+    increasing: () => bodies(() => increasing()),
+    random: () => bodies(() => randomUUID()),
+  };
+  await http2Load(sidecar.address, path, noKey, STREAMS, WARM_S);
+  const round: Partial<KeyedRound> = {};
+  for (const kind of roundOrder(["none", "increasing", "random"] as const, run)) round[kind] = await one(kind, sets[kind]());
+  return round as KeyedRound;
 }
 
 // ---------------------------------------------------------------- report
@@ -472,6 +523,7 @@ function report(extra: {
   idle: { empty: IdleCost; sidecar: IdleCost } | undefined;
   startups: { empty: { startupMs: number; heapMB: number; rssMB: number }; full: { startupMs: number; heapMB: number; rssMB: number } }[];
   hotDistinct: { hot: number; distinct: number }[];
+  keyed: KeyedRound[];
   rotated: RotatedSequential | undefined;
   profile: ProfileSummary | undefined;
   seconds: number;
@@ -597,6 +649,14 @@ function report(extra: {
         `${median(extra.hotDistinct.map((h) => h.hot))} vs ${median(extra.hotDistinct.map((h) => h.distinct))} req/s`,
     );
   }
+  if (extra.keyed.length > 0) {
+    const line = (k: "none" | "increasing" | "random"): string =>
+      `${median(extra.keyed.map((r) => r[k].reqPerSec))} req/s, ${median(extra.keyed.map((r) => r[k].mainUs)).toFixed(1)} main µs/req`;
+    console.log(
+      `Allow with a new idempotency key per call (node:http2 client, 64 in flight): none ${line("none")}; ` +
+        `increasing (the bundled client's, UUIDv7) ${line("increasing")}; random (UUIDv4) ${line("random")}`,
+    );
+  }
   console.log("\ntargets:");
   for (const t of targets) console.log(`  ${t.met ? "MET    " : "NOT MET"}  ${t.target}: ${t.value}`);
   if (extra.profile) printProfileSummary(extra.profile);
@@ -616,6 +676,7 @@ function report(extra: {
         idle: extra.idle,
         startups: extra.startups,
         hotDistinct: extra.hotDistinct,
+        idempotencyKeys: extra.keyed,
         rotatedSequential: extra.rotated,
         notes,
         raw: Object.fromEntries(results),

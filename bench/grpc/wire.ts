@@ -37,12 +37,13 @@ export const TRIPLE: readonly Usage[] = [
   { entitlement: "requests", amount: 1 },
 ];
 
-/** The protobuf bytes of an Allow/Check/Record request for `customerId`. */
-export function decisionRequest(rpc: Rpc, customerId: string, usage: readonly Usage[]): Buffer {
+/** The protobuf bytes of an Allow/Check/Record request for `customerId` (with `idempotencyKey`, if given). */
+export function decisionRequest(rpc: Rpc, customerId: string, usage: readonly Usage[], idempotencyKey = ""): Buffer {
   const init = {
     customerId,
     items: usage.map((u) => ({ entitlement: u.entitlement, amount: u.amount })),
     attributes: { model: "gpt-4o" },
+    idempotencyKey,
   };
   switch (rpc) {
     case "Allow":
