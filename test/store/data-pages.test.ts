@@ -12,9 +12,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function layout(): Layout {
+function layout(fsync = false): Layout {
   const t = tempDir();
-  const l = openLayout({ dir: t.dir, fsync: false, mapSizeBytes: undefined });
+  const l = openLayout({ dir: t.dir, fsync, mapSizeBytes: undefined });
   cleanups.push(t.remove, () => l.env.close());
   return l;
 }
@@ -86,6 +86,16 @@ describe("data pages", () => {
         replay(l, createDataPages(l.tables), txns);
       }),
       { numRuns: 30 },
+    );
+  });
+
+  it("counts the same with --fsync (LMDB's overlapping sync mode)", () => {
+    fc.assert(
+      fc.property(fc.array(txnArb, { minLength: 1, maxLength: 10 }), (txns) => {
+        const l = layout(true);
+        replay(l, createDataPages(l.tables), txns);
+      }),
+      { numRuns: 8 },
     );
   });
 
