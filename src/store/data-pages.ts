@@ -12,7 +12,8 @@
  */
 import type { Table, Tables } from "./lmdb-layout.js";
 
-interface PageStat {
+/** The part of LMDB's per-table stat that counts pages (lmdb-js `getStats()` has it too). */
+export interface PageStat {
   readonly pageSize: number;
   readonly treeBranchPageCount: number;
   readonly treeLeafPageCount: number;
@@ -35,7 +36,8 @@ export interface DataPages {
   committed(): void;
 }
 
-const pagesOf = (s: PageStat): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+/** Live B-tree pages of a table: what `maxDataBytes` counts. */
+export const pagesOf = (s: PageStat): number => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
 
 function nativeHandles(table: Table): NativeHandles | undefined {
   const t = table as unknown as Partial<NativeHandles>;

@@ -16,6 +16,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { invalidArgument } from "../errors/index.js";
+import { pagesOf, type PageStat } from "./data-pages.js";
 import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
 import { decodeCustomer, decodeEvent, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
@@ -119,11 +120,6 @@ const IMPORT_CHUNK = 500;
 const DEFAULT_SCAN_LIMIT = 100_000;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-function pageBytes(s: unknown): { pages: number; pageSize: number } {
-  const x = s as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
-  return { pages: x.treeBranchPageCount + x.treeLeafPageCount + x.overflowPages, pageSize: x.pageSize };
-}
 
 function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefined): boolean {
   // An empty list means "any", as for entitlements (the server always passes a list).
@@ -352,18 +348,12 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
     stats() {
       ctx.guard("reading stats");
       const envStats = env.getStats() as { mapSize: number; lastPageNumber: number; pageSize: number };
-      let dataPages = 0;
-      let pageSize = envStats.pageSize;
-      const pagesByTable: Partial<Record<keyof typeof tables, number>> = {};
-      for (const [name, t] of Object.entries(tables) as [keyof typeof tables, (typeof tables)[keyof typeof tables]][]) {
-        const b = pageBytes(t.getStats());
-        dataPages += b.pages;
-        pageSize = b.pageSize;
-        pagesByTable[name] = b.pages;
-      }
+      // One page size for the whole environment.
+      const pageSize = envStats.pageSize;
       const dataBytesByTable = Object.fromEntries(
-        Object.entries(pagesByTable).map(([name, pages]) => [name, pages * pageSize]),
+        Object.entries(tables).map(([name, t]) => [name, pagesOf(t.getStats() as PageStat) * pageSize]),
       ) as Record<keyof typeof tables, number>;
+      const dataBytes = Object.values(dataBytesByTable).reduce((sum, b) => sum + b, 0);
       const mapUsedBytes = (envStats.lastPageNumber + 1) * pageSize;
       const counters = ctx.counters();
       return {
@@ -371,7 +361,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         mapSizeBytes: envStats.mapSize,
         mapUsedBytes,
         mapUsage: mapUsedBytes / envStats.mapSize,
-        dataBytes: dataPages * pageSize,
+        dataBytes,
         dataBytesByTable,
         eventCount: (tables.events.getStats() as { entryCount: number }).entryCount,
         firstSequence: ctx.eventLog.firstSequence(),
