@@ -18,8 +18,8 @@ import type { LmdbStore } from "../store/index.js";
 import { compileWorkerBuilt, createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
 import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
 import { configWarnings, type ServeConfig } from "./config.js";
-import { createDataBudgetWatch } from "./data-budget-watch.js";
 import type { Logger } from "./logger.js";
+import { startMaintenance } from "./maintenance.js";
 import { formatIssue, policyAppliedEvent, policyRejectedEvent } from "./policy-events.js";
 
 /** A started sidecar: where it listens, and how to stop it. */
@@ -225,42 +225,6 @@ async function shutdown(
   await watcher.close();
   await store.close();
   logger.info("stopped");
-}
-
-function startMaintenance(store: LmdbStore, config: ServeConfig, logger: Logger): NodeJS.Timeout {
-  const budget = config.maxDataBytes === undefined ? undefined : createDataBudgetWatch(config.maxDataBytes);
-  const timer = setInterval(() => {
-    const now = Date.now();
-    Promise.all([
-      store.pruneIdempotency(now),
-      store.pruneEvents({ maxAgeMs: config.eventRetention, maxCount: config.eventRetentionCount, now }),
-      // An expired reservation's usage may still be settled late (it happened); keep it as long
-      // as a retried request is remembered, then drop it (a later Settle is NOT_FOUND).
-      store.pruneReservations(now, config.idempotencyWindow),
-    ]).then(
-      ([keys, events, reservations]) => {
-        if (keys.deleted + events.deleted + reservations.deleted > 0) {
-          logger.info("pruned", { idempotencyKeys: keys.deleted, events: events.deleted, reservations: reservations.deleted });
-        }
-        if (budget) warnNearBudget(budget, store, logger);
-      },
-      (e: unknown) => logger.error("pruning failed; will retry", { err: e }),
-    );
-  }, config.maintenanceInterval);
-  timer.unref();
-  return timer;
-}
-
-function warnNearBudget(budget: ReturnType<typeof createDataBudgetWatch>, store: LmdbStore, logger: Logger): void {
-  let warning;
-  try {
-    warning = budget(store.stats());
-  } catch {
-    return; // the store closed under a late round (shutdown): nothing to warn about
-  }
-  if (warning) {
-    logger.warn("data nearing --max-data-bytes: writes are refused past it; shorten retention or raise the limit", { ...warning });
-  }
 }
 
 /** The audit query, answered by the store's filtered log scan. */
