@@ -141,11 +141,18 @@ export function parseServeConfig(argv: readonly string[], env: Readonly<Record<s
   throw new ConfigError(lines.join("\n"));
 }
 
-/**
- * Bytes one event takes in the log, a little under what was measured (216–228 for meter events
- * with a `model` attribute: docs/kubernetes.md), so a warning based on it is not a false alarm.
- */
-export const EVENT_BYTES_ESTIMATE = 200;
+/** Bytes one event takes in the log, as measured (216–228 for meter events with a `model` attribute: docs/kubernetes.md). */
+export const EVENT_BYTES_ESTIMATE = 220;
+
+/** The share of the data budget the event log may take; the rest is for keys, meters and customers. */
+const EVENT_SHARE = 0.75;
+
+/** Rounds down to two significant figures, so advice reads as 3,000,000 rather than 3,068,181. */
+function roundDown2(n: number): number {
+  if (n < 100) return Math.floor(n);
+  const unit = 10 ** (Math.floor(Math.log10(n)) - 1);
+  return Math.floor(n / unit) * unit;
+}
 
 /**
  * Settings that are each valid but together fail later, said the way an operator fixes them.
@@ -155,13 +162,13 @@ export function configWarnings(config: ServeConfig): string[] {
   const warnings: string[] = [];
   const budget = config.maxDataBytes;
   const eventBytes = config.eventRetentionCount * EVENT_BYTES_ESTIMATE;
-  if (budget !== undefined && eventBytes > budget) {
-    // Leave a quarter of the budget to customers, meters and idempotency keys.
-    const fits = Math.floor((budget * 0.75) / EVENT_BYTES_ESTIMATE / 100_000) * 100_000;
+  if (budget !== undefined && eventBytes > budget * EVENT_SHARE) {
+    const fits = roundDown2((budget * EVENT_SHARE) / EVENT_BYTES_ESTIMATE);
     warnings.push(
       `--event-retention-count keeps up to ${config.eventRetentionCount} events, about ${Math.round(eventBytes / 1e6)} MB ` +
-        `at ~${EVENT_BYTES_ESTIMATE} bytes each, more than --max-data-bytes allows (${budget}): once the data reaches the limit, ` +
-        `every write is refused (RESOURCE_EXHAUSTED) until retention prunes. ` +
+        `at ~${EVENT_BYTES_ESTIMATE} bytes each, more than three quarters of --max-data-bytes (${budget}), which leaves too little ` +
+        `for idempotency keys, meters and customers: once the data reaches the limit, every write is refused (RESOURCE_EXHAUSTED) ` +
+        `until retention prunes. ` +
         (fits > 0
           ? `Keep at most about ${fits} events (--event-retention-count) or raise --max-data-bytes.`
           : `Raise --max-data-bytes.`),

@@ -99,13 +99,18 @@ describe("parseServeConfig", () => {
 describe("configWarnings", () => {
   const warnings = (...flags: string[]): string[] => configWarnings(parseServeConfig(["--policy", "p", ...flags], {}));
 
-  it("warns when the events retention keeps may outgrow the data budget, and says what would fit", () => {
+  it("warns when the events that retention keeps may take more than three quarters of the budget, and says what fits", () => {
     const [w, ...rest] = warnings("--max-data-bytes", "900000000");
     expect(rest).toEqual([]);
-    expect(w).toMatch(/^--event-retention-count keeps up to 10000000 events, about 2000 MB at ~200 bytes each, more than --max-data-bytes allows \(900000000\)/);
+    expect(w).toMatch(/^--event-retention-count keeps up to 10000000 events, about 2200 MB at ~220 bytes each, more than three quarters of --max-data-bytes \(900000000\)/);
     expect(w).toMatch(/every write is refused \(RESOURCE_EXHAUSTED\)/);
-    expect(w).toMatch(/Keep at most about 3300000 events \(--event-retention-count\) or raise --max-data-bytes\.$/);
-    expect(warnings("--max-data-bytes", "900000000", "--event-retention-count", "3300000")).toEqual([]);
+    expect(w).toMatch(/Keep at most about 3000000 events \(--event-retention-count\) or raise --max-data-bytes\.$/);
+    // 4,400,000 events (~970 MB) fit nowhere in 900 MB, though under 200 bytes each they would seem to.
+    expect(warnings("--max-data-bytes", "900000000", "--event-retention-count", "4400000")).toHaveLength(1);
+    expect(warnings("--max-data-bytes", "900000000", "--event-retention-count", "3000000")).toEqual([]);
+    expect(warnings("--max-data-bytes", "20000000", "--event-retention-count", "100000")).toEqual([
+      expect.stringMatching(/Keep at most about 68000 events/),
+    ]);
     expect(warnings("--max-data-bytes", "100", "--event-retention-count", "1")).toEqual([
       expect.stringMatching(/Raise --max-data-bytes\.$/),
     ]);
