@@ -8,7 +8,8 @@
  * deployment runs it). Only the tables a transaction wrote can have changed in it, so those are
  * counted again with LMDB's per-table stat (~1.2 µs) and the others are taken from the last count,
  * as long as no other transaction committed since: the environment's last transaction id says
- * so. Otherwise (a prune, the first commit, a batch that failed to commit) every table is counted.
+ * so. Otherwise (a prune, the first commit) every table is counted. A batch that failed to commit
+ * changed nothing and moved no id, so the counts from before it stay valid.
  */
 import type { Table, Tables } from "./lmdb-layout.js";
 
@@ -27,6 +28,8 @@ interface NativeHandles {
 }
 
 export interface DataPages {
+  /** Whether lmdb-js's native handles were found; without them every count walks `getStats()`. */
+  readonly usesNativeStats: boolean;
   /**
    * Inside a write transaction that changed the tables in `written`: the bytes of live B-tree
    * pages over all tables, as they will be once it commits.
@@ -62,6 +65,7 @@ export function createDataPages(tables: Tables): DataPages {
   const lastTxnId = (): number => (native ? (native[0] as NativeHandles).env.info().lastTxnId : -2);
 
   return {
+    usesNativeStats: native !== undefined,
     bytesWith(written) {
       // Without the native handles there is no transaction id to trust: count everything.
       const all = !native || lastTxnId() !== countedAt;

@@ -79,6 +79,11 @@ function replay(l: Layout, pages: DataPages, txns: readonly Txn[]): void {
 }
 
 describe("data pages", () => {
+  it("finds lmdb-js's native stat handles (without them every commit walks getStats again)", () => {
+    const l = layout();
+    expect(createDataPages(l.tables).usesNativeStats).toBe(true);
+  });
+
   it("counts what getStats counts, across foreign and aborted transactions", () => {
     fc.assert(
       fc.property(fc.array(txnArb, { minLength: 1, maxLength: 25 }), (txns) => {
@@ -106,7 +111,9 @@ describe("data pages", () => {
         const plain = Object.fromEntries(
           TABLE_KEYS.map((k) => [k, { getStats: () => l.tables[k].getStats() } as unknown as Table]),
         ) as unknown as Tables;
-        replay(l, createDataPages(plain), txns);
+        const pages = createDataPages(plain);
+        expect(pages.usesNativeStats).toBe(false);
+        replay(l, pages, txns);
       }),
       { numRuns: 10 },
     );
