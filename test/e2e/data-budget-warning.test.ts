@@ -22,13 +22,21 @@ describe("data budget warning", () => {
       "--event-retention-count", "1000", "--maintenance-interval", "100ms", "--http-address", "127.0.0.1:0",
     ]);
     const nearing = (): Record<string, unknown> | undefined => s?.logs.find((l) => String(l["msg"]).startsWith("data nearing --max-data-bytes"));
+    const address = s.httpAddress;
+    const dataBytes = async (): Promise<number> => {
+      const text = await (await fetch(`http://${address}/metrics`)).text();
+      return Number(/^limitr_store_data_bytes (\d+)$/m.exec(text)?.[1]);
+    };
     const c = connectClients(s.grpcAddress);
     try {
-      // Each Allow appends an event (~200 bytes) and, with its key, an idempotency record (~600).
-      for (let i = 0; i < 1000 && nearing() === undefined; i++) {
-        await allowOne(c, `c${i % 10}`, "counter", 1, { idempotency_key: `k${i}` });
-        if (i % 50 === 49) await new Promise((r) => setTimeout(r, 120));
+      // Each Allow appends an event (~200 bytes) and, with its key, an idempotency record (~600):
+      // 25 of them take ~20 KB, so a batch never jumps from under 80% to the limit.
+      for (let i = 0; i < 1000 && (await dataBytes()) < 0.8 * budget; i += 25) {
+        for (let j = i; j < i + 25; j++) await allowOne(c, `c${j % 10}`, "counter", 1, { idempotency_key: `k${j}` });
       }
+      // Past 80%: the next maintenance round (every 100 ms) says so, however slow the host.
+      const deadline = Date.now() + 10_000;
+      while (nearing() === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     } finally {
       c.close();
     }
