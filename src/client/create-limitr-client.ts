@@ -1,6 +1,6 @@
 /**
- * `createLimitrClient`: the sidecar's DecisionService and AdminService over gRPC (HTTP/2, via
- * connect-node's gRPC transport), with readable results, a deadline per attempt, retries with
+ * `createLimitrClient`: the sidecar's DecisionService and AdminService over gRPC (HTTP/2: unary
+ * calls by hand, the event stream via connect-node's gRPC transport, one connection), with readable results, a deadline per attempt, retries with
  * backoff, and an idempotency key on every mutating call so a retry never counts twice.
  */
 import { setMaxListeners } from "node:events";
@@ -12,6 +12,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { AdminService } from "../gen/limitr/v1/admin_pb.js";
 import { DecisionService } from "../gen/limitr/v1/decision_pb.js";
 import { callWithRetry, type RetryPolicy } from "./call-with-retry.js";
+import { createUnaryCaller } from "./grpc-unary.js";
 import { createKeyGenerator } from "./idempotency-key.js";
 import { LimitrError } from "./limitr-error.js";
 import { date, toCustomer, toCustomerHint, toDecision, toMeterState, toPolicyStatus, toUsageItems } from "./map-messages.js";
@@ -80,9 +81,12 @@ export interface LimitrClient {
 export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
   const { baseUrl, nodeOptions } = parseAddress(options.address);
   const sessionManager = new Http2SessionManager(baseUrl, {}, nodeOptions);
-  const transport = createGrpcTransport({ baseUrl, sessionManager });
-  const decision = createClient(DecisionService, transport);
-  const admin = createClient(AdminService, transport);
+  // Unary calls go by hand over the shared connection (grpc-unary.ts says why); the event stream
+  // keeps connect's transport, whose cost per call does not matter for one long-lived stream.
+  const unary = createUnaryCaller(sessionManager);
+  const decision = DecisionService.method;
+  const admin = AdminService.method;
+  const watchClient = createClient(DecisionService, createGrpcTransport({ baseUrl, sessionManager }));
   const closedCtl = new AbortController();
   const newIdempotencyKey = createKeyGenerator();
   // Every call in flight listens on this signal (and removes its listener when it ends), so more
@@ -140,17 +144,17 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
     allow(customerId: string, what: string | readonly UsageInput[], a?: Amount | DecisionOptions, b?: DecisionOptions) {
       const [items, o] = args(what, a, b);
       const req = decisionRequest(customerId, items, o);
-      return run("Allow", o, (c) => decision.allow(req, c)).then(toDecision);
+      return run("Allow", o, (c) => unary(decision.allow, req, c)).then(toDecision);
     },
     check(customerId: string, what: string | readonly UsageInput[], a?: Amount | DecisionOptions, b?: DecisionOptions) {
       const [items, o] = args(what, a, b);
       const req = { ...decisionRequest(customerId, items, o), idempotencyKey: o?.idempotencyKey ?? "" };
-      return run("Check", o, (c) => decision.check(req, c)).then(toDecision);
+      return run("Check", o, (c) => unary(decision.check, req, c)).then(toDecision);
     },
     record(customerId: string, what: string | readonly UsageInput[], a?: Amount | DecisionOptions, b?: DecisionOptions) {
       const [items, o] = args(what, a, b);
       const req = decisionRequest(customerId, items, o);
-      return run("Record", o, (c) => decision.record(req, c)).then(toDecision);
+      return run("Record", o, (c) => unary(decision.record, req, c)).then(toDecision);
     },
     reserve(customerId: string, what: string | readonly UsageInput[], a?: Amount | ReserveOptions, b?: ReserveOptions) {
       const [items, o] = args(what, a, b);
@@ -158,7 +162,7 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
         ...decisionRequest(customerId, items, o),
         ...(o?.ttlMs === undefined ? {} : { ttl: msToDuration(o.ttlMs) }),
       };
-      return run("Reserve", o, (c) => decision.reserve(req, c)).then((r) => ({
+      return run("Reserve", o, (c) => unary(decision.reserve, req, c)).then((r) => ({
         ...toDecision(r),
         reservationId: r.reservationId || undefined,
         expiresAt: date(r.reservationExpiresAt),
@@ -167,18 +171,18 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
     settle(reservationId: string, what: string | readonly UsageInput[], a?: Amount | SettleOptions, b?: SettleOptions) {
       const [actual, o] = args(what, a, b);
       const req = { reservationId, actual: toUsageItems(actual), attributes: { ...o?.attributes }, idempotencyKey: o?.idempotencyKey ?? newIdempotencyKey() };
-      return run("Settle", o, (c) => decision.settle(req, c)).then(toDecision);
+      return run("Settle", o, (c) => unary(decision.settle, req, c)).then(toDecision);
     },
     release(reservationId, o) {
       // Retried like the rest (the reservation ends up released either way); after a retry,
       // false may mean an earlier attempt released it (docs/clients.md).
-      return run("Release", o, (c) => decision.release({ reservationId }, c)).then((r) => r.released);
+      return run("Release", o, (c) => unary(decision.release, { reservationId }, c)).then((r) => r.released);
     },
     getMeters(customerId, entitlements = [], o) {
-      return run("GetMeters", o, (c) => decision.getMeters({ customerId, entitlements: [...entitlements] }, c)).then((r) => r.meters.map(toMeterState));
+      return run("GetMeters", o, (c) => unary(decision.getMeters, { customerId, entitlements: [...entitlements] }, c)).then((r) => r.meters.map(toMeterState));
     },
     events(o = {}) {
-      return { [Symbol.asyncIterator]: () => watchEvents(decision, o, retry, closedCtl.signal) };
+      return { [Symbol.asyncIterator]: () => watchEvents(watchClient, o, retry, closedCtl.signal) };
     },
     upsertCustomer(cu, o) {
       const req = {
@@ -189,16 +193,16 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
         altIds: [...(cu.altIds ?? [])],
         metadata: { ...cu.metadata },
       };
-      return run("UpsertCustomer", o, (c) => admin.upsertCustomer(req, c)).then((r) => toCustomer(required(r.customer, "UpsertCustomer")));
+      return run("UpsertCustomer", o, (c) => unary(admin.upsertCustomer, req, c)).then((r) => toCustomer(required(r.customer, "UpsertCustomer")));
     },
     getCustomer(customerId, o) {
-      return run("GetCustomer", o, (c) => admin.getCustomer({ customerId }, c))
+      return run("GetCustomer", o, (c) => unary(admin.getCustomer, { customerId }, c))
         .then((r) => toCustomer(required(r.customer, "GetCustomer")))
         .catch(notFoundToUndefined);
     },
     deleteCustomer(customerId, o) {
       // Retried like release: after a retry, undefined may mean an earlier attempt deleted it.
-      return run("DeleteCustomer", o, (c) => admin.deleteCustomer({ customerId }, c))
+      return run("DeleteCustomer", o, (c) => unary(admin.deleteCustomer, { customerId }, c))
         .then((r) => toCustomer(required(r.customer, "DeleteCustomer")))
         .catch(notFoundToUndefined);
     },
@@ -206,12 +210,12 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
       const req = { customerId, plan, resetMeters: o?.resetMeters ?? false };
       // A plan change alone is idempotent (the same plan again); a reset is not and has no key: a
       // retry after an attempt that committed would wipe the usage counted in between.
-      return run("SetCustomerPlan", o, (c) => admin.setCustomerPlan(req, c), !req.resetMeters).then((r) =>
+      return run("SetCustomerPlan", o, (c) => unary(admin.setCustomerPlan, req, c), !req.resetMeters).then((r) =>
         toCustomer(required(r.customer, "SetCustomerPlan")),
       );
     },
     getPolicyStatus(o) {
-      return run("GetPolicyStatus", o, (c) => admin.getPolicyStatus({}, c)).then(toPolicyStatus);
+      return run("GetPolicyStatus", o, (c) => unary(admin.getPolicyStatus, {}, c)).then(toPolicyStatus);
     },
     close() {
       closedCtl.abort(new ConnectError("client closed", Code.Canceled));

@@ -53,7 +53,7 @@ export interface CustomerHintInput {
 
 /** Options every call accepts. */
 export interface CallOptions {
-  /** Deadline of each attempt in milliseconds (default: the client's `timeoutMs`, 1000). */
+  /** Deadline of each attempt in milliseconds (default: the client's `timeoutMs`, 1000; `Infinity` for none). */
   readonly timeoutMs?: number;
   /** Retries after UNAVAILABLE / DEADLINE_EXCEEDED / connection errors (default: the client's). */
   readonly retries?: number;
@@ -262,7 +262,7 @@ export interface WatchOptions {
 export interface LimitrClientOptions {
   /** `HOST:PORT`, `http://HOST:PORT` or `unix:/path/to.sock` (the sidecar's gRPC address). */
   readonly address: string;
-  /** Deadline of each attempt in milliseconds (default 1000). Streams have none. */
+  /** Deadline of each attempt in milliseconds (default 1000; `Infinity` for none). Streams have none. */
   readonly timeoutMs?: number;
   /** Retries after UNAVAILABLE / DEADLINE_EXCEEDED / connection errors (default 3). */
   readonly retries?: number;
