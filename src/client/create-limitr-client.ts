@@ -111,9 +111,13 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
     idempotent = true,
   ): Promise<T> {
     if (closedCtl.signal.aborted) return Promise.reject(new LimitrError(`${method}: client is closed`, "CANCELLED", method, 0));
+    const timeoutMs = o?.timeoutMs ?? defaultTimeoutMs;
+    if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs)) {
+      return Promise.reject(new TypeError(`timeoutMs must be a number of milliseconds (Infinity for none), got ${String(timeoutMs)}`));
+    }
     const signal = o?.signal ? AbortSignal.any([o.signal, closedCtl.signal]) : closedCtl.signal;
     const policy = o?.retries === undefined ? retry : { ...retry, retries: o.retries };
-    return callWithRetry(method, policy, signal, () => fn({ timeoutMs: o?.timeoutMs ?? defaultTimeoutMs, signal }), idempotent);
+    return callWithRetry(method, policy, signal, () => fn({ timeoutMs, signal }), idempotent);
   }
 
   const itemsOf = (what: string | readonly UsageInput[], amount: Amount | undefined): readonly UsageInput[] =>

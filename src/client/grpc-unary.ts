@@ -6,14 +6,14 @@
  * call) and web `Headers`. Profiled under 64 calls in flight, that made the bundled client spend
  * ~0.5 ms of the app's CPU per call, several times what the sidecar spends deciding it
  * (docs/clients.md). This does only what a gRPC unary call needs: one length-prefixed request, one
- * length-prefixed response, a status from the trailers. The connection itself (connecting, PING
- * keep-alive, GOAWAY, reconnecting) stays with connect-node's `Http2SessionManager`, shared with the
+ * length-prefixed response, a status from the trailers. The connection itself (connecting, GOAWAY,
+ * reconnecting, closing when idle) stays with connect-node's `Http2SessionManager`, shared with the
  * streaming calls, which still use connect's transport.
  *
- * Failures are `ConnectError`s shaped as connect-node's own, so retry rules read them the same way:
- * a connection that could not be opened is UNAVAILABLE with the socket error as `cause`; a stream
- * reset maps its HTTP/2 code (CANCEL, as a killed sidecar leaves it, is CANCELLED); a socket error
- * under the stream keeps the Node error as `cause`.
+ * Failures are `ConnectError`s shaped as connect-node's own, so the retry rules read them as they
+ * did: a connection that could not be opened keeps the socket error as `cause`; a stream error
+ * (a socket's ECONNRESET, a reset by the server) keeps the Node error as `cause`; a stream reset
+ * with CANCEL and no error, as a killed sidecar's connection leaves it, is CANCELLED.
  */
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -21,7 +21,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 
 export interface UnaryCallOptions {
-  /** Deadline of this call; 0 or less fails at once, a non-finite value means none. */
+  /** Deadline of this call; 0 or less fails at once; `Infinity` (or anything past ~24.8 days, `setTimeout`'s limit) means none. */
   readonly timeoutMs: number;
   /** Aborting it cancels the call (CANCELLED) and resets its stream. */
   readonly signal: AbortSignal;
@@ -92,7 +92,9 @@ class UnaryCall<O extends DescMessage> {
 
   private send(stream: ClientHttp2Stream): void {
     if (this.done) {
-      // The deadline or the caller's signal won while the connection was being opened.
+      // The deadline or the caller's signal won while the connection was being opened. The
+      // stream is reset unused; an error on it (the connection failing meanwhile) is nobody's.
+      stream.on("error", ignore);
       stream.close(constants.NGHTTP2_CANCEL);
       return;
     }
@@ -126,24 +128,31 @@ class UnaryCall<O extends DescMessage> {
   /** The stream is gone: the outcome is whatever it left behind. */
   closed(): void {
     if (this.done) return;
-    const status = this.trailers?.["grpc-status"] ?? this.headers?.["grpc-status"];
-    if (status !== undefined) return this.finish(status, (this.trailers ?? this.headers) as IncomingHttpHeaders);
-    // A reset reads by its HTTP/2 code (Node's ERR_HTTP2_STREAM_ERROR only repeats it); any other
-    // stream error (a socket's ECONNRESET) by its Node code.
+    const headers = this.headers;
+    if (headers !== undefined && !isGrpc(headers)) {
+      // Not a gRPC server (a proxy's error page): gRPC reads its HTTP status.
+      const httpStatus = Number(headers[":status"]);
+      return this.fail(new ConnectError(`HTTP ${httpStatus} with content type "${String(headers["content-type"])}", not a gRPC response`, codeOfHttpStatus(httpStatus)));
+    }
+    const status = this.trailers?.["grpc-status"] ?? headers?.["grpc-status"];
+    if (status !== undefined) return this.finish(status, (this.trailers ?? headers) as IncomingHttpHeaders);
+    // As connect-node: a stream error first (a reset included: Node reports it as
+    // ERR_HTTP2_STREAM_ERROR, which the retry rules treat as a lost connection), then a reset
+    // without one (CANCEL, as a connection closing under the stream leaves it).
+    if (this.error !== undefined) return this.fail(fromNodeError(this.error));
     const rst = this.stream?.rstCode ?? constants.NGHTTP2_NO_ERROR;
     const reset = rst === constants.NGHTTP2_NO_ERROR ? undefined : fromResetCode(rst);
-    if (reset !== undefined && (this.error === undefined || (this.error as { code?: unknown }).code === "ERR_HTTP2_STREAM_ERROR")) return this.fail(reset);
-    if (this.error !== undefined) return this.fail(fromNodeError(this.error));
-    if (this.headers !== undefined) {
-      const httpStatus = Number(this.headers[":status"]);
+    if (reset !== undefined) return this.fail(reset);
+    if (headers !== undefined) {
+      const httpStatus = Number(headers[":status"]);
       if (httpStatus !== 200) return this.fail(new ConnectError(`HTTP ${httpStatus} without a gRPC status`, codeOfHttpStatus(httpStatus)));
     }
     this.fail(new ConnectError("protocol error: the stream ended without a gRPC status", Code.Internal));
   }
 
   private finish(status: string | string[], meta: IncomingHttpHeaders): void {
-    const code = Number(status);
-    if (!(Number.isInteger(code) && code >= 0 && code <= 16)) {
+    const code = typeof status === "string" && /^\d{1,2}$/.test(status) ? Number(status) : -1;
+    if (code < 0 || code > 16) {
       return this.fail(new ConnectError(`protocol error: invalid grpc-status ${String(status)}`, Code.Internal));
     }
     if (code !== 0) return this.fail(new ConnectError(grpcMessage(meta["grpc-message"]), code as Code));
@@ -232,40 +241,57 @@ function grpcMessage(raw: string | string[] | undefined): string {
   }
 }
 
-/** As connect-node: a socket or stream error, classified by its Node code, kept as `cause`. */
+/**
+ * As connect-node: an error the connection manager already made a ConnectError (a PING timeout)
+ * as it is; any other, classified by the Node codes along its cause chain and kept as `cause`.
+ */
 function fromNodeError(e: unknown): ConnectError {
-  const nodeCode = (e as { code?: unknown } | undefined)?.code;
+  if (e instanceof ConnectError) return e;
+  const codes = new Set<unknown>();
+  for (let x: unknown = e; x instanceof Error && !codes.has(x); x = x.cause) {
+    codes.add(x);
+    codes.add((x as { code?: unknown }).code);
+  }
   let code = Code.Internal;
-  if (nodeCode === "ERR_STREAM_WRITE_AFTER_END" || nodeCode === "ERR_STREAM_DESTROYED" || nodeCode === "ERR_HTTP2_INVALID_STREAM" || nodeCode === "ECONNRESET") {
+  if (codes.has("ERR_STREAM_WRITE_AFTER_END") || codes.has("ERR_STREAM_DESTROYED") || codes.has("ERR_HTTP2_INVALID_STREAM") || codes.has("ECONNRESET")) {
     code = Code.Aborted;
-  } else if (nodeCode === "ETIMEDOUT" || nodeCode === "ENOTFOUND" || nodeCode === "EAI_AGAIN" || nodeCode === "ECONNREFUSED") {
+  } else if (codes.has("ETIMEDOUT") || codes.has("ENOTFOUND") || codes.has("EAI_AGAIN") || codes.has("ECONNREFUSED")) {
     code = Code.Unavailable;
   }
   return new ConnectError(e instanceof Error ? e.message : String(e), code, undefined, undefined, e);
 }
 
-/** As connect-node: a stream reset by the peer (or by a dying connection), by HTTP/2 code. */
-function fromResetCode(rst: number): ConnectError | undefined {
-  const code = RESET_CODES.get(rst);
-  // No Node error as cause: retries follow the gRPC code alone (REFUSED_STREAM is retried,
-  // ENHANCE_YOUR_CALM is not).
-  return code === undefined ? undefined : new ConnectError(`http/2 stream closed with error code ${rst}`, code);
+const ignore = (): void => undefined;
+
+/** `application/grpc`, with or without a `+codec` or parameters. */
+function isGrpc(headers: IncomingHttpHeaders): boolean {
+  const type = headers["content-type"];
+  return typeof type === "string" && /^application\/grpc(?:[+;]|$)/i.test(type);
 }
 
-const RESET_CODES = new Map<number, Code>([
-  [constants.NGHTTP2_PROTOCOL_ERROR, Code.Internal],
-  [constants.NGHTTP2_INTERNAL_ERROR, Code.Internal],
-  [constants.NGHTTP2_FLOW_CONTROL_ERROR, Code.Internal],
-  [constants.NGHTTP2_SETTINGS_TIMEOUT, Code.Internal],
-  [constants.NGHTTP2_FRAME_SIZE_ERROR, Code.Internal],
-  [constants.NGHTTP2_COMPRESSION_ERROR, Code.Internal],
-  [constants.NGHTTP2_CONNECT_ERROR, Code.Internal],
-  [constants.NGHTTP2_REFUSED_STREAM, Code.Unavailable],
-  [constants.NGHTTP2_CANCEL, Code.Canceled],
-  [constants.NGHTTP2_ENHANCE_YOUR_CALM, Code.ResourceExhausted],
-  [constants.NGHTTP2_INADEQUATE_SECURITY, Code.PermissionDenied],
-  [constants.NGHTTP2_HTTP_1_1_REQUIRED, Code.PermissionDenied],
-]);
+/** As connect-node: a stream reset without a stream error (CANCEL, chiefly), by HTTP/2 code. */
+function fromResetCode(rst: number): ConnectError | undefined {
+  const known = RESET_CODES[rst];
+  return known === undefined ? undefined : new ConnectError(`http/2 stream closed with error code ${known[0]} (0x${rst.toString(16)})`, known[1]);
+}
+
+/** HTTP/2 error codes (RFC 9113 §7) by number, with the gRPC code each maps to; NO_ERROR and STREAM_CLOSED map to none. */
+const RESET_CODES: readonly (readonly [string, Code] | undefined)[] = [
+  undefined,
+  ["PROTOCOL_ERROR", Code.Internal],
+  ["INTERNAL_ERROR", Code.Internal],
+  ["FLOW_CONTROL_ERROR", Code.Internal],
+  ["SETTINGS_TIMEOUT", Code.Internal],
+  undefined,
+  ["FRAME_SIZE_ERROR", Code.Internal],
+  ["REFUSED_STREAM", Code.Unavailable],
+  ["CANCEL", Code.Canceled],
+  ["COMPRESSION_ERROR", Code.Internal],
+  ["CONNECT_ERROR", Code.Internal],
+  ["ENHANCE_YOUR_CALM", Code.ResourceExhausted],
+  ["INADEQUATE_SECURITY", Code.PermissionDenied],
+  ["HTTP_1_1_REQUIRED", Code.PermissionDenied],
+];
 
 /** gRPC's mapping of an HTTP status that came without a gRPC status (gRPC's http-grpc-status-mapping). */
 function codeOfHttpStatus(status: number): Code {

@@ -63,11 +63,12 @@ export function cancelledError(signal: AbortSignal, method: string, attempts: nu
 
 /**
  * Whether a failed attempt is worth another: UNAVAILABLE, DEADLINE_EXCEEDED and a lost
- * connection. A connection failure arrives as UNAVAILABLE, ABORTED or UNKNOWN with the socket
- * error as cause, and a connection that died under an open stream (the sidecar killed with
- * kill -9, a proxy dropping it) can also arrive as CANCELLED (the stream reset with CANCEL), the
- * same code as the caller's own cancellation. So CANCELLED counts as a lost connection unless `own`, the
- * signal of the caller and of `close()`, has aborted: then it is the caller's decision, final.
+ * connection. A connection failure arrives with the socket error as cause (UNAVAILABLE for a
+ * refused connection, ABORTED for a reset one, INTERNAL for a missing unix socket); a connection
+ * that died under an open stream (the sidecar killed with kill -9, a proxy dropping it) can also
+ * arrive as CANCELLED (the stream reset with CANCEL), the same code as the caller's own
+ * cancellation. So CANCELLED counts as a lost connection unless `own`, the signal of the caller
+ * and of `close()`, has aborted: then it is the caller's decision, final.
  */
 export function isRetryable(e: unknown, own: AbortSignal | undefined): boolean {
   if (own?.aborted) return false;

@@ -4,12 +4,15 @@
  * request), and how it reads every answer a server or a dying connection can give. The sidecar
  * itself only gives the well-formed ones (test/client/limitr-client.test.ts, retries.test.ts).
  */
-import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { connect as connectSocket, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ReleaseRequestSchema, ReleaseResponseSchema } from "../../src/gen/limitr/v1/decision_pb.js";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { Http2SessionManager } from "@connectrpc/connect-node";
+import { DecisionService, ReleaseRequestSchema, ReleaseResponseSchema } from "../../src/gen/limitr/v1/decision_pb.js";
+import { createUnaryCaller } from "../../src/client/grpc-unary.js";
 import { createLimitrClient, LimitrError, type LimitrClient } from "../../src/client/index.js";
 
 type Answer = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
@@ -122,8 +125,17 @@ describe("the request", () => {
 
   it("with timeoutMs 0 fails with DEADLINE_EXCEEDED without sending anything", async () => {
     answer = reply(framed(released(true)));
-    const e = await failure(client({ timeoutMs: 0 }).release("res-3"));
+    const c = client();
+    const e = await failure(c.release("res-3", { timeoutMs: 0 }));
     expect(e.code).toBe("DEADLINE_EXCEEDED");
+    // A call after it, on the same connection, is the first the server sees.
+    expect(await c.release("res-3b")).toBe(true);
+    expect(seen.map((s) => s.headers[":path"])).toHaveLength(1);
+  });
+
+  it("with timeoutMs NaN is a TypeError, not a call without a deadline", async () => {
+    answer = reply(framed(released(true)));
+    await expect(client().release("res-3c", { timeoutMs: Number.NaN })).rejects.toThrow(TypeError);
     expect(seen).toHaveLength(0);
   });
 });
@@ -165,11 +177,22 @@ describe("the answer", () => {
     expect(e.message).toMatch(why);
   });
 
-  it("a grpc-status that is no gRPC code is INTERNAL", async () => {
-    answer = reply(framed(released(true)), "42");
+  it.each(["42", "", "0x5", "1.0"])("a grpc-status %j, which is no gRPC code, is INTERNAL", async (status) => {
+    answer = reply(framed(released(true)), status);
     const e = await failure(client().release("res-9"));
     expect(e.code).toBe("INTERNAL");
-    expect(e.message).toMatch(/invalid grpc-status 42/);
+    expect(e.message).toMatch(/invalid grpc-status/);
+  });
+
+  it("a response that is not gRPC (an HTML error page with status 200) is UNKNOWN, even with a grpc-status", async () => {
+    answer = (stream) => {
+      stream.respond({ ":status": 200, "content-type": "text/html" }, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(framed(released(true)));
+    };
+    const e = await failure(client().release("res-9b"));
+    expect(e.code).toBe("UNKNOWN");
+    expect(e.message).toMatch(/content type "text\/html", not a gRPC response/);
   });
 
   it("a stream that ends without trailers is INTERNAL", async () => {
@@ -182,13 +205,17 @@ describe("the answer", () => {
     expect(e.message).toMatch(/without a gRPC status/);
   });
 
-  it("a stream the server resets reads by its HTTP/2 code: REFUSED_STREAM is UNAVAILABLE and retried, ENHANCE_YOUR_CALM RESOURCE_EXHAUSTED and not", async () => {
-    answer = (stream) => stream.close(constants.NGHTTP2_REFUSED_STREAM);
-    expect((await failure(client({ retries: 2 }).release("res-11"))).code).toBe("UNAVAILABLE");
+  it.each([
+    ["REFUSED_STREAM", constants.NGHTTP2_REFUSED_STREAM],
+    // What Node's HTTP/2 server answers a stream it has no memory for, before any handler runs.
+    ["ENHANCE_YOUR_CALM", constants.NGHTTP2_ENHANCE_YOUR_CALM],
+    ["INTERNAL_ERROR", constants.NGHTTP2_INTERNAL_ERROR],
+  ])("a stream the server resets with %s is retried as a lost connection, then fails naming the code", async (name, code) => {
+    answer = (stream) => stream.close(code);
+    const e = await failure(client({ retries: 2 }).release("res-11"));
     expect(seen).toHaveLength(3);
-    answer = (stream) => stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    expect((await failure(client({ retries: 2 }).release("res-12"))).code).toBe("RESOURCE_EXHAUSTED");
-    expect(seen).toHaveLength(4);
+    expect(e.code).toBe("INTERNAL");
+    expect(e.message).toContain(`NGHTTP2_${name}`);
   });
 });
 
@@ -239,19 +266,49 @@ describe("a call given up on", () => {
     expect(seen).toHaveLength(1);
   });
 
-  it("while the connection is still being opened fails at its deadline instead of waiting for it", async () => {
-    // A peer that accepts TCP and never speaks HTTP/2: the connection never becomes usable.
+  it("to a peer that accepts TCP and never speaks HTTP/2 fails at its deadline", async () => {
     const sockets: Socket[] = [];
     const mute: NetServer = createNetServer((s) => sockets.push(s));
     await new Promise<void>((resolve) => mute.listen(0, "127.0.0.1", resolve));
     try {
       const at = `127.0.0.1:${(mute.address() as AddressInfo).port}`;
-      // Without the deadline the call would wait for the connection for ever: the test times out.
+      // Without the deadline the call would wait for an answer for ever: the test times out.
       const e = await failure(client({ at, timeoutMs: 150 }).release("res-16"));
       expect(e.code).toBe("DEADLINE_EXCEEDED");
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => mute.close(resolve));
+    }
+  });
+
+  it("while the connection is still being opened fails at its deadline, and the stream opened later is reset unanswered", async () => {
+    // The address is looked up slowly, so the connection opens after the deadline.
+    const port = (server.address() as AddressInfo).port;
+    let socket: Socket | undefined;
+    const session = new Http2SessionManager("http://slow.test", {}, {
+      createConnection: () =>
+        (socket = connectSocket({ port, host: "slow.test", autoSelectFamily: false, lookup: (_host, _options, done) => setTimeout(() => done(null, "127.0.0.1", 4), 300) })),
+    });
+    const unary = createUnaryCaller(session);
+    answer = reply(framed(released(true)));
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown): number => uncaught.push(e);
+    process.on("uncaughtException", onUncaught);
+    try {
+      const e = await unary(DecisionService.method.release, { reservationId: "res-18" }, { timeoutMs: 100, signal: new AbortController().signal }).then(
+        () => undefined,
+        (err: unknown) => err as ConnectError,
+      );
+      expect(e?.code).toBe(Code.DeadlineExceeded);
+      // Once connected, the stream the call no longer wants is reset at once: the server never
+      // answers it, and nothing is thrown on the way.
+      await waitFor(() => socket !== undefined && !socket.connecting);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(uncaught).toEqual([]);
+      for (const s of seen) expect(await s.rstCode).toBe(constants.NGHTTP2_CANCEL);
+    } finally {
+      process.off("uncaughtException", onUncaught);
+      session.abort();
     }
   });
 });
