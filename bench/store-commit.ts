@@ -10,13 +10,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "lmdb";
-import type { EngineEvent, Meter } from "../src/engine/index.js";
+import { NO_HOLD_SUMMARY, type EngineEvent, type Meter } from "../src/engine/index.js";
 import { createLmdbStore } from "../src/store/index.js";
 
 const IN_FLIGHT = 64;
 
 function meter(value: bigint): Meter {
-  return { owner: "c1", entitlement: "chat", credit: "tokens", periodStart: 0, value, overhead: 0n, holds: [], thresholdsReached: [] };
+  return { owner: "c1", entitlement: "chat", credit: "tokens", periodStart: 0, value, overhead: 0n, holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [] };
 }
 
 function event(value: bigint): EngineEvent {

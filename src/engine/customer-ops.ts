@@ -11,7 +11,7 @@ import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.j
 import { pushResetEvents, type EventScope } from "./meter-events.js";
 import { sameResetRule } from "./reset-rule-changes.js";
 import type { Customer, CustomerView, EngineEvent, Meter, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
-import { loadWorkMeter, type WorkMeter } from "./work-meter.js";
+import { loadWorkMeter, meterPut, type WorkMeter } from "./work-meter.js";
 
 /** A customer with its effective plan. */
 export function customerView(policy: CompiledPolicy, state: StateReader, customer: Customer): CustomerView {
@@ -164,25 +164,21 @@ function resetScope(ctx: EngineContext, customer: Customer, plan: ResolvedPlan):
  * a lazy reset: subscribers that saw a threshold reached learn it no longer is.
  */
 function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope: EventScope, writes: Write[], events: EngineEvent[]): void {
-  const holds = m.holds.filter((h) => h.expiresAt > ctx.now);
-  const work: WorkMeter = {
-    owner: m.owner,
-    entitlement: m.entitlement,
-    limit,
-    stored: m,
+  // Expired holds are dropped on the way (`storedHeld` in work-meter.ts); open ones stay.
+  const work = loadWorkMeter(ctx.state, m.owner, m.entitlement, limit, ctx.now);
+  const restarted: WorkMeter = {
+    ...work,
     rolled: true,
     periodStart: initialPeriodStart(limit.reset, ctx.now),
     nextReset: undefined,
     base: 0n,
     value: 0n,
     overhead: 0n,
-    holds,
-    held: holds.reduce((s, h) => s + h.amount, 0n),
     thresholdsReached: [],
     changed: true,
   };
-  pushResetEvents(events, scope, work, m.value, m.thresholdsReached);
-  writes.push({ kind: "meter-put", meter: { ...m, periodStart: work.periodStart, value: 0n, overhead: 0n, holds, thresholdsReached: [] } });
+  pushResetEvents(events, scope, restarted, m.value, m.thresholdsReached);
+  writes.push(meterPut(restarted));
 }
 
 /**

@@ -11,7 +11,7 @@ import { currentItemView } from "./get-meters.js";
 import { applyThresholds, meterEvent, pushResetEvents, type EventScope } from "./meter-events.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
 import type { Customer, DeniedReason, EngineEvent, ItemView, UsageItem, Write } from "./types.js";
-import { dropHold, findWork, loadWorkMeter, meterView, toStoredMeter, type WorkMeter } from "./work-meter.js";
+import { addHold, dropHold, findWork, loadWorkMeter, meterPut, meterView, type WorkMeter } from "./work-meter.js";
 
 /** allow and reserve decide; check decides without effects; record counts without denying. */
 export type DecideOp = "allow" | "check" | "record" | "reserve";
@@ -165,11 +165,11 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
       applyThresholds(events, scope, w, step.oldValue, step.newValue);
     }
   }
-  const writes = emit ? meterWrites(works, now) : [];
+  const writes = emit ? meterWrites(works) : [];
   const views = new Array<ItemView>(n);
   for (let i = 0; i < n; i++) {
     const w = itemWorks[i];
-    views[i] = w === undefined ? { kind: "feature", entitlement: (items[i] as UsageItem).entitlement, granted: true } : meterView(w, now);
+    views[i] = w === undefined ? { kind: "feature", entitlement: (items[i] as UsageItem).entitlement, granted: true } : meterView(w);
   }
   return { allowed: true, reason: soft ? "SOFT_LIMIT_EXCEEDED" : "OK", deniedItem: -1, views, writes, events, works, itemWorks };
 }
@@ -184,13 +184,12 @@ function deniedOutcome(
   itemWorks: (WorkMeter | undefined)[],
   events: EngineEvent[],
 ): Decided {
-  const now = ctx.now;
   for (const w of works) w.value = w.base;
-  const writes = input.op === "check" ? [] : meterWrites(works, now);
+  const writes = input.op === "check" ? [] : meterWrites(works);
   const views: ItemView[] = [];
   for (let i = 0; i < itemWorks.length; i++) {
     const w = itemWorks[i];
-    views.push(w === undefined ? { kind: "feature", entitlement: (input.items[i] as UsageItem).entitlement, granted: true } : meterView(w, now));
+    views.push(w === undefined ? { kind: "feature", entitlement: (input.items[i] as UsageItem).entitlement, granted: true } : meterView(w));
   }
   // A limit denial already has the denied item's meter view; other denials report "not granted".
   if (reason !== "HARD_LIMIT") views.push({ kind: "feature", entitlement: (input.items[denied] as UsageItem).entitlement, granted: false });
@@ -205,12 +204,12 @@ function deniedOutcome(
 }
 
 /** A meter-put for every work meter that rolled or changed, in an array of exactly that size. */
-function meterWrites(works: readonly WorkMeter[], now: number): Write[] {
+function meterWrites(works: readonly WorkMeter[]): Write[] {
   let count = 0;
   for (const w of works) if (w.rolled || w.changed) count++;
   const writes = new Array<Write>(count);
   let i = 0;
-  for (const w of works) if (w.rolled || w.changed) writes[i++] = { kind: "meter-put", meter: toStoredMeter(w, now) };
+  for (const w of works) if (w.rolled || w.changed) writes[i++] = meterPut(w);
   return writes;
 }
 
@@ -228,8 +227,6 @@ function placeHolds(works: readonly WorkMeter[], hold: DecideInput["hold"]): voi
     const amount = w.value - w.base;
     w.value = w.base;
     if (amount === 0n) continue;
-    w.holds = [...w.holds, { reservationId: hold.reservationId, amount, expiresAt: hold.expiresAt }];
-    w.held += amount;
-    w.changed = true;
+    addHold(w, { reservationId: hold.reservationId, amount, expiresAt: hold.expiresAt });
   }
 }

@@ -34,7 +34,7 @@ export function currentItemView(ctx: EngineContext, caller: Customer, name: stri
   if (ent.limit === undefined) return { kind: "feature", entitlement: name, granted: true };
   const owner = ent.scope === undefined ? caller : resolveScopeOwner(ctx.state, caller, ent.scope);
   if (owner === undefined) return { kind: "feature", entitlement: name, granted: false };
-  return meterView(loadWorkMeter(ctx.state, owner.id, name, ent.limit, ctx.now, ctx.resetRuleChanges), ctx.now);
+  return meterView(loadWorkMeter(ctx.state, owner.id, name, ent.limit, ctx.now, ctx.resetRuleChanges));
 }
 
 function virtualCustomer(ctx: EngineContext, id: string): Customer {

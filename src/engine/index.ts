@@ -12,6 +12,8 @@ export { createEngine } from "./create-engine.js";
 export { allow, check, record, reserve } from "./decision-ops.js";
 /** Pure reservation endings: settle records the actual usage, release only frees the holds. */
 export { settle, release } from "./reservation-ops.js";
+/** What a meter row stores about its holds (stores and imports build it the engine's way). */
+export { summarizeHolds, NO_HOLD_SUMMARY } from "./work-meter.js";
 /** Pure read of a caller's meters in their current period. */
 export { getMeters } from "./get-meters.js";
 /** Pure customer admin operations and the customer view (effective plan and its source). */

@@ -31,6 +31,19 @@ export interface Hold {
 }
 
 /**
+ * The holds stored with a meter: what they hold, how many, and when the first expires. Until
+ * `nextExpiry` every one of them counts, so `held` is what the meter holds; decisions read only
+ * this. The holds themselves (`StateReader.getHolds`) are read when one is added or removed, or
+ * once one may have expired (and the expired ones are dropped with the meter's next write).
+ */
+export interface HoldSummary {
+  readonly held: Nanos;
+  readonly count: number;
+  /** The earliest `expiresAt` of the stored holds; `Infinity` when there are none. */
+  readonly nextExpiry: number;
+}
+
+/**
  * A meter: usage of one entitlement by one owner in the current period. Keyed by
  * (owner, entitlement). `credit` is remembered so a meter outlives its entitlement's removal.
  */
@@ -43,7 +56,8 @@ export interface Meter {
   readonly value: Nanos;
   /** Provider cost recorded this period, in nano-USD. */
   readonly overhead: Nanos;
-  readonly holds: readonly Hold[];
+  /** Must describe the holds stored with the meter (`summarizeHolds`). */
+  readonly holdSummary: HoldSummary;
   /** Threshold percents already reached this period (issue 5). */
   readonly thresholdsReached: readonly number[];
 }
@@ -81,6 +95,11 @@ export interface StateReader {
   /** The primary id an alternate id belongs to. */
   resolveAltId(altId: string): string | undefined;
   getMeter(owner: string, entitlement: string): Meter | undefined;
+  /**
+   * The holds stored with a meter (empty when none), in the order they were placed. Stored apart
+   * from the meter, so that the meter's row stays small however many reservations are open on it.
+   */
+  getHolds(owner: string, entitlement: string): readonly Hold[];
   /** Every stored meter of one owner, in entitlement order. */
   metersOf(owner: string): readonly Meter[];
   getReservation(id: string): Reservation | undefined;
@@ -93,7 +112,9 @@ export interface StateReader {
 export type Write =
   | { readonly kind: "customer-put"; readonly customer: Customer; readonly previous: Customer | undefined }
   | { readonly kind: "customer-delete"; readonly customer: Customer }
-  | { readonly kind: "meter-put"; readonly meter: Meter }
+  /** `holds`, when given, replace the meter's stored holds (`meter.holdSummary` sums them); absent, they stay. */
+  | { readonly kind: "meter-put"; readonly meter: Meter; readonly holds?: readonly Hold[] }
+  /** Deletes the meter and its holds. */
   | { readonly kind: "meter-delete"; readonly owner: string; readonly entitlement: string }
   | { readonly kind: "reservation-put"; readonly reservation: Reservation }
   | { readonly kind: "reservation-delete"; readonly id: string }
@@ -363,5 +384,5 @@ export interface EventLog {
 /** One line of an export / import (JSON Lines): every kind of stored state. */
 export type StateRecord =
   | { readonly kind: "customer"; readonly customer: Customer }
-  | { readonly kind: "meter"; readonly meter: Meter }
+  | { readonly kind: "meter"; readonly meter: Meter; readonly holds: readonly Hold[] }
   | { readonly kind: "reservation"; readonly reservation: Reservation };

@@ -5,11 +5,12 @@
  * hot path from copying a meter per item.
  */
 import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, type CompiledLimit, type Nanos } from "../policy/index.js";
-import type { Hold, Meter, MeterView, StateReader } from "./types.js";
+import type { Hold, HoldSummary, Meter, MeterView, StateReader, Write } from "./types.js";
 import { carriedPeriod, type ResetRuleChanges } from "./reset-rule-changes.js";
 
 const NO_HOLDS: readonly Hold[] = [];
 const NO_THRESHOLDS: readonly number[] = [];
+export const NO_HOLD_SUMMARY: HoldSummary = { held: 0n, count: 0, nextExpiry: Infinity };
 
 export interface WorkMeter {
   readonly owner: string;
@@ -26,12 +27,21 @@ export interface WorkMeter {
   readonly base: Nanos;
   value: Nanos;
   overhead: Nanos;
-  holds: readonly Hold[];
+  /**
+   * The meter's holds once read (`holdsOf`); undefined while the stored summary stands for them,
+   * which is whenever none has expired and none was added or removed: a decision on a meter
+   * with thousands of open reservations then costs what it costs on one with none.
+   */
+  holds: readonly Hold[] | undefined;
+  /** The holds changed in this call (added, removed, expired ones dropped): write them. */
+  holdsChanged: boolean;
   /** Non-expired holds (of other reservations) at `now`; what counts against hard limits. */
   held: Nanos;
   thresholdsReached: readonly number[];
   /** Something beyond the reset must be written (value, overhead, holds or thresholds). */
   changed: boolean;
+  /** Where the holds are read from. */
+  readonly state: StateReader;
 }
 
 /**
@@ -52,7 +62,7 @@ export function loadWorkMeter(
   if (stored === undefined || carried?.expired === true) {
     // Never used, or its period ended under the reset rule it was written under: a fresh period.
     const expired = stored !== undefined;
-    return {
+    const work: WorkMeter = {
       owner,
       entitlement,
       limit,
@@ -63,11 +73,15 @@ export function loadWorkMeter(
       base: 0n,
       value: 0n,
       overhead: 0n,
-      holds: stored?.holds ?? NO_HOLDS,
-      held: stored === undefined ? 0n : heldAt(stored.holds, now),
+      holds: stored === undefined ? NO_HOLDS : undefined,
+      holdsChanged: false,
+      held: 0n,
       thresholdsReached: NO_THRESHOLDS,
       changed: false,
+      state,
     };
+    if (stored !== undefined) work.held = storedHeld(work, stored.holdSummary, now);
+    return work;
   }
   // The common case (period still running) needs only its end, which the view reuses.
   const reset = limit.reset;
@@ -76,7 +90,7 @@ export function loadWorkMeter(
   const rolled = end !== undefined && now >= end;
   const start = rolled ? currentPeriodStart(reset, from, now) : from;
   // Open holds survive a reset: the reservation is still outstanding in the new period.
-  return {
+  const work: WorkMeter = {
     owner,
     entitlement,
     limit,
@@ -87,33 +101,77 @@ export function loadWorkMeter(
     base: rolled ? 0n : stored.value,
     value: rolled ? 0n : stored.value,
     overhead: rolled ? 0n : stored.overhead,
-    holds: stored.holds,
-    held: heldAt(stored.holds, now),
+    holds: undefined,
+    holdsChanged: false,
+    held: 0n,
     thresholdsReached: rolled ? NO_THRESHOLDS : stored.thresholdsReached,
     changed: false,
+    state,
   };
+  work.held = storedHeld(work, stored.holdSummary, now);
+  return work;
 }
 
-/** The sum of holds still counting at `now` (a hold at or past its expiry no longer counts). */
-export function heldAt(holds: readonly Hold[], now: number): Nanos {
-  let sum = 0n;
-  for (const h of holds) if (h.expiresAt > now) sum += h.amount;
-  return sum;
+/**
+ * What the stored holds hold at `now`: the summary's sum while none can have expired; otherwise
+ * the holds are read, and the expired ones dropped (they never count again, and go with the
+ * meter's next write).
+ */
+function storedHeld(work: WorkMeter, summary: HoldSummary, now: number): Nanos {
+  if (summary.nextExpiry > now) return summary.held;
+  const holds = holdsOf(work);
+  const open = holds.filter((h) => h.expiresAt > now);
+  if (open.length !== holds.length) {
+    work.holds = open;
+    work.holdsChanged = true;
+  }
+  return summarizeHolds(open).held;
+}
+
+/** The meter's holds, read on first use. */
+export function holdsOf(work: WorkMeter): readonly Hold[] {
+  return (work.holds ??= work.state.getHolds(work.owner, work.entitlement));
+}
+
+/** What a meter stores about `holds` (expired ones included: `nextExpiry` tells). */
+export function summarizeHolds(holds: readonly Hold[]): HoldSummary {
+  if (holds.length === 0) return NO_HOLD_SUMMARY;
+  let held = 0n;
+  let nextExpiry = Infinity;
+  for (const h of holds) {
+    held += h.amount;
+    if (h.expiresAt < nextExpiry) nextExpiry = h.expiresAt;
+  }
+  return { held, count: holds.length, nextExpiry };
+}
+
+/** Adds a hold that counts from now on. */
+export function addHold(work: WorkMeter, hold: Hold): void {
+  work.holds = [...holdsOf(work), hold];
+  work.held += hold.amount;
+  work.holdsChanged = true;
+  work.changed = true;
 }
 
 /** Drops the holds of one reservation; returns whether there was one. */
 export function dropHold(work: WorkMeter, reservationId: string, now: number): boolean {
-  if (!work.holds.some((h) => h.reservationId === reservationId)) return false;
-  work.holds = work.holds.filter((h) => h.reservationId !== reservationId);
-  work.held = heldAt(work.holds, now);
+  const holds = holdsOf(work);
+  if (!holds.some((h) => h.reservationId === reservationId)) return false;
+  work.holds = holds.filter((h) => h.reservationId !== reservationId && h.expiresAt > now);
+  work.held = summarizeHolds(work.holds).held;
+  work.holdsChanged = true;
   work.changed = true;
   return true;
 }
 
-/** The stored form, with expired holds pruned (they never count again). */
-export function toStoredMeter(work: WorkMeter, now: number): Meter {
-  let holds = work.holds;
-  if (holds.length > 0 && holds.some((h) => h.expiresAt <= now)) holds = holds.filter((h) => h.expiresAt > now);
+/** The meter-put that stores `work`: its holds too when they changed. */
+export function meterPut(work: WorkMeter): Write {
+  const meter = toStoredMeter(work);
+  return work.holdsChanged ? { kind: "meter-put", meter, holds: work.holds ?? NO_HOLDS } : { kind: "meter-put", meter };
+}
+
+/** The stored form. Expired holds were already dropped when the meter was loaded. */
+function toStoredMeter(work: WorkMeter): Meter {
   return {
     owner: work.owner,
     entitlement: work.entitlement,
@@ -121,7 +179,7 @@ export function toStoredMeter(work: WorkMeter, now: number): Meter {
     periodStart: work.periodStart,
     value: work.value,
     overhead: work.overhead,
-    holds,
+    holdSummary: work.holdsChanged ? summarizeHolds(work.holds ?? NO_HOLDS) : (work.stored?.holdSummary ?? NO_HOLD_SUMMARY),
     thresholdsReached: work.thresholdsReached,
   };
 }
@@ -132,9 +190,9 @@ export function overageOf(value: Nanos, limit: Nanos): Nanos {
 }
 
 /** The meter as reported (SPEC §4), from its live limit. */
-export function meterView(work: WorkMeter, now: number): MeterView {
+export function meterView(work: WorkMeter): MeterView {
   const limit = work.limit;
-  const held = heldAt(work.holds, now);
+  const held = work.held;
   return {
     kind: "metered",
     entitlement: work.entitlement,

@@ -4,7 +4,7 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Customer, StateRecord } from "../engine/index.js";
+import { summarizeHolds, type Customer, type StateRecord } from "../engine/index.js";
 import { invalidArgument } from "../errors/index.js";
 import type { Nanos } from "../policy/index.js";
 import { formatNanos, parseDecimalNanos } from "../policy/index.js";
@@ -29,7 +29,7 @@ export function toStateRecordPb(r: StateRecord): MessageInitShape<typeof StateRe
             periodStart: toTimestamp(m.periodStart),
             value: formatNanos(m.value),
             overhead: formatNanos(m.overhead),
-            holds: m.holds.map((h) => ({
+            holds: r.holds.map((h) => ({
               reservationId: h.reservationId,
               amount: formatNanos(h.amount),
               expiresAt: toTimestamp(h.expiresAt),
@@ -92,6 +92,11 @@ export function fromStateRecordPb(r: StateRecordPb | undefined, at: string): Sta
     case "meter": {
       const m = k.value;
       const p = `${at}.meter`;
+      const holds = m.holds.map((h, i) => ({
+        reservationId: requireId(h.reservationId, `${p}.holds[${i}].reservation_id`),
+        amount: decimal(h.amount, `${p}.holds[${i}].amount`),
+        expiresAt: time(h.expiresAt, `${p}.holds[${i}].expires_at`),
+      }));
       return {
         kind: "meter",
         meter: {
@@ -101,13 +106,10 @@ export function fromStateRecordPb(r: StateRecordPb | undefined, at: string): Sta
           periodStart: time(m.periodStart, `${p}.period_start`),
           value: decimal(m.value, `${p}.value`),
           overhead: m.overhead === "" ? 0n : decimal(m.overhead, `${p}.overhead`),
-          holds: m.holds.map((h, i) => ({
-            reservationId: requireId(h.reservationId, `${p}.holds[${i}].reservation_id`),
-            amount: decimal(h.amount, `${p}.holds[${i}].amount`),
-            expiresAt: time(h.expiresAt, `${p}.holds[${i}].expires_at`),
-          })),
+          holdSummary: summarizeHolds(holds),
           thresholdsReached: [...m.thresholdsReached],
         },
+        holds,
       };
     }
     case "reservation": {

@@ -9,6 +9,7 @@
  *   customers       id → customer row
  *   alt-ids         alt id → primary id
  *   meters          [owner, entitlement] → meter row (ordered keys: metersOf(owner) is a range)
+ *   holds           [owner, entitlement] → the meter's holds (absent when it has none)
  *   reservations    id → reservation row
  *   idempotency     key → idempotency row
  *   idempotency-exp [expiresAt, key] → null (so pruning visits only expired keys)
@@ -19,6 +20,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Database, type Key, type RootDatabase } from "lmdb";
 import { LimitrError } from "../errors/index.js";
+import { splitLegacyMeterRow } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
 
 /**
@@ -27,11 +29,15 @@ import { storeError } from "./store-error.js";
  * - 2: meter events may be stored as tuple rows (event row v2). Rows of format 1 are all still
  *   readable, so a format-1 dir is upgraded in place by recording the new number; the number is
  *   what makes an older limitr-sidecar refuse the dir instead of failing on its first v2 row.
+ * - 3: a meter's holds live in the `holds` table and its row keeps only their summary (meter row
+ *   v2), so a decision on a meter with many open reservations no longer reads and rewrites all
+ *   of them. A format 1 or 2 dir is upgraded on open: in one transaction, every meter row that
+ *   carries holds is split in two (`upgradeFormat`), and the new number recorded.
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 
-/** Formats this code upgrades on open by recording FORMAT_VERSION (their rows read unchanged). */
-const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([1]);
+/** Formats this code upgrades on open (`upgradeFormat`). */
+const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([1, 2]);
 /** The oldest format this code opens, for the refusal message. */
 const OLDEST_READABLE = Math.min(FORMAT_VERSION, ...UPGRADABLE_FORMATS);
 
@@ -44,6 +50,7 @@ export interface Tables {
   readonly customers: Table;
   readonly altIds: Table;
   readonly meters: Table;
+  readonly holds: Table;
   readonly reservations: Table;
   readonly idempotency: Table;
   readonly idempotencyExpiry: Table;
@@ -96,6 +103,7 @@ const TABLE_NAMES: Readonly<Record<keyof Tables, string>> = {
   customers: "customers",
   altIds: "alt-ids",
   meters: "meters",
+  holds: "holds",
   reservations: "reservations",
   idempotency: "idempotency",
   idempotencyExpiry: "idempotency-exp",
@@ -128,10 +136,11 @@ export function openLayout(options: LayoutOptions): Layout {
     throw storeError(e, `opening the data dir ${options.dir}`);
   }
   try {
-    const meta = checkFormat(env, options.dir);
+    const { meta, upgrade } = checkFormat(env, options.dir);
     const tables = Object.fromEntries(
       Object.entries(TABLE_NAMES).map(([k, name]) => [k, env.openDB<unknown, Key>({ name, encoding: "msgpack" })]),
     ) as unknown as Tables;
+    if (upgrade) upgradeFormat(env, tables, meta);
     return { env, tables, meta, file };
   } catch (e) {
     // Nothing was written for a refused dir; release the lock file handle before reporting.
@@ -146,13 +155,13 @@ export function openLayout(options: LayoutOptions): Layout {
  * rows this code reads is upgraded, and a newer or unknown one is refused so this code never
  * corrupts data it does not understand. Returns the meta table.
  */
-function checkFormat(env: RootDatabase<unknown, Key>, dir: string): Table {
+function checkFormat(env: RootDatabase<unknown, Key>, dir: string): { readonly meta: Table; readonly upgrade: boolean } {
   // Named databases are keys of the root database; an empty root means a fresh environment.
   const names = [...env.getKeys({ limit: 64 })].map(String);
   if (names.length === 0) {
     const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
     meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
-    return meta;
+    return { meta, upgrade: false };
   }
   if (!names.includes("meta")) {
     throw new LimitrError(
@@ -162,14 +171,32 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string): Table {
   }
   const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
   const version = meta.get("format");
-  if (version === FORMAT_VERSION) return meta;
-  if (typeof version === "number" && UPGRADABLE_FORMATS.has(version)) {
-    meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
-    return meta;
-  }
+  if (version === FORMAT_VERSION) return { meta, upgrade: false };
+  if (typeof version === "number" && UPGRADABLE_FORMATS.has(version)) return { meta, upgrade: true };
   throw new LimitrError(
     "FAILED_PRECONDITION",
     `data dir ${dir} has storage format ${String(version)}, but this limitr-sidecar reads formats ${OLDEST_READABLE} to ${FORMAT_VERSION}; ` +
       `it was written by a different version: run that version (or a newer one), or restore a backup. Nothing was changed.`,
   );
+}
+
+/**
+ * Brings a format 1 or 2 dir to FORMAT_VERSION in one transaction, so a crash leaves it either
+ * upgraded or untouched: every meter row that carries holds becomes a meter row with their
+ * summary plus a row of its holds. Meter rows without holds read as they are.
+ */
+function upgradeFormat(env: RootDatabase<unknown, Key>, tables: Tables, meta: Table): void {
+  env.transactionSync(() => {
+    // Collected first: rows are rewritten under the keys being iterated.
+    const splits: { key: Key; meter: unknown; holds: unknown }[] = [];
+    for (const { key, value } of tables.meters.getRange()) {
+      const split = splitLegacyMeterRow(value);
+      if (split !== undefined) splits.push({ key, ...split });
+    }
+    for (const s of splits) {
+      tables.meters.putSync(s.key, s.meter);
+      tables.holds.putSync(s.key, s.holds);
+    }
+    meta.putSync("format", FORMAT_VERSION);
+  });
 }

@@ -18,7 +18,7 @@ import type {
 import { invalidArgument } from "../errors/index.js";
 import { pagesOf, type PageStat } from "./data-pages.js";
 import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
-import { decodeCustomer, decodeEvent, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
+import { decodeCustomer, decodeEvent, decodeHolds, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
 
 /** An audit query over the event log (SPEC §5, issue 5 `ListEvents`). All filters are ANDed. */
@@ -143,7 +143,7 @@ function toWrite(r: StateRecord, reader: StateReader, at: string): Write {
     case "customer":
       return { kind: "customer-put", customer: r.customer, previous: reader.getCustomer(r.customer.id) };
     case "meter":
-      return { kind: "meter-put", meter: r.meter };
+      return { kind: "meter-put", meter: r.meter, holds: r.holds };
     case "reservation":
       return { kind: "reservation-put", reservation: r.reservation };
     default:
@@ -177,8 +177,10 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         for (const { value } of tables.customers.getRange({ transaction: txn })) {
           yield { kind: "customer", customer: decodeCustomer(value) };
         }
-        for (const { value } of tables.meters.getRange({ transaction: txn })) {
-          yield { kind: "meter", meter: decodeMeter(value) };
+        for (const { key, value } of tables.meters.getRange({ transaction: txn })) {
+          const meter = decodeMeter(value);
+          const holds = meter.holdSummary.count === 0 ? undefined : tables.holds.get(key, { transaction: txn });
+          yield { kind: "meter", meter, holds: holds === undefined ? [] : decodeHolds(holds) };
         }
         for (const { value } of tables.reservations.getRange({ transaction: txn })) {
           yield { kind: "reservation", reservation: decodeReservation(value) };

@@ -5,14 +5,16 @@
  * cache cannot answer is a B-tree lookup in the memory map.
  */
 import type { Key } from "lmdb";
-import type { Customer, IdempotencyRecord, Meter, Reservation, StateReader } from "../engine/index.js";
+import type { Customer, Hold, IdempotencyRecord, Meter, Reservation, StateReader } from "../engine/index.js";
 import { compareCodePoints } from "./code-point-order.js";
 import type { Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
 import { MISS, type RowCache } from "./row-cache.js";
-import { decodeCustomer, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
+import { decodeCustomer, decodeHolds, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
 import { meterSlot, slotOf } from "./write-ops.js";
+
+const NO_HOLDS: readonly Hold[] = [];
 
 /** `guard` throws when the store is closed; LMDB errors on reads are wrapped like write errors. */
 export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCache, guard: (action: string) => void): StateReader {
@@ -69,6 +71,12 @@ export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCac
         const v = tables.meters.get([owner, entitlement]);
         return v === undefined ? undefined : decodeMeter(v);
       });
+    },
+
+    getHolds(owner, entitlement) {
+      // Not cached: read only when a meter's holds change or one of them expires.
+      const slot = meterSlot(owner, entitlement);
+      return lookup<readonly Hold[]>("reading a meter's holds", overlay.holds(slot), () => tables.holds.get([owner, entitlement]), decodeHolds) ?? NO_HOLDS;
     },
 
     metersOf(owner) {

@@ -8,6 +8,7 @@ import type {
   Customer,
   EngineEvent,
   EventLog,
+  Hold,
   IdempotencyRecord,
   Meter,
   Reservation,
@@ -27,6 +28,8 @@ export function createMemoryStore(): MemoryStore {
   const customers = new Map<string, Customer>();
   const altIndex = new Map<string, string>();
   const meters = new Map<string, Map<string, Meter>>();
+  const holds = new Map<string, readonly Hold[]>();
+  const holdsKey = (owner: string, entitlement: string): string => `${owner.length}\0${owner}${entitlement}`;
   const reservations = new Map<string, Reservation>();
   const idempotency = new Map<string, IdempotencyRecord>();
   const events: StoredEvent[] = [];
@@ -55,9 +58,15 @@ export function createMemoryStore(): MemoryStore {
         let own = meters.get(w.meter.owner);
         if (own === undefined) meters.set(w.meter.owner, (own = new Map()));
         own.set(w.meter.entitlement, w.meter);
+        if (w.holds !== undefined) {
+          const key = holdsKey(w.meter.owner, w.meter.entitlement);
+          if (w.holds.length === 0) holds.delete(key);
+          else holds.set(key, w.holds);
+        }
         return;
       }
       case "meter-delete": {
+        holds.delete(holdsKey(w.owner, w.entitlement));
         const own = meters.get(w.owner);
         if (own === undefined) return;
         own.delete(w.entitlement);
@@ -85,6 +94,7 @@ export function createMemoryStore(): MemoryStore {
     getCustomer: (id) => customers.get(id),
     resolveAltId: (altId) => altIndex.get(altId),
     getMeter: (owner, entitlement) => meters.get(owner)?.get(entitlement),
+    getHolds: (owner, entitlement) => holds.get(holdsKey(owner, entitlement)) ?? [],
     metersOf(owner) {
       const own = meters.get(owner);
       if (own === undefined) return [];
@@ -142,7 +152,7 @@ export function createMemoryStore(): MemoryStore {
     *exportState(): Iterable<StateRecord> {
       for (const id of ids()) yield { kind: "customer", customer: customers.get(id) as Customer };
       for (const owner of [...meters.keys()].sort(compareCodePoints)) {
-        for (const meter of this.metersOf(owner)) yield { kind: "meter", meter };
+        for (const meter of this.metersOf(owner)) yield { kind: "meter", meter, holds: this.getHolds(owner, meter.entitlement) };
       }
       for (const id of [...reservations.keys()].sort(compareCodePoints)) yield { kind: "reservation", reservation: reservations.get(id) as Reservation };
     },

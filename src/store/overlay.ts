@@ -7,7 +7,7 @@
  * dropped, unless a later pending batch overwrote it. On a failed batch the whole overlay is
  * dropped: every pending commit is rejected then, so the overlay returns to committed state.
  */
-import type { Customer, IdempotencyRecord, Meter, Reservation } from "../engine/index.js";
+import type { Customer, Hold, IdempotencyRecord, Meter, Reservation } from "../engine/index.js";
 
 /** A pending value; `undefined` = deleted. */
 interface Entry<V> {
@@ -43,6 +43,8 @@ export interface Overlay {
   customer(id: string): Lookup<Customer>;
   altId(altId: string): Lookup<string>;
   meter(owner: string, entitlement: string): Lookup<Meter>;
+  /** Pending holds of a meter, by its `meterSlot`. */
+  holds(slot: string): Lookup<readonly Hold[]>;
   /** Pending meters of one owner (deleted ones as `undefined`), by entitlement. */
   metersOf(owner: string): ReadonlyMap<string, Meter | undefined>;
   reservation(id: string): Lookup<Reservation>;
@@ -53,6 +55,7 @@ export interface Overlay {
   putCustomer(id: string, c: Customer | undefined, gen: number): void;
   putAltId(altId: string, id: string | undefined, gen: number): void;
   putMeter(owner: string, entitlement: string, m: Meter | undefined, gen: number): void;
+  putHolds(slot: string, holds: readonly Hold[] | undefined, gen: number): void;
   putReservation(id: string, r: Reservation | undefined, gen: number): void;
   putIdempotency(key: string, r: IdempotencyRecord | undefined, gen: number): void;
 
@@ -67,6 +70,7 @@ export function createOverlay(): Overlay {
   const customers = new PendingMap<Customer>();
   const altIds = new PendingMap<string>();
   const meters = new Map<string, PendingMap<Meter>>();
+  const holds = new PendingMap<readonly Hold[]>();
   const reservations = new PendingMap<Reservation>();
   const idempotency = new PendingMap<IdempotencyRecord>();
   // Keys written per generation, so `committed` touches only what that batch wrote.
@@ -90,6 +94,7 @@ export function createOverlay(): Overlay {
       const m = meters.get(owner);
       return m ? values(m) : new Map();
     },
+    holds: (slot) => holds.get(slot),
     reservation: (id) => reservations.get(id),
     idempotency: (key) => idempotency.get(key),
     customers: () => values(customers),
@@ -112,6 +117,10 @@ export function createOverlay(): Overlay {
         if (map.entries.size === 0 && meters.get(owner) === map) meters.delete(owner);
       });
     },
+    putHolds(slot, h, gen) {
+      holds.set(slot, h, gen);
+      track(gen, () => holds.drop(slot, gen));
+    },
     putReservation(id, r, gen) {
       reservations.set(id, r, gen);
       track(gen, () => reservations.drop(id, gen));
@@ -132,12 +141,13 @@ export function createOverlay(): Overlay {
       customers.entries.clear();
       altIds.entries.clear();
       meters.clear();
+      holds.entries.clear();
       reservations.entries.clear();
       idempotency.entries.clear();
       touched.clear();
     },
     get size() {
-      let n = customers.entries.size + altIds.entries.size + reservations.entries.size + idempotency.entries.size;
+      let n = customers.entries.size + altIds.entries.size + holds.entries.size + reservations.entries.size + idempotency.entries.size;
       for (const m of meters.values()) n += m.entries.size;
       return n;
     },

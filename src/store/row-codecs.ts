@@ -14,6 +14,7 @@ import type {
   DecisionResult,
   EngineEvent,
   Hold,
+  HoldSummary,
   IdempotencyRecord,
   ItemView,
   Meter,
@@ -21,10 +22,11 @@ import type {
   Reservation,
   ReservationItem,
 } from "../engine/index.js";
+import { NO_HOLD_SUMMARY, summarizeHolds } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
 import { exactNumber, type LimitMode, type Nanos } from "../policy/index.js";
 
-/** The only row version this code writes (and the highest it reads). */
+/** The row version of every row but meters (see `METER_ROW_V2`). */
 const ROW_V1 = 1;
 
 type NanosRow = number | string;
@@ -79,27 +81,42 @@ export function decodeCustomer(v: unknown): Customer {
 
 // ───────────────────────────── meters ─────────────────────────────
 
+/**
+ * Meter rows of version 2 (storage format 3) carry the hold summary, `null` when there are no
+ * holds; the holds live in their own row (`encodeHolds`). Version 1 rows carried the holds
+ * themselves: opening a format 1 or 2 dir moves them out (`splitLegacyMeterRow`), so a version 1
+ * row read now has none.
+ */
+const METER_ROW_V2 = 2;
+
 export function encodeMeter(m: Meter): Row {
-  const holds = m.holds.map((h) => [h.reservationId, encodeNanos(h.amount), h.expiresAt]);
+  const s = m.holdSummary;
   return [
-    ROW_V1,
+    METER_ROW_V2,
     m.owner,
     m.entitlement,
     m.credit,
     m.periodStart,
     encodeNanos(m.value),
     encodeNanos(m.overhead),
-    holds,
+    s.count === 0 ? null : [encodeNanos(s.held), s.count, s.nextExpiry],
     [...m.thresholdsReached],
   ];
 }
 
 export function decodeMeter(v: unknown): Meter {
-  const r = rowOf(v, "meter");
-  const holds: Hold[] = (Array.isArray(r[7]) ? r[7] : []).map((h: unknown) => {
-    const t = Array.isArray(h) ? h : [];
-    return { reservationId: str(t[0]), amount: decodeNanos(t[1]), expiresAt: num(t[2]) };
-  });
+  if (!Array.isArray(v)) throw corrupt("meter is not a row");
+  let holdSummary: HoldSummary;
+  if (v[0] === METER_ROW_V2) {
+    const s: unknown = v[7];
+    holdSummary = Array.isArray(s) ? { held: decodeNanos(s[0]), count: num(s[1]), nextExpiry: num(s[2]) } : NO_HOLD_SUMMARY;
+  } else if (v[0] === ROW_V1) {
+    if (Array.isArray(v[7]) && v[7].length > 0) throw corrupt("meter row of storage format 2 still carries its holds (the data dir was not upgraded)");
+    holdSummary = NO_HOLD_SUMMARY;
+  } else {
+    throw corrupt(`meter row version ${String(v[0])} is not supported`);
+  }
+  const r = v as Row;
   return {
     owner: str(r[1]),
     entitlement: str(r[2]),
@@ -107,9 +124,39 @@ export function decodeMeter(v: unknown): Meter {
     periodStart: num(r[4]),
     value: decodeNanos(r[5]),
     overhead: decodeNanos(r[6]),
-    holds,
+    holdSummary,
     thresholdsReached: Array.isArray(r[8]) ? r[8].map(num) : [],
   };
+}
+
+/**
+ * A meter row of storage format 1 or 2 that carries holds → its format 3 meter row and holds
+ * row; undefined for a row without holds (it reads as it is).
+ */
+export function splitLegacyMeterRow(v: unknown): { readonly meter: Row; readonly holds: Row } | undefined {
+  if (!Array.isArray(v) || v[0] !== ROW_V1) return undefined;
+  const holds = decodeHoldList(v[7]);
+  if (holds.length === 0) return undefined;
+  const meter = decodeMeter([...(v as Row).slice(0, 7), null, v[8]]);
+  return { meter: encodeMeter({ ...meter, holdSummary: summarizeHolds(holds) }), holds: encodeHolds(holds) };
+}
+
+// ───────────────────────────── holds ─────────────────────────────
+
+/** The holds of one meter, in the order they were placed. */
+export function encodeHolds(holds: readonly Hold[]): Row {
+  return [ROW_V1, holds.map((h) => [h.reservationId, encodeNanos(h.amount), h.expiresAt])];
+}
+
+export function decodeHolds(v: unknown): Hold[] {
+  return decodeHoldList(rowOf(v, "holds")[1]);
+}
+
+function decodeHoldList(v: unknown): Hold[] {
+  return (Array.isArray(v) ? v : []).map((h: unknown) => {
+    const t = Array.isArray(h) ? h : [];
+    return { reservationId: str(t[0]), amount: decodeNanos(t[1]), expiresAt: num(t[2]) };
+  });
 }
 
 // ───────────────────────────── reservations ─────────────────────────────

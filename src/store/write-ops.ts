@@ -5,11 +5,11 @@
  * expiry index) are computed here, against the state the commit was decided on.
  */
 import type { Key } from "lmdb";
-import type { Customer, IdempotencyRecord, StateReader, Write } from "../engine/index.js";
+import type { Customer, Hold, IdempotencyRecord, StateReader, Write } from "../engine/index.js";
 import { invalidArgument } from "../errors/index.js";
 import type { Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
-import { encodeCustomer, encodeIdempotency, encodeMeter, encodeReservation } from "./row-codecs.js";
+import { encodeCustomer, encodeHolds, encodeIdempotency, encodeMeter, encodeReservation } from "./row-codecs.js";
 
 /**
  * One put (`value` defined) or delete (`value` undefined) in one table. The row is encoded only
@@ -103,6 +103,13 @@ function dropAltId(ops: Op[], overlay: Overlay, gen: number, altId: string): voi
   ops.push(op("altIds", altId, slotOf("altIds", altId), undefined, asIs));
 }
 
+/** Replaces (or, `undefined`, deletes) a meter's holds row; `slot` is the meter's. */
+function putHolds(ops: Op[], overlay: Overlay, gen: number, owner: string, entitlement: string, slot: string, holds: readonly Hold[] | undefined): void {
+  overlay.putHolds(slot, holds, gen);
+  // The table name keeps the ops' slots apart from the meter row's.
+  ops.push(op("holds", [owner, entitlement], `holds${slot}`, holds, encodeHolds));
+}
+
 /** Applies validated `writes` to the overlay under generation `gen` and returns their ops. */
 export function applyWrites(writes: readonly Write[], view: StateReader, overlay: Overlay, gen: number): Op[] {
   const ops: Op[] = [];
@@ -135,14 +142,19 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
       }
       case "meter-put": {
         const m = w.meter;
+        const slot = meterSlot(m.owner, m.entitlement);
         overlay.putMeter(m.owner, m.entitlement, m, gen);
-        ops.push(op("meters", [m.owner, m.entitlement], meterSlot(m.owner, m.entitlement), m, encodeMeter));
+        ops.push(op("meters", [m.owner, m.entitlement], slot, m, encodeMeter));
+        if (w.holds !== undefined) putHolds(ops, overlay, gen, m.owner, m.entitlement, slot, w.holds.length === 0 ? undefined : w.holds);
         break;
       }
-      case "meter-delete":
+      case "meter-delete": {
+        const slot = meterSlot(w.owner, w.entitlement);
         overlay.putMeter(w.owner, w.entitlement, undefined, gen);
-        ops.push(op("meters", [w.owner, w.entitlement], meterSlot(w.owner, w.entitlement), undefined, encodeMeter));
+        ops.push(op("meters", [w.owner, w.entitlement], slot, undefined, encodeMeter));
+        putHolds(ops, overlay, gen, w.owner, w.entitlement, slot, undefined);
         break;
+      }
       case "reservation-put":
         overlay.putReservation(w.reservation.id, w.reservation, gen);
         ops.push(op("reservations", w.reservation.id, slotOf("reservations", w.reservation.id), w.reservation, encodeReservation));

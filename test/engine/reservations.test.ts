@@ -37,7 +37,8 @@ describe("reserve", () => {
     const r = h.run(allow, { customerId: "u", items: tokens(100) }).result;
     expect(r.allowed).toBe(true);
     expect(view(r).held).toBe(0n);
-    expect(h.store.getMeter("u", "tokens")?.holds).toEqual([]);
+    expect(h.store.getHolds("u", "tokens")).toEqual([]);
+    expect(h.store.getMeter("u", "tokens")?.holdSummary).toEqual({ held: 0n, count: 0, nextExpiry: Infinity });
   });
 
   it.each([
@@ -75,7 +76,8 @@ describe("settle", () => {
     expect(out.events.map((e) => e.type)).toEqual(["meter-overage"]);
     expect(out.events[0]).toMatchObject({ overage: n(10), overagePrice: n(0.1) });
     expect(h.store.getReservation("r1")).toBeUndefined();
-    expect(h.store.getMeter("u", "soft")?.holds).toEqual([]);
+    expect(h.store.getHolds("u", "soft")).toEqual([]);
+    expect(h.store.getMeter("u", "soft")?.holdSummary.count).toBe(0);
   });
 
   it("an actual line without an amount settles at what was reserved; expired reservations still record", () => {
@@ -117,7 +119,8 @@ describe("release", () => {
     h.run(reserve, { customerId: "u", items: tokens(20) });
     const out = h.run(release, { reservationId: "r1" });
     expect(out.result).toEqual({ released: true });
-    expect(h.store.getMeter("u", "tokens")?.holds.map((x) => x.reservationId)).toEqual(["r2"]);
+    expect(h.store.getHolds("u", "tokens").map((x) => x.reservationId)).toEqual(["r2"]);
+    expect(h.store.getMeter("u", "tokens")?.holdSummary).toEqual({ held: n(20), count: 1, nextExpiry: T0 + 600_000 });
     expect(h.store.getReservation("r1")).toBeUndefined();
     const again = h.run(release, { reservationId: "r1" });
     expect(again).toEqual({ result: { released: false }, writes: [], events: [] });

@@ -86,7 +86,7 @@ describe("AdminService", () => {
         call.end();
       });
       expect(res.count).toBe(String(records.length));
-      expect(fresh.store.exportState()).toEqual(h.store.exportState());
+      expect([...fresh.store.exportState()]).toEqual([...h.store.exportState()]);
     } finally {
       await fresh.close();
     }

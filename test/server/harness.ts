@@ -134,7 +134,7 @@ function memoryStateAdmin(store: MemoryStore): StateAdmin {
       const writes: Write[] = [];
       for await (const r of records) {
         if (r.kind === "customer") writes.push({ kind: "customer-put", customer: r.customer, previous: store.getCustomer(r.customer.id) });
-        else if (r.kind === "meter") writes.push({ kind: "meter-put", meter: r.meter });
+        else if (r.kind === "meter") writes.push({ kind: "meter-put", meter: r.meter, holds: r.holds });
         else writes.push({ kind: "reservation-put", reservation: r.reservation });
       }
       await store.commit(writes, []);

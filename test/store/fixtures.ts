@@ -1,5 +1,5 @@
 /** Small builders of stored state for the store tests. */
-import type { Customer, EngineEvent, IdempotencyRecord, Meter, Reservation } from "../../src/engine/index.js";
+import { NO_HOLD_SUMMARY, type Customer, type EngineEvent, type IdempotencyRecord, type Meter, type Reservation } from "../../src/engine/index.js";
 
 /** 1e15 tokens × 1e9 nanos, plus one: past int64, must round-trip exactly. */
 export const HUGE = 10n ** 24n + 1n;
@@ -26,7 +26,7 @@ export function meter(owner: string, entitlement: string, value: bigint, over: P
     periodStart: 1_700_000_000_000,
     value,
     overhead: 0n,
-    holds: [],
+    holdSummary: NO_HOLD_SUMMARY,
     thresholdsReached: [],
     ...over,
   };

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "lmdb";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineEvent, StateRecord, StoredEvent, Write } from "../../src/engine/index.js";
+import { summarizeHolds, type EngineEvent, type StateRecord, type StoredEvent, type Write } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { FORMAT_VERSION, createLmdbStore, type LmdbStore } from "../../src/store/index.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
@@ -66,7 +66,8 @@ describe("lmdb store", () => {
     const path = dir();
     const s1 = openAt(path);
     const c = customer("c1", { altIds: ["stripe_1"], refs: ["org1"], metadata: { email: "x@y" } });
-    const m = meter("c1", "chat", HUGE, { overhead: -HUGE, holds: [{ reservationId: "r1", amount: -HUGE, expiresAt: 7 }] });
+    const holds = [{ reservationId: "r1", amount: -HUGE, expiresAt: 7 }];
+    const m = meter("c1", "chat", HUGE, { overhead: -HUGE, holdSummary: summarizeHolds(holds) });
     const events: EngineEvent[] = [
       meterEvent("c1", "chat", HUGE, { overagePrice: HUGE * HUGE }),
       { type: "customer-set", time: 5, customer: c },
@@ -75,7 +76,7 @@ describe("lmdb store", () => {
     await s1.commit(
       [
         { kind: "customer-put", customer: c, previous: undefined },
-        { kind: "meter-put", meter: m },
+        { kind: "meter-put", meter: m, holds },
         { kind: "reservation-put", reservation: reservation("r1") },
         { kind: "idempotency-put", record: idempotency("k1", 99) },
       ],
@@ -88,6 +89,7 @@ describe("lmdb store", () => {
     expect(s2.resolveAltId("stripe_1")).toBe("c1");
     expect(s2.getMeter("c1", "chat")).toEqual(m);
     expect(s2.metersOf("c1")).toEqual([m]);
+    expect(s2.getHolds("c1", "chat")).toEqual(holds);
     expect(s2.getReservation("r1")).toEqual(reservation("r1"));
     expect(s2.getIdempotency("k1")).toEqual(idempotency("k1", 99));
     expect(s2.readEvents(1, 10)).toEqual(events.map((event, i) => ({ seq: i + 1, event })));
@@ -752,5 +754,85 @@ describe("lmdb event rows", () => {
     expect((read(2) as Error).message).toMatch(/attributes are not key\/value pairs/);
     // Only own entries of the mode table count: "toString" is on every object's prototype.
     expect((read(3) as Error).message).toMatch(/meter event mode toString is unknown/);
+  });
+});
+
+describe("lmdb meter holds", () => {
+  /** The meter rows storage formats 1 and 2 wrote: [1, owner, entitlement, credit, periodStart, value, overhead, holds, thresholds]. */
+  const v1Meter = (owner: string, entitlement: string, value: number, holds: unknown[]): unknown[] => [1, owner, entitlement, "tokens", 1_700_000_000_000, value, 0, holds, [50]];
+
+  function rawTables(path: string) {
+    const env = open({ path: join(path, "limitr.mdb"), maxDbs: 16 });
+    const meters = env.openDB({ name: "meters", encoding: "msgpack" });
+    const holds = env.openDB({ name: "holds", encoding: "msgpack" });
+    const meta = env.openDB({ name: "meta", encoding: "msgpack" });
+    return { env, meters, holds, meta };
+  }
+
+  it("upgrades a format-2 data dir: holds move out of their meter rows, in one transaction, once", async () => {
+    const path = dir();
+    await openAt(path).close();
+    const raw = rawTables(path);
+    raw.env.transactionSync(() => {
+      raw.meta.putSync("format", 2);
+      raw.meters.putSync(["c1", "chat"], v1Meter("c1", "chat", 7, [["r1", 5, 9_000], ["r2", "123456789012345678901", 8_000]]));
+      raw.meters.putSync(["c2", "chat"], v1Meter("c2", "chat", 3, []));
+    });
+    await raw.env.close();
+
+    const s = openAt(path);
+    const holds = [
+      { reservationId: "r1", amount: 5n, expiresAt: 9_000 },
+      { reservationId: "r2", amount: 123456789012345678901n, expiresAt: 8_000 },
+    ];
+    expect(s.getMeter("c1", "chat")).toEqual(meter("c1", "chat", 7n, { holdSummary: summarizeHolds(holds), thresholdsReached: [50] }));
+    expect(s.getHolds("c1", "chat")).toEqual(holds);
+    // A meter row without holds reads as it is, and is left as it was.
+    expect(s.getMeter("c2", "chat")).toEqual(meter("c2", "chat", 3n, { thresholdsReached: [50] }));
+    expect(s.getHolds("c2", "chat")).toEqual([]);
+    expect([...s.exportState()].filter((r) => r.kind === "meter").map((r) => (r.kind === "meter" ? r.holds : []))).toEqual([holds, []]);
+    await s.close();
+
+    const after = rawTables(path);
+    expect(after.meta.get("format")).toBe(FORMAT_VERSION);
+    expect((after.meters.get(["c1", "chat"]) as unknown[])[0]).toBe(2);
+    expect(after.meters.get(["c2", "chat"])).toEqual(v1Meter("c2", "chat", 3, []));
+    const rows = () => [...after.meters.getRange(), ...after.holds.getRange()].map(({ key, value }) => [key, value]);
+    const upgraded = rows();
+    await after.env.close();
+    // Opening again upgrades nothing more.
+    await openAt(path).close();
+    const again = rawTables(path);
+    const rowsAgain = [...again.meters.getRange(), ...again.holds.getRange()].map(({ key, value }) => [key, value]);
+    await again.env.close();
+    expect(rowsAgain).toEqual(upgraded);
+  });
+
+  it("refuses to read a format-2 meter row that still carries holds, instead of dropping them", async () => {
+    const path = dir();
+    await openAt(path).close();
+    const raw = rawTables(path);
+    // As if the upgrade had been skipped: the format says 3, the row is still the old one.
+    raw.meters.transactionSync(() => raw.meters.putSync(["c1", "chat"], v1Meter("c1", "chat", 7, [["r1", 5, 9_000]])));
+    await raw.env.close();
+    const s = openAt(path);
+    let error: unknown;
+    try {
+      s.getMeter("c1", "chat");
+    } catch (e) {
+      error = e;
+    }
+    expect(isLimitrError(error, "INTERNAL")).toBe(true);
+    expect((error as Error).message).toMatch(/still carries its holds/);
+  });
+
+  it("a batch that fails takes its holds back with it", async () => {
+    const s = openAt(dir(), { maxDataBytes: 1 });
+    const h = { reservationId: "r1", amount: 5n, expiresAt: 50 };
+    const p = s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 1n, { holdSummary: summarizeHolds([h]) }), holds: [h] }], []);
+    expect(s.getHolds("c1", "chat")).toEqual([h]);
+    await expect(p).rejects.toMatchObject({ code: "RESOURCE_EXHAUSTED" });
+    expect(s.getHolds("c1", "chat")).toEqual([]);
+    expect(s.getMeter("c1", "chat")).toBeUndefined();
   });
 });

@@ -3,7 +3,7 @@
  * per implementation (memory, LMDB; tomorrow Redis), so they cannot drift apart.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { EventLog, StatePort, StoredEvent } from "../../src/engine/index.js";
+import { summarizeHolds, type EventLog, type StatePort, type StoredEvent } from "../../src/engine/index.js";
 import { HUGE, customer, idempotency, meter, meterEvent, reservation } from "./fixtures.js";
 
 export type ContractStore = StatePort & EventLog;
@@ -56,21 +56,19 @@ export function describeStoreContract(
 
     it("keeps quantities beyond int64 exact in meters, reservations, idempotency and events", async () => {
       const s = fresh();
-      const m = meter("c1", "chat", HUGE, {
-        overhead: -HUGE,
-        holds: [{ reservationId: "r1", amount: HUGE, expiresAt: 5 }],
-        thresholdsReached: [50, 80],
-      });
+      const holds = [{ reservationId: "r1", amount: HUGE, expiresAt: 5 }];
+      const m = meter("c1", "chat", HUGE, { overhead: -HUGE, holdSummary: summarizeHolds(holds), thresholdsReached: [50, 80] });
       const ev = meterEvent("c1", "chat", HUGE, { overagePrice: -HUGE });
       await s.commit(
         [
-          { kind: "meter-put", meter: m },
+          { kind: "meter-put", meter: m, holds },
           { kind: "reservation-put", reservation: reservation("r1") },
           { kind: "idempotency-put", record: idempotency("k1", 99) },
         ],
         [ev],
       );
       expect(s.getMeter("c1", "chat")).toEqual(m);
+      expect(s.getHolds("c1", "chat")).toEqual(holds);
       expect(s.getMeter("c1", "chat")?.value).toBe(HUGE);
       expect(s.getReservation("r1")).toEqual(reservation("r1"));
       expect(s.getIdempotency("k1")).toEqual(idempotency("k1", 99));
@@ -136,6 +134,32 @@ export function describeStoreContract(
       expect(all).toEqual(["a", "ab", "b", "c", "\uFFFF", "\u{1F600}"]);
       await p;
       expect(s.listCustomers("a", 3).map((c) => c.id)).toEqual(["ab", "b", "c"]);
+    });
+
+    it("keeps a meter's holds apart: replaced when a put carries them, kept when it does not, gone with the meter", async () => {
+      const s = fresh();
+      const h1 = { reservationId: "r1", amount: 5n, expiresAt: 50 };
+      const h2 = { reservationId: "r2", amount: 7n, expiresAt: 40 };
+      const m = (value: bigint, holds: readonly (typeof h1)[]) => meter("c1", "chat", value, { holdSummary: summarizeHolds(holds) });
+      const p = s.commit([{ kind: "meter-put", meter: m(1n, [h1, h2]), holds: [h1, h2] }], []);
+      // Visible before the commit settles, like every other write.
+      expect(s.getHolds("c1", "chat")).toEqual([h1, h2]);
+      await p;
+      expect(s.getHolds("c1", "chat")).toEqual([h1, h2]);
+      expect(s.getHolds("c1", "other")).toEqual([]);
+      expect(s.getHolds("c", "1chat")).toEqual([]);
+      await s.commit([{ kind: "meter-put", meter: m(2n, [h1, h2]) }], []);
+      expect(s.getHolds("c1", "chat")).toEqual([h1, h2]);
+      expect(s.getMeter("c1", "chat")?.holdSummary).toEqual({ held: 12n, count: 2, nextExpiry: 40 });
+      await s.commit([{ kind: "meter-put", meter: m(3n, [h1]), holds: [h1] }], []);
+      expect(s.getHolds("c1", "chat")).toEqual([h1]);
+      await s.commit([{ kind: "meter-put", meter: m(4n, []), holds: [] }], []);
+      expect(s.getHolds("c1", "chat")).toEqual([]);
+      expect(s.getMeter("c1", "chat")?.holdSummary).toEqual({ held: 0n, count: 0, nextExpiry: Infinity });
+      await s.commit([{ kind: "meter-put", meter: m(5n, [h2]), holds: [h2] }], []);
+      await s.commit([{ kind: "meter-delete", owner: "c1", entitlement: "chat" }], []);
+      expect(s.getMeter("c1", "chat")).toBeUndefined();
+      expect(s.getHolds("c1", "chat")).toEqual([]);
     });
 
     it("deletes reservations", async () => {
