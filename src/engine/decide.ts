@@ -203,13 +203,17 @@ function deniedOutcome(
   return { allowed: false, reason, deniedItem: denied, views, writes, events, works, itemWorks };
 }
 
-/** A meter-put for every work meter that rolled or changed, in an array of exactly that size. */
+/**
+ * A meter-put for every work meter that rolled, changed or dropped expired holds, in an array of
+ * exactly that size. (A Check writes none: reads never write. Anything else that found expired
+ * holds stores the list without them, denied or not, so they are read once, not on every call.)
+ */
 function meterWrites(works: readonly WorkMeter[]): Write[] {
   let count = 0;
-  for (const w of works) if (w.rolled || w.changed) count++;
+  for (const w of works) if (w.rolled || w.changed || w.holdsChanged) count++;
   const writes = new Array<Write>(count);
   let i = 0;
-  for (const w of works) if (w.rolled || w.changed) writes[i++] = meterPut(w);
+  for (const w of works) if (w.rolled || w.changed || w.holdsChanged) writes[i++] = meterPut(w);
   return writes;
 }
 

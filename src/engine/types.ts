@@ -34,7 +34,8 @@ export interface Hold {
  * The holds stored with a meter: what they hold, how many, and when the first expires. Until
  * `nextExpiry` every one of them counts, so `held` is what the meter holds; decisions read only
  * this. The holds themselves (`StateReader.getHolds`) are read when one is added or removed, or
- * once one may have expired (and the expired ones are dropped with the meter's next write).
+ * once one may have expired (and the expired ones are dropped by the next decision that is not a
+ * Check, which writes the meter for it).
  */
 export interface HoldSummary {
   readonly held: Nanos;

@@ -114,8 +114,8 @@ export function loadWorkMeter(
 
 /**
  * What the stored holds hold at `now`: the summary's sum while none can have expired; otherwise
- * the holds are read, and the expired ones dropped (they never count again, and go with the
- * meter's next write).
+ * the holds are read, and the expired ones dropped (they never count again; any decision but a
+ * Check writes the list without them, see `meterWrites` in decide.ts).
  */
 function storedHeld(work: WorkMeter, summary: HoldSummary, now: number): Nanos {
   if (summary.nextExpiry > now) return summary.held;
@@ -128,9 +128,12 @@ function storedHeld(work: WorkMeter, summary: HoldSummary, now: number): Nanos {
   return summarizeHolds(open).held;
 }
 
-/** The meter's holds, read on first use. */
+/**
+ * The meter's holds, read on first use. A meter whose summary says it has none is not asked: the
+ * summary is what its last write stored, so a stray list could only be stale.
+ */
 export function holdsOf(work: WorkMeter): readonly Hold[] {
-  return (work.holds ??= work.state.getHolds(work.owner, work.entitlement));
+  return (work.holds ??= (work.stored?.holdSummary.count ?? 0) === 0 ? NO_HOLDS : work.state.getHolds(work.owner, work.entitlement));
 }
 
 /** What a meter stores about `holds` (expired ones included: `nextExpiry` tells). */

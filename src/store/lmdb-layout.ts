@@ -31,12 +31,13 @@ import { storeError } from "./store-error.js";
  *   what makes an older limitr-sidecar refuse the dir instead of failing on its first v2 row.
  * - 3: a meter's holds live in the `holds` table and its row keeps only their summary (meter row
  *   v2), so a decision on a meter with many open reservations no longer reads and rewrites all
- *   of them. A format 1 or 2 dir is upgraded on open: in one transaction, every meter row that
- *   carries holds is split in two (`upgradeFormat`), and the new number recorded.
+ *   of them. A format 1 or 2 dir is upgraded when opened to write, in the writer's claim: every
+ *   meter row that carries holds is split in two (`upgradeFormat`), and the new number recorded.
+ *   A read-only open refuses it (its writer may be an older version, still running).
  */
 export const FORMAT_VERSION = 3;
 
-/** Formats this code upgrades on open (`upgradeFormat`). */
+/** Formats this code upgrades when it opens them to write (`upgradeFormat`). */
 const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([1, 2]);
 /** The oldest format this code opens, for the refusal message. */
 const OLDEST_READABLE = Math.min(FORMAT_VERSION, ...UPGRADABLE_FORMATS);
@@ -63,6 +64,8 @@ export interface Layout {
   /** Facts about the environment itself, not rows of the data (see the table list above). */
   readonly meta: Table;
   readonly file: string;
+  /** The dir is of an older format, which `claimWriter` upgrades (a read-only open refuses it). */
+  readonly upgradeOnClaim: boolean;
 }
 
 /** The meta key under which pruning records the highest sequence it deleted. */
@@ -81,7 +84,12 @@ const WRITER = "writer";
 export function claimWriter(layout: Layout): string {
   const token = `pid ${process.pid}, ${randomUUID()}`;
   try {
-    layout.meta.transactionSync(() => layout.meta.putSync(WRITER, token));
+    // An upgrade goes in the same transaction: a batch of an earlier writer (an older version,
+    // still running) that commits after it fails its writer check instead of writing old rows.
+    layout.env.transactionSync(() => {
+      layout.meta.putSync(WRITER, token);
+      if (layout.upgradeOnClaim) upgradeFormat(layout.tables, layout.meta);
+    });
   } catch (e) {
     throw storeError(e, `claiming the data dir ${layout.file}`);
   }
@@ -114,6 +122,8 @@ export interface LayoutOptions {
   readonly dir: string;
   readonly fsync: boolean;
   readonly mapSizeBytes: number | undefined;
+  /** Never writes: a dir of an older format is refused rather than upgraded. */
+  readonly readOnly?: boolean;
 }
 
 /** Opens (creating if needed) the environment, refusing a format it cannot read. */
@@ -136,12 +146,11 @@ export function openLayout(options: LayoutOptions): Layout {
     throw storeError(e, `opening the data dir ${options.dir}`);
   }
   try {
-    const { meta, upgrade } = checkFormat(env, options.dir);
+    const { meta, upgrade } = checkFormat(env, options.dir, options.readOnly === true);
     const tables = Object.fromEntries(
       Object.entries(TABLE_NAMES).map(([k, name]) => [k, env.openDB<unknown, Key>({ name, encoding: "msgpack" })]),
     ) as unknown as Tables;
-    if (upgrade) upgradeFormat(env, tables, meta);
-    return { env, tables, meta, file };
+    return { env, tables, meta, file, upgradeOnClaim: upgrade };
   } catch (e) {
     // Nothing was written for a refused dir; release the lock file handle before reporting.
     void env.close();
@@ -155,7 +164,7 @@ export function openLayout(options: LayoutOptions): Layout {
  * rows this code reads is upgraded, and a newer or unknown one is refused so this code never
  * corrupts data it does not understand. Returns the meta table.
  */
-function checkFormat(env: RootDatabase<unknown, Key>, dir: string): { readonly meta: Table; readonly upgrade: boolean } {
+function checkFormat(env: RootDatabase<unknown, Key>, dir: string, readOnly: boolean): { readonly meta: Table; readonly upgrade: boolean } {
   // Named databases are keys of the root database; an empty root means a fresh environment.
   const names = [...env.getKeys({ limit: 64 })].map(String);
   if (names.length === 0) {
@@ -172,7 +181,15 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string): { readonly m
   const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
   const version = meta.get("format");
   if (version === FORMAT_VERSION) return { meta, upgrade: false };
-  if (typeof version === "number" && UPGRADABLE_FORMATS.has(version)) return { meta, upgrade: true };
+  if (typeof version === "number" && UPGRADABLE_FORMATS.has(version)) {
+    if (!readOnly) return { meta, upgrade: true };
+    // Its writer may still be running (an older version): rewriting rows under it would break it.
+    throw new LimitrError(
+      "FAILED_PRECONDITION",
+      `data dir ${dir} has storage format ${version}, which this limitr-sidecar upgrades to format ${FORMAT_VERSION} only when it opens the dir ` +
+        `to write it (serve, import), never when reading it: read it with the version that wrote it, or after this one served it. Nothing was changed.`,
+    );
+  }
   throw new LimitrError(
     "FAILED_PRECONDITION",
     `data dir ${dir} has storage format ${String(version)}, but this limitr-sidecar reads formats ${OLDEST_READABLE} to ${FORMAT_VERSION}; ` +
@@ -181,22 +198,25 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string): { readonly m
 }
 
 /**
- * Brings a format 1 or 2 dir to FORMAT_VERSION in one transaction, so a crash leaves it either
- * upgraded or untouched: every meter row that carries holds becomes a meter row with their
- * summary plus a row of its holds. Meter rows without holds read as they are.
+ * Brings a format 1 or 2 dir to FORMAT_VERSION, inside the writer's claim (one transaction, so a
+ * crash leaves it either upgraded or untouched): every meter row that carries holds becomes a
+ * meter row with their summary plus a row of its holds. Meter rows without holds read as they are.
  */
-function upgradeFormat(env: RootDatabase<unknown, Key>, tables: Tables, meta: Table): void {
-  env.transactionSync(() => {
-    // Collected first: rows are rewritten under the keys being iterated.
-    const splits: { key: Key; meter: unknown; holds: unknown }[] = [];
-    for (const { key, value } of tables.meters.getRange()) {
-      const split = splitLegacyMeterRow(value);
-      if (split !== undefined) splits.push({ key, ...split });
+function upgradeFormat(tables: Tables, meta: Table): void {
+  // Collected first: rows are rewritten under the keys being iterated.
+  const splits: { key: Key; meter: unknown; holds: unknown }[] = [];
+  for (const { key, value } of tables.meters.getRange()) {
+    let split: ReturnType<typeof splitLegacyMeterRow>;
+    try {
+      split = splitLegacyMeterRow(value);
+    } catch (e) {
+      throw new LimitrError("INTERNAL", `upgrading to storage format ${FORMAT_VERSION}: the meter row ${JSON.stringify(key)} is unreadable: ${(e as Error).message}`);
     }
-    for (const s of splits) {
-      tables.meters.putSync(s.key, s.meter);
-      tables.holds.putSync(s.key, s.holds);
-    }
-    meta.putSync("format", FORMAT_VERSION);
-  });
+    if (split !== undefined) splits.push({ key, ...split });
+  }
+  for (const s of splits) {
+    tables.meters.putSync(s.key, s.meter);
+    tables.holds.putSync(s.key, s.holds);
+  }
+  meta.putSync("format", FORMAT_VERSION);
 }

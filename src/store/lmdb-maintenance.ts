@@ -5,15 +5,16 @@
  */
 import { statSync } from "node:fs";
 import type { Key } from "lmdb";
-import type {
-  CommitReceipt,
-  EngineEvent,
-  EventLog,
-  EventType,
-  StateReader,
-  StateRecord,
-  StoredEvent,
-  Write,
+import {
+  summarizeHolds,
+  type CommitReceipt,
+  type EngineEvent,
+  type EventLog,
+  type EventType,
+  type StateReader,
+  type StateRecord,
+  type StoredEvent,
+  type Write,
 } from "../engine/index.js";
 import { invalidArgument } from "../errors/index.js";
 import { pagesOf, type PageStat } from "./data-pages.js";
@@ -143,7 +144,8 @@ function toWrite(r: StateRecord, reader: StateReader, at: string): Write {
     case "customer":
       return { kind: "customer-put", customer: r.customer, previous: reader.getCustomer(r.customer.id) };
     case "meter":
-      return { kind: "meter-put", meter: r.meter, holds: r.holds };
+      // The summary is the store's to keep right, whoever built the record.
+      return { kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) }, holds: r.holds };
     case "reservation":
       return { kind: "reservation-put", reservation: r.reservation };
     default:

@@ -124,7 +124,7 @@ function receiptOf(events: readonly StoredEvent[]): CommitReceipt {
  */
 export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   const fsync = options.fsync ?? false;
-  const layout: Layout = openLayout({ dir: options.path, fsync, mapSizeBytes: options.mapSizeBytes });
+  const layout: Layout = openLayout({ dir: options.path, fsync, mapSizeBytes: options.mapSizeBytes, readOnly: options.readOnly === true });
   const { env, tables } = layout;
   const overlay = createOverlay();
 

@@ -808,6 +808,30 @@ describe("lmdb meter holds", () => {
     expect(rowsAgain).toEqual(upgraded);
   });
 
+  it("a read-only open (export) refuses a format-2 data dir instead of upgrading it under its writer", async () => {
+    const path = dir();
+    await openAt(path).close();
+    const raw = rawTables(path);
+    raw.env.transactionSync(() => {
+      raw.meta.putSync("format", 2);
+      raw.meters.putSync(["c1", "chat"], v1Meter("c1", "chat", 7, [["r1", 5, 9_000]]));
+    });
+    await raw.env.close();
+    let error: unknown;
+    try {
+      createLmdbStore({ path, readOnly: true });
+    } catch (e) {
+      error = e;
+    }
+    expect(isLimitrError(error, "FAILED_PRECONDITION")).toBe(true);
+    expect((error as Error).message).toMatch(/storage format 2.*only when it opens the dir to write it.*Nothing was changed/);
+    const after = rawTables(path);
+    expect(after.meta.get("format")).toBe(2);
+    expect(after.meters.get(["c1", "chat"])).toEqual(v1Meter("c1", "chat", 7, [["r1", 5, 9_000]]));
+    expect([...after.holds.getRange()]).toEqual([]);
+    await after.env.close();
+  });
+
   it("refuses to read a format-2 meter row that still carries holds, instead of dropping them", async () => {
     const path = dir();
     await openAt(path).close();

@@ -162,6 +162,23 @@ export function describeStoreContract(
       expect(s.getHolds("c1", "chat")).toEqual([]);
     });
 
+    it("in one batch, a meter's holds are what its last write that carried them said", async () => {
+      const s = fresh();
+      const h1 = { reservationId: "r1", amount: 5n, expiresAt: 50 };
+      const h2 = { reservationId: "r2", amount: 7n, expiresAt: 40 };
+      const m = (value: bigint, holds: readonly (typeof h1)[]) => meter("c1", "chat", value, { holdSummary: summarizeHolds(holds) });
+      // Not awaited one by one: the LMDB store writes them in one transaction, each key once.
+      const commits = [
+        s.commit([{ kind: "meter-put", meter: m(1n, [h1, h2]), holds: [h1, h2] }], []),
+        s.commit([{ kind: "meter-put", meter: m(2n, [h1]), holds: [h1] }], []),
+        s.commit([{ kind: "meter-put", meter: m(3n, [h1]) }], []),
+      ];
+      expect(s.getHolds("c1", "chat")).toEqual([h1]);
+      await Promise.all(commits);
+      expect(s.getHolds("c1", "chat")).toEqual([h1]);
+      expect(s.getMeter("c1", "chat")).toEqual(m(3n, [h1]));
+    });
+
     it("deletes reservations", async () => {
       const s = fresh();
       await s.commit([{ kind: "reservation-put", reservation: reservation("r1") }], []);
