@@ -19,6 +19,7 @@ import { cpus, tmpdir } from "node:os";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
+import { createLimitrClient } from "../src/client/index.js";
 import { createKeyGenerator } from "../src/client/idempotency-key.js";
 import { WatchEventsRequestSchema } from "../src/gen/limitr/v1/decision_pb.js";
 import { FORMAT_VERSION } from "../src/store/index.js";
@@ -404,6 +405,7 @@ async function main(): Promise<void> {
   const distinctBodies = Array.from({ length: DISTINCT }, (_, i) => grpcFrame(decisionRequest("Allow", `distinct_${i}`, SINGLE)));
   const hotBodies = [grpcFrame(decisionRequest("Allow", HOT, SINGLE))];
   const keyed: KeyedRound[] = [];
+  const clientCosts: ClientRound[] = [];
   const stored: Measurement[] = [];
 
   for (let run = 1; run <= RUNS; run++) {
@@ -429,6 +431,14 @@ async function main(): Promise<void> {
       const round = await measureKeyed(sidecar, sidecarClient, run);
       keyed.push(round);
       console.error(`  idempotency keys (node http2 client), main µs per Allow: none ${round.none.mainUs.toFixed(1)}, increasing ${round.increasing.mainUs.toFixed(1)}, random ${round.random.mainUs.toFixed(1)}`);
+    }
+    if (ONLY === undefined || ONLY.includes("client")) {
+      const round = await measureClient(sidecar, sidecarClient, run);
+      clientCosts.push(round);
+      console.error(
+        `  the app's CPU per Allow (64 in flight): bundled client ${round.client.appUs.toFixed(0)} µs at ${round.client.callsPerSec}/s, ` +
+          `node http2 driver ${round.driver.appUs.toFixed(0)} µs at ${round.driver.callsPerSec}/s`,
+      );
     }
     if (ONLY === undefined || ONLY.includes("stored")) {
       const emptyProbe = await startupProbe(join(work, `data-empty-${run}`));
@@ -471,7 +481,7 @@ async function main(): Promise<void> {
   }
 
   const profile = PROFILE ? await profileRun() : undefined;
-  report({ idle, startups, hotDistinct, keyed, rotated, profile, seconds: Math.round((performance.now() - t0) / 1000) });
+  report({ idle, startups, hotDistinct, keyed, clientCosts, rotated, profile, seconds: Math.round((performance.now() - t0) / 1000) });
 }
 
 // ---------------------------------------------------------------- idempotency keys
@@ -518,6 +528,71 @@ async function measureKeyed(sidecar: Child, client: grpc.Client, run: number): P
   return round as KeyedRound;
 }
 
+// ---------------------------------------------------------------- the bundled client
+
+interface ClientCost {
+  /** This process's CPU (user + system), µs per call: what the calling app pays. */
+  readonly appUs: number;
+  readonly callsPerSec: number;
+  /** The sidecar's main thread, µs per call. */
+  readonly sidecarMainUs: number;
+}
+
+type ClientRound = Record<"client" | "driver", ClientCost>;
+
+/**
+ * What a call costs the app that makes it: the bundled TypeScript client (`createLimitrClient`,
+ * each Allow with its own idempotency key, as apps use it) against the node:http2 driver (one
+ * body, no key), 64 calls in flight from this process, in an order that turns with the run. The
+ * meter must move by exactly the calls answered.
+ */
+async function measureClient(sidecar: Child, client: grpc.Client, run: number): Promise<ClientRound> {
+  const path = `${DECISION_SERVICE}/Allow`;
+  const limitr = createLimitrClient({ address: sidecar.address });
+  const appCpuUs = (): number => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  const viaClient = async (seconds: number): Promise<{ ok: number; failed: number }> => {
+    const until = performance.now() + seconds * 1000;
+    let ok = 0;
+    let failed = 0;
+    await Promise.all(
+      Array.from({ length: STREAMS }, async () => {
+        while (performance.now() < until) {
+          const d = await limitr.allow(HOT, "requests", 1).catch(() => undefined);
+          if (d?.allowed === true) ok++;
+          else failed++;
+        }
+      }),
+    );
+    return { ok, failed };
+  };
+  const body = [grpcFrame(decisionRequest("Allow", HOT, SINGLE))];
+  const one = async (kind: keyof ClientRound): Promise<ClientCost> => {
+    const before = await sidecarMeter(client, HOT, "requests");
+    const app0 = appCpuUs();
+    const main0 = mainThreadCpuNs(sidecar.pid);
+    const t = performance.now();
+    const r = kind === "client" ? await viaClient(LOAD_S) : await http2Load(sidecar.address, path, body, STREAMS, LOAD_S);
+    const seconds = (performance.now() - t) / 1000;
+    const app = appCpuUs() - app0;
+    const main = mainThreadCpuNs(sidecar.pid) - main0;
+    const moved = (await sidecarMeter(client, HOT, "requests")) - before;
+    check(r.failed === 0 && moved === r.ok, `the app's cost (${kind}): ${r.failed} failed, meter moved ${moved} for ${r.ok}`);
+    return { appUs: app / r.ok, callsPerSec: Math.round(r.ok / seconds), sidecarMainUs: main / 1000 / r.ok };
+  };
+  try {
+    await viaClient(WARM_S);
+    await http2Load(sidecar.address, path, body, STREAMS, WARM_S);
+    const round: Partial<ClientRound> = {};
+    for (const kind of roundOrder(["client", "driver"] as const, run)) round[kind] = await one(kind);
+    return round as ClientRound;
+  } finally {
+    limitr.close();
+  }
+}
+
 // ---------------------------------------------------------------- report
 
 function report(extra: {
@@ -525,6 +600,7 @@ function report(extra: {
   startups: { empty: { startupMs: number; heapMB: number; rssMB: number }; full: { startupMs: number; heapMB: number; rssMB: number } }[];
   hotDistinct: { hot: number; distinct: number }[];
   keyed: KeyedRound[];
+  clientCosts: ClientRound[];
   rotated: RotatedSequential | undefined;
   profile: ProfileSummary | undefined;
   seconds: number;
@@ -658,6 +734,13 @@ function report(extra: {
         `increasing (the bundled client's, UUIDv7) ${line("increasing")}; random (UUIDv4) ${line("random")}`,
     );
   }
+  if (extra.clientCosts.length > 0) {
+    const line = (k: keyof ClientRound): string => {
+      const rs = extra.clientCosts.map((r) => r[k]);
+      return `${median(rs.map((c) => c.appUs)).toFixed(0)} µs of app CPU per call at ${median(rs.map((c) => c.callsPerSec))} calls/s (sidecar main ${median(rs.map((c) => c.sidecarMainUs)).toFixed(1)} µs)`;
+    };
+    console.log(`what an Allow costs the calling app (64 in flight): bundled client ${line("client")}; node:http2 driver ${line("driver")}`);
+  }
   console.log("\ntargets:");
   for (const t of targets) console.log(`  ${t.met ? "MET    " : "NOT MET"}  ${t.target}: ${t.value}`);
   if (extra.profile) printProfileSummary(extra.profile);
@@ -678,6 +761,7 @@ function report(extra: {
         startups: extra.startups,
         hotDistinct: extra.hotDistinct,
         idempotencyKeys: extra.keyed,
+        appCostPerCall: extra.clientCosts,
         rotatedSequential: extra.rotated,
         notes,
         raw: Object.fromEntries(results),
