@@ -132,7 +132,9 @@ class UnaryCall<O extends DescMessage> {
     if (headers !== undefined && !isGrpc(headers)) {
       // Not a gRPC server (a proxy's error page): gRPC reads its HTTP status.
       const httpStatus = Number(headers[":status"]);
-      return this.fail(new ConnectError(`HTTP ${httpStatus} with content type "${String(headers["content-type"])}", not a gRPC response`, codeOfHttpStatus(httpStatus)));
+      const type = headers["content-type"];
+      const what = type === undefined ? "no content type" : `content type "${type}"`;
+      return this.fail(new ConnectError(`HTTP ${httpStatus} with ${what}, not a gRPC response`, codeOfHttpStatus(httpStatus)));
     }
     const status = this.trailers?.["grpc-status"] ?? headers?.["grpc-status"];
     if (status !== undefined) return this.finish(status, (this.trailers ?? headers) as IncomingHttpHeaders);

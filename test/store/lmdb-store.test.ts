@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { open } from "lmdb";
+import { open, type Key } from "lmdb";
 import { afterEach, describe, expect, it } from "vitest";
 import { summarizeHolds, type EngineEvent, type StateRecord, type StoredEvent, type Write } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
@@ -769,16 +769,27 @@ describe("lmdb meter holds", () => {
     return { env, meters, holds, meta };
   }
 
-  it("upgrades a format-2 data dir: holds move out of their meter rows, in one transaction, once", async () => {
+  /** A data dir as storage format 2 left it, with these meter rows. */
+  async function formatTwoDir(rows: readonly (readonly [Key, unknown[]])[]): Promise<string> {
     const path = dir();
     await openAt(path).close();
     const raw = rawTables(path);
     raw.env.transactionSync(() => {
       raw.meta.putSync("format", 2);
-      raw.meters.putSync(["c1", "chat"], v1Meter("c1", "chat", 7, [["r1", 5, 9_000], ["r2", "123456789012345678901", 8_000]]));
-      raw.meters.putSync(["c2", "chat"], v1Meter("c2", "chat", 3, []));
+      for (const [key, row] of rows) raw.meters.putSync(key, row);
     });
     await raw.env.close();
+    return path;
+  }
+
+  /** Every meter and holds row, as stored. */
+  const storedRows = (t: ReturnType<typeof rawTables>): unknown[] => [...t.meters.getRange(), ...t.holds.getRange()].map(({ key, value }) => [key, value]);
+
+  it("upgrades a format-2 data dir: holds move out of their meter rows, once", async () => {
+    const path = await formatTwoDir([
+      [["c1", "chat"], v1Meter("c1", "chat", 7, [["r1", 5, 9_000], ["r2", "123456789012345678901", 8_000]])],
+      [["c2", "chat"], v1Meter("c2", "chat", 3, [])],
+    ]);
 
     const s = openAt(path);
     const holds = [
@@ -797,26 +808,18 @@ describe("lmdb meter holds", () => {
     expect(after.meta.get("format")).toBe(FORMAT_VERSION);
     expect((after.meters.get(["c1", "chat"]) as unknown[])[0]).toBe(2);
     expect(after.meters.get(["c2", "chat"])).toEqual(v1Meter("c2", "chat", 3, []));
-    const rows = () => [...after.meters.getRange(), ...after.holds.getRange()].map(({ key, value }) => [key, value]);
-    const upgraded = rows();
+    const upgraded = storedRows(after);
     await after.env.close();
     // Opening again upgrades nothing more.
     await openAt(path).close();
     const again = rawTables(path);
-    const rowsAgain = [...again.meters.getRange(), ...again.holds.getRange()].map(({ key, value }) => [key, value]);
+    const rowsAgain = storedRows(again);
     await again.env.close();
     expect(rowsAgain).toEqual(upgraded);
   });
 
   it("a read-only open (export) refuses a format-2 data dir instead of upgrading it under its writer", async () => {
-    const path = dir();
-    await openAt(path).close();
-    const raw = rawTables(path);
-    raw.env.transactionSync(() => {
-      raw.meta.putSync("format", 2);
-      raw.meters.putSync(["c1", "chat"], v1Meter("c1", "chat", 7, [["r1", 5, 9_000]]));
-    });
-    await raw.env.close();
+    const path = await formatTwoDir([[["c1", "chat"], v1Meter("c1", "chat", 7, [["r1", 5, 9_000]])]]);
     let error: unknown;
     try {
       createLmdbStore({ path, readOnly: true });
