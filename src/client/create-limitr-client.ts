@@ -1,7 +1,8 @@
 /**
  * `createLimitrClient`: the sidecar's DecisionService and AdminService over gRPC (HTTP/2: unary
- * calls by hand, the event stream via connect-node's gRPC transport, one connection), with readable results, a deadline per attempt, retries with
- * backoff, and an idempotency key on every mutating call so a retry never counts twice.
+ * calls by hand, the event stream via connect-node's gRPC transport, one connection), with
+ * readable results, a deadline per attempt, retries with backoff, and an idempotency key on every
+ * mutating call so a retry never counts twice.
  */
 import { setMaxListeners } from "node:events";
 import { connect as netConnect, type Socket } from "node:net";

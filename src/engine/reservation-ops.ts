@@ -10,7 +10,7 @@ import { decide } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import type { DecisionResult, Meter, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
-import { findWork, summarizeHolds, type WorkMeter } from "./work-meter.js";
+import { findWork, summarizeHolds, withoutReservation, type WorkMeter } from "./work-meter.js";
 
 /** Removes the reservation's holds and records the actual amounts. */
 export function settle(ctx: EngineContext, req: SettleRequest): Outcome<DecisionResult> {
@@ -122,10 +122,8 @@ function holdRemovals(ctx: EngineContext, reservation: Reservation, touched: rea
     if (findWork(touched, touched.length, r.owner, r.entitlement) !== undefined) continue;
     const meter = ctx.state.getMeter(r.owner, r.entitlement);
     if (meter === undefined || meter.holdSummary.count === 0) continue;
-    const stored = ctx.state.getHolds(r.owner, r.entitlement);
-    if (!stored.some((h) => h.reservationId === reservation.id)) continue;
-    // Expired holds are pruned on the way: they never count again.
-    const holds = stored.filter((h) => h.reservationId !== reservation.id && h.expiresAt > ctx.now);
+    const holds = withoutReservation(ctx.state.getHolds(r.owner, r.entitlement), reservation.id, ctx.now);
+    if (holds === undefined) continue;
     const updated: Meter = { ...meter, holdSummary: summarizeHolds(holds) };
     writes.push({ kind: "meter-put", meter: updated, holds });
   }

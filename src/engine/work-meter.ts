@@ -156,11 +156,20 @@ export function addHold(work: WorkMeter, hold: Hold): void {
   work.changed = true;
 }
 
+/**
+ * `holds` without those of one reservation, and without expired ones (they never count again);
+ * undefined when the reservation holds nothing there.
+ */
+export function withoutReservation(holds: readonly Hold[], reservationId: string, now: number): readonly Hold[] | undefined {
+  if (!holds.some((h) => h.reservationId === reservationId)) return undefined;
+  return holds.filter((h) => h.reservationId !== reservationId && h.expiresAt > now);
+}
+
 /** Drops the holds of one reservation; returns whether there was one. */
 export function dropHold(work: WorkMeter, reservationId: string, now: number): boolean {
-  const holds = holdsOf(work);
-  if (!holds.some((h) => h.reservationId === reservationId)) return false;
-  work.holds = holds.filter((h) => h.reservationId !== reservationId && h.expiresAt > now);
+  const rest = withoutReservation(holdsOf(work), reservationId, now);
+  if (rest === undefined) return false;
+  work.holds = rest;
   work.held = summarizeHolds(work.holds).held;
   work.holdsChanged = true;
   work.changed = true;
