@@ -18,6 +18,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { compareCodePoints } from "./code-point-order.js";
+import { meterSlot } from "./write-ops.js";
 
 export interface MemoryStore extends StatePort, EventLog {
   /** Every stored customer, meter and reservation, in key order (for export and tests). */
@@ -28,8 +29,8 @@ export function createMemoryStore(): MemoryStore {
   const customers = new Map<string, Customer>();
   const altIndex = new Map<string, string>();
   const meters = new Map<string, Map<string, Meter>>();
+  /** By `meterSlot`, the LMDB store's identity of a meter. */
   const holds = new Map<string, readonly Hold[]>();
-  const holdsKey = (owner: string, entitlement: string): string => `${owner.length}\0${owner}${entitlement}`;
   const reservations = new Map<string, Reservation>();
   const idempotency = new Map<string, IdempotencyRecord>();
   const events: StoredEvent[] = [];
@@ -59,14 +60,14 @@ export function createMemoryStore(): MemoryStore {
         if (own === undefined) meters.set(w.meter.owner, (own = new Map()));
         own.set(w.meter.entitlement, w.meter);
         if (w.holds !== undefined) {
-          const key = holdsKey(w.meter.owner, w.meter.entitlement);
+          const key = meterSlot(w.meter.owner, w.meter.entitlement);
           if (w.holds.length === 0) holds.delete(key);
           else holds.set(key, w.holds);
         }
         return;
       }
       case "meter-delete": {
-        holds.delete(holdsKey(w.owner, w.entitlement));
+        holds.delete(meterSlot(w.owner, w.entitlement));
         const own = meters.get(w.owner);
         if (own === undefined) return;
         own.delete(w.entitlement);
@@ -94,7 +95,7 @@ export function createMemoryStore(): MemoryStore {
     getCustomer: (id) => customers.get(id),
     resolveAltId: (altId) => altIndex.get(altId),
     getMeter: (owner, entitlement) => meters.get(owner)?.get(entitlement),
-    getHolds: (owner, entitlement) => holds.get(holdsKey(owner, entitlement)) ?? [],
+    getHolds: (owner, entitlement) => holds.get(meterSlot(owner, entitlement)) ?? [],
     metersOf(owner) {
       const own = meters.get(owner);
       if (own === undefined) return [];

@@ -9,20 +9,21 @@
  * case) and as a decimal string otherwise: msgpack's int64 would overflow at 1e15 tokens × 1e9.
  * Either form decodes back to the exact bigint.
  */
-import type {
-  Customer,
-  DecisionResult,
-  EngineEvent,
-  Hold,
-  HoldSummary,
-  IdempotencyRecord,
-  ItemView,
-  Meter,
-  MeterEventFields,
-  Reservation,
-  ReservationItem,
+import {
+  NO_HOLD_SUMMARY,
+  summarizeHolds,
+  type Customer,
+  type DecisionResult,
+  type EngineEvent,
+  type Hold,
+  type HoldSummary,
+  type IdempotencyRecord,
+  type ItemView,
+  type Meter,
+  type MeterEventFields,
+  type Reservation,
+  type ReservationItem,
 } from "../engine/index.js";
-import { NO_HOLD_SUMMARY, summarizeHolds } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
 import { exactNumber, type LimitMode, type Nanos } from "../policy/index.js";
 
