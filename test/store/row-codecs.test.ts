@@ -4,7 +4,9 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeNanos, encodeNanos } from "../../src/store/row-codecs.js";
+import { NO_HOLD_SUMMARY, summarizeHolds } from "../../src/engine/index.js";
+import { decodeHolds, decodeMeter, decodeNanos, encodeHolds, encodeMeter, encodeNanos, splitLegacyMeterRow } from "../../src/store/row-codecs.js";
+import { meter } from "./fixtures.js";
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -28,5 +30,40 @@ describe("encodeNanos", () => {
       }),
       { numRuns: 5_000 },
     );
+  });
+});
+
+describe("meter rows", () => {
+  const holds = [
+    { reservationId: "r1", amount: 5n, expiresAt: 9_000 },
+    { reservationId: "r2", amount: 123456789012345678901n, expiresAt: 8_000 },
+  ];
+  /** A row as storage formats 1 and 2 wrote it, holds inside. */
+  const v1 = (inline: unknown[]): unknown[] => [1, "c1", "chat", "tokens", 1_700_000_000_000, 7, 0, inline, [50]];
+
+  it("round-trip with the hold summary (v2), and without holds store none", () => {
+    const m = meter("c1", "chat", 7n, { holdSummary: summarizeHolds(holds), thresholdsReached: [50] });
+    expect(encodeMeter(m)[0]).toBe(2);
+    expect(decodeMeter(encodeMeter(m))).toEqual(m);
+    const bare = meter("c1", "chat", 7n);
+    expect(encodeMeter(bare)[7]).toBeNull();
+    expect(decodeMeter(encodeMeter(bare))).toEqual(bare);
+    expect(decodeHolds(encodeHolds(holds))).toEqual(holds);
+  });
+
+  it("a v1 row without holds reads as a meter with none; one with holds, or an unknown version, is refused", () => {
+    expect(decodeMeter(v1([]))).toEqual(meter("c1", "chat", 7n, { holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [50] }));
+    expect(() => decodeMeter(v1([["r1", 5, 9_000]]))).toThrow(/still carries its holds/);
+    expect(() => decodeMeter([3, "c1", "chat"])).toThrow(/meter row version 3 is not supported/);
+    expect(() => decodeMeter("x")).toThrow(/meter is not a row/);
+  });
+
+  it("splits a v1 row with holds into a v2 row with their summary and a holds row; leaves one without", () => {
+    const split = splitLegacyMeterRow(v1([["r1", 5, 9_000], ["r2", "123456789012345678901", 8_000]]));
+    expect(split).toBeDefined();
+    expect(decodeMeter(split?.meter)).toEqual(meter("c1", "chat", 7n, { holdSummary: summarizeHolds(holds), thresholdsReached: [50] }));
+    expect(decodeHolds(split?.holds)).toEqual(holds);
+    expect(splitLegacyMeterRow(v1([]))).toBeUndefined();
+    expect(splitLegacyMeterRow(encodeMeter(meter("c1", "chat", 7n, { holdSummary: summarizeHolds(holds) })))).toBeUndefined();
   });
 });
