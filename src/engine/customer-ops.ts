@@ -11,7 +11,7 @@ import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.j
 import { pushResetEvents, type EventScope } from "./meter-events.js";
 import { sameResetRule } from "./reset-rule-changes.js";
 import type { Customer, CustomerView, EngineEvent, Meter, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
-import { loadWorkMeter, meterPut, type WorkMeter } from "./work-meter.js";
+import { loadWorkMeter, putMeterWrites, type WorkMeter } from "./work-meter.js";
 
 /** A customer with its effective plan. */
 export function customerView(policy: CompiledPolicy, state: StateReader, customer: Customer): CustomerView {
@@ -178,7 +178,7 @@ function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope:
     changed: true,
   };
   pushResetEvents(events, scope, restarted, m.value, m.thresholdsReached);
-  writes.push(meterPut(restarted));
+  putMeterWrites(writes, writes.length, restarted);
 }
 
 /**

@@ -11,7 +11,7 @@ import { currentItemView } from "./get-meters.js";
 import { applyThresholds, meterEvent, pushResetEvents, type EventScope } from "./meter-events.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
 import type { Customer, DeniedReason, EngineEvent, ItemView, UsageItem, Write } from "./types.js";
-import { addHold, dropHold, findWork, loadWorkMeter, meterPut, meterView, type WorkMeter } from "./work-meter.js";
+import { addHold, dropHold, findWork, loadWorkMeter, meterView, meterWriteCount, putMeterWrites, type WorkMeter } from "./work-meter.js";
 
 /** allow and reserve decide; check decides without effects; record counts without denying. */
 export type DecideOp = "allow" | "check" | "record" | "reserve";
@@ -25,7 +25,7 @@ export interface DecideInput {
   /** Settle: per item, the meter owner and amount fixed by the reservation. */
   readonly fixed?: readonly { readonly owner: string; readonly amount: Nanos }[];
   /** Settle: the reservation whose holds are removed from every meter touched. */
-  readonly dropReservation?: string;
+  readonly dropReservation?: { readonly id: string; readonly expiresAt: number };
   /** Reserve: the hold to place on every metered item once the decision passes. */
   readonly hold?: { readonly reservationId: string; readonly expiresAt: number };
 }
@@ -102,7 +102,8 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     if (work === undefined) {
       work = loadWorkMeter(ctx.state, owner, name, limit, now, ctx.resetRuleChanges);
       works[workCount++] = work;
-      if (input.dropReservation !== undefined) dropHold(work, input.dropReservation, now);
+      const drop = input.dropReservation;
+      if (drop !== undefined) dropHold(work, drop.id, drop.expiresAt, now);
       if (work.rolled && emit) {
         const stored = work.stored as NonNullable<WorkMeter["stored"]>;
         pushResetEvents(resetEvents, scope, work, stored.value, stored.thresholdsReached);
@@ -204,16 +205,16 @@ function deniedOutcome(
 }
 
 /**
- * A meter-put for every work meter that rolled, changed or dropped expired holds, in an array of
- * exactly that size. (A Check writes none: reads never write. Anything else that found expired
- * holds stores the list without them, denied or not, so they are read once, not on every call.)
+ * The writes of every work meter that rolled, changed or dropped expired holds, in an array made
+ * at its size. (A Check writes none: reads never write. Anything else that found expired holds
+ * removes them, denied or not, so they are read once, not on every call.)
  */
 function meterWrites(works: readonly WorkMeter[]): Write[] {
   let count = 0;
-  for (const w of works) if (w.rolled || w.changed || w.holdsChanged) count++;
+  for (const w of works) if (w.rolled || w.changed || w.holdsChanged) count += meterWriteCount(w);
   const writes = new Array<Write>(count);
   let i = 0;
-  for (const w of works) if (w.rolled || w.changed || w.holdsChanged) writes[i++] = meterPut(w);
+  for (const w of works) if (w.rolled || w.changed || w.holdsChanged) i = putMeterWrites(writes, i, w);
   return writes;
 }
 

@@ -11,7 +11,7 @@ import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import { resolveCaller } from "./resolve-caller.js";
 import type { DecisionRequest, DecisionResult, Outcome, ReplayedOperation, Reservation, ReservationItem, ReserveRequest, UsageItem, Write } from "./types.js";
 import { checkItemUnit, validateDecisionRequest } from "./validate-request.js";
-import { holdsOf } from "./work-meter.js";
+import { placedHold } from "./work-meter.js";
 
 /** Decides and counts (all-or-nothing across items). */
 export function allow(ctx: EngineContext, req: DecisionRequest): Outcome<DecisionResult> {
@@ -104,7 +104,7 @@ function reservationItems(items: readonly UsageItem[], d: Decided, callerId: str
     const w = d.itemWorks[i];
     const owner = w === undefined ? callerId : w.owner;
     if (out.some((r) => r.entitlement === entitlement && r.owner === owner)) continue;
-    const held = w === undefined ? undefined : holdsOf(w).find((h) => h.reservationId === reservationId);
+    const held = w === undefined ? undefined : placedHold(w, reservationId);
     out.push({ entitlement, owner, amount: held === undefined ? 0n : held.amount });
   }
   return out;

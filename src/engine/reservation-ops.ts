@@ -8,9 +8,9 @@ import { NO_EVENTS, readOnly, replayOf, type EngineContext } from "./context.js"
 import { resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { decide } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
-import type { DecisionResult, Meter, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
+import type { DecisionResult, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
-import { findWork, summarizeHolds, withoutReservation, type WorkMeter } from "./work-meter.js";
+import { findWork, summaryWithout, type WorkMeter } from "./work-meter.js";
 
 /** Removes the reservation's holds and records the actual amounts. */
 export function settle(ctx: EngineContext, req: SettleRequest): Outcome<DecisionResult> {
@@ -50,7 +50,7 @@ export function settle(ctx: EngineContext, req: SettleRequest): Outcome<Decision
       plan,
       items,
       fixed: reservation.items.map((r) => ({ owner: r.owner, amount: actualAmount(req, r.entitlement, r.amount, plan) })),
-      dropReservation: reservation.id,
+      dropReservation: reservation,
       scope: {
         time: ctx.now,
         customerId: caller.id,
@@ -122,10 +122,14 @@ function holdRemovals(ctx: EngineContext, reservation: Reservation, touched: rea
     if (findWork(touched, touched.length, r.owner, r.entitlement) !== undefined) continue;
     const meter = ctx.state.getMeter(r.owner, r.entitlement);
     if (meter === undefined || meter.holdSummary.count === 0) continue;
-    const holds = withoutReservation(ctx.state.getHolds(r.owner, r.entitlement), reservation.id, ctx.now);
-    if (holds === undefined) continue;
-    const updated: Meter = { ...meter, holdSummary: summarizeHolds(holds) };
-    writes.push({ kind: "meter-put", meter: updated, holds });
+    // Expired or not: the summary counts it until it is removed. Expired others stay until the
+    // meter's next decision drops them (this is not one: the meter's period is not looked at).
+    const hold = ctx.state.getHold(r.owner, r.entitlement, reservation.expiresAt, reservation.id);
+    if (hold === undefined) continue;
+    writes.push(
+      { kind: "meter-put", meter: { ...meter, holdSummary: summaryWithout(meter.holdSummary, hold) } },
+      { kind: "hold-delete", owner: r.owner, entitlement: r.entitlement, hold },
+    );
   }
   return writes;
 }

@@ -31,16 +31,21 @@ export interface Hold {
 }
 
 /**
- * The holds stored with a meter: what they hold, how many, and when the first expires. Until
- * `nextExpiry` every one of them counts, so `held` is what the meter holds; decisions read only
- * this. The holds themselves (`StateReader.getHolds`) are read when one is added or removed, or
- * once one may have expired (and the expired ones are dropped by the next decision that is not a
- * Check, which writes the meter for it).
+ * The holds stored with a meter: what they hold, how many, and no earlier than when the first
+ * expires. Until `nextExpiry` every one of them counts, so `held` is what the meter holds;
+ * decisions read only this. Each hold is a row of its own: one is read when its reservation is
+ * settled or released (`StateReader.getHold`), and the expired ones once `nextExpiry` has passed
+ * (`StateReader.expiredHolds`; they are dropped by the next decision that is not a Check, which
+ * writes the meter for it). So no decision reads or writes more holds than it adds, removes or
+ * finds expired, however many reservations are open on the meter.
  */
 export interface HoldSummary {
   readonly held: Nanos;
   readonly count: number;
-  /** The earliest `expiresAt` of the stored holds; `Infinity` when there are none. */
+  /**
+   * No stored hold expires before this; `Infinity` when there are none. A lower bound rather than
+   * the earliest expiry, so that removing the earliest hold needs no look for the next one.
+   */
   readonly nextExpiry: number;
 }
 
@@ -90,16 +95,26 @@ export interface IdempotencyRecord {
   readonly result: DecisionResult;
 }
 
+/** What `StateReader.expiredHolds` finds. */
+export interface ExpiredHolds {
+  readonly expired: readonly Hold[];
+  readonly nextExpiry: number;
+}
+
 /** Read access to state. Reads reflect every write already handed to `StatePort.commit`. */
 export interface StateReader {
   getCustomer(id: string): Customer | undefined;
   /** The primary id an alternate id belongs to. */
   resolveAltId(altId: string): string | undefined;
   getMeter(owner: string, entitlement: string): Meter | undefined;
+  /** The hold a reservation placed on a meter (`expiresAt` is the reservation's), expired or not. */
+  getHold(owner: string, entitlement: string, expiresAt: number, reservationId: string): Hold | undefined;
   /**
-   * The holds stored with a meter (empty when none), in the order they were placed. Stored apart
-   * from the meter, so that the meter's row stays small however many reservations are open on it.
+   * A meter's stored holds that expired at `now` (`expiresAt <= now`), in expiry order, and the
+   * earliest expiry of the others (`Infinity` when there are none). Reads only those, plus one.
    */
+  expiredHolds(owner: string, entitlement: string, now: number): ExpiredHolds;
+  /** Every stored hold of a meter (empty when none), in expiry order: for export and deletion. */
   getHolds(owner: string, entitlement: string): readonly Hold[];
   /** Every stored meter of one owner, in entitlement order. */
   metersOf(owner: string): readonly Meter[];
@@ -113,8 +128,11 @@ export interface StateReader {
 export type Write =
   | { readonly kind: "customer-put"; readonly customer: Customer; readonly previous: Customer | undefined }
   | { readonly kind: "customer-delete"; readonly customer: Customer }
-  /** `holds`, when given, replace the meter's stored holds (`meter.holdSummary` sums them); absent, they stay. */
-  | { readonly kind: "meter-put"; readonly meter: Meter; readonly holds?: readonly Hold[] }
+  /** `meter.holdSummary` must describe the meter's holds once the same commit's hold writes are applied. */
+  | { readonly kind: "meter-put"; readonly meter: Meter }
+  /** Stores one hold of a meter; a hold is identified by (`expiresAt`, `reservationId`). */
+  | { readonly kind: "hold-put"; readonly owner: string; readonly entitlement: string; readonly hold: Hold }
+  | { readonly kind: "hold-delete"; readonly owner: string; readonly entitlement: string; readonly hold: Hold }
   /** Deletes the meter and its holds. */
   | { readonly kind: "meter-delete"; readonly owner: string; readonly entitlement: string }
   | { readonly kind: "reservation-put"; readonly reservation: Reservation }

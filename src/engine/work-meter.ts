@@ -8,7 +8,6 @@ import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, type
 import type { Hold, HoldSummary, Meter, MeterView, StateReader, Write } from "./types.js";
 import { carriedPeriod, type ResetRuleChanges } from "./reset-rule-changes.js";
 
-const NO_HOLDS: readonly Hold[] = [];
 const NO_THRESHOLDS: readonly number[] = [];
 export const NO_HOLD_SUMMARY: HoldSummary = { held: 0n, count: 0, nextExpiry: Infinity };
 
@@ -28,12 +27,14 @@ export interface WorkMeter {
   value: Nanos;
   overhead: Nanos;
   /**
-   * The meter's holds once read (`holdsOf`); undefined while the stored summary stands for them,
-   * which is whenever none has expired and none was added or removed: a decision on a meter
-   * with thousands of open reservations then costs what it costs on one with none.
+   * What the meter's holds add up to as this call leaves them (expired ones dropped, its own added
+   * or removed). Holds are rows of their own, read one at a time: a decision on a meter with
+   * thousands of open reservations costs what it costs on one with none.
    */
-  holds: readonly Hold[] | undefined;
-  /** The holds changed in this call (added, removed, expired ones dropped): write them. */
+  holdSummary: HoldSummary;
+  /** The hold rows this call adds and removes, in order; undefined while there are none. */
+  holdWrites: Write[] | undefined;
+  /** The summary changed in this call: the meter must be written. */
   holdsChanged: boolean;
   /** Non-expired holds (of other reservations) at `now`; what counts against hard limits. */
   held: Nanos;
@@ -73,14 +74,15 @@ export function loadWorkMeter(
       base: 0n,
       value: 0n,
       overhead: 0n,
-      holds: stored === undefined ? NO_HOLDS : undefined,
+      holdSummary: stored === undefined ? NO_HOLD_SUMMARY : stored.holdSummary,
+      holdWrites: undefined,
       holdsChanged: false,
       held: 0n,
       thresholdsReached: NO_THRESHOLDS,
       changed: false,
       state,
     };
-    if (stored !== undefined) work.held = storedHeld(work, stored.holdSummary, now);
+    if (stored !== undefined) work.held = storedHeld(work, now);
     return work;
   }
   // The common case (period still running) needs only its end, which the view reuses.
@@ -101,39 +103,42 @@ export function loadWorkMeter(
     base: rolled ? 0n : stored.value,
     value: rolled ? 0n : stored.value,
     overhead: rolled ? 0n : stored.overhead,
-    holds: undefined,
+    holdSummary: stored.holdSummary,
+    holdWrites: undefined,
     holdsChanged: false,
     held: 0n,
     thresholdsReached: rolled ? NO_THRESHOLDS : stored.thresholdsReached,
     changed: false,
     state,
   };
-  work.held = storedHeld(work, stored.holdSummary, now);
+  work.held = storedHeld(work, now);
   return work;
 }
 
 /**
  * What the stored holds hold at `now`: the summary's sum while none can have expired; otherwise
- * the holds are read, and the expired ones dropped (they never count again; any decision but a
- * Check writes the list without them, see `meterWrites` in decide.ts).
+ * the expired ones are read and dropped (they never count again; any decision but a Check writes
+ * their removal, see `meterWrites` in decide.ts).
  */
-function storedHeld(work: WorkMeter, summary: HoldSummary, now: number): Nanos {
-  if (summary.nextExpiry > now) return summary.held;
-  const holds = holdsOf(work);
-  const open = holds.filter((h) => h.expiresAt > now);
-  if (open.length !== holds.length) {
-    work.holds = open;
-    work.holdsChanged = true;
+function storedHeld(work: WorkMeter, now: number): Nanos {
+  const s = work.holdSummary;
+  if (s.count === 0 || s.nextExpiry > now) return s.held;
+  const found = work.state.expiredHolds(work.owner, work.entitlement, now);
+  let gone = 0n;
+  for (const h of found.expired) {
+    gone += h.amount;
+    pushHoldWrite(work, { kind: "hold-delete", owner: work.owner, entitlement: work.entitlement, hold: h });
   }
-  return summarizeHolds(open).held;
+  const count = s.count - found.expired.length;
+  // The next expiry is stored even when nothing had expired yet (the earliest hold was settled):
+  // it saves the next decisions from looking again.
+  work.holdSummary = count <= 0 ? NO_HOLD_SUMMARY : { held: s.held - gone, count, nextExpiry: found.nextExpiry };
+  work.holdsChanged = true;
+  return work.holdSummary.held;
 }
 
-/**
- * The meter's holds, read on first use. A meter whose summary says it has none is not asked: the
- * summary is what its last write stored, so a stray list could only be stale.
- */
-export function holdsOf(work: WorkMeter): readonly Hold[] {
-  return (work.holds ??= (work.stored?.holdSummary.count ?? 0) === 0 ? NO_HOLDS : work.state.getHolds(work.owner, work.entitlement));
+function pushHoldWrite(work: WorkMeter, write: Write): void {
+  (work.holdWrites ??= []).push(write);
 }
 
 /** What a meter stores about `holds` (expired ones included: `nextExpiry` tells). */
@@ -148,38 +153,59 @@ export function summarizeHolds(holds: readonly Hold[]): HoldSummary {
   return { held, count: holds.length, nextExpiry };
 }
 
+/** `summary` without `hold`, one of the holds it describes. */
+export function summaryWithout(summary: HoldSummary, hold: Hold): HoldSummary {
+  // nextExpiry stays: still no hold expires before it, and finding the next would mean a read.
+  return summary.count <= 1 ? NO_HOLD_SUMMARY : { held: summary.held - hold.amount, count: summary.count - 1, nextExpiry: summary.nextExpiry };
+}
+
 /** Adds a hold that counts from now on. */
 export function addHold(work: WorkMeter, hold: Hold): void {
-  work.holds = [...holdsOf(work), hold];
+  const s = work.holdSummary;
+  work.holdSummary = { held: s.held + hold.amount, count: s.count + 1, nextExpiry: Math.min(s.nextExpiry, hold.expiresAt) };
   work.held += hold.amount;
+  pushHoldWrite(work, { kind: "hold-put", owner: work.owner, entitlement: work.entitlement, hold });
   work.holdsChanged = true;
   work.changed = true;
 }
 
-/**
- * `holds` without those of one reservation, and without expired ones (they never count again);
- * undefined when the reservation holds nothing there.
- */
-export function withoutReservation(holds: readonly Hold[], reservationId: string, now: number): readonly Hold[] | undefined {
-  if (!holds.some((h) => h.reservationId === reservationId)) return undefined;
-  return holds.filter((h) => h.reservationId !== reservationId && h.expiresAt > now);
+/** The hold this call placed for `reservationId`, if any. */
+export function placedHold(work: WorkMeter, reservationId: string): Hold | undefined {
+  for (const w of work.holdWrites ?? []) if (w.kind === "hold-put" && w.hold.reservationId === reservationId) return w.hold;
+  return undefined;
 }
 
-/** Drops the holds of one reservation; returns whether there was one. */
-export function dropHold(work: WorkMeter, reservationId: string, now: number): boolean {
-  const rest = withoutReservation(holdsOf(work), reservationId, now);
-  if (rest === undefined) return false;
-  work.holds = rest;
-  work.held = summarizeHolds(work.holds).held;
+/**
+ * Drops the hold a reservation (which expires at `expiresAt`) has on the meter; returns whether
+ * there was one that still counted. An expired one was already dropped when the meter was loaded.
+ */
+export function dropHold(work: WorkMeter, reservationId: string, expiresAt: number, now: number): boolean {
+  if (work.holdSummary.count === 0 || expiresAt <= now) return false;
+  const hold = work.state.getHold(work.owner, work.entitlement, expiresAt, reservationId);
+  if (hold === undefined) return false;
+  work.holdSummary = summaryWithout(work.holdSummary, hold);
+  work.held -= hold.amount;
+  pushHoldWrite(work, { kind: "hold-delete", owner: work.owner, entitlement: work.entitlement, hold });
   work.holdsChanged = true;
   work.changed = true;
   return true;
 }
 
-/** The meter-put that stores `work`: its holds too when they changed. */
-export function meterPut(work: WorkMeter): Write {
-  const meter = toStoredMeter(work);
-  return work.holdsChanged ? { kind: "meter-put", meter, holds: work.holds ?? NO_HOLDS } : { kind: "meter-put", meter };
+/**
+ * Stores what writing `work` takes into `writes` from index `at` (its meter-put, then the hold
+ * rows it added or removed); returns the index after them. `at === writes.length` appends.
+ */
+export function putMeterWrites(writes: Write[], at: number, work: WorkMeter): number {
+  let i = at;
+  writes[i++] = { kind: "meter-put", meter: toStoredMeter(work) };
+  const holds = work.holdWrites;
+  if (holds !== undefined) for (const w of holds) writes[i++] = w;
+  return i;
+}
+
+/** How many writes `putMeterWrites` stores for `work`. */
+export function meterWriteCount(work: WorkMeter): number {
+  return 1 + (work.holdWrites?.length ?? 0);
 }
 
 /** The stored form. Expired holds were already dropped when the meter was loaded. */
@@ -191,7 +217,7 @@ function toStoredMeter(work: WorkMeter): Meter {
     periodStart: work.periodStart,
     value: work.value,
     overhead: work.overhead,
-    holdSummary: work.holdsChanged ? summarizeHolds(work.holds ?? NO_HOLDS) : (work.stored?.holdSummary ?? NO_HOLD_SUMMARY),
+    holdSummary: work.holdSummary,
     thresholdsReached: work.thresholdsReached,
   };
 }

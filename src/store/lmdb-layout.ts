@@ -9,7 +9,7 @@
  *   customers       id → customer row
  *   alt-ids         alt id → primary id
  *   meters          [owner, entitlement] → meter row (ordered keys: metersOf(owner) is a range)
- *   holds           [owner, entitlement] → the meter's holds (absent when it has none)
+ *   holds           [owner, entitlement, expiresAt, reservationId] → one hold (its amount)
  *   reservations    id → reservation row
  *   idempotency     key → idempotency row
  *   idempotency-exp [expiresAt, key] → null (so pruning visits only expired keys)
@@ -19,9 +19,11 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Database, type Key, type RootDatabase } from "lmdb";
+import { summarizeHolds, type Hold, type Meter } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import { splitLegacyMeterRow } from "./row-codecs.js";
+import { decodeFormat3Holds, decodeMeter, encodeHold, encodeMeter, splitLegacyMeterRow } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
+import { holdId, holdKey } from "./write-ops.js";
 
 /**
  * The format this code writes. Bump it (and add a migration) when a stored layout changes.
@@ -34,11 +36,15 @@ import { storeError } from "./store-error.js";
  *   of them. A format 1 or 2 dir is upgraded when opened to write, in the writer's claim: every
  *   meter row that carries holds is split in two (`upgradeFormat`), and the new number recorded.
  *   A read-only open refuses it (its writer may be an older version, still running).
+ * - 4: each hold is a row of its own, keyed by its meter, expiry and reservation, so that placing
+ *   or removing one writes one row however many are open, and a meter's expired holds are a
+ *   range. A format 1, 2 or 3 dir is upgraded the same way: in the writer's claim, every meter's
+ *   holds become rows of their own.
  */
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 
 /** Formats this code upgrades when it opens them to write (`upgradeFormat`). */
-const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([1, 2]);
+const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([1, 2, 3]);
 /** The oldest format this code opens, for the refusal message. */
 const OLDEST_READABLE = Math.min(FORMAT_VERSION, ...UPGRADABLE_FORMATS);
 
@@ -198,25 +204,47 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string, readOnly: boo
 }
 
 /**
- * Brings a format 1 or 2 dir to FORMAT_VERSION, inside the writer's claim (one transaction, so a
- * crash leaves it either upgraded or untouched): every meter row that carries holds becomes a
- * meter row with their summary plus a row of its holds. Meter rows without holds read as they are.
+ * Brings a format 1, 2 or 3 dir to FORMAT_VERSION, inside the writer's claim (one transaction, so
+ * a crash leaves it either upgraded or untouched): the holds of every meter, kept in its row
+ * (formats 1 and 2) or in one list row under its key (format 3), become one row per hold, and
+ * the meter's summary is made from them. Meter rows without holds read as they are.
  */
 function upgradeFormat(tables: Tables, meta: Table): void {
   // Collected first: rows are rewritten under the keys being iterated.
-  const splits: { key: Key; meter: unknown; holds: unknown }[] = [];
+  const moves: { key: Key; meter: Meter | undefined; holds: readonly Hold[]; listRow: boolean }[] = [];
   for (const { key, value } of tables.meters.getRange()) {
-    let split: ReturnType<typeof splitLegacyMeterRow>;
-    try {
-      split = splitLegacyMeterRow(value);
-    } catch (e) {
-      throw new LimitrError("INTERNAL", `upgrading to storage format ${FORMAT_VERSION}: the meter row ${JSON.stringify(key)} is unreadable: ${(e as Error).message}`);
-    }
-    if (split !== undefined) splits.push({ key, ...split });
+    const split = unreadable(key, "meter", () => splitLegacyMeterRow(value));
+    if (split !== undefined) moves.push({ key, ...split, listRow: false });
   }
-  for (const s of splits) {
-    tables.meters.putSync(s.key, s.meter);
-    tables.holds.putSync(s.key, s.holds);
+  for (const { key, value } of tables.holds.getRange()) {
+    if (!Array.isArray(key) || key.length !== 2) continue;
+    const holds = unreadable(key, "holds", () => decodeFormat3Holds(value));
+    const row = tables.meters.get(key);
+    const meter = row === undefined ? undefined : unreadable(key, "meter", () => decodeMeter(row));
+    // A list its meter does not count (deleted, or no holds) was never read: it goes.
+    moves.push({ key, meter: meter !== undefined && meter.holdSummary.count > 0 ? meter : undefined, holds, listRow: true });
+  }
+  for (const m of moves) {
+    if (m.listRow) tables.holds.removeSync(m.key);
+    if (m.meter === undefined) continue;
+    // One row per (expiry, reservation): two such holds (never placed by the engine) become one.
+    const byId = new Map<string, Hold>();
+    for (const h of m.holds) {
+      const id = holdId(h.expiresAt, h.reservationId);
+      const same = byId.get(id);
+      byId.set(id, same === undefined ? h : { ...h, amount: same.amount + h.amount });
+    }
+    const holds = [...byId.values()];
+    tables.meters.putSync(m.key, encodeMeter({ ...m.meter, holdSummary: summarizeHolds(holds) }));
+    for (const h of holds) tables.holds.putSync(holdKey(m.meter.owner, m.meter.entitlement, h.expiresAt, h.reservationId), encodeHold(h));
   }
   meta.putSync("format", FORMAT_VERSION);
+}
+
+function unreadable<T>(key: Key, what: string, decode: () => T): T {
+  try {
+    return decode();
+  } catch (e) {
+    throw new LimitrError("INTERNAL", `upgrading to storage format ${FORMAT_VERSION}: the ${what} row ${JSON.stringify(key)} is unreadable: ${(e as Error).message}`);
+  }
 }

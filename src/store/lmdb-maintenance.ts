@@ -11,6 +11,7 @@ import {
   type EngineEvent,
   type EventLog,
   type EventType,
+  type Hold,
   type StateReader,
   type StateRecord,
   type StoredEvent,
@@ -19,8 +20,9 @@ import {
 import { invalidArgument } from "../errors/index.js";
 import { pagesOf, type PageStat } from "./data-pages.js";
 import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
-import { decodeCustomer, decodeEvent, decodeHolds, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
+import { decodeCustomer, decodeEvent, decodeHold, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
+import { holdId, meterSlot, slotOf } from "./write-ops.js";
 
 /** An audit query over the event log (SPEC §5, issue 5 `ListEvents`). All filters are ANDed. */
 export interface EventQuery {
@@ -139,18 +141,40 @@ function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefi
   return true;
 }
 
-function toWrite(r: StateRecord, reader: StateReader, at: string): Write {
+/** The writes that store record `r` (at `at` in the stream) as it is, replacing what was there. */
+function pushRecordWrites(chunk: Write[], r: StateRecord, reader: StateReader, at: string): void {
   switch (r.kind) {
     case "customer":
-      return { kind: "customer-put", customer: r.customer, previous: reader.getCustomer(r.customer.id) };
-    case "meter":
-      // The summary is the store's to keep right, whoever built the record.
-      return { kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) }, holds: r.holds };
+      chunk.push({ kind: "customer-put", customer: r.customer, previous: reader.getCustomer(r.customer.id) });
+      return;
+    case "meter": {
+      const { owner, entitlement } = r.meter;
+      const seen = new Set<string>();
+      r.holds.forEach((h, i) => {
+        const id = holdId(h.expiresAt, h.reservationId);
+        if (seen.has(id)) throw invalidArgument(`${at}.holds[${i}]`, `reservation "${h.reservationId}" holds this meter twice with the same expiry`);
+        seen.add(id);
+      });
+      // The record's holds replace the meter's; the summary is the store's to keep right,
+      // whoever built the record.
+      for (const hold of reader.getHolds(owner, entitlement)) chunk.push({ kind: "hold-delete", owner, entitlement, hold });
+      chunk.push({ kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) } });
+      for (const hold of r.holds) chunk.push({ kind: "hold-put", owner, entitlement, hold });
+      return;
+    }
     case "reservation":
-      return { kind: "reservation-put", reservation: r.reservation };
+      chunk.push({ kind: "reservation-put", reservation: r.reservation });
+      return;
     default:
       throw invalidArgument(`${at}.kind`, `unknown record kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
   }
+}
+
+/** A record that reads what is stored under its key, so must not share a chunk with an earlier one of that key. */
+function readingKey(r: StateRecord): string | undefined {
+  if (r.kind === "customer") return slotOf("customers", r.customer.id);
+  if (r.kind === "meter") return meterSlot(r.meter.owner, r.meter.entitlement);
+  return undefined;
 }
 
 export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
@@ -179,10 +203,16 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         for (const { value } of tables.customers.getRange({ transaction: txn })) {
           yield { kind: "customer", customer: decodeCustomer(value) };
         }
-        for (const { key, value } of tables.meters.getRange({ transaction: txn })) {
+        for (const { value } of tables.meters.getRange({ transaction: txn })) {
           const meter = decodeMeter(value);
-          const holds = meter.holdSummary.count === 0 ? undefined : tables.holds.get(key, { transaction: txn });
-          yield { kind: "meter", meter, holds: holds === undefined ? [] : decodeHolds(holds) };
+          const holds: Hold[] = [];
+          if (meter.holdSummary.count > 0) {
+            for (const { key, value: row } of tables.holds.getRange({ start: [meter.owner, meter.entitlement], transaction: txn })) {
+              if (!Array.isArray(key) || key[0] !== meter.owner || key[1] !== meter.entitlement) break;
+              holds.push(decodeHold(key, row));
+            }
+          }
+          yield { kind: "meter", meter, holds };
         }
         for (const { value } of tables.reservations.getRange({ transaction: txn })) {
           yield { kind: "reservation", reservation: decodeReservation(value) };
@@ -195,22 +225,26 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
     async importState(records) {
       let count = 0;
       let chunk: Write[] = [];
-      const customersInChunk = new Set<string>();
+      let inChunk = 0;
+      const keysInChunk = new Set<string>();
       const flush = async (): Promise<void> => {
         if (chunk.length === 0) return;
         const writes = chunk;
         chunk = [];
-        customersInChunk.clear();
+        inChunk = 0;
+        keysInChunk.clear();
         await ctx.commit(writes, []);
       };
       try {
         for await (const r of records) {
-          // `previous` must see the earlier record of the same customer: commit that one first.
-          if (r.kind === "customer" && customersInChunk.has(r.customer.id)) await flush();
-          chunk.push(toWrite(r, ctx.reader, `records[${count}]`));
-          if (r.kind === "customer") customersInChunk.add(r.customer.id);
+          // A customer's `previous` and a meter's holds are read from the store: an earlier
+          // record of the same key must be committed first.
+          const key = readingKey(r);
+          if (key !== undefined && keysInChunk.has(key)) await flush();
+          pushRecordWrites(chunk, r, ctx.reader, `records[${count}]`);
+          if (key !== undefined) keysInChunk.add(key);
           count++;
-          if (chunk.length >= IMPORT_CHUNK) await flush();
+          if (++inChunk >= IMPORT_CHUNK) await flush();
         }
       } catch (e) {
         // A stream is applied in order, as it arrives: when a record is refused (or the stream

@@ -5,16 +5,14 @@
  * cache cannot answer is a B-tree lookup in the memory map.
  */
 import type { Key } from "lmdb";
-import type { Customer, Hold, IdempotencyRecord, Meter, Reservation, StateReader } from "../engine/index.js";
+import type { Customer, ExpiredHolds, Hold, IdempotencyRecord, Meter, Reservation, StateReader } from "../engine/index.js";
 import { compareCodePoints } from "./code-point-order.js";
 import type { Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
 import { MISS, type RowCache } from "./row-cache.js";
-import { decodeCustomer, decodeHolds, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
+import { decodeCustomer, decodeHold, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
-import { meterSlot, slotOf } from "./write-ops.js";
-
-const NO_HOLDS: readonly Hold[] = [];
+import { byExpiry, holdId, holdKey, meterSlot, slotOf } from "./write-ops.js";
 
 /** `guard` throws when the store is closed; LMDB errors on reads are wrapped like write errors. */
 export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCache, guard: (action: string) => void): StateReader {
@@ -45,6 +43,22 @@ export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCac
     return v;
   }
 
+  /**
+   * Visits a meter's committed hold rows in key (expiry) order, without those a pending write
+   * replaced or deleted, until `visit` returns false.
+   */
+  function committedHolds(action: string, owner: string, entitlement: string, pending: ReadonlyMap<string, Hold | undefined>, visit: (h: Hold) => boolean): void {
+    read(action, () => {
+      // Keys [owner, entitlement, *] follow [owner, entitlement]; stop at the first of another meter.
+      for (const { key, value } of tables.holds.getRange({ start: [owner, entitlement] })) {
+        if (!Array.isArray(key) || key[0] !== owner || key[1] !== entitlement) break;
+        const hold = decodeHold(key, value);
+        if (pending.size > 0 && pending.has(holdId(hold.expiresAt, hold.reservationId))) continue;
+        if (!visit(hold)) break;
+      }
+    });
+  }
+
   return {
     getCustomer(id) {
       const hit = overlay.customer(id);
@@ -73,10 +87,45 @@ export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCac
       });
     },
 
+    // Holds are not cached: one is read when its reservation ends, the expired ones once.
+    getHold(owner, entitlement, expiresAt, reservationId) {
+      const hit = overlay.hold(meterSlot(owner, entitlement), holdId(expiresAt, reservationId));
+      if (hit.hit) return hit.value;
+      return read("reading a hold", () => {
+        const key = holdKey(owner, entitlement, expiresAt, reservationId);
+        const v = tables.holds.get(key);
+        return v === undefined ? undefined : decodeHold(key, v);
+      });
+    },
+
+    expiredHolds(owner, entitlement, now): ExpiredHolds {
+      const pending = overlay.holdsOf(meterSlot(owner, entitlement));
+      const expired: Hold[] = [];
+      let nextExpiry = Infinity;
+      committedHolds("reading a meter's expired holds", owner, entitlement, pending, (h) => {
+        if (h.expiresAt > now) {
+          nextExpiry = h.expiresAt;
+          return false;
+        }
+        expired.push(h);
+        return true;
+      });
+      if (pending.size === 0) return { expired, nextExpiry };
+      for (const h of pending.values()) {
+        if (h === undefined) continue;
+        if (h.expiresAt <= now) expired.push(h);
+        else if (h.expiresAt < nextExpiry) nextExpiry = h.expiresAt;
+      }
+      return { expired: expired.sort(byExpiry), nextExpiry };
+    },
+
     getHolds(owner, entitlement) {
-      // Not cached: read only when a meter's holds change or one of them expires.
-      const slot = meterSlot(owner, entitlement);
-      return lookup<readonly Hold[]>("reading a meter's holds", overlay.holds(slot), () => tables.holds.get([owner, entitlement]), decodeHolds) ?? NO_HOLDS;
+      const pending = overlay.holdsOf(meterSlot(owner, entitlement));
+      const holds: Hold[] = [];
+      committedHolds("reading a meter's holds", owner, entitlement, pending, (h) => holds.push(h) > 0);
+      if (pending.size === 0) return holds;
+      for (const h of pending.values()) if (h !== undefined) holds.push(h);
+      return holds.sort(byExpiry);
     },
 
     metersOf(owner) {

@@ -8,6 +8,7 @@ import type {
   Customer,
   EngineEvent,
   EventLog,
+  ExpiredHolds,
   Hold,
   IdempotencyRecord,
   Meter,
@@ -18,7 +19,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { compareCodePoints } from "./code-point-order.js";
-import { meterSlot } from "./write-ops.js";
+import { byExpiry, holdId, meterSlot } from "./write-ops.js";
 
 export interface MemoryStore extends StatePort, EventLog {
   /** Every stored customer, meter and reservation, in key order (for export and tests). */
@@ -29,8 +30,8 @@ export function createMemoryStore(): MemoryStore {
   const customers = new Map<string, Customer>();
   const altIndex = new Map<string, string>();
   const meters = new Map<string, Map<string, Meter>>();
-  /** By `meterSlot`, the LMDB store's identity of a meter. */
-  const holds = new Map<string, readonly Hold[]>();
+  /** By `meterSlot` (the LMDB store's identity of a meter), then `holdId`. */
+  const holds = new Map<string, Map<string, Hold>>();
   const reservations = new Map<string, Reservation>();
   const idempotency = new Map<string, IdempotencyRecord>();
   const events: StoredEvent[] = [];
@@ -59,11 +60,21 @@ export function createMemoryStore(): MemoryStore {
         let own = meters.get(w.meter.owner);
         if (own === undefined) meters.set(w.meter.owner, (own = new Map()));
         own.set(w.meter.entitlement, w.meter);
-        if (w.holds !== undefined) {
-          const key = meterSlot(w.meter.owner, w.meter.entitlement);
-          if (w.holds.length === 0) holds.delete(key);
-          else holds.set(key, w.holds);
-        }
+        return;
+      }
+      case "hold-put": {
+        const slot = meterSlot(w.owner, w.entitlement);
+        let own = holds.get(slot);
+        if (own === undefined) holds.set(slot, (own = new Map()));
+        own.set(holdId(w.hold.expiresAt, w.hold.reservationId), w.hold);
+        return;
+      }
+      case "hold-delete": {
+        const slot = meterSlot(w.owner, w.entitlement);
+        const own = holds.get(slot);
+        if (own === undefined) return;
+        own.delete(holdId(w.hold.expiresAt, w.hold.reservationId));
+        if (own.size === 0) holds.delete(slot);
         return;
       }
       case "meter-delete": {
@@ -95,7 +106,17 @@ export function createMemoryStore(): MemoryStore {
     getCustomer: (id) => customers.get(id),
     resolveAltId: (altId) => altIndex.get(altId),
     getMeter: (owner, entitlement) => meters.get(owner)?.get(entitlement),
-    getHolds: (owner, entitlement) => holds.get(meterSlot(owner, entitlement)) ?? [],
+    getHold: (owner, entitlement, expiresAt, reservationId) => holds.get(meterSlot(owner, entitlement))?.get(holdId(expiresAt, reservationId)),
+    expiredHolds(owner, entitlement, now): ExpiredHolds {
+      const expired: Hold[] = [];
+      let nextExpiry = Infinity;
+      for (const h of holds.get(meterSlot(owner, entitlement))?.values() ?? []) {
+        if (h.expiresAt <= now) expired.push(h);
+        else if (h.expiresAt < nextExpiry) nextExpiry = h.expiresAt;
+      }
+      return { expired: expired.sort(byExpiry), nextExpiry };
+    },
+    getHolds: (owner, entitlement) => [...(holds.get(meterSlot(owner, entitlement))?.values() ?? [])].sort(byExpiry),
     metersOf(owner) {
       const own = meters.get(owner);
       if (own === undefined) return [];

@@ -43,8 +43,10 @@ export interface Overlay {
   customer(id: string): Lookup<Customer>;
   altId(altId: string): Lookup<string>;
   meter(owner: string, entitlement: string): Lookup<Meter>;
-  /** Pending holds of a meter, by its `meterSlot`. */
-  holds(slot: string): Lookup<readonly Hold[]>;
+  /** A pending hold of the meter whose `meterSlot` is `slot`, by `holdId`. */
+  hold(slot: string, id: string): Lookup<Hold>;
+  /** Pending holds of a meter (deleted ones as `undefined`), by `holdId`. */
+  holdsOf(slot: string): ReadonlyMap<string, Hold | undefined>;
   /** Pending meters of one owner (deleted ones as `undefined`), by entitlement. */
   metersOf(owner: string): ReadonlyMap<string, Meter | undefined>;
   reservation(id: string): Lookup<Reservation>;
@@ -55,7 +57,7 @@ export interface Overlay {
   putCustomer(id: string, c: Customer | undefined, gen: number): void;
   putAltId(altId: string, id: string | undefined, gen: number): void;
   putMeter(owner: string, entitlement: string, m: Meter | undefined, gen: number): void;
-  putHolds(slot: string, holds: readonly Hold[] | undefined, gen: number): void;
+  putHold(slot: string, id: string, hold: Hold | undefined, gen: number): void;
   putReservation(id: string, r: Reservation | undefined, gen: number): void;
   putIdempotency(key: string, r: IdempotencyRecord | undefined, gen: number): void;
 
@@ -70,7 +72,7 @@ export function createOverlay(): Overlay {
   const customers = new PendingMap<Customer>();
   const altIds = new PendingMap<string>();
   const meters = new Map<string, PendingMap<Meter>>();
-  const holds = new PendingMap<readonly Hold[]>();
+  const holds = new Map<string, PendingMap<Hold>>();
   const reservations = new PendingMap<Reservation>();
   const idempotency = new PendingMap<IdempotencyRecord>();
   // Keys written per generation, so `committed` touches only what that batch wrote.
@@ -80,6 +82,18 @@ export function createOverlay(): Overlay {
     let list = touched.get(gen);
     if (!list) touched.set(gen, (list = []));
     list.push(undo);
+  }
+
+  /** Sets `outer[k1][k2]`; the inner map goes once the last of its entries is committed. */
+  function setNested<V>(outer: Map<string, PendingMap<V>>, k1: string, k2: string, value: V | undefined, gen: number): void {
+    let inner = outer.get(k1);
+    if (!inner) outer.set(k1, (inner = new PendingMap()));
+    inner.set(k2, value, gen);
+    const map = inner;
+    track(gen, () => {
+      map.drop(k2, gen);
+      if (map.entries.size === 0 && outer.get(k1) === map) outer.delete(k1);
+    });
   }
 
   function values<V>(m: PendingMap<V>): Map<string, V | undefined> {
@@ -94,7 +108,11 @@ export function createOverlay(): Overlay {
       const m = meters.get(owner);
       return m ? values(m) : new Map();
     },
-    holds: (slot) => holds.get(slot),
+    hold: (slot, id) => holds.get(slot)?.get(id) ?? MISS,
+    holdsOf(slot) {
+      const m = holds.get(slot);
+      return m ? values(m) : new Map();
+    },
     reservation: (id) => reservations.get(id),
     idempotency: (key) => idempotency.get(key),
     customers: () => values(customers),
@@ -107,20 +125,8 @@ export function createOverlay(): Overlay {
       altIds.set(a, id, gen);
       track(gen, () => altIds.drop(a, gen));
     },
-    putMeter(owner, ent, m, gen) {
-      let byOwner = meters.get(owner);
-      if (!byOwner) meters.set(owner, (byOwner = new PendingMap()));
-      byOwner.set(ent, m, gen);
-      const map = byOwner;
-      track(gen, () => {
-        map.drop(ent, gen);
-        if (map.entries.size === 0 && meters.get(owner) === map) meters.delete(owner);
-      });
-    },
-    putHolds(slot, h, gen) {
-      holds.set(slot, h, gen);
-      track(gen, () => holds.drop(slot, gen));
-    },
+    putMeter: (owner, ent, m, gen) => setNested(meters, owner, ent, m, gen),
+    putHold: (slot, id, h, gen) => setNested(holds, slot, id, h, gen),
     putReservation(id, r, gen) {
       reservations.set(id, r, gen);
       track(gen, () => reservations.drop(id, gen));
@@ -141,14 +147,15 @@ export function createOverlay(): Overlay {
       customers.entries.clear();
       altIds.entries.clear();
       meters.clear();
-      holds.entries.clear();
+      holds.clear();
       reservations.entries.clear();
       idempotency.entries.clear();
       touched.clear();
     },
     get size() {
-      let n = customers.entries.size + altIds.entries.size + holds.entries.size + reservations.entries.size + idempotency.entries.size;
+      let n = customers.entries.size + altIds.entries.size + reservations.entries.size + idempotency.entries.size;
       for (const m of meters.values()) n += m.entries.size;
+      for (const m of holds.values()) n += m.entries.size;
       return n;
     },
   };

@@ -83,8 +83,8 @@ export function decodeCustomer(v: unknown): Customer {
 // ───────────────────────────── meters ─────────────────────────────
 
 /**
- * Meter rows of version 2 (storage format 3) carry the hold summary, `null` when there are no
- * holds; the holds live in their own row (`encodeHolds`). Version 1 rows carried the holds
+ * Meter rows of version 2 (storage format 3 on) carry the hold summary, `null` when there are no
+ * holds; the holds live in rows of their own (`encodeHold`). Version 1 rows carried the holds
  * themselves: opening a format 1 or 2 dir moves them out (`splitLegacyMeterRow`), so a version 1
  * row read now has none.
  */
@@ -131,25 +131,37 @@ export function decodeMeter(v: unknown): Meter {
 }
 
 /**
- * A meter row of storage format 1 or 2 that carries holds → its format 3 meter row and holds
- * row; undefined for a row without holds (it reads as it is).
+ * A meter row of storage format 1 or 2 that carries holds → the meter (its summary made from
+ * them) and the holds, to be stored as rows of their own; undefined for a row without holds
+ * (it reads as it is).
  */
-export function splitLegacyMeterRow(v: unknown): { readonly meter: Row; readonly holds: Row } | undefined {
+export function splitLegacyMeterRow(v: unknown): { readonly meter: Meter; readonly holds: readonly Hold[] } | undefined {
   if (!Array.isArray(v) || v[0] !== ROW_V1) return undefined;
   const holds = decodeHoldList(v[7]);
   if (holds.length === 0) return undefined;
   const meter = decodeMeter([...(v as Row).slice(0, 7), null, v[8]]);
-  return { meter: encodeMeter({ ...meter, holdSummary: summarizeHolds(holds) }), holds: encodeHolds(holds) };
+  return { meter: { ...meter, holdSummary: summarizeHolds(holds) }, holds };
 }
 
 // ───────────────────────────── holds ─────────────────────────────
 
-/** The holds of one meter, in the order they were placed. */
-export function encodeHolds(holds: readonly Hold[]): Row {
-  return [ROW_V1, holds.map((h) => [h.reservationId, encodeNanos(h.amount), h.expiresAt])];
+/**
+ * One hold: the row holds the amount, the key the rest ([owner, entitlement, expiresAt,
+ * reservationId], see `holdKey` in write-ops.ts).
+ */
+export function encodeHold(hold: Hold): Row {
+  return [ROW_V1, encodeNanos(hold.amount)];
 }
 
-export function decodeHolds(v: unknown): Hold[] {
+export function decodeHold(key: unknown, v: unknown): Hold {
+  if (!Array.isArray(key) || key.length !== 4 || typeof key[2] !== "number" || typeof key[3] !== "string") {
+    throw corrupt(`hold key ${JSON.stringify(key)} is not [owner, entitlement, expiresAt, reservationId]`);
+  }
+  return { reservationId: key[3], amount: decodeNanos(rowOf(v, "hold")[1]), expiresAt: key[2] };
+}
+
+/** A storage format 3 holds row: every hold of one meter in a list, under the meter's key. */
+export function decodeFormat3Holds(v: unknown): Hold[] {
   return decodeHoldList(rowOf(v, "holds")[1]);
 }
 

@@ -9,7 +9,8 @@ import type { Customer, Hold, IdempotencyRecord, StateReader, Write } from "../e
 import { invalidArgument } from "../errors/index.js";
 import type { Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
-import { encodeCustomer, encodeHolds, encodeIdempotency, encodeMeter, encodeReservation } from "./row-codecs.js";
+import { compareCodePoints } from "./code-point-order.js";
+import { encodeCustomer, encodeHold, encodeIdempotency, encodeMeter, encodeReservation } from "./row-codecs.js";
 
 /**
  * One put (`value` defined) or delete (`value` undefined) in one table. The row is encoded only
@@ -46,6 +47,15 @@ export const slotOf = (table: keyof Tables, key: string): string => `${table}\0$
 /** An expiry index key is (time, key); the time is a number, so its first \0 ends it. */
 const expirySlot = (expiresAt: number, key: string): string => `idempotencyExpiry\0${expiresAt}\0${key}`;
 export const meterSlot = (owner: string, entitlement: string): string => `meters\0${owner.length}\0${owner}${entitlement}`;
+/** A hold's identity within its meter: the time is a number, so its first \0 ends it. */
+export const holdId = (expiresAt: number, reservationId: string): string => `${expiresAt}\0${reservationId}`;
+/** A hold's row key: its meter's, then the expiry, so that a meter's expired holds are a range. */
+export const holdKey = (owner: string, entitlement: string, expiresAt: number, reservationId: string): Key => [owner, entitlement, expiresAt, reservationId];
+
+/** The order of a meter's hold rows (and so of every list of holds a store returns). */
+export function byExpiry(a: Hold, b: Hold): number {
+  return a.expiresAt - b.expiresAt || compareCodePoints(a.reservationId, b.reservationId);
+}
 
 /**
  * LMDB keys are at most 1978 bytes; ids are capped well below so that composite keys fit. Checked
@@ -82,6 +92,13 @@ function validateWrite(w: Write, i: number): void {
       checkId(i, "owner", w.owner);
       checkId(i, "entitlement", w.entitlement);
       return;
+    case "hold-put":
+    case "hold-delete":
+      checkId(i, "owner", w.owner);
+      checkId(i, "entitlement", w.entitlement);
+      checkId(i, "hold.reservationId", w.hold.reservationId);
+      if (!Number.isFinite(w.hold.expiresAt)) throw invalidArgument(`writes[${i}].hold.expiresAt`, `must be a finite time, got ${w.hold.expiresAt}`);
+      return;
     case "reservation-put":
       checkId(i, "reservation.id", w.reservation.id);
       return;
@@ -103,11 +120,12 @@ function dropAltId(ops: Op[], overlay: Overlay, gen: number, altId: string): voi
   ops.push(op("altIds", altId, slotOf("altIds", altId), undefined, asIs));
 }
 
-/** Replaces (or, `undefined`, deletes) a meter's holds row; `slot` is the meter's. */
-function putHolds(ops: Op[], overlay: Overlay, gen: number, owner: string, entitlement: string, slot: string, holds: readonly Hold[] | undefined): void {
-  overlay.putHolds(slot, holds, gen);
+/** Puts (or, `put` false, deletes) one hold row of the meter whose `meterSlot` is `slot`. */
+function putHold(ops: Op[], overlay: Overlay, gen: number, owner: string, entitlement: string, slot: string, hold: Hold, put: boolean): void {
+  const id = holdId(hold.expiresAt, hold.reservationId);
+  overlay.putHold(slot, id, put ? hold : undefined, gen);
   // The table name keeps the ops' slots apart from the meter row's.
-  ops.push(op("holds", [owner, entitlement], `holds${slot}`, holds, encodeHolds));
+  ops.push(op("holds", holdKey(owner, entitlement, hold.expiresAt, hold.reservationId), `holds${slot}\0${id}`, put ? hold : undefined, encodeHold));
 }
 
 /** Applies validated `writes` to the overlay under generation `gen` and returns their ops. */
@@ -145,14 +163,18 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
         const slot = meterSlot(m.owner, m.entitlement);
         overlay.putMeter(m.owner, m.entitlement, m, gen);
         ops.push(op("meters", [m.owner, m.entitlement], slot, m, encodeMeter));
-        if (w.holds !== undefined) putHolds(ops, overlay, gen, m.owner, m.entitlement, slot, w.holds.length === 0 ? undefined : w.holds);
         break;
       }
+      case "hold-put":
+      case "hold-delete":
+        putHold(ops, overlay, gen, w.owner, w.entitlement, meterSlot(w.owner, w.entitlement), w.hold, w.kind === "hold-put");
+        break;
       case "meter-delete": {
         const slot = meterSlot(w.owner, w.entitlement);
+        // Every hold row of the meter, pending ones included (the view reads through the overlay).
+        for (const h of view.getHolds(w.owner, w.entitlement)) putHold(ops, overlay, gen, w.owner, w.entitlement, slot, h, false);
         overlay.putMeter(w.owner, w.entitlement, undefined, gen);
         ops.push(op("meters", [w.owner, w.entitlement], slot, undefined, encodeMeter));
-        putHolds(ops, overlay, gen, w.owner, w.entitlement, slot, undefined);
         break;
       }
       case "reservation-put":

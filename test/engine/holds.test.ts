@@ -1,8 +1,9 @@
 /**
- * Holds live apart from their meter, which keeps only their summary: decisions read the summary,
- * and the holds themselves only when one is added or removed, or once one may have expired. A
- * model of reservations checks that nothing counts differently for it, whatever the order of
- * reserves, settles, releases, expiries and period resets.
+ * Holds live apart from their meter, one row each, and the meter keeps only their summary:
+ * decisions read the summary; a settle or release reads the one hold it removes, and a decision
+ * reads the expired ones once the summary says one may have expired. A model of reservations
+ * checks that nothing counts differently for it, whatever the order of reserves, settles,
+ * releases, expiries and period resets.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -39,15 +40,38 @@ const policy = buildPolicy({
 
 const view = (r: DecisionResult): MeterView => r.items[0] as MeterView;
 
-/** Runs `op` against a state that counts how often the holds themselves are read. */
-function counted<A, T>(h: Harness, op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): { out: Outcome<T>; holdReads: number } {
-  let holdReads = 0;
-  const state: StateReader = new Proxy(h.store, {
+interface HoldReads {
+  /** Single holds read (`getHold`). */
+  one: number;
+  /** Rows returned by `expiredHolds`, plus one per call (the look past the expired ones). */
+  expired: number;
+  /** Every hold of a meter (`getHolds`): for export and deletion, never a decision. */
+  all: number;
+}
+
+/** Runs `op` against a state that counts how many holds it reads. */
+function counted<A, T>(h: Harness, op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): { out: Outcome<T>; reads: HoldReads } {
+  const reads: HoldReads = { one: 0, expired: 0, all: 0 };
+  const store = h.store;
+  const state: StateReader = new Proxy(store, {
     get(target, prop, receiver) {
+      if (prop === "getHold") {
+        return (...args: Parameters<StateReader["getHold"]>) => {
+          reads.one++;
+          return store.getHold(...args);
+        };
+      }
+      if (prop === "expiredHolds") {
+        return (...args: Parameters<StateReader["expiredHolds"]>) => {
+          const found = store.expiredHolds(...args);
+          reads.expired += found.expired.length + 1;
+          return found;
+        };
+      }
       if (prop === "getHolds") {
-        return (owner: string, entitlement: string) => {
-          holdReads++;
-          return target.getHolds(owner, entitlement);
+        return (...args: Parameters<StateReader["getHolds"]>) => {
+          reads.all++;
+          return store.getHolds(...args);
         };
       }
       return Reflect.get(target, prop, receiver) as unknown;
@@ -55,8 +79,10 @@ function counted<A, T>(h: Harness, op: (ctx: EngineContext, arg: A) => Outcome<T
   });
   const out = op({ ...h.ctx(), state }, arg);
   void h.store.commit(out.writes, out.events);
-  return { out, holdReads };
+  return { out, reads };
 }
+
+const NO_READS: HoldReads = { one: 0, expired: 0, all: 0 };
 
 describe("holds apart from their meter", () => {
   it("a decision on a meter with many open holds reads none of them until one may have expired", () => {
@@ -65,33 +91,65 @@ describe("holds apart from their meter", () => {
     expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(40), count: 40, nextExpiry: h.now + 60_000 });
 
     const a = counted(h, allow, { customerId: "u", items: [{ entitlement: "a", amount: 5 }] });
-    expect(a.holdReads).toBe(0);
+    expect(a.reads).toEqual(NO_READS);
     expect(view(a.out.result as DecisionResult)).toMatchObject({ value: n(5), held: n(40), remaining: n(5) });
     // The meter row is rewritten; its holds are not.
     expect(a.out.writes).toEqual([expect.objectContaining({ kind: "meter-put" })]);
-    expect(a.out.writes[0]).not.toHaveProperty("holds");
     expect(counted(h, check, { customerId: "u", items: [{ entitlement: "a", amount: 6 }] }).out.result.allowed).toBe(false);
 
-    // The first hold expires: the next decision reads the holds once and drops the expired one.
+    // The first hold expires: the next decision reads it (and looks one further) and drops it.
     h.now += 60_000;
     const b = counted(h, allow, { customerId: "u", items: [{ entitlement: "a", amount: 6 }] });
-    expect(b.holdReads).toBe(1);
+    expect(b.reads).toEqual({ ...NO_READS, expired: 2 });
     expect(b.out.result.allowed).toBe(true);
     expect(view(b.out.result as DecisionResult).held).toBe(n(39));
+    expect(b.out.writes.map((w) => w.kind)).toEqual(["meter-put", "hold-delete"]);
     expect(h.store.getHolds("u", "a")).toHaveLength(39);
     expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(39), count: 39, nextExpiry: h.now + 1 });
-    expect(counted(h, allow, { customerId: "u", items: [{ entitlement: "a", amount: 0 }] }).holdReads).toBe(0);
+    expect(counted(h, allow, { customerId: "u", items: [{ entitlement: "a", amount: 0 }] }).reads).toEqual(NO_READS);
   });
 
-  it("a meter whose summary says it has no holds is never asked for them: a stray list cannot come back", () => {
+  it("a reserve writes its own hold and a settle or release removes only its own, whatever else is open", () => {
     const h = createHarness(policy);
-    const stale = { reservationId: "gone", amount: n(45), expiresAt: h.now + 60_000 };
-    // A meter row and a holds row that disagree (as an older writer could have left them).
-    void h.store.commit([{ kind: "meter-put", meter: { owner: "u", entitlement: "a", credit: "token", periodStart: h.now, value: 0n, overhead: 0n, holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [] }, holds: [stale] }], []);
+    for (let i = 0; i < 40; i++) h.run(reserve, { customerId: "u", items: [{ entitlement: "a", amount: 1 }], ttlMs: 60_000 });
+    const r = counted(h, reserve, { customerId: "u", items: [{ entitlement: "a", amount: 2 }], ttlMs: 30_000 });
+    expect(r.reads).toEqual(NO_READS);
+    expect(r.out.writes.map((w) => w.kind)).toEqual(["meter-put", "hold-put", "reservation-put"]);
+    // The earliest hold now expires sooner than the others: the summary says so.
+    expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(42), count: 41, nextExpiry: h.now + 30_000 });
+
+    const id = r.out.result.reservationId as string;
+    const s = counted(h, settle, { reservationId: id, actual: [{ entitlement: "a", amount: 1 }] });
+    expect(s.reads).toEqual({ ...NO_READS, one: 1 });
+    expect(s.out.writes.filter((w) => w.kind.startsWith("hold-"))).toEqual([
+      { kind: "hold-delete", owner: "u", entitlement: "a", hold: { reservationId: id, amount: n(2), expiresAt: h.now + 30_000 } },
+    ]);
+    // The summary keeps its earliest expiry (no look for the next one); a later decision finds
+    // nothing expired then, and stores the real next expiry.
+    expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(40), count: 40, nextExpiry: h.now + 30_000 });
+    h.now += 30_000;
+    const later = counted(h, allow, { customerId: "u", items: [{ entitlement: "a", amount: 0 }] });
+    expect(later.reads).toEqual({ ...NO_READS, expired: 1 });
+    expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(40), count: 40, nextExpiry: h.now + 30_000 });
+
+    const other = h.store.getHolds("u", "a")[7]?.reservationId as string;
+    const rel = counted(h, release, { reservationId: other });
+    expect(rel.reads).toEqual({ ...NO_READS, one: 1 });
+    expect(rel.out.writes.map((w) => w.kind)).toEqual(["meter-put", "hold-delete", "reservation-delete"]);
+    expect(h.store.getHolds("u", "a").map((x) => x.reservationId)).not.toContain(other);
+    expect(h.store.getMeter("u", "a")?.holdSummary).toMatchObject({ held: n(39), count: 39 });
+  });
+
+  it("a meter whose summary says it has no holds is never asked for them", () => {
+    const h = createHarness(policy);
+    const stale = { reservationId: "gone", amount: n(45), expiresAt: h.now + 500 };
+    // A meter row and a hold row that disagree (which no commit of the engine leaves).
+    const meter = { owner: "u", entitlement: "a", credit: "token", periodStart: h.now, value: 0n, overhead: 0n, holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [] };
+    void h.store.commit([{ kind: "meter-put", meter }, { kind: "hold-put", owner: "u", entitlement: "a", hold: stale }], []);
     const r = counted(h, reserve, { customerId: "u", items: [{ entitlement: "a", amount: 10 }], ttlMs: 1000 });
     expect(r.out.result.allowed).toBe(true);
-    expect(r.holdReads).toBe(0);
-    expect(h.store.getHolds("u", "a").map((x) => x.reservationId)).toEqual([r.out.result.reservationId]);
+    expect(r.reads).toEqual(NO_READS);
+    expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(10), count: 1, nextExpiry: h.now + 1000 });
   });
 
   it("a read never writes: a Check after an expiry counts without the expired hold and stores nothing", () => {
@@ -225,8 +283,13 @@ describe("holds apart from their meter", () => {
         const c = h.run(check, { customerId: "u", items: [{ entitlement: e, amount: 0 }] }).result;
         expect(view(c)).toMatchObject({ value: n(value[e]), held: n(held(e)) });
         // What the meter stores about its holds is always what its stored holds add up to.
+        // (`nextExpiry` may be earlier than the earliest: a lower bound.)
         const meter = h.state.getMeter("u", e);
-        if (meter !== undefined) expect(meter.holdSummary).toEqual(summarizeHolds(h.state.getHolds("u", e)));
+        if (meter !== undefined) {
+          const stored = summarizeHolds(h.state.getHolds("u", e));
+          expect(meter.holdSummary).toEqual({ ...stored, nextExpiry: stored.count === 0 ? Infinity : expect.any(Number) });
+          expect(meter.holdSummary.nextExpiry).toBeLessThanOrEqual(stored.nextExpiry);
+        }
       }
     }
     await h.settled();

@@ -132,13 +132,17 @@ function memoryStateAdmin(store: MemoryStore): StateAdmin {
     exportState: () => store.exportState(),
     async importState(records: AsyncIterable<StateRecord>) {
       const writes: Write[] = [];
+      let count = 0;
       for await (const r of records) {
+        count++;
         if (r.kind === "customer") writes.push({ kind: "customer-put", customer: r.customer, previous: store.getCustomer(r.customer.id) });
-        else if (r.kind === "meter") writes.push({ kind: "meter-put", meter: r.meter, holds: r.holds });
-        else writes.push({ kind: "reservation-put", reservation: r.reservation });
+        else if (r.kind === "meter") {
+          writes.push({ kind: "meter-put", meter: r.meter });
+          for (const hold of r.holds) writes.push({ kind: "hold-put", owner: r.meter.owner, entitlement: r.meter.entitlement, hold });
+        } else writes.push({ kind: "reservation-put", reservation: r.reservation });
       }
       await store.commit(writes, []);
-      return { count: writes.length };
+      return { count };
     },
   };
 }

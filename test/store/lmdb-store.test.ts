@@ -76,7 +76,8 @@ describe("lmdb store", () => {
     await s1.commit(
       [
         { kind: "customer-put", customer: c, previous: undefined },
-        { kind: "meter-put", meter: m, holds },
+        { kind: "meter-put", meter: m },
+        { kind: "hold-put", owner: "c1", entitlement: "chat", hold: holds[0] as (typeof holds)[0] },
         { kind: "reservation-put", reservation: reservation("r1") },
         { kind: "idempotency-put", record: idempotency("k1", 99) },
       ],
@@ -475,6 +476,30 @@ describe("lmdb store", () => {
     expect(target.resolveAltId("alt1199")).toBe("c1199");
   });
 
+  it("an imported meter's holds replace what it held, also when a stream names the meter twice; a hold listed twice is refused", async () => {
+    const s = openAt(dir());
+    const hold = (reservationId: string, amount: bigint, expiresAt: number) => ({ reservationId, amount, expiresAt });
+    const [a, b, c] = [hold("a", 1n, 10), hold("b", 2n, 20), hold("c", 3n, 30)];
+    const m = meter("c1", "chat", 1n, { holdSummary: summarizeHolds([a, b]) });
+    const put = (h: typeof a): Write => ({ kind: "hold-put", owner: "c1", entitlement: "chat", hold: h });
+    await s.commit([{ kind: "meter-put", meter: m }, put(a), put(b)], []);
+    async function* stream(...records: StateRecord[]): AsyncIterable<StateRecord> {
+      yield* records;
+    }
+    // The record's summary is not trusted: the store makes it from the holds.
+    expect(await s.importState(stream({ kind: "meter", meter: m, holds: [c] }, { kind: "meter", meter: m, holds: [b, c] }))).toEqual({ count: 2 });
+    expect(s.getHolds("c1", "chat")).toEqual([b, c]);
+    expect(s.getMeter("c1", "chat")?.holdSummary).toEqual(summarizeHolds([b, c]));
+
+    const twice = await rejection(s.importState(stream({ kind: "customer", customer: customer("x") }, { kind: "meter", meter: m, holds: [a, b, a] })));
+    expect(isLimitrError(twice, "INVALID_ARGUMENT")).toBe(true);
+    expect(twice).toMatchObject({ field: "records[1].holds[2]" });
+    expect((twice as Error).message).toMatch(/reservation "a" holds this meter twice with the same expiry/);
+    // What came before the refused record is in; the refused one changed nothing.
+    expect(s.getCustomer("x")).toEqual(customer("x"));
+    expect(s.getHolds("c1", "chat")).toEqual([b, c]);
+  });
+
   it("a second writer on the same dir takes it over: the first stops committing, nothing acknowledged is overwritten", async () => {
     const path = dir();
     const first = openAt(path);
@@ -792,9 +817,10 @@ describe("lmdb meter holds", () => {
     ]);
 
     const s = openAt(path);
+    // In expiry order, as every store lists them.
     const holds = [
-      { reservationId: "r1", amount: 5n, expiresAt: 9_000 },
       { reservationId: "r2", amount: 123456789012345678901n, expiresAt: 8_000 },
+      { reservationId: "r1", amount: 5n, expiresAt: 9_000 },
     ];
     expect(s.getMeter("c1", "chat")).toEqual(meter("c1", "chat", 7n, { holdSummary: summarizeHolds(holds), thresholdsReached: [50] }));
     expect(s.getHolds("c1", "chat")).toEqual(holds);
@@ -811,6 +837,51 @@ describe("lmdb meter holds", () => {
     const upgraded = storedRows(after);
     await after.env.close();
     // Opening again upgrades nothing more.
+    await openAt(path).close();
+    const again = rawTables(path);
+    const rowsAgain = storedRows(again);
+    await again.env.close();
+    expect(rowsAgain).toEqual(upgraded);
+  });
+
+  it("upgrades a format-3 data dir: each meter's list of holds becomes a row per hold, once", async () => {
+    const path = dir();
+    await openAt(path).close();
+    const raw = rawTables(path);
+    /** A meter row of format 3: [2, owner, entitlement, credit, periodStart, value, overhead, summary, thresholds]. */
+    const v2Meter = (owner: string, summary: unknown[] | null): unknown[] => [2, owner, "chat", "tokens", 1_700_000_000_000, 4, 0, summary, []];
+    raw.env.transactionSync(() => {
+      raw.meta.putSync("format", 3);
+      raw.meters.putSync(["c1", "chat"], v2Meter("c1", [20, 3, 8_000]));
+      raw.holds.putSync(["c1", "chat"], [1, [["r1", 5, 9_000], ["r2", 7, 8_000], ["r2", 8, 8_000]]]);
+      // A list its meter does not count, and one without a meter: never read, so dropped.
+      raw.meters.putSync(["c2", "chat"], v2Meter("c2", null));
+      raw.holds.putSync(["c2", "chat"], [1, [["stale", 45, 9_000]]]);
+      raw.holds.putSync(["c3", "chat"], [1, [["orphan", 1, 9_000]]]);
+    });
+    await raw.env.close();
+
+    const s = openAt(path);
+    // The two holds of one reservation with one expiry (never placed by the engine) became one.
+    const holds = [
+      { reservationId: "r2", amount: 15n, expiresAt: 8_000 },
+      { reservationId: "r1", amount: 5n, expiresAt: 9_000 },
+    ];
+    expect(s.getHolds("c1", "chat")).toEqual(holds);
+    expect(s.getMeter("c1", "chat")?.holdSummary).toEqual({ held: 20n, count: 2, nextExpiry: 8_000 });
+    expect(s.getHold("c1", "chat", 9_000, "r1")).toEqual(holds[1]);
+    expect(s.getHolds("c2", "chat")).toEqual([]);
+    expect(s.getHolds("c3", "chat")).toEqual([]);
+    await s.close();
+
+    const after = rawTables(path);
+    expect(after.meta.get("format")).toBe(FORMAT_VERSION);
+    expect([...after.holds.getKeys()]).toEqual([
+      ["c1", "chat", 8_000, "r2"],
+      ["c1", "chat", 9_000, "r1"],
+    ]);
+    const upgraded = storedRows(after);
+    await after.env.close();
     await openAt(path).close();
     const again = rawTables(path);
     const rowsAgain = storedRows(again);
@@ -856,7 +927,7 @@ describe("lmdb meter holds", () => {
   it("a batch that fails takes its holds back with it", async () => {
     const s = openAt(dir(), { maxDataBytes: 1 });
     const h = { reservationId: "r1", amount: 5n, expiresAt: 50 };
-    const p = s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 1n, { holdSummary: summarizeHolds([h]) }), holds: [h] }], []);
+    const p = s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 1n, { holdSummary: summarizeHolds([h]) }) }, { kind: "hold-put", owner: "c1", entitlement: "chat", hold: h }], []);
     expect(s.getHolds("c1", "chat")).toEqual([h]);
     await expect(p).rejects.toMatchObject({ code: "RESOURCE_EXHAUSTED" });
     expect(s.getHolds("c1", "chat")).toEqual([]);

@@ -5,7 +5,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { NO_HOLD_SUMMARY, summarizeHolds } from "../../src/engine/index.js";
-import { decodeHolds, decodeMeter, decodeNanos, encodeHolds, encodeMeter, encodeNanos, splitLegacyMeterRow } from "../../src/store/row-codecs.js";
+import { decodeFormat3Holds, decodeHold, decodeMeter, decodeNanos, encodeHold, encodeMeter, encodeNanos, splitLegacyMeterRow } from "../../src/store/row-codecs.js";
+import { holdKey } from "../../src/store/write-ops.js";
 import { meter } from "./fixtures.js";
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -48,7 +49,6 @@ describe("meter rows", () => {
     const bare = meter("c1", "chat", 7n);
     expect(encodeMeter(bare)[7]).toBeNull();
     expect(decodeMeter(encodeMeter(bare))).toEqual(bare);
-    expect(decodeHolds(encodeHolds(holds))).toEqual(holds);
   });
 
   it("a v1 row without holds reads as a meter with none; one with holds, or an unknown version, is refused", () => {
@@ -58,12 +58,29 @@ describe("meter rows", () => {
     expect(() => decodeMeter("x")).toThrow(/meter is not a row/);
   });
 
-  it("splits a v1 row with holds into a v2 row with their summary and a holds row; leaves one without", () => {
+  it("splits a v1 row with holds into the meter with their summary and the holds; leaves one without", () => {
     const split = splitLegacyMeterRow(v1([["r1", 5, 9_000], ["r2", "123456789012345678901", 8_000]]));
-    expect(split).toBeDefined();
-    expect(decodeMeter(split?.meter)).toEqual(meter("c1", "chat", 7n, { holdSummary: summarizeHolds(holds), thresholdsReached: [50] }));
-    expect(decodeHolds(split?.holds)).toEqual(holds);
+    expect(split).toEqual({ meter: meter("c1", "chat", 7n, { holdSummary: summarizeHolds(holds), thresholdsReached: [50] }), holds });
     expect(splitLegacyMeterRow(v1([]))).toBeUndefined();
     expect(splitLegacyMeterRow(encodeMeter(meter("c1", "chat", 7n, { holdSummary: summarizeHolds(holds) })))).toBeUndefined();
+  });
+});
+
+describe("hold rows", () => {
+  const hold = { reservationId: "r2", amount: 123456789012345678901n, expiresAt: 8_000.5 };
+
+  it("round-trip through key and row, the row holding only the amount", () => {
+    const key = holdKey("c1", "chat", hold.expiresAt, hold.reservationId);
+    expect(key).toEqual(["c1", "chat", 8_000.5, "r2"]);
+    expect(encodeHold(hold)).toEqual([1, "123456789012345678901"]);
+    expect(decodeHold(key, encodeHold(hold))).toEqual(hold);
+  });
+
+  it("refuse a key that is not a hold's, a row of another version, and read a format-3 list", () => {
+    expect(() => decodeHold(["c1", "chat"], [1, 5])).toThrow(/hold key \["c1","chat"\] is not \[owner, entitlement, expiresAt, reservationId\]/);
+    expect(() => decodeHold(["c1", "chat", "8000", "r2"], [1, 5])).toThrow(/is not \[owner/);
+    expect(() => decodeHold(["c1", "chat", 8_000, "r2"], [2, 5])).toThrow(/hold row version 2 is not supported/);
+    expect(decodeFormat3Holds([1, [["r2", "123456789012345678901", 8_000.5]]])).toEqual([hold]);
+    expect(() => decodeFormat3Holds([2, []])).toThrow(/holds row version 2/);
   });
 });

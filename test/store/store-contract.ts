@@ -61,7 +61,8 @@ export function describeStoreContract(
       const ev = meterEvent("c1", "chat", HUGE, { overagePrice: -HUGE });
       await s.commit(
         [
-          { kind: "meter-put", meter: m, holds },
+          { kind: "meter-put", meter: m },
+          { kind: "hold-put", owner: "c1", entitlement: "chat", hold: holds[0] as (typeof holds)[0] },
           { kind: "reservation-put", reservation: reservation("r1") },
           { kind: "idempotency-put", record: idempotency("k1", 99) },
         ],
@@ -136,47 +137,82 @@ export function describeStoreContract(
       expect(s.listCustomers("a", 3).map((c) => c.id)).toEqual(["ab", "b", "c"]);
     });
 
-    it("keeps a meter's holds apart: replaced when a put carries them, kept when it does not, gone with the meter", async () => {
+    it("keeps each hold as a row of its own: read one by one, the expired ones as a range, gone with their meter", async () => {
       const s = fresh();
       const h1 = { reservationId: "r1", amount: 5n, expiresAt: 50 };
       const h2 = { reservationId: "r2", amount: 7n, expiresAt: 40 };
-      const m = (value: bigint, holds: readonly (typeof h1)[]) => meter("c1", "chat", value, { holdSummary: summarizeHolds(holds) });
-      const p = s.commit([{ kind: "meter-put", meter: m(1n, [h1, h2]), holds: [h1, h2] }], []);
+      const h3 = { reservationId: "r3", amount: 1n, expiresAt: 40 };
+      const hold = (h: typeof h1, owner = "c1", entitlement = "chat") => ({ kind: "hold-put" as const, owner, entitlement, hold: h });
+      const drop = (h: typeof h1) => ({ kind: "hold-delete" as const, owner: "c1", entitlement: "chat", hold: h });
+      const m = (holds: readonly (typeof h1)[]) => ({ kind: "meter-put" as const, meter: meter("c1", "chat", 1n, { holdSummary: summarizeHolds(holds) }) });
+      const neighbours = [hold(h2, "c1", "chas"), hold(h2, "c1", "chatter"), hold(h1, "c", "1chat"), hold(h1, "c1\0", "chat")];
+      await s.commit(neighbours, []);
+      const p = s.commit([m([h1, h2, h3]), hold(h1), hold(h2), hold(h3)], []);
+      const expectStored = (): void => {
+        // In expiry order, then by reservation id.
+        expect(s.getHolds("c1", "chat")).toEqual([h2, h3, h1]);
+        expect(s.getHold("c1", "chat", 40, "r2")).toEqual(h2);
+        expect(s.getHold("c1", "chat", 50, "r2")).toBeUndefined();
+        expect(s.getHold("c1", "chas", 40, "r1")).toBeUndefined();
+        expect(s.expiredHolds("c1", "chat", 39)).toEqual({ expired: [], nextExpiry: 40 });
+        expect(s.expiredHolds("c1", "chat", 40)).toEqual({ expired: [h2, h3], nextExpiry: 50 });
+        expect(s.expiredHolds("c1", "chat", 49.5)).toEqual({ expired: [h2, h3], nextExpiry: 50 });
+        expect(s.expiredHolds("c1", "chat", 1e15)).toEqual({ expired: [h2, h3, h1], nextExpiry: Infinity });
+        expect(s.getHolds("c1", "chas")).toEqual([h2]);
+        expect(s.getHolds("c1", "chatter")).toEqual([h2]);
+        expect(s.getHolds("c", "1chat")).toEqual([h1]);
+        expect(s.getHolds("c1", "other")).toEqual([]);
+        expect(s.expiredHolds("c1", "other", 1e15)).toEqual({ expired: [], nextExpiry: Infinity });
+      };
       // Visible before the commit settles, like every other write.
-      expect(s.getHolds("c1", "chat")).toEqual([h1, h2]);
+      expectStored();
       await p;
-      expect(s.getHolds("c1", "chat")).toEqual([h1, h2]);
-      expect(s.getHolds("c1", "other")).toEqual([]);
-      expect(s.getHolds("c", "1chat")).toEqual([]);
-      await s.commit([{ kind: "meter-put", meter: m(2n, [h1, h2]) }], []);
-      expect(s.getHolds("c1", "chat")).toEqual([h1, h2]);
-      expect(s.getMeter("c1", "chat")?.holdSummary).toEqual({ held: 12n, count: 2, nextExpiry: 40 });
-      await s.commit([{ kind: "meter-put", meter: m(3n, [h1]), holds: [h1] }], []);
-      expect(s.getHolds("c1", "chat")).toEqual([h1]);
-      await s.commit([{ kind: "meter-put", meter: m(4n, []), holds: [] }], []);
-      expect(s.getHolds("c1", "chat")).toEqual([]);
-      expect(s.getMeter("c1", "chat")?.holdSummary).toEqual({ held: 0n, count: 0, nextExpiry: Infinity });
-      await s.commit([{ kind: "meter-put", meter: m(5n, [h2]), holds: [h2] }], []);
+      expectStored();
+
+      const h4 = { reservationId: "r4", amount: 2n, expiresAt: 45 };
+      const q = s.commit([m([h3, h1, h4]), drop(h2), hold(h4)], []);
+      const expectChanged = (): void => {
+        expect(s.getHolds("c1", "chat")).toEqual([h3, h4, h1]);
+        expect(s.getHold("c1", "chat", 40, "r2")).toBeUndefined();
+        expect(s.expiredHolds("c1", "chat", 45)).toEqual({ expired: [h3, h4], nextExpiry: 50 });
+        expect(s.expiredHolds("c1", "chat", 44)).toEqual({ expired: [h3], nextExpiry: 45 });
+      };
+      expectChanged();
+      await q;
+      expectChanged();
+
       await s.commit([{ kind: "meter-delete", owner: "c1", entitlement: "chat" }], []);
       expect(s.getMeter("c1", "chat")).toBeUndefined();
       expect(s.getHolds("c1", "chat")).toEqual([]);
+      expect(s.getHold("c1", "chat", 50, "r1")).toBeUndefined();
+      expect(s.getHolds("c1", "chas")).toEqual([h2]);
+      expect(s.getHolds("c1", "chatter")).toEqual([h2]);
+      expect(s.getHolds("c", "1chat")).toEqual([h1]);
+      expect(s.getHolds("c1\0", "chat")).toEqual([h1]);
     });
 
-    it("in one batch, a meter's holds are what its last write that carried them said", async () => {
+    it("in one batch, a hold is what its last write said, and a meter deleted takes the holds written before", async () => {
       const s = fresh();
       const h1 = { reservationId: "r1", amount: 5n, expiresAt: 50 };
+      const h1b = { ...h1, amount: 9n };
       const h2 = { reservationId: "r2", amount: 7n, expiresAt: 40 };
-      const m = (value: bigint, holds: readonly (typeof h1)[]) => meter("c1", "chat", value, { holdSummary: summarizeHolds(holds) });
+      const put = (h: typeof h1, entitlement = "chat") => ({ kind: "hold-put" as const, owner: "c1", entitlement, hold: h });
+      const m = (value: bigint, holds: readonly (typeof h1)[], entitlement = "chat") => meter("c1", entitlement, value, { holdSummary: summarizeHolds(holds) });
       // Not awaited one by one: the LMDB store writes them in one transaction, each key once.
       const commits = [
-        s.commit([{ kind: "meter-put", meter: m(1n, [h1, h2]), holds: [h1, h2] }], []),
-        s.commit([{ kind: "meter-put", meter: m(2n, [h1]), holds: [h1] }], []),
-        s.commit([{ kind: "meter-put", meter: m(3n, [h1]) }], []),
+        s.commit([{ kind: "meter-put", meter: m(1n, [h1, h2]) }, put(h1), put(h2)], []),
+        s.commit([{ kind: "meter-put", meter: m(2n, [h2]) }, { kind: "hold-delete", owner: "c1", entitlement: "chat", hold: h1 }], []),
+        s.commit([{ kind: "meter-put", meter: m(3n, [h2, h1b]) }, put(h1b)], []),
+        s.commit([{ kind: "meter-put", meter: m(1n, [h1], "gone") }, put(h1, "gone")], []),
+        s.commit([{ kind: "meter-delete", owner: "c1", entitlement: "gone" }], []),
       ];
-      expect(s.getHolds("c1", "chat")).toEqual([h1]);
+      expect(s.getHolds("c1", "chat")).toEqual([h2, h1b]);
+      expect(s.getHolds("c1", "gone")).toEqual([]);
       await Promise.all(commits);
-      expect(s.getHolds("c1", "chat")).toEqual([h1]);
-      expect(s.getMeter("c1", "chat")).toEqual(m(3n, [h1]));
+      expect(s.getHolds("c1", "chat")).toEqual([h2, h1b]);
+      expect(s.getHold("c1", "chat", 50, "r1")).toEqual(h1b);
+      expect(s.getMeter("c1", "chat")).toEqual(m(3n, [h2, h1b]));
+      expect(s.getHolds("c1", "gone")).toEqual([]);
     });
 
     it("deletes reservations", async () => {
