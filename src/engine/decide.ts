@@ -102,8 +102,7 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     if (work === undefined) {
       work = loadWorkMeter(ctx.state, owner, name, limit, now, ctx.resetRuleChanges);
       works[workCount++] = work;
-      const drop = input.dropReservation;
-      if (drop !== undefined) dropHold(work, drop.id, drop.expiresAt, now);
+      if (input.dropReservation !== undefined) dropHold(work, input.dropReservation, now);
       if (work.rolled && emit) {
         const stored = work.stored as NonNullable<WorkMeter["stored"]>;
         pushResetEvents(resetEvents, scope, work, stored.value, stored.thresholdsReached);

@@ -10,7 +10,7 @@ import { decide } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import type { DecisionResult, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
-import { findWork, summaryWithout, type WorkMeter } from "./work-meter.js";
+import { findWork, takeHold, type WorkMeter } from "./work-meter.js";
 
 /** Removes the reservation's holds and records the actual amounts. */
 export function settle(ctx: EngineContext, req: SettleRequest): Outcome<DecisionResult> {
@@ -121,15 +121,12 @@ function holdRemovals(ctx: EngineContext, reservation: Reservation, touched: rea
   for (const r of reservation.items) {
     if (findWork(touched, touched.length, r.owner, r.entitlement) !== undefined) continue;
     const meter = ctx.state.getMeter(r.owner, r.entitlement);
-    if (meter === undefined || meter.holdSummary.count === 0) continue;
+    if (meter === undefined) continue;
     // Expired or not: the summary counts it until it is removed. Expired others stay until the
     // meter's next decision drops them (this is not one: the meter's period is not looked at).
-    const hold = ctx.state.getHold(r.owner, r.entitlement, reservation.expiresAt, reservation.id);
-    if (hold === undefined) continue;
-    writes.push(
-      { kind: "meter-put", meter: { ...meter, holdSummary: summaryWithout(meter.holdSummary, hold) } },
-      { kind: "hold-delete", owner: r.owner, entitlement: r.entitlement, hold },
-    );
+    const taken = takeHold(ctx.state, r.owner, r.entitlement, meter.holdSummary, reservation);
+    if (taken === undefined) continue;
+    writes.push({ kind: "meter-put", meter: { ...meter, holdSummary: taken.summary } }, taken.write);
   }
   return writes;
 }

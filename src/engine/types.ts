@@ -36,8 +36,8 @@ export interface Hold {
  * decisions read only this. Each hold is a row of its own: one is read when its reservation is
  * settled or released (`StateReader.getHold`), and the expired ones once `nextExpiry` has passed
  * (`StateReader.expiredHolds`; they are dropped by the next decision that is not a Check, which
- * writes the meter for it). So no decision reads or writes more holds than it adds, removes or
- * finds expired, however many reservations are open on the meter.
+ * writes the meter for it). So what a decision reads and writes of a meter's holds grows with
+ * what it adds, removes or finds expired, not with how many reservations are open on the meter.
  */
 export interface HoldSummary {
   readonly held: Nanos;

@@ -130,9 +130,18 @@ function storedHeld(work: WorkMeter, now: number): Nanos {
     pushHoldWrite(work, { kind: "hold-delete", owner: work.owner, entitlement: work.entitlement, hold: h });
   }
   const count = s.count - found.expired.length;
-  // The next expiry is stored even when nothing had expired yet (the earliest hold was settled):
-  // it saves the next decisions from looking again.
-  work.holdSummary = count <= 0 ? NO_HOLD_SUMMARY : { held: s.held - gone, count, nextExpiry: found.nextExpiry };
+  if (found.nextExpiry === Infinity) {
+    // Nothing is left once these go, whatever the summary said.
+    work.holdSummary = NO_HOLD_SUMMARY;
+  } else if (count <= 0) {
+    // Rows the summary does not count (no commit of this engine leaves any): count them again.
+    const open = work.state.getHolds(work.owner, work.entitlement).filter((h) => h.expiresAt > now);
+    work.holdSummary = summarizeHolds(open);
+  } else {
+    // The next expiry is stored even when nothing had expired yet (the earliest hold was
+    // settled): it saves the next decisions from looking again.
+    work.holdSummary = { held: s.held - gone, count, nextExpiry: found.nextExpiry };
+  }
   work.holdsChanged = true;
   return work.holdSummary.held;
 }
@@ -153,10 +162,24 @@ export function summarizeHolds(holds: readonly Hold[]): HoldSummary {
   return { held, count: holds.length, nextExpiry };
 }
 
-/** `summary` without `hold`, one of the holds it describes. */
-export function summaryWithout(summary: HoldSummary, hold: Hold): HoldSummary {
+/**
+ * What removing a reservation's hold from a meter whose holds add up to `summary` takes: the
+ * stored hold (read by key: the reservation knows its expiry), the summary without it, and the
+ * write; undefined when the meter holds nothing for it.
+ */
+export function takeHold(
+  state: StateReader,
+  owner: string,
+  entitlement: string,
+  summary: HoldSummary,
+  reservation: { readonly id: string; readonly expiresAt: number },
+): { readonly hold: Hold; readonly summary: HoldSummary; readonly write: Write } | undefined {
+  if (summary.count === 0) return undefined;
+  const hold = state.getHold(owner, entitlement, reservation.expiresAt, reservation.id);
+  if (hold === undefined) return undefined;
   // nextExpiry stays: still no hold expires before it, and finding the next would mean a read.
-  return summary.count <= 1 ? NO_HOLD_SUMMARY : { held: summary.held - hold.amount, count: summary.count - 1, nextExpiry: summary.nextExpiry };
+  const rest = summary.count <= 1 ? NO_HOLD_SUMMARY : { held: summary.held - hold.amount, count: summary.count - 1, nextExpiry: summary.nextExpiry };
+  return { hold, summary: rest, write: { kind: "hold-delete", owner, entitlement, hold } };
 }
 
 /** Adds a hold that counts from now on. */
@@ -176,19 +199,18 @@ export function placedHold(work: WorkMeter, reservationId: string): Hold | undef
 }
 
 /**
- * Drops the hold a reservation (which expires at `expiresAt`) has on the meter; returns whether
- * there was one that still counted. An expired one was already dropped when the meter was loaded.
+ * Drops the hold a reservation has on the meter, if it still counts. An expired one was already
+ * dropped when the meter was loaded (`storedHeld`: no hold expires before the summary's bound).
  */
-export function dropHold(work: WorkMeter, reservationId: string, expiresAt: number, now: number): boolean {
-  if (work.holdSummary.count === 0 || expiresAt <= now) return false;
-  const hold = work.state.getHold(work.owner, work.entitlement, expiresAt, reservationId);
-  if (hold === undefined) return false;
-  work.holdSummary = summaryWithout(work.holdSummary, hold);
-  work.held -= hold.amount;
-  pushHoldWrite(work, { kind: "hold-delete", owner: work.owner, entitlement: work.entitlement, hold });
+export function dropHold(work: WorkMeter, reservation: { readonly id: string; readonly expiresAt: number }, now: number): void {
+  if (reservation.expiresAt <= now) return;
+  const taken = takeHold(work.state, work.owner, work.entitlement, work.holdSummary, reservation);
+  if (taken === undefined) return;
+  work.holdSummary = taken.summary;
+  work.held -= taken.hold.amount;
+  pushHoldWrite(work, taken.write);
   work.holdsChanged = true;
   work.changed = true;
-  return true;
 }
 
 /**

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { open, type Database, type Key, type RootDatabase } from "lmdb";
 import { summarizeHolds, type Hold, type Meter } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import { decodeFormat3Holds, decodeMeter, encodeHold, encodeMeter, splitLegacyMeterRow } from "./row-codecs.js";
+import { decodeFormat3Holds, decodeMeter, encodeHold, encodeMeter, splitLegacyMeterRow, summaryCountsHolds } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
 import { holdId, holdKey } from "./write-ops.js";
 
@@ -215,6 +215,10 @@ function upgradeFormat(tables: Tables, meta: Table): void {
   for (const { key, value } of tables.meters.getRange()) {
     const split = unreadable(key, "meter", () => splitLegacyMeterRow(value));
     if (split !== undefined) moves.push({ key, ...split, listRow: false });
+    else if (summaryCountsHolds(value) && tables.holds.get(key) === undefined) {
+      // A format 3 meter whose summary counts holds that have no list: it counts none.
+      moves.push({ key, meter: unreadable(key, "meter", () => decodeMeter(value)), holds: [], listRow: false });
+    }
   }
   for (const { key, value } of tables.holds.getRange()) {
     if (!Array.isArray(key) || key.length !== 2) continue;

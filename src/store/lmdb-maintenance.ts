@@ -11,7 +11,6 @@ import {
   type EngineEvent,
   type EventLog,
   type EventType,
-  type Hold,
   type StateReader,
   type StateRecord,
   type StoredEvent,
@@ -20,9 +19,10 @@ import {
 import { invalidArgument } from "../errors/index.js";
 import { pagesOf, type PageStat } from "./data-pages.js";
 import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
-import { decodeCustomer, decodeEvent, decodeHold, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
+import { holdRowsOf } from "./lmdb-reader.js";
+import { decodeCustomer, decodeEvent, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
-import { holdId, meterSlot, slotOf } from "./write-ops.js";
+import { holdId } from "./write-ops.js";
 
 /** An audit query over the event log (SPEC §5, issue 5 `ListEvents`). All filters are ANDed. */
 export interface EventQuery {
@@ -120,6 +120,7 @@ export interface MaintenanceContext {
 /** Rows deleted per transaction when pruning: short write locks, a turn between them. */
 const PRUNE_CHUNK = 500;
 const IMPORT_CHUNK = 500;
+const IMPORT_CHUNK_WRITES = 5_000;
 const DEFAULT_SCAN_LIMIT = 100_000;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -155,9 +156,10 @@ function pushRecordWrites(chunk: Write[], r: StateRecord, reader: StateReader, a
         if (seen.has(id)) throw invalidArgument(`${at}.holds[${i}]`, `reservation "${h.reservationId}" holds this meter twice with the same expiry`);
         seen.add(id);
       });
-      // The record's holds replace the meter's; the summary is the store's to keep right,
-      // whoever built the record.
-      for (const hold of reader.getHolds(owner, entitlement)) chunk.push({ kind: "hold-delete", owner, entitlement, hold });
+      // The record's holds replace the meter's: the delete takes the holds stored when the chunk
+      // is applied (a Reserve may have added one since this record was read). The summary is the
+      // store's to keep right, whoever built the record.
+      chunk.push({ kind: "meter-delete", owner, entitlement });
       chunk.push({ kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) } });
       for (const hold of r.holds) chunk.push({ kind: "hold-put", owner, entitlement, hold });
       return;
@@ -170,12 +172,7 @@ function pushRecordWrites(chunk: Write[], r: StateRecord, reader: StateReader, a
   }
 }
 
-/** A record that reads what is stored under its key, so must not share a chunk with an earlier one of that key. */
-function readingKey(r: StateRecord): string | undefined {
-  if (r.kind === "customer") return slotOf("customers", r.customer.id);
-  if (r.kind === "meter") return meterSlot(r.meter.owner, r.meter.entitlement);
-  return undefined;
-}
+
 
 export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
   const { env, tables, meta, file } = ctx.layout;
@@ -205,13 +202,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         }
         for (const { value } of tables.meters.getRange({ transaction: txn })) {
           const meter = decodeMeter(value);
-          const holds: Hold[] = [];
-          if (meter.holdSummary.count > 0) {
-            for (const { key, value: row } of tables.holds.getRange({ start: [meter.owner, meter.entitlement], transaction: txn })) {
-              if (!Array.isArray(key) || key[0] !== meter.owner || key[1] !== meter.entitlement) break;
-              holds.push(decodeHold(key, row));
-            }
-          }
+          const holds = meter.holdSummary.count === 0 ? [] : [...holdRowsOf(tables.holds, meter.owner, meter.entitlement, txn)];
           yield { kind: "meter", meter, holds };
         }
         for (const { value } of tables.reservations.getRange({ transaction: txn })) {
@@ -226,25 +217,24 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
       let count = 0;
       let chunk: Write[] = [];
       let inChunk = 0;
-      const keysInChunk = new Set<string>();
+      const customersInChunk = new Set<string>();
       const flush = async (): Promise<void> => {
         if (chunk.length === 0) return;
         const writes = chunk;
         chunk = [];
         inChunk = 0;
-        keysInChunk.clear();
+        customersInChunk.clear();
         await ctx.commit(writes, []);
       };
       try {
         for await (const r of records) {
-          // A customer's `previous` and a meter's holds are read from the store: an earlier
-          // record of the same key must be committed first.
-          const key = readingKey(r);
-          if (key !== undefined && keysInChunk.has(key)) await flush();
+          // `previous` must see the earlier record of the same customer: commit that one first.
+          if (r.kind === "customer" && customersInChunk.has(r.customer.id)) await flush();
           pushRecordWrites(chunk, r, ctx.reader, `records[${count}]`);
-          if (key !== undefined) keysInChunk.add(key);
+          if (r.kind === "customer") customersInChunk.add(r.customer.id);
           count++;
-          if (++inChunk >= IMPORT_CHUNK) await flush();
+          // Records, and writes: a meter brings one per hold.
+          if (++inChunk >= IMPORT_CHUNK || chunk.length >= IMPORT_CHUNK_WRITES) await flush();
         }
       } catch (e) {
         // A stream is applied in order, as it arrives: when a record is refused (or the stream

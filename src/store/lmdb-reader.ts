@@ -4,15 +4,28 @@
  * LMDB. Nothing is loaded ahead: a million stored customers cost start-up nothing, and a read the
  * cache cannot answer is a B-tree lookup in the memory map.
  */
-import type { Key } from "lmdb";
+import type { Key, Transaction } from "lmdb";
 import type { Customer, ExpiredHolds, Hold, IdempotencyRecord, Meter, Reservation, StateReader } from "../engine/index.js";
 import { compareCodePoints } from "./code-point-order.js";
-import type { Tables } from "./lmdb-layout.js";
+import type { Table, Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
 import { MISS, type RowCache } from "./row-cache.js";
 import { decodeCustomer, decodeHold, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
 import { byExpiry, holdId, holdKey, meterSlot, slotOf } from "./write-ops.js";
+
+/**
+ * A meter's committed hold rows, in key (expiry) order, from LMDB alone (`transaction`: read
+ * in that one). Keys [owner, entitlement, expiresAt, reservationId] follow [owner, entitlement];
+ * the first key of another meter, or of another shape, ends them.
+ */
+export function* holdRowsOf(table: Table, owner: string, entitlement: string, transaction?: Transaction): Generator<Hold> {
+  const start: Key = [owner, entitlement];
+  for (const { key, value } of table.getRange(transaction === undefined ? { start } : { start, transaction })) {
+    if (!Array.isArray(key) || key.length !== 4 || key[0] !== owner || key[1] !== entitlement || typeof key[2] !== "number") return;
+    yield decodeHold(key, value);
+  }
+}
 
 /** `guard` throws when the store is closed; LMDB errors on reads are wrapped like write errors. */
 export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCache, guard: (action: string) => void): StateReader {
@@ -49,10 +62,7 @@ export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCac
    */
   function committedHolds(action: string, owner: string, entitlement: string, pending: ReadonlyMap<string, Hold | undefined>, visit: (h: Hold) => boolean): void {
     read(action, () => {
-      // Keys [owner, entitlement, *] follow [owner, entitlement]; stop at the first of another meter.
-      for (const { key, value } of tables.holds.getRange({ start: [owner, entitlement] })) {
-        if (!Array.isArray(key) || key[0] !== owner || key[1] !== entitlement) break;
-        const hold = decodeHold(key, value);
+      for (const hold of holdRowsOf(tables.holds, owner, entitlement)) {
         if (pending.size > 0 && pending.has(holdId(hold.expiresAt, hold.reservationId))) continue;
         if (!visit(hold)) break;
       }

@@ -130,6 +130,11 @@ export function decodeMeter(v: unknown): Meter {
   };
 }
 
+/** Whether a stored meter row's summary counts any holds, read without decoding the row. */
+export function summaryCountsHolds(v: unknown): boolean {
+  return Array.isArray(v) && v[0] === METER_ROW_V2 && Array.isArray(v[7]);
+}
+
 /**
  * A meter row of storage format 1 or 2 that carries holds → the meter (its summary made from
  * them) and the holds, to be stored as rows of their own; undefined for a row without holds

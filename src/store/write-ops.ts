@@ -49,6 +49,8 @@ const expirySlot = (expiresAt: number, key: string): string => `idempotencyExpir
 export const meterSlot = (owner: string, entitlement: string): string => `meters\0${owner.length}\0${owner}${entitlement}`;
 /** A hold's identity within its meter: the time is a number, so its first \0 ends it. */
 export const holdId = (expiresAt: number, reservationId: string): string => `${expiresAt}\0${reservationId}`;
+/** A hold row's identity across a batch: both lengths, so that owner, entitlement and `holdId` cannot run into each other. */
+const holdSlot = (owner: string, entitlement: string, id: string): string => `holds\0${owner.length}\0${entitlement.length}\0${owner}${entitlement}${id}`;
 /** A hold's row key: its meter's, then the expiry, so that a meter's expired holds are a range. */
 export const holdKey = (owner: string, entitlement: string, expiresAt: number, reservationId: string): Key => [owner, entitlement, expiresAt, reservationId];
 
@@ -71,6 +73,26 @@ function checkId(write: number, path: string, id: string): void {
   }
 }
 
+/**
+ * lmdb-js's key encoding (ordered-binary) escapes U+0000–U+0004 only in strings shorter than 64
+ * UTF-16 units, and inside an array key an unescaped one reads as the end of the element: the
+ * meter keys [o + "\0x", e] and [o, "x", e] would be the same bytes, and one meter's range (its
+ * owner's meters, its holds) would take in the other's rows. So the ids that lead array keys (a
+ * meter's owner and entitlement, and so a customer's id) must not be both. Deletes are not
+ * checked: whatever is stored can still be removed.
+ */
+const ESCAPED_BELOW = 64;
+
+function checkKeyPart(write: number, path: string, id: string): void {
+  checkId(write, path, id);
+  if (id.length < ESCAPED_BELOW) return;
+  for (let i = 0; i < id.length; i++) {
+    if (id.charCodeAt(i) <= 4) {
+      throw invalidArgument(`writes[${write}].${path}`, `must not contain U+0000 to U+0004 when ${ESCAPED_BELOW} characters or longer (the storage's key order)`);
+    }
+  }
+}
+
 /** Rejects a commit whose keys LMDB could not store, before any of it is applied. */
 export function validateWrites(writes: readonly Write[]): void {
   for (let i = 0; i < writes.length; i++) validateWrite(writes[i] as Write, i);
@@ -80,13 +102,16 @@ export function validateWrites(writes: readonly Write[]): void {
 function validateWrite(w: Write, i: number): void {
   switch (w.kind) {
     case "customer-put":
+      checkKeyPart(i, "customer.id", w.customer.id);
+      w.customer.altIds.forEach((a, j) => checkId(i, `customer.altIds[${j}]`, a));
+      return;
     case "customer-delete":
       checkId(i, "customer.id", w.customer.id);
       w.customer.altIds.forEach((a, j) => checkId(i, `customer.altIds[${j}]`, a));
       return;
     case "meter-put":
-      checkId(i, "meter.owner", w.meter.owner);
-      checkId(i, "meter.entitlement", w.meter.entitlement);
+      checkKeyPart(i, "meter.owner", w.meter.owner);
+      checkKeyPart(i, "meter.entitlement", w.meter.entitlement);
       return;
     case "meter-delete":
       checkId(i, "owner", w.owner);
@@ -94,8 +119,8 @@ function validateWrite(w: Write, i: number): void {
       return;
     case "hold-put":
     case "hold-delete":
-      checkId(i, "owner", w.owner);
-      checkId(i, "entitlement", w.entitlement);
+      (w.kind === "hold-put" ? checkKeyPart : checkId)(i, "owner", w.owner);
+      (w.kind === "hold-put" ? checkKeyPart : checkId)(i, "entitlement", w.entitlement);
       checkId(i, "hold.reservationId", w.hold.reservationId);
       if (!Number.isFinite(w.hold.expiresAt)) throw invalidArgument(`writes[${i}].hold.expiresAt`, `must be a finite time, got ${w.hold.expiresAt}`);
       return;
@@ -124,8 +149,7 @@ function dropAltId(ops: Op[], overlay: Overlay, gen: number, altId: string): voi
 function putHold(ops: Op[], overlay: Overlay, gen: number, owner: string, entitlement: string, slot: string, hold: Hold, put: boolean): void {
   const id = holdId(hold.expiresAt, hold.reservationId);
   overlay.putHold(slot, id, put ? hold : undefined, gen);
-  // The table name keeps the ops' slots apart from the meter row's.
-  ops.push(op("holds", holdKey(owner, entitlement, hold.expiresAt, hold.reservationId), `holds${slot}\0${id}`, put ? hold : undefined, encodeHold));
+  ops.push(op("holds", holdKey(owner, entitlement, hold.expiresAt, hold.reservationId), holdSlot(owner, entitlement, id), put ? hold : undefined, encodeHold));
 }
 
 /** Applies validated `writes` to the overlay under generation `gen` and returns their ops. */

@@ -14,8 +14,10 @@ import {
   check,
   release,
   reserve,
+  setCustomerPlan,
   settle,
   summarizeHolds,
+  upsertCustomer,
   type DecisionResult,
   type EngineContext,
   type MeterView,
@@ -140,16 +142,47 @@ describe("holds apart from their meter", () => {
     expect(h.store.getMeter("u", "a")?.holdSummary).toMatchObject({ held: n(39), count: 39 });
   });
 
-  it("a meter whose summary says it has no holds is never asked for them", () => {
+  const meterRow = (h: Harness, holdSummary = NO_HOLD_SUMMARY) => ({ owner: "u", entitlement: "a", credit: "token", periodStart: h.now, value: 0n, overhead: 0n, holdSummary, thresholdsReached: [] });
+
+  it("the rows are the truth: a meter whose summary counts none is not asked, and a row it missed is counted once the summary runs out", () => {
     const h = createHarness(policy);
-    const stale = { reservationId: "gone", amount: n(45), expiresAt: h.now + 500 };
+    const stray = { reservationId: "stray", amount: n(45), expiresAt: h.now + 60_000 };
     // A meter row and a hold row that disagree (which no commit of the engine leaves).
-    const meter = { owner: "u", entitlement: "a", credit: "token", periodStart: h.now, value: 0n, overhead: 0n, holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [] };
-    void h.store.commit([{ kind: "meter-put", meter }, { kind: "hold-put", owner: "u", entitlement: "a", hold: stale }], []);
-    const r = counted(h, reserve, { customerId: "u", items: [{ entitlement: "a", amount: 10 }], ttlMs: 1000 });
+    void h.store.commit([{ kind: "meter-put", meter: meterRow(h) }, { kind: "hold-put", owner: "u", entitlement: "a", hold: stray }], []);
+    const r = counted(h, reserve, { customerId: "u", items: [{ entitlement: "a", amount: 5 }], ttlMs: 1000 });
     expect(r.out.result.allowed).toBe(true);
     expect(r.reads).toEqual(NO_READS);
-    expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(10), count: 1, nextExpiry: h.now + 1000 });
+    expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(5), count: 1, nextExpiry: h.now + 1000 });
+    // The reserve's hold expires: the summary would count nothing while a row is left, so the
+    // rows are counted again.
+    h.now += 1000;
+    const a = counted(h, allow, { customerId: "u", items: [{ entitlement: "a", amount: 0 }] });
+    expect(view(a.out.result as DecisionResult).held).toBe(n(45));
+    expect(a.reads).toEqual({ one: 0, expired: 2, all: 1 });
+    expect(h.store.getMeter("u", "a")?.holdSummary).toEqual({ held: n(45), count: 1, nextExpiry: stray.expiresAt });
+  });
+
+  it("a summary with no rows behind it counts nothing once its bound has passed", () => {
+    const h = createHarness(policy);
+    void h.store.commit([{ kind: "meter-put", meter: meterRow(h, { held: n(30), count: 2, nextExpiry: h.now + 10 }) }], []);
+    expect(view(h.run(check, { customerId: "u", items: [{ entitlement: "a", amount: 0 }] }).result).held).toBe(n(30));
+    h.now += 10;
+    const a = counted(h, allow, { customerId: "u", items: [{ entitlement: "a", amount: 50 }] });
+    expect(a.out.result.allowed).toBe(true);
+    expect(view(a.out.result as DecisionResult).held).toBe(0n);
+    expect(h.store.getMeter("u", "a")?.holdSummary).toEqual(NO_HOLD_SUMMARY);
+  });
+
+  it("a plan change that restarts the meters drops their expired holds with them, and keeps the open ones", () => {
+    const h = createHarness(policy);
+    h.run(upsertCustomer, { id: "u" });
+    const gone = h.run(reserve, { customerId: "u", items: [{ entitlement: "a", amount: 3 }], ttlMs: 1000 }).result.reservationId;
+    const kept = h.run(reserve, { customerId: "u", items: [{ entitlement: "a", amount: 4 }], ttlMs: 5000 }).result.reservationId;
+    h.now += 1000;
+    const out = h.run(setCustomerPlan, { customerId: "u", plan: "", resetMeters: true });
+    expect(out.writes.filter((w) => w.kind === "hold-delete").map((w) => w.kind === "hold-delete" && w.hold.reservationId)).toEqual([gone]);
+    expect(h.store.getHolds("u", "a").map((x) => x.reservationId)).toEqual([kept]);
+    expect(h.store.getMeter("u", "a")).toMatchObject({ value: 0n, holdSummary: { held: n(4), count: 1, nextExpiry: h.now + 4000 } });
   });
 
   it("a read never writes: a Check after an expiry counts without the expired hold and stores nothing", () => {

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Key } from "lmdb";
 import { afterEach, describe, expect, it } from "vitest";
-import { summarizeHolds, type EngineEvent, type StateRecord, type StoredEvent, type Write } from "../../src/engine/index.js";
+import { NO_HOLD_SUMMARY, summarizeHolds, type EngineEvent, type StateRecord, type StoredEvent, type Write } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { FORMAT_VERSION, createLmdbStore, type LmdbStore } from "../../src/store/index.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
@@ -385,6 +385,28 @@ describe("lmdb store", () => {
     expect(s.getMeter("c1", "chat")?.value).toBe(1n);
   });
 
+  it("refuses an owner or entitlement the key order cannot tell apart: 64 characters or more with U+0000 to U+0004", async () => {
+    const s = openAt(dir());
+    const long = "o".repeat(64);
+    // Shorter ids are escaped by the key encoding: any character is fine.
+    await s.commit([{ kind: "meter-put", meter: meter(`${"o".repeat(62)}\0`, "chat", 1n) }], []);
+    expect(s.getMeter(`${"o".repeat(62)}\0`, "chat")?.value).toBe(1n);
+    for (const [write, field] of [
+      [{ kind: "meter-put", meter: meter(`${long}\0chat`, "x", 1n) }, "writes[0].meter.owner"],
+      [{ kind: "meter-put", meter: meter("c1", `${long}\u0004`, 1n) }, "writes[0].meter.entitlement"],
+      [{ kind: "hold-put", owner: `\u0001${long}`, entitlement: "chat", hold: { reservationId: "r", amount: 1n, expiresAt: 5 } }, "writes[0].owner"],
+      [{ kind: "customer-put", customer: customer(`${long}\0`), previous: undefined }, "writes[0].customer.id"],
+    ] as const) {
+      const e = await rejection(s.commit([write], []));
+      expect(isLimitrError(e, "INVALID_ARGUMENT")).toBe(true);
+      expect(e).toMatchObject({ field });
+      expect((e as Error).message).toMatch(/must not contain U\+0000 to U\+0004 when 64 characters or longer/);
+    }
+    expect(s.getMeter(`${long}\0chat`, "x")).toBeUndefined();
+    // What is stored can still be removed.
+    await s.commit([{ kind: "meter-delete", owner: `${long}\0`, entitlement: "chat" }], []);
+  });
+
   it("measures an id's limit in UTF-8 bytes, not in characters", async () => {
     const s = openAt(dir());
     // "€" is one UTF-16 unit and three UTF-8 bytes: 170 of them are 510 bytes, 171 are 513.
@@ -498,6 +520,23 @@ describe("lmdb store", () => {
     // What came before the refused record is in; the refused one changed nothing.
     expect(s.getCustomer("x")).toEqual(customer("x"));
     expect(s.getHolds("c1", "chat")).toEqual([b, c]);
+  });
+
+  it("an import replaces the holds stored when it is applied, also one a Reserve added while the chunk was read", async () => {
+    const s = openAt(dir());
+    const hold = (reservationId: string, amount: bigint, expiresAt: number) => ({ reservationId, amount, expiresAt });
+    const a = hold("a", 1n, 10);
+    const m = meter("c1", "chat", 1n, { holdSummary: summarizeHolds([a]) });
+    async function* stream(): AsyncIterable<StateRecord> {
+      yield { kind: "meter", meter: m, holds: [a] };
+      // A decision commits between the record and the chunk's commit.
+      const late = hold("late", 4n, 15);
+      await s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 2n, { holdSummary: summarizeHolds([late]) }) }, { kind: "hold-put", owner: "c1", entitlement: "chat", hold: late }], []);
+      yield { kind: "customer", customer: customer("x") };
+    }
+    await s.importState(stream());
+    expect(s.getHolds("c1", "chat")).toEqual([a]);
+    expect(s.getMeter("c1", "chat")?.holdSummary).toEqual(summarizeHolds([a]));
   });
 
   it("a second writer on the same dir takes it over: the first stops committing, nothing acknowledged is overwritten", async () => {
@@ -858,6 +897,8 @@ describe("lmdb meter holds", () => {
       raw.meters.putSync(["c2", "chat"], v2Meter("c2", null));
       raw.holds.putSync(["c2", "chat"], [1, [["stale", 45, 9_000]]]);
       raw.holds.putSync(["c3", "chat"], [1, [["orphan", 1, 9_000]]]);
+      // A meter whose summary counts holds it has no list of: it counts none.
+      raw.meters.putSync(["c4", "chat"], v2Meter("c4", [9, 1, 8_000]));
     });
     await raw.env.close();
 
@@ -872,6 +913,7 @@ describe("lmdb meter holds", () => {
     expect(s.getHold("c1", "chat", 9_000, "r1")).toEqual(holds[1]);
     expect(s.getHolds("c2", "chat")).toEqual([]);
     expect(s.getHolds("c3", "chat")).toEqual([]);
+    expect(s.getMeter("c4", "chat")?.holdSummary).toEqual(NO_HOLD_SUMMARY);
     await s.close();
 
     const after = rawTables(path);
@@ -922,6 +964,23 @@ describe("lmdb meter holds", () => {
     }
     expect(isLimitrError(error, "INTERNAL")).toBe(true);
     expect((error as Error).message).toMatch(/still carries its holds/);
+  });
+
+  it("a batch that fails puts back the holds it deleted", async () => {
+    const path = dir();
+    const s = openAt(path);
+    const h = { reservationId: "r1", amount: 5n, expiresAt: 50 };
+    const m = (holds: readonly (typeof h)[]) => ({ kind: "meter-put" as const, meter: meter("c1", "chat", 1n, { holdSummary: summarizeHolds(holds) }) });
+    await s.commit([m([h]), { kind: "hold-put", owner: "c1", entitlement: "chat", hold: h }], []);
+    // Another writer takes the dir over: this store's next batch fails its writer check.
+    const other = openAt(path);
+    const p = s.commit([m([]), { kind: "hold-delete", owner: "c1", entitlement: "chat", hold: h }], []);
+    expect(s.getHolds("c1", "chat")).toEqual([]);
+    await expect(p).rejects.toMatchObject({ code: "FAILED_PRECONDITION" });
+    expect(s.getHolds("c1", "chat")).toEqual([h]);
+    expect(s.expiredHolds("c1", "chat", 50)).toEqual({ expired: [h], nextExpiry: Infinity });
+    expect(s.getMeter("c1", "chat")?.holdSummary).toEqual(summarizeHolds([h]));
+    await other.close();
   });
 
   it("a batch that fails takes its holds back with it", async () => {

@@ -215,6 +215,36 @@ export function describeStoreContract(
       expect(s.getHolds("c1", "gone")).toEqual([]);
     });
 
+    it("a pending hold replaces the committed row of the same id, once, in every read", async () => {
+      const s = fresh();
+      const h1 = { reservationId: "r1", amount: 5n, expiresAt: 50 };
+      const h2 = { reservationId: "r2", amount: 7n, expiresAt: 60 };
+      const put = (h: typeof h1) => ({ kind: "hold-put" as const, owner: "c1", entitlement: "chat", hold: h });
+      await s.commit([put(h1), put(h2)], []);
+      const bigger = { ...h1, amount: 9n };
+      const p = s.commit([put(bigger)], []);
+      expect(s.getHolds("c1", "chat")).toEqual([bigger, h2]);
+      expect(s.expiredHolds("c1", "chat", 50)).toEqual({ expired: [bigger], nextExpiry: 60 });
+      expect(s.expiredHolds("c1", "chat", 60)).toEqual({ expired: [bigger, h2], nextExpiry: Infinity });
+      expect(s.getHold("c1", "chat", 50, "r1")).toEqual(bigger);
+      await p;
+      expect(s.getHolds("c1", "chat")).toEqual([bigger, h2]);
+      // A pending delete of a committed row hides it from the range, and the next row answers.
+      const q = s.commit([{ kind: "hold-delete", owner: "c1", entitlement: "chat", hold: bigger }], []);
+      expect(s.expiredHolds("c1", "chat", 55)).toEqual({ expired: [], nextExpiry: 60 });
+      await q;
+      expect(s.expiredHolds("c1", "chat", 55)).toEqual({ expired: [], nextExpiry: 60 });
+    });
+
+    it("in one batch, holds whose owner, entitlement and reservation ids run together stay apart", async () => {
+      const s = fresh();
+      const one = { kind: "hold-put" as const, owner: "o", entitlement: "chat", hold: { reservationId: "7\0r", amount: 1n, expiresAt: 5 } };
+      const two = { kind: "hold-put" as const, owner: "o", entitlement: "chat\u00005", hold: { reservationId: "r", amount: 2n, expiresAt: 7 } };
+      await Promise.all([s.commit([one], []), s.commit([two], [])]);
+      expect(s.getHolds("o", "chat")).toEqual([one.hold]);
+      expect(s.getHolds("o", "chat\u00005")).toEqual([two.hold]);
+    });
+
     it("deletes reservations", async () => {
       const s = fresh();
       await s.commit([{ kind: "reservation-put", reservation: reservation("r1") }], []);
