@@ -7,8 +7,10 @@
  * shim (grpc/h2load-1ms-timer.c; h2load alone sends every 10 ms). Scenarios with subscribers or
  * reloads also get that half-load run without them, just before and after, to measure what they
  * move. After every load run the meter is read back and must have moved by exactly the number of
- * successful requests (h2load ignores grpc-status). Medians over `--runs` runs; a table on stdout,
- * JSON in bench/results/.
+ * successful requests (h2load ignores grpc-status). Each run also measures phases beside the
+ * table (`--only` names them): the idle cost, distinct customers, idempotency keys, the bundled client's cost,
+ * Reserve+Settle beside many open holds, 1M stored customers, and one call at a time in turn.
+ * Medians over `--runs` runs; a table on stdout, JSON in bench/results/.
  *
  *   npm run bench                      # bench/run.sh: installs h2load/redis, builds, runs this
  *   node build/bench/grpc-bench.js [--runs N] [--quick] [--profile] [--profile-subscribers N] [--only a,b]
@@ -406,6 +408,7 @@ async function main(): Promise<void> {
   const hotBodies = [grpcFrame(decisionRequest("Allow", HOT, SINGLE))];
   const keyed: KeyedRound[] = [];
   const clientCosts: ClientRound[] = [];
+  const reservations: ReservationRound[] = [];
   const stored: Measurement[] = [];
 
   for (let run = 1; run <= RUNS; run++) {
@@ -438,6 +441,14 @@ async function main(): Promise<void> {
       console.error(
         `  the app's CPU per Allow (64 in flight): bundled client ${round.client.appUs.toFixed(0)} µs at ${round.client.callsPerSec}/s, ` +
           `node http2 driver ${round.driver.appUs.toFixed(0)} µs at ${round.driver.callsPerSec}/s`,
+      );
+    }
+    if (ONLY === undefined || ONLY.includes("reservations")) {
+      const round = await measureReservations(run);
+      reservations.push(round);
+      console.error(
+        `  Reserve+Settle pairs (bundled client, 64 in flight), main µs per pair: ${round.none.mainUs.toFixed(0)} at ${round.none.pairsPerSec}/s alone, ` +
+          `${round.many.mainUs.toFixed(0)} at ${round.many.pairsPerSec}/s beside ${round.open} unsettled holds`,
       );
     }
     if (ONLY === undefined || ONLY.includes("stored")) {
@@ -481,7 +492,7 @@ async function main(): Promise<void> {
   }
 
   const profile = PROFILE ? await profileRun() : undefined;
-  report({ idle, startups, hotDistinct, keyed, clientCosts, rotated, profile, seconds: Math.round((performance.now() - t0) / 1000) });
+  report({ idle, startups, hotDistinct, keyed, clientCosts, reservations, rotated, profile, seconds: Math.round((performance.now() - t0) / 1000) });
 }
 
 // ---------------------------------------------------------------- idempotency keys
@@ -593,6 +604,86 @@ async function measureClient(sidecar: Child, client: grpc.Client, run: number): 
   }
 }
 
+// ---------------------------------------------------------------- reservations
+
+interface ReservationCost {
+  readonly pairsPerSec: number;
+  /** The sidecar's main thread, µs per Reserve+Settle pair. */
+  readonly mainUs: number;
+}
+
+interface ReservationRound {
+  /** Unsettled holds on the meter during `many`. */
+  readonly open: number;
+  readonly none: ReservationCost;
+  readonly many: ReservationCost;
+}
+
+const RESERVER = "bench_reserver";
+const OPEN_HOLDS = QUICK ? 2_000 : 10_000;
+
+/**
+ * Reserve then Settle, the pattern of a streamed model call (hold the estimate, count the actual),
+ * 64 workers through the bundled client on one meter of a fresh sidecar: alone, then beside
+ * OPEN_HOLDS reserves that are never settled (an app that died between the two; TTL 1 h). A pair
+ * should cost the same either way. The meter must move by exactly the pairs settled, and hold
+ * exactly the unsettled reserves.
+ */
+async function measureReservations(run: number): Promise<ReservationRound> {
+  const sidecar = await startSidecar(join(work, `data-reservations-${run}`));
+  const client = rawClient(sidecar.address);
+  const limitr = createLimitrClient({ address: sidecar.address });
+  const pairs = async (seconds: number): Promise<{ ok: number; failed: number }> => {
+    const until = performance.now() + seconds * 1000;
+    let ok = 0;
+    let failed = 0;
+    await Promise.all(
+      Array.from({ length: STREAMS }, async () => {
+        while (performance.now() < until) {
+          const r = await limitr.reserve(RESERVER, "requests", 1, { ttlMs: 60_000 }).catch(() => undefined);
+          const d = r?.allowed === true ? await limitr.settle(r.reservationId as string, "requests", 1).catch(() => undefined) : undefined;
+          if (d?.allowed === true) ok++;
+          else failed++;
+        }
+      }),
+    );
+    return { ok, failed };
+  };
+  const one = async (what: string): Promise<ReservationCost> => {
+    const before = await sidecarMeter(client, RESERVER, "requests");
+    const main0 = mainThreadCpuNs(sidecar.pid);
+    const t = performance.now();
+    const r = await pairs(LOAD_S);
+    const seconds = (performance.now() - t) / 1000;
+    const main = mainThreadCpuNs(sidecar.pid) - main0;
+    const moved = (await sidecarMeter(client, RESERVER, "requests")) - before;
+    check(r.failed === 0 && moved === r.ok, `Reserve+Settle ${what}: ${r.failed} failed, meter moved ${moved} for ${r.ok} pairs`);
+    return { pairsPerSec: Math.round(r.ok / seconds), mainUs: main / 1000 / r.ok };
+  };
+  try {
+    await pairs(WARM_S);
+    const none = await one("alone");
+    let placed = 0;
+    await Promise.all(
+      Array.from({ length: STREAMS }, async () => {
+        while (placed < OPEN_HOLDS) {
+          placed++;
+          const r = await limitr.reserve(RESERVER, "requests", 1, { ttlMs: 3_600_000 });
+          check(r.allowed, "an unsettled Reserve was denied");
+        }
+      }),
+    );
+    const many = await one(`beside ${OPEN_HOLDS} holds`);
+    const held = (await limitr.getMeters(RESERVER, ["requests"]))[0]?.held;
+    check(held === OPEN_HOLDS, `Reserve+Settle: the meter holds ${held} after ${OPEN_HOLDS} unsettled reserves`);
+    return { open: OPEN_HOLDS, none, many };
+  } finally {
+    limitr.close();
+    client.close();
+    await sidecar.stop();
+  }
+}
+
 // ---------------------------------------------------------------- report
 
 function report(extra: {
@@ -601,6 +692,7 @@ function report(extra: {
   hotDistinct: { hot: number; distinct: number }[];
   keyed: KeyedRound[];
   clientCosts: ClientRound[];
+  reservations: ReservationRound[];
   rotated: RotatedSequential | undefined;
   profile: ProfileSummary | undefined;
   seconds: number;
@@ -741,6 +833,13 @@ function report(extra: {
     };
     console.log(`what an Allow costs the calling app (64 in flight): bundled client ${line("client")}; node:http2 driver ${line("driver")}`);
   }
+  if (extra.reservations.length > 0) {
+    const line = (k: "none" | "many"): string => {
+      const rs = extra.reservations.map((r) => r[k]);
+      return `${median(rs.map((c) => c.mainUs)).toFixed(0)} main µs per pair at ${median(rs.map((c) => c.pairsPerSec))} pairs/s`;
+    };
+    console.log(`Reserve then Settle on one meter (bundled client, 64 in flight): alone ${line("none")}; beside ${OPEN_HOLDS} unsettled holds ${line("many")}`);
+  }
   console.log("\ntargets:");
   for (const t of targets) console.log(`  ${t.met ? "MET    " : "NOT MET"}  ${t.target}: ${t.value}`);
   if (extra.profile) printProfileSummary(extra.profile);
@@ -762,6 +861,7 @@ function report(extra: {
         hotDistinct: extra.hotDistinct,
         idempotencyKeys: extra.keyed,
         appCostPerCall: extra.clientCosts,
+        reservations: extra.reservations,
         rotatedSequential: extra.rotated,
         notes,
         raw: Object.fromEntries(results),
