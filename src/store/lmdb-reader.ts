@@ -146,6 +146,9 @@ export function createLmdbReader(tables: Tables, overlay: Overlay, cache: RowCac
         for (const { key, value } of tables.meters.getRange({ start: [owner] })) {
           if (!Array.isArray(key) || key[0] !== owner) break;
           const m = decodeMeter(value);
+          // Another owner's row whose key reads back as if it were this owner's (an id written
+          // before write-ops.ts refused the ones the key encoding cannot escape).
+          if (m.owner !== owner) continue;
           if (!pending.has(m.entitlement)) byEntitlement.set(m.entitlement, m);
         }
       });

@@ -75,15 +75,16 @@ function checkId(write: number, path: string, id: string): void {
 
 /**
  * lmdb-js's key encoding (ordered-binary) escapes U+0000–U+0004 only in strings shorter than 64
- * UTF-16 units, and inside an array key an unescaped one reads as the end of the element: the
- * meter keys [o + "\0x", e] and [o, "x", e] would be the same bytes, and one meter's range (its
- * owner's meters, its holds) would take in the other's rows. So the ids that lead array keys (a
- * meter's owner and entitlement, and so a customer's id) must not be both. Deletes are not
- * checked: whatever is stored can still be removed.
+ * UTF-16 units; unescaped, they read back as the end of a key element (a key "a…\0b" reads as
+ * ["a…", "b"]). A lookup by key still finds the row, but anything that reads keys back does not:
+ * the meter keys [o + "\0x", e] and [o, "x", e] are the same bytes, so one meter's range (its
+ * owner's meters, its holds) takes in the other's rows, and pruning would try to remove the key
+ * it read back, which is not the one stored. So no id that goes into a key may be both. Deletes
+ * are not checked: whatever is stored can still be removed.
  */
 const ESCAPED_BELOW = 64;
 
-function checkKeyPart(write: number, path: string, id: string): void {
+function checkKeyId(write: number, path: string, id: string): void {
   checkId(write, path, id);
   if (id.length < ESCAPED_BELOW) return;
   for (let i = 0; i < id.length; i++) {
@@ -102,36 +103,38 @@ export function validateWrites(writes: readonly Write[]): void {
 function validateWrite(w: Write, i: number): void {
   switch (w.kind) {
     case "customer-put":
-      checkKeyPart(i, "customer.id", w.customer.id);
-      w.customer.altIds.forEach((a, j) => checkId(i, `customer.altIds[${j}]`, a));
+      checkKeyId(i, "customer.id", w.customer.id);
+      w.customer.altIds.forEach((a, j) => checkKeyId(i, `customer.altIds[${j}]`, a));
       return;
     case "customer-delete":
       checkId(i, "customer.id", w.customer.id);
       w.customer.altIds.forEach((a, j) => checkId(i, `customer.altIds[${j}]`, a));
       return;
     case "meter-put":
-      checkKeyPart(i, "meter.owner", w.meter.owner);
-      checkKeyPart(i, "meter.entitlement", w.meter.entitlement);
+      checkKeyId(i, "meter.owner", w.meter.owner);
+      checkKeyId(i, "meter.entitlement", w.meter.entitlement);
       return;
     case "meter-delete":
       checkId(i, "owner", w.owner);
       checkId(i, "entitlement", w.entitlement);
       return;
     case "hold-put":
-    case "hold-delete":
-      (w.kind === "hold-put" ? checkKeyPart : checkId)(i, "owner", w.owner);
-      (w.kind === "hold-put" ? checkKeyPart : checkId)(i, "entitlement", w.entitlement);
-      checkId(i, "hold.reservationId", w.hold.reservationId);
+    case "hold-delete": {
+      const check = w.kind === "hold-put" ? checkKeyId : checkId;
+      check(i, "owner", w.owner);
+      check(i, "entitlement", w.entitlement);
+      check(i, "hold.reservationId", w.hold.reservationId);
       if (!Number.isFinite(w.hold.expiresAt)) throw invalidArgument(`writes[${i}].hold.expiresAt`, `must be a finite time, got ${w.hold.expiresAt}`);
       return;
+    }
     case "reservation-put":
-      checkId(i, "reservation.id", w.reservation.id);
+      checkKeyId(i, "reservation.id", w.reservation.id);
       return;
     case "reservation-delete":
       checkId(i, "id", w.id);
       return;
     case "idempotency-put":
-      checkId(i, "record.key", w.record.key);
+      checkKeyId(i, "record.key", w.record.key);
       return;
   }
 }

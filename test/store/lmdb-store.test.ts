@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { NO_HOLD_SUMMARY, summarizeHolds, type EngineEvent, type StateRecord, type StoredEvent, type Write } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { FORMAT_VERSION, createLmdbStore, type LmdbStore } from "../../src/store/index.js";
+import { encodeMeter } from "../../src/store/row-codecs.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 import { meterEvents } from "../helpers/event-arbitraries.js";
 import { HUGE, customer, idempotency, meter, meterEvent, reservation } from "./fixtures.js";
@@ -385,26 +386,65 @@ describe("lmdb store", () => {
     expect(s.getMeter("c1", "chat")?.value).toBe(1n);
   });
 
-  it("refuses an owner or entitlement the key order cannot tell apart: 64 characters or more with U+0000 to U+0004", async () => {
+  it("refuses an id the key encoding cannot read back: 64 characters or more with U+0000 to U+0004", async () => {
     const s = openAt(dir());
-    const long = "o".repeat(64);
+    const long = "o".repeat(63);
     // Shorter ids are escaped by the key encoding: any character is fine.
     await s.commit([{ kind: "meter-put", meter: meter(`${"o".repeat(62)}\0`, "chat", 1n) }], []);
     expect(s.getMeter(`${"o".repeat(62)}\0`, "chat")?.value).toBe(1n);
+    const hold = { reservationId: "r", amount: 1n, expiresAt: 5 };
     for (const [write, field] of [
-      [{ kind: "meter-put", meter: meter(`${long}\0chat`, "x", 1n) }, "writes[0].meter.owner"],
+      [{ kind: "meter-put", meter: meter(`${long}\0`, "x", 1n) }, "writes[0].meter.owner"],
       [{ kind: "meter-put", meter: meter("c1", `${long}\u0004`, 1n) }, "writes[0].meter.entitlement"],
-      [{ kind: "hold-put", owner: `\u0001${long}`, entitlement: "chat", hold: { reservationId: "r", amount: 1n, expiresAt: 5 } }, "writes[0].owner"],
+      [{ kind: "hold-put", owner: `\u0001${long}`, entitlement: "chat", hold }, "writes[0].owner"],
+      [{ kind: "hold-put", owner: "c1", entitlement: "chat", hold: { ...hold, reservationId: `${long}\u0002` } }, "writes[0].hold.reservationId"],
       [{ kind: "customer-put", customer: customer(`${long}\0`), previous: undefined }, "writes[0].customer.id"],
+      [{ kind: "customer-put", customer: customer("c1", { altIds: ["ok", `${long}\u0003`] }), previous: undefined }, "writes[0].customer.altIds[1]"],
+      [{ kind: "reservation-put", reservation: reservation(`${long}\0`) }, "writes[0].reservation.id"],
+      [{ kind: "idempotency-put", record: idempotency(`${long}\0`, 1) }, "writes[0].record.key"],
     ] as const) {
       const e = await rejection(s.commit([write], []));
       expect(isLimitrError(e, "INVALID_ARGUMENT")).toBe(true);
       expect(e).toMatchObject({ field });
       expect((e as Error).message).toMatch(/must not contain U\+0000 to U\+0004 when 64 characters or longer/);
     }
-    expect(s.getMeter(`${long}\0chat`, "x")).toBeUndefined();
-    // What is stored can still be removed.
-    await s.commit([{ kind: "meter-delete", owner: `${long}\0`, entitlement: "chat" }], []);
+    expect(s.getMeter(`${long}\0`, "x")).toBeUndefined();
+    expect(s.getCustomer("c1")).toBeUndefined();
+    // Deletes are not checked: what an earlier version stored can still be removed.
+    await s.commit([{ kind: "meter-delete", owner: `${long}\0`, entitlement: "chat" }, { kind: "hold-delete", owner: `${long}\0`, entitlement: "chat", hold }], []);
+  });
+
+  it("an owner's meters leave out another owner's whose key reads back as if it were this owner's", async () => {
+    const path = dir();
+    const o = "o".repeat(64);
+    const first = openAt(path);
+    await first.commit([{ kind: "meter-put", meter: meter(o, "chat", 1n) }], []);
+    await first.close();
+    // As a version that did not refuse such ids stored it: [o + "\0x", "chat"] reads back as [o, "x", "chat"].
+    const env = open({ path: join(path, "limitr.mdb"), maxDbs: 16 });
+    const meters = env.openDB({ name: "meters", encoding: "msgpack" });
+    await meters.put([`${o}\0x`, "chat"], encodeMeter(meter(`${o}\0x`, "chat", 2n)));
+    await env.close();
+    const s = openAt(path);
+    expect(s.metersOf(o).map((m) => [m.owner, m.entitlement])).toEqual([[o, "chat"]]);
+    expect(s.getMeter(`${o}\0x`, "chat")?.value).toBe(2n);
+  });
+
+  it("pruning idempotency keys gets past an index key that reads back other than it was stored", async () => {
+    const path = dir();
+    const first = openAt(path);
+    await first.commit([{ kind: "idempotency-put", record: idempotency("k1", 6) }, { kind: "idempotency-put", record: idempotency("k2", 9) }], []);
+    await first.close();
+    // As a version that did not refuse such keys stored one: it reads back as [5, "o…", "b"].
+    const env = open({ path: join(path, "limitr.mdb"), maxDbs: 16 });
+    const index = env.openDB({ name: "idempotency-exp", encoding: "msgpack" });
+    await index.put([5, `${"o".repeat(64)}\0b`], null);
+    await index.put([6, `${"p".repeat(64)}\0b`], null);
+    expect([...index.getKeys()].map((k) => (k as unknown[]).length)).toEqual([3, 2, 3, 2]);
+    await env.close();
+    const s = openAt(path);
+    expect(await s.pruneIdempotency(10)).toEqual({ deleted: 2 });
+    expect([s.getIdempotency("k1"), s.getIdempotency("k2")]).toEqual([undefined, undefined]);
   });
 
   it("measures an id's limit in UTF-8 bytes, not in characters", async () => {
