@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { createEngine } from "../../src/engine/index.js";
+import { createEngine, summarizeHolds } from "../../src/engine/index.js";
 import type { Engine, EventLog, StateRecord, Write } from "../../src/engine/index.js";
 import { loadPolicy } from "../../src/policy/index.js";
 import type { CompiledPolicy } from "../../src/policy/index.js";
@@ -137,8 +137,10 @@ function memoryStateAdmin(store: MemoryStore): StateAdmin {
         count++;
         if (r.kind === "customer") writes.push({ kind: "customer-put", customer: r.customer, previous: store.getCustomer(r.customer.id) });
         else if (r.kind === "meter") {
-          writes.push({ kind: "meter-put", meter: r.meter });
-          for (const hold of r.holds) writes.push({ kind: "hold-put", owner: r.meter.owner, entitlement: r.meter.entitlement, hold });
+          // As the LMDB store imports: the record's holds replace the meter's, its summary made from them.
+          const { owner, entitlement } = r.meter;
+          writes.push({ kind: "meter-delete", owner, entitlement }, { kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) } });
+          for (const hold of r.holds) writes.push({ kind: "hold-put", owner, entitlement, hold });
         } else writes.push({ kind: "reservation-put", reservation: r.reservation });
       }
       await store.commit(writes, []);
