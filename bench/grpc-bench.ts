@@ -541,6 +541,22 @@ async function measureKeyed(sidecar: Child, client: grpc.Client, run: number): P
 
 // ---------------------------------------------------------------- the bundled client
 
+/** STREAMS workers each calling `call` back to back for `seconds`; counts what it called a success. */
+async function workersFor(seconds: number, call: () => Promise<boolean>): Promise<{ ok: number; failed: number }> {
+  const until = performance.now() + seconds * 1000;
+  let ok = 0;
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: STREAMS }, async () => {
+      while (performance.now() < until) {
+        if (await call()) ok++;
+        else failed++;
+      }
+    }),
+  );
+  return { ok, failed };
+}
+
 interface ClientCost {
   /** This process's CPU (user + system), µs per call: what the calling app pays. */
   readonly appUs: number;
@@ -564,21 +580,8 @@ async function measureClient(sidecar: Child, client: grpc.Client, run: number): 
     const u = process.cpuUsage();
     return u.user + u.system;
   };
-  const viaClient = async (seconds: number): Promise<{ ok: number; failed: number }> => {
-    const until = performance.now() + seconds * 1000;
-    let ok = 0;
-    let failed = 0;
-    await Promise.all(
-      Array.from({ length: STREAMS }, async () => {
-        while (performance.now() < until) {
-          const d = await limitr.allow(HOT, "requests", 1).catch(() => undefined);
-          if (d?.allowed === true) ok++;
-          else failed++;
-        }
-      }),
-    );
-    return { ok, failed };
-  };
+  const viaClient = (seconds: number): Promise<{ ok: number; failed: number }> =>
+    workersFor(seconds, async () => (await limitr.allow(HOT, "requests", 1).catch(() => undefined))?.allowed === true);
   const body = [grpcFrame(decisionRequest("Allow", HOT, SINGLE))];
   const one = async (kind: keyof ClientRound): Promise<ClientCost> => {
     const before = await sidecarMeter(client, HOT, "requests");
@@ -633,22 +636,12 @@ async function measureReservations(run: number): Promise<ReservationRound> {
   const sidecar = await startSidecar(join(work, `data-reservations-${run}`));
   const client = rawClient(sidecar.address);
   const limitr = createLimitrClient({ address: sidecar.address });
-  const pairs = async (seconds: number): Promise<{ ok: number; failed: number }> => {
-    const until = performance.now() + seconds * 1000;
-    let ok = 0;
-    let failed = 0;
-    await Promise.all(
-      Array.from({ length: STREAMS }, async () => {
-        while (performance.now() < until) {
-          const r = await limitr.reserve(RESERVER, "requests", 1, { ttlMs: 60_000 }).catch(() => undefined);
-          const d = r?.allowed === true ? await limitr.settle(r.reservationId as string, "requests", 1).catch(() => undefined) : undefined;
-          if (d?.allowed === true) ok++;
-          else failed++;
-        }
-      }),
-    );
-    return { ok, failed };
-  };
+  const pairs = (seconds: number): Promise<{ ok: number; failed: number }> =>
+    workersFor(seconds, async () => {
+      const r = await limitr.reserve(RESERVER, "requests", 1, { ttlMs: 60_000 }).catch(() => undefined);
+      if (r?.allowed !== true) return false;
+      return (await limitr.settle(r.reservationId as string, "requests", 1).catch(() => undefined))?.allowed === true;
+    });
   const one = async (what: string): Promise<ReservationCost> => {
     const before = await sidecarMeter(client, RESERVER, "requests");
     const main0 = mainThreadCpuNs(sidecar.pid);
