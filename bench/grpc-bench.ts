@@ -28,6 +28,7 @@ import { FORMAT_VERSION } from "../src/store/index.js";
 import { h2load, http2Load, percentiles, rawClient, sequentialLatency, sidecarMeter, type H2loadOptions, type Percentiles } from "./grpc/load.js";
 import { writePolicy, BENCH_LIMIT } from "./grpc/policy.js";
 import { SIDECAR_SERVE_FLAGS, cpuMs, idleCost, mainThreadCpuNs, rssBytes, startChild, type Child, type IdleCost } from "./grpc/processes.js";
+import { gcRound, gcTotals, type GcRound } from "./grpc/gc-metrics.js";
 import { printProfileSummary, summarizeProfile, type ProfileSummary } from "./grpc/profile-summary.js";
 import { connectResp, type RespClient } from "./grpc/resp-client.js";
 import { mean, median, roundOrder } from "./grpc/stats.js";
@@ -93,6 +94,8 @@ const sidecarArgs = (dataDir: string, extra: readonly string[] = [], nodeFlags: 
   "--data-dir", dataDir,
   "--grpc-address", "127.0.0.1:0",
   "--http-address", "off",
+  // Only for /metrics: the bench reads the sidecar's own GC histogram around its half-load rounds.
+  "--metrics-address", "127.0.0.1:0",
   ...SIDECAR_SERVE_FLAGS,
   ...extra,
 ];
@@ -189,6 +192,8 @@ interface Measurement {
    * after it stops. What the scenario moves is its p99 against these, measured seconds apart.
    */
   readonly quiet?: readonly Percentiles[];
+  /** The sidecar's garbage collection during the `atHalf` round (sidecars only). */
+  readonly gcAtHalf?: GcRound;
   readonly note?: string;
 }
 
@@ -244,7 +249,10 @@ async function measure(s: Scenario): Promise<Measurement> {
   maxRate.set(s.name, max.reqPerSec);
   const seq = await sequentialLatency(t.client, `${DECISION_SERVICE}/${s.rpc}`, body, SEQ_WARMUP, SEQ_CALLS);
   const rate = halfRate(knownMax ?? max.reqPerSec);
+  const metrics = t.child.listening["metrics"];
+  const gcBefore = typeof metrics === "string" ? await gcTotals(metrics) : undefined;
   const half = await halfLoad(rate, "");
+  const gcAtHalf = gcBefore && typeof metrics === "string" ? gcRound(gcBefore, await gcTotals(metrics)) : undefined;
   const note = await stopAround?.();
   if (s.around) quiet.push(latencyOf(await halfLoad(rate, " quiet after")));
   const rss = pids.reduce((a, p) => a + rssBytes(p), 0);
@@ -257,6 +265,7 @@ async function measure(s: Scenario): Promise<Measurement> {
     seq,
     atHalf: { ...latencyOf(half), rate },
     ...(s.around ? { quiet } : {}),
+    ...(gcAtHalf === undefined ? {} : { gcAtHalf }),
     ...(note === undefined ? {} : { note }),
   };
 }
@@ -416,7 +425,7 @@ async function main(): Promise<void> {
     for (const s of selected) {
       const m = await measure(s);
       results.set(s.name, [...(results.get(s.name) ?? []), m]);
-      console.error(`  ${s.name}: ${m.reqPerSec} req/s (main thread ${m.mainUsPerReq.toFixed(1)} µs/req), seq p50 ${m.seq.p50.toFixed(3)} ms, p99@${m.atHalf.rate}/s ${m.atHalf.p99.toFixed(3)} ms${m.quiet ? ` (quiet rounds: ${m.quiet.map((q) => q.p99.toFixed(3)).join(", ")} ms)` : ""}${m.note ? ` — ${m.note}` : ""}`);
+      console.error(`  ${s.name}: ${m.reqPerSec} req/s (main thread ${m.mainUsPerReq.toFixed(1)} µs/req), seq p50 ${m.seq.p50.toFixed(3)} ms, p99@${m.atHalf.rate}/s ${m.atHalf.p99.toFixed(3)} ms${m.quiet ? ` (quiet rounds: ${m.quiet.map((q) => q.p99.toFixed(3)).join(", ")} ms)` : ""}${m.gcAtHalf ? `; ${m.gcAtHalf.scavenges} scavenges of ${m.gcAtHalf.meanScavengeMs.toFixed(2)} ms on average, ${m.gcAtHalf.markCompacts} mark-compacts` : ""}${m.note ? ` — ${m.note}` : ""}`);
     }
     if (ONLY === undefined || ONLY.includes("distinct")) {
       const path = `${DECISION_SERVICE}/Allow`;
@@ -785,6 +794,16 @@ function report(extra: {
       targets.push({ target: "sidecar faster than Redis+Lua (throughput ratio)", value: `${r.toFixed(2)}×`, met: r > 1 });
       const l = med(redis, (m) => m.seq.p50) / med(ALLOW, (m) => m.seq.p50);
       targets.push({ target: "sidecar faster than Redis+Lua (Redis p50 ÷ sidecar p50)", value: `${l.toFixed(2)}×`, met: l > 1 });
+    }
+  }
+  const withGc = [...results.keys()].filter((name) => (results.get(name) ?? []).every((m) => m.gcAtHalf !== undefined));
+  if (withGc.length > 0) {
+    // A scavenge of ~1 ms or of 3.5–4.5 ms tells which state the process was in (docs/performance.md,
+    // "Subscribers and the young generation"); the p99 at half load follows it.
+    console.log("\nscavenges in the sidecar during the @½max round (medians of runs):");
+    for (const name of withGc) {
+      const g = (f: (r: GcRound) => number): number => med(name, (m) => f(m.gcAtHalf as GcRound));
+      console.log(`  ${name}: mean pause ${g((r) => r.meanScavengeMs).toFixed(2)} ms, ${g((r) => r.scavenges)} scavenges, ${g((r) => r.markCompacts)} mark-compacts`);
     }
   }
   if (extra.startups.length > 0) {

@@ -13,6 +13,8 @@ export interface Child {
   readonly address: string;
   /** ms from spawn to the `listening` line. */
   readonly startupMs: number;
+  /** The `listening` line itself (the sidecar's names every address it bound). */
+  readonly listening: Readonly<Record<string, unknown>>;
   /** Waits for the next stderr JSON line whose msg is `msg`. */
   nextLine(msg: string, timeoutMs: number): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
@@ -138,5 +140,5 @@ export async function startChild(command: string, args: readonly string[], timeo
       });
       proc.kill("SIGTERM");
     });
-  return { proc, pid: proc.pid ?? 0, address, startupMs, nextLine, stop };
+  return { proc, pid: proc.pid ?? 0, address, startupMs, listening, nextLine, stop };
 }
