@@ -250,9 +250,10 @@ async function measure(s: Scenario): Promise<Measurement> {
   const seq = await sequentialLatency(t.client, `${DECISION_SERVICE}/${s.rpc}`, body, SEQ_WARMUP, SEQ_CALLS);
   const rate = halfRate(knownMax ?? max.reqPerSec);
   const metrics = t.child.listening["metrics"];
-  const gcBefore = typeof metrics === "string" ? await gcTotals(metrics) : undefined;
+  const readGc = typeof metrics === "string" ? () => gcTotals(metrics) : undefined;
+  const gcBefore = await readGc?.();
   const half = await halfLoad(rate, "");
-  const gcAtHalf = gcBefore && typeof metrics === "string" ? gcRound(gcBefore, await gcTotals(metrics)) : undefined;
+  const gcAtHalf = readGc && gcBefore ? gcRound(gcBefore, await readGc()) : undefined;
   const note = await stopAround?.();
   if (s.around) quiet.push(latencyOf(await halfLoad(rate, " quiet after")));
   const rss = pids.reduce((a, p) => a + rssBytes(p), 0);
@@ -798,8 +799,8 @@ function report(extra: {
   }
   const withGc = [...results.keys()].filter((name) => (results.get(name) ?? []).every((m) => m.gcAtHalf !== undefined));
   if (withGc.length > 0) {
-    // A scavenge of ~1 ms or of 3.5–4.5 ms tells which state the process was in (docs/performance.md,
-    // "Subscribers and the young generation"); the p99 at half load follows it.
+    // A mean scavenge of ~1 ms or of 2–5 ms tells which state the process was in (docs/performance.md,
+    // "Subscribers and the young generation", "GC-reading round"); the p99 at half load follows it.
     console.log("\nscavenges in the sidecar during the @½max round (medians of runs):");
     for (const name of withGc) {
       const g = (f: (r: GcRound) => number): number => med(name, (m) => f(m.gcAtHalf as GcRound));
