@@ -17,6 +17,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server
 import type { SidecarServerDeps, WatchStats } from "./server-deps.js";
 import { clearStaleSocket, shareWithGroup, unixSocketPath } from "./unix-socket.js";
 import { createWatchRegistry } from "./watch-registry.js";
+import { createYoungStreamMaps } from "./young-stream-maps.js";
 
 /** Time given to the last answers to reach the socket before remaining streams are cancelled. */
 const FLUSH_MS = 100;
@@ -108,6 +109,9 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
 
   let healthServer: grpc.Server | undefined;
   let stopping: Promise<void> | undefined;
+  const youngStreamMaps = createYoungStreamMaps((reason) =>
+    logger.warn("cannot keep HTTP/2 stream maps young; scavenges under load may take 3-5 ms", { reason }),
+  );
 
   const bind = async (server: grpc.Server, address: string): Promise<string> => {
     const socket = unixSocketPath(address);
@@ -115,6 +119,7 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
     });
+    youngStreamMaps.watch(server);
     if (socket !== undefined) {
       await shareWithGroup(socket);
       return address;
@@ -135,6 +140,7 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
         onIdle = undefined;
         // Cancels what is still open: late calls past the grace period, health Watch streams.
         for (const s of servers) s.forceShutdown();
+        youngStreamMaps.close();
         resolve();
       };
       const timer = setTimeout(() => {
