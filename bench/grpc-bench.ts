@@ -53,6 +53,8 @@ const WARM_S = 1;
 const WARM_REQUESTS = 2000;
 const SEQ_CALLS = QUICK ? 1000 : 2000;
 const SEQ_WARMUP = 300;
+/** The empty server again, with the sidecar's renewal of its sessions' stream Maps (the p99 floor). */
+const EMPTY_YOUNG = "empty grpc-js server, stream maps young";
 /** Rounds of the rotated sequential phase: the empty server, a Check and an Allow in turn, once per bench. */
 const ROTATED_ROUNDS = QUICK ? 3 : 12;
 /** How long the idle cost (no calls at all) of the empty server and the sidecar is measured. */
@@ -359,6 +361,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const empty = await startChild(process.execPath, [join(ROOT, "build/bench/grpc/empty-server.js")]);
   cleanups.push(() => empty.stop());
+  const emptyYoung = await startChild(process.execPath, [join(ROOT, "build/bench/grpc/empty-server.js"), "--young-stream-maps"]);
+  cleanups.push(() => emptyYoung.stop());
   const sidecar = await startSidecar(join(work, "data"));
   const fsync = await startSidecar(join(work, "data-fsync"), ["--fsync"]);
   const redis = await startRedis();
@@ -375,6 +379,7 @@ async function main(): Promise<void> {
   };
   const sidecarClient = rawClient(sidecar.address);
   mk("empty", empty, []);
+  mk("emptyYoung", emptyYoung, []);
   mk("sidecar", sidecar, [], (c, e) => sidecarMeter(sidecarClient, c, e), sidecarClient);
   const fsyncClient = rawClient(fsync.address);
   mk("fsync", fsync, [], (c, e) => sidecarMeter(fsyncClient, c, e), fsyncClient);
@@ -388,6 +393,7 @@ async function main(): Promise<void> {
 
   const scenarios: Scenario[] = [
     { name: "empty grpc-js server", target: target("empty"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: false },
+    { name: EMPTY_YOUNG, target: target("emptyYoung"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: false },
     { name: "Allow 1 item (durable)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true },
     { name: "Allow 3 items", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: TRIPLE, moves: true },
     { name: "Check", target: target("sidecar"), rpc: "Check", customer: HOT, usage: SINGLE, moves: false },
@@ -767,7 +773,8 @@ function report(extra: {
     targets.push({ target: "sequential p50 ≤ 1.3× empty", value: text, met: Math.max(...readings) <= 1.3 });
     const p99 = med(ALLOW, (m) => m.atHalf.p99);
     const emptyP99 = med(EMPTY, (m) => m.atHalf.p99);
-    targets.push({ target: "p99 at half of max ≤ 2 ms", value: `${p99.toFixed(3)} ms (empty server: ${emptyP99.toFixed(3)} ms)`, met: p99 <= 2 });
+    const young = results.has(EMPTY_YOUNG) ? `; with its stream maps kept young: ${med(EMPTY_YOUNG, (m) => m.atHalf.p99).toFixed(3)} ms` : "";
+    targets.push({ target: "p99 at half of max ≤ 2 ms", value: `${p99.toFixed(3)} ms (empty server: ${emptyP99.toFixed(3)} ms${young})`, met: p99 <= 2 });
     // A move is judged against quiet rounds on the same server at the same rate, seconds before
     // and after (the plain Allow row ran minutes earlier, on a smaller store, in another spell of
     // the shared host); the move against that row is shown too. Two readings, both must meet it:
