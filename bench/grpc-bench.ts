@@ -806,8 +806,9 @@ function report(extra: {
   }
   const withGc = [...results.keys()].filter((name) => (results.get(name) ?? []).every((m) => m.gcAtHalf !== undefined));
   if (withGc.length > 0) {
-    // A mean scavenge of ~1 ms or of 2–5 ms tells which state the process was in (docs/performance.md,
-    // "Subscribers and the young generation", "GC-reading round"); the p99 at half load follows it.
+    // A mean scavenge of ~1 ms or of 2–5 ms tells which state the process was in; the p99 at half
+    // load follows it. The 2–5 ms state was the sessions' stream tables in old space, which the
+    // sidecar avoids since 800a57b (docs/performance.md, "The sessions' stream tables").
     console.log("\nscavenges in the sidecar during the @½max round (medians of runs):");
     for (const name of withGc) {
       const g = (f: (r: GcRound) => number): number => med(name, (m) => f(m.gcAtHalf as GcRound));

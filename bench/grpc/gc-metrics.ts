@@ -3,7 +3,8 @@
  * (prom-client's `nodejs_gc_duration_seconds`, which the sidecar exports anyway) before and after
  * the round. Scraping forces nothing, unlike a probe that would have to collect to measure: the
  * state it would disturb is what is measured here (docs/performance.md, "Subscribers and the
- * young generation": scavenges of ~1 ms in one state of the process, 2–5 ms in the other).
+ * young generation": scavenges of ~1 ms in one state of the process, 2–5 ms in the other; the
+ * cause, under "The sessions' stream tables").
  */
 
 /** Cumulative counts and seconds by kind, as the histogram has them. */

@@ -9,7 +9,7 @@
  * too, and every stream, with its grpc-js call, headers, buffers and our request, is referenced
  * from old space and survives each scavenge until the next mark-compact. Measured at 8,000
  * Allows/s on Node 20 and 22: ~2 MB promoted per scavenge instead of ~0.04 MB, scavenges of 3–5 ms
- * instead of ~1 ms, a mark-compact every second or two, 2–4× the p99, for the life of the
+ * instead of ~1 ms, one to three mark-compacts a second, 2–4× the p99, for the life of the
  * connection (docs/performance.md, "The sessions' stream tables").
  *
  * A fresh Map starts young, so replacing each session's Map with a copy after every garbage
@@ -32,8 +32,6 @@ export interface YoungStreamMaps {
    * internals are not as expected.
    */
   watch(grpcServer: object): boolean;
-  /** Replaces every watched session's stream Map with a copy now (what each GC triggers). */
-  renew(): void;
   /** Stops observing GCs and forgets the sessions. */
   close(): void;
 }
@@ -119,7 +117,6 @@ export function createYoungStreamMaps(unsupported: (reason: string) => void): Yo
       }
       return true;
     },
-    renew,
     close() {
       observer?.disconnect();
       observer = undefined;

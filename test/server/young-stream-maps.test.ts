@@ -29,7 +29,7 @@ const raw = (b: Buffer): Buffer => b;
 const HOLD = "/test.Hold/Hold";
 const ECHO = "/test.Hold/Echo";
 
-/** A grpc-js server whose Hold streams stay open, answering each "ping" they are told to send. */
+/** A grpc-js server whose Hold streams stay open until the test writes to or ends them; Echo answers at once. */
 async function startServer(): Promise<{ server: grpc.Server; port: number; holds: grpc.ServerWritableStream<Buffer, Buffer>[] }> {
   const server = new grpc.Server();
   const holds: grpc.ServerWritableStream<Buffer, Buffer>[] = [];
