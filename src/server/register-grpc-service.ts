@@ -13,6 +13,8 @@ import { decisionRequestDecoder } from "./decode-decision.js";
 import type { RequestDecoder } from "./decode-decision.js";
 import type { ServerLogger } from "./server-deps.js";
 import { toGrpcStatus } from "./to-connect-error.js";
+import { createStreamWriter } from "./stream-writer.js";
+import type { StreamWriter } from "./stream-writer.js";
 import { encodesAs, toWire } from "./wire-encodable.js";
 
 /** Options of `registerGrpcService`. */
@@ -49,6 +51,12 @@ export function registerGrpcService<S extends DescService>(
   const spec = createServiceImplSpec(service, impl);
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
+  let reported = false;
+  const unsupported = (reason: string): void => {
+    if (reported) return;
+    reported = true;
+    options.logger.warn("cannot write a turn's stream responses together; writing them one by one", { service: service.typeName, reason });
+  };
   for (const [name, methodSpec] of Object.entries(spec.methods)) {
     const method = methodSpec.method;
     const fast = decisionRequestDecoder(method.input);
@@ -58,14 +66,18 @@ export function registerGrpcService<S extends DescService>(
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: (m: unknown) => Buffer.from(toBinary(method.input, m as MessageShape<DescMessage>)),
       requestDeserialize: (buf: Buffer): Decoded => decode(method.input, buf, options.maxMessageBytes, fast),
-      responseSerialize: (m: unknown) =>
-        asBuffer(encodesAs(m, method.output) ? m[toWire]() : toBinary(method.output, m as MessageShape<DescMessage>)),
+      responseSerialize: serializerOf(method.output),
       responseDeserialize: (buf: Buffer) => fromBinary(method.output, buf),
       originalName: method.localName,
     };
-    handlers[name] = makeHandler(service, methodSpec, options);
+    handlers[name] = makeHandler(service, methodSpec, options, unsupported);
   }
   server.addService(definition, handlers);
+}
+
+/** How a method's responses are encoded, by grpc-js (unary) or by the stream writer. */
+function serializerOf(output: DescMessage): (m: unknown) => Buffer {
+  return (m) => asBuffer(encodesAs(m, output) ? m[toWire]() : toBinary(output, m as MessageShape<DescMessage>));
 }
 
 /** A Buffer view of `bytes` (grpc-js copies it into its frame; no need to copy it first). */
@@ -179,7 +191,12 @@ class LazyContext implements HandlerContext {
   }
 }
 
-function makeHandler(service: DescService, spec: MethodImplSpec, options: RegisterOptions): grpc.UntypedHandleCall {
+function makeHandler(
+  service: DescService,
+  spec: MethodImplSpec,
+  options: RegisterOptions,
+  unsupported: (reason: string) => void,
+): grpc.UntypedHandleCall {
   const rpc = `${service.typeName}/${spec.method.name}`;
   const status = (err: unknown) => toGrpcStatus(err, options.logger, rpc);
   const track = () => options.trackCall?.() ?? (() => {});
@@ -217,7 +234,8 @@ function makeHandler(service: DescService, spec: MethodImplSpec, options: Regist
         );
       };
     }
-    case "server_streaming":
+    case "server_streaming": {
+      const serialize = serializerOf(spec.method.output);
       return (call: grpc.ServerWritableStream<Decoded, unknown>) => {
         const done = track();
         const req = call.request;
@@ -226,7 +244,8 @@ function makeHandler(service: DescService, spec: MethodImplSpec, options: Regist
           return done();
         }
         const ctx = contextFor(service, spec.method, call, options);
-        writeAll(call, spec.impl(req.message as never, ctx), spec.method.output)
+        const writer = createStreamWriter(call, serialize, unsupported);
+        writeAll(call, spec.impl(req.message as never, ctx), spec.method.output, writer)
           .then(
             () => call.end(),
             (err: unknown) => {
@@ -235,6 +254,7 @@ function makeHandler(service: DescService, spec: MethodImplSpec, options: Regist
           )
           .finally(done);
       };
+    }
     case "client_streaming":
       return (call: grpc.ServerReadableStream<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const done = track();
@@ -263,25 +283,23 @@ async function run<T>(f: () => T | Promise<T>): Promise<T> {
   return await f();
 }
 
-/** Writes every response, waiting for the transport to drain so a slow reader exerts backpressure. */
+/**
+ * Writes every response, waiting for the transport to drain so a slow reader exerts backpressure.
+ * What is queued is written before the call ends, with its status or with an error.
+ */
 async function writeAll(
   call: grpc.ServerWritableStream<Decoded, unknown>,
   responses: AsyncIterable<unknown>,
   output: DescMessage,
+  writer: StreamWriter,
 ): Promise<void> {
-  for await (const init of responses) {
-    if (call.cancelled) return;
-    if (!call.write(toOutput(output, init))) {
-      await new Promise<void>((resolve) => {
-        const ready = () => {
-          call.off("drain", ready);
-          call.off("cancelled", ready);
-          resolve();
-        };
-        call.on("drain", ready);
-        call.on("cancelled", ready);
-      });
+  try {
+    for await (const init of responses) {
+      if (call.cancelled) return;
+      if (!writer.write(toOutput(output, init))) await writer.drained();
     }
+  } finally {
+    writer.flush();
   }
 }
 
