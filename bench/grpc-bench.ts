@@ -28,7 +28,7 @@ import { FORMAT_VERSION } from "../src/store/index.js";
 import { h2load, http2Load, percentiles, rawClient, sequentialLatency, sidecarMeter, type H2loadOptions, type Percentiles } from "./grpc/load.js";
 import { writePolicy, BENCH_LIMIT } from "./grpc/policy.js";
 import { SIDECAR_SERVE_FLAGS, cpuMs, idleCost, mainThreadCpuNs, rssBytes, startChild, type Child, type IdleCost } from "./grpc/processes.js";
-import { gcRound, gcTotals, type GcRound } from "./grpc/gc-metrics.js";
+import { gcRound, metricsText, parseGcTotals, parseMaxWatchLag, type GcRound } from "./grpc/gc-metrics.js";
 import { printProfileSummary, summarizeProfile, type ProfileSummary } from "./grpc/profile-summary.js";
 import { connectResp, type RespClient } from "./grpc/resp-client.js";
 import { mean, median, roundOrder } from "./grpc/stats.js";
@@ -164,6 +164,8 @@ interface Scenario {
   readonly halfOf?: string;
   /** Runs around the load (subscribers, reloads); returns a note for the table. */
   readonly around?: () => Promise<() => Promise<string>>;
+  /** Whether `around` opens WatchEvents feeds, whose lag the half-load round then reports. */
+  readonly feeds?: boolean;
 }
 
 /**
@@ -196,6 +198,8 @@ interface Measurement {
   readonly quiet?: readonly Percentiles[];
   /** The sidecar's garbage collection during the `atHalf` round (sidecars only). */
   readonly gcAtHalf?: GcRound;
+  /** The furthest WatchEvents feed's lag, in events, as the `atHalf` round starts and ends (scenarios with feeds). */
+  readonly lagAtHalf?: { readonly start: number; readonly end: number };
   readonly note?: string;
 }
 
@@ -252,10 +256,12 @@ async function measure(s: Scenario): Promise<Measurement> {
   const seq = await sequentialLatency(t.client, `${DECISION_SERVICE}/${s.rpc}`, body, SEQ_WARMUP, SEQ_CALLS);
   const rate = halfRate(knownMax ?? max.reqPerSec);
   const metrics = t.child.listening["metrics"];
-  const readGc = typeof metrics === "string" ? () => gcTotals(metrics) : undefined;
-  const gcBefore = await readGc?.();
+  const scrape = typeof metrics === "string" ? () => metricsText(metrics) : undefined;
+  const before = await scrape?.();
   const half = await halfLoad(rate, "");
-  const gcAtHalf = readGc && gcBefore ? gcRound(gcBefore, await readGc()) : undefined;
+  const after = await scrape?.();
+  const gcAtHalf = before !== undefined && after !== undefined ? gcRound(parseGcTotals(before), parseGcTotals(after)) : undefined;
+  const lagAtHalf = s.feeds && before !== undefined && after !== undefined ? { start: parseMaxWatchLag(before), end: parseMaxWatchLag(after) } : undefined;
   const note = await stopAround?.();
   if (s.around) quiet.push(latencyOf(await halfLoad(rate, " quiet after")));
   const rss = pids.reduce((a, p) => a + rssBytes(p), 0);
@@ -269,6 +275,7 @@ async function measure(s: Scenario): Promise<Measurement> {
     atHalf: { ...latencyOf(half), rate },
     ...(s.around ? { quiet } : {}),
     ...(gcAtHalf === undefined ? {} : { gcAtHalf }),
+    ...(lagAtHalf === undefined ? {} : { lagAtHalf }),
     ...(note === undefined ? {} : { note }),
   };
 }
@@ -398,10 +405,10 @@ async function main(): Promise<void> {
     { name: "Allow 3 items", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: TRIPLE, moves: true },
     { name: "Check", target: target("sidecar"), rpc: "Check", customer: HOT, usage: SINGLE, moves: false },
     { name: "Record", target: target("sidecar"), rpc: "Record", customer: HOT, usage: SINGLE, moves: true },
-    { name: "Allow + 10 subscribers (all events)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everything, "all events") },
-    { name: "Allow + 10 subscribers (all events, batched)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everythingBatched, "all events, max_batch_events 256") },
-    { name: "Allow + 10 subscribers (all events, batched, 20 ms)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everythingDelayed, "all events, max_batch_events 256, max_batch_delay_ms 20") },
-    { name: "Allow + 100 subscribers (1 customer each)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 100, oneCustomer, "other customers") },
+    { name: "Allow + 10 subscribers (all events)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everything, "all events"), feeds: true },
+    { name: "Allow + 10 subscribers (all events, batched)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everythingBatched, "all events, max_batch_events 256"), feeds: true },
+    { name: "Allow + 10 subscribers (all events, batched, 20 ms)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 10, everythingDelayed, "all events, max_batch_events 256, max_batch_delay_ms 20"), feeds: true },
+    { name: "Allow + 100 subscribers (1 customer each)", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: subscribers(target("sidecar"), 100, oneCustomer, "other customers"), feeds: true },
     { name: "Allow + policy reload every 1 s", target: target("sidecar"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true, halfOf: "Allow 1 item (durable)", around: reloads },
     { name: "Allow 1 item --fsync", target: target("fsync"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true },
     { name: "Redis+Lua Allow 1 item", target: target("redis"), rpc: "Allow", customer: HOT, usage: SINGLE, moves: true },
@@ -432,7 +439,7 @@ async function main(): Promise<void> {
     for (const s of selected) {
       const m = await measure(s);
       results.set(s.name, [...(results.get(s.name) ?? []), m]);
-      console.error(`  ${s.name}: ${m.reqPerSec} req/s (main thread ${m.mainUsPerReq.toFixed(1)} µs/req), seq p50 ${m.seq.p50.toFixed(3)} ms, p99@${m.atHalf.rate}/s ${m.atHalf.p99.toFixed(3)} ms${m.quiet ? ` (quiet rounds: ${m.quiet.map((q) => q.p99.toFixed(3)).join(", ")} ms)` : ""}${m.gcAtHalf ? `; ${m.gcAtHalf.scavenges} scavenges of ${m.gcAtHalf.meanScavengeMs.toFixed(2)} ms on average, ${m.gcAtHalf.markCompacts} mark-compacts` : ""}${m.note ? ` — ${m.note}` : ""}`);
+      console.error(`  ${s.name}: ${m.reqPerSec} req/s (main thread ${m.mainUsPerReq.toFixed(1)} µs/req), seq p50 ${m.seq.p50.toFixed(3)} ms, p99@${m.atHalf.rate}/s ${m.atHalf.p99.toFixed(3)} ms${m.quiet ? ` (quiet rounds: ${m.quiet.map((q) => q.p99.toFixed(3)).join(", ")} ms)` : ""}${m.gcAtHalf ? `; ${m.gcAtHalf.scavenges} scavenges of ${m.gcAtHalf.meanScavengeMs.toFixed(2)} ms on average, ${m.gcAtHalf.markCompacts} mark-compacts` : ""}${m.lagAtHalf ? `; feeds' lag ${m.lagAtHalf.start} events at the round's start, ${m.lagAtHalf.end} at its end` : ""}${m.note ? ` — ${m.note}` : ""}`);
     }
     if (ONLY === undefined || ONLY.includes("distinct")) {
       const path = `${DECISION_SERVICE}/Allow`;

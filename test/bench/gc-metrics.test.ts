@@ -3,7 +3,7 @@
  * prom-client's default metrics, as served on /metrics) after real scavenges in this process.
  */
 import { describe, expect, it } from "vitest";
-import { gcRound, parseGcTotals } from "../../bench/grpc/gc-metrics.js";
+import { gcRound, parseGcTotals, parseMaxWatchLag } from "../../bench/grpc/gc-metrics.js";
 import { createMetrics } from "../../src/metrics/index.js";
 
 /** Young garbage enough for a few scavenges, then a turn for the GC observer to report them. */
@@ -44,5 +44,14 @@ describe("gc metrics", () => {
     expect(round.meanScavengeMs).toBeCloseTo(4);
     expect(parseGcTotals("")).toEqual({ scavenges: 0, scavengeSeconds: 0, markCompacts: 0 });
     expect(gcRound(parseGcTotals(""), parseGcTotals(""))).toEqual({ scavenges: 0, meanScavengeMs: 0, markCompacts: 0 });
+  });
+
+  it("reads the furthest WatchEvents feed's lag from the same page, and no feeds as zero", async () => {
+    let stats = { subscribers: 3, maxLagEvents: 4096, totalLagEvents: 5000 };
+    const metrics = createMetrics({ watchStats: () => stats, defaultMetrics: false });
+    expect(parseMaxWatchLag((await metrics.render()).body)).toBe(4096);
+    stats = { subscribers: 0, maxLagEvents: 0, totalLagEvents: 0 };
+    expect(parseMaxWatchLag((await metrics.render()).body)).toBe(0);
+    expect(parseMaxWatchLag("")).toBe(0);
   });
 });
