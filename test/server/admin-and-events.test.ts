@@ -204,6 +204,20 @@ describe("WatchEvents", () => {
     expect(((await lone).messages[0]?.batch as { events: Obj[] }).events.map((e) => (e.meter as Obj).diff)).toEqual([4]);
   });
 
+  it("max_batch_delay_ms without max_batch_events: each event at once, one per message", async () => {
+    const filter = { customer_id: "wu", types: ["EVENT_TYPE_METER_CHANGED"], max_batch_delay_ms: 60_000 };
+    const got = collect(watch(filter), 2);
+    await new Promise((r) => setTimeout(r, 50));
+    await unary(h.decision, "Allow", { customer_id: "wu", items: [{ entitlement: "gpt_tokens", amount: 1 }] });
+    await unary(h.decision, "Allow", { customer_id: "wu", items: [{ entitlement: "gpt_tokens", amount: 2 }] });
+    // The delay (capped at 10 s) would hold them; nothing waits for it.
+    const early = await Promise.race([got, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000))]);
+    expect(early).toBeDefined();
+    const { messages } = await got;
+    expect(messages.map((m) => m.kind)).toEqual(["event", "event"]);
+    expect(messages.map((m) => ((m.event as Obj).meter as Obj).diff)).toEqual([1, 2]);
+  });
+
   it("max_batch_delay_ms above 10000 means 10000, not a timer past Node's limit", async () => {
     // Node runs a timer longer than 2^31-1 ms after 1 ms instead, with a warning each time.
     const warnings: string[] = [];
