@@ -1,10 +1,10 @@
 /**
  * Garbage collection in a sidecar during one round of load, read from its own `/metrics`
  * (prom-client's `nodejs_gc_duration_seconds`, which the sidecar exports anyway) before and after
- * the round, and its WatchEvents feeds' lag at either end. Scraping forces nothing, unlike a probe that would have to collect to measure: the
- * state it would disturb is what is measured here (docs/performance.md, "Subscribers and the
- * young generation": scavenges of ~1 ms in one state of the process, 2–5 ms in the other; the
- * cause, under "The sessions' stream tables").
+ * the round, and its WatchEvents feeds' lag at either end. Scraping forces nothing, unlike a
+ * probe that would have to collect to measure: the state it would disturb is what is measured
+ * here (docs/performance.md, "Subscribers and the young generation": scavenges of ~1 ms in one
+ * state of the process, 2–5 ms in the other; the cause, under "The sessions' stream tables").
  */
 
 /** Cumulative counts and seconds by kind, as the histogram has them. */
