@@ -37,15 +37,19 @@ export const FLUSH_BYTES = 64 * 1024;
 /** The gRPC length prefix: a compressed flag (0) and the message length, big-endian. */
 const PREFIX_BYTES = 5;
 
+/** What `firstOf` needs of an event emitter. */
+interface Listenable {
+  once(event: string, listener: () => void): unknown;
+  off(event: string, listener: () => void): unknown;
+}
+
 /** The part of node's `Http2Stream` used here. */
-interface Http2StreamLike {
+interface Http2StreamLike extends Listenable {
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
   readonly writableNeedDrain: boolean;
   readonly headersSent: boolean;
   write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean;
-  once(event: "drain" | "close", listener: () => void): unknown;
-  off(event: "drain" | "close", listener: () => void): unknown;
   respond: unknown;
 }
 
@@ -102,16 +106,6 @@ export function createStreamWriter(
   const flushLater = (): void => {
     if (flushScheduled) flush();
   };
-  const waitForDrain = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const ready = (): void => {
-        stream.off("drain", ready);
-        stream.off("close", ready);
-        resolve();
-      };
-      stream.once("drain", ready);
-      stream.once("close", ready);
-    });
 
   return {
     write(response) {
@@ -142,7 +136,7 @@ export function createStreamWriter(
     drained() {
       if (fallback !== undefined) return fallback.drained();
       flush();
-      return stream.writableNeedDrain && !over() ? waitForDrain() : Promise.resolve();
+      return stream.writableNeedDrain && !over() ? firstOf(stream, "drain", "close") : Promise.resolve();
     },
   };
 }
@@ -162,19 +156,22 @@ function framed(messages: readonly Uint8Array[], bytes: number): Buffer {
 
 /** grpc-js's own path, one response at a time. */
 function callWriter(call: grpc.ServerWritableStream<unknown, unknown>): StreamWriter {
-  const waitForDrain = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const ready = (): void => {
-        call.off("drain", ready);
-        call.off("cancelled", ready);
-        resolve();
-      };
-      call.on("drain", ready);
-      call.on("cancelled", ready);
-    });
   return {
     write: (response) => call.write(response),
     flush: () => {},
-    drained: () => (call.writableNeedDrain && !call.cancelled ? waitForDrain() : Promise.resolve()),
+    drained: () => (call.writableNeedDrain && !call.cancelled ? firstOf(call, "drain", "cancelled") : Promise.resolve()),
   };
+}
+
+/** Settles when `emitter` emits `a` or `b`, whichever comes first, and stops listening for both. */
+function firstOf(emitter: Listenable, a: string, b: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const ready = (): void => {
+      emitter.off(a, ready);
+      emitter.off(b, ready);
+      resolve();
+    };
+    emitter.once(a, ready);
+    emitter.once(b, ready);
+  });
 }

@@ -38,10 +38,14 @@ async function startServer(handler: Handler, options: grpc.ServerOptions = {}): 
     { Numbers: { path: PATH, requestStream: false, responseStream: true, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
     { Numbers: handler },
   );
-  const port = await new Promise<number>((resolve, reject) =>
+  return { server, port: await bind(server) };
+}
+
+/** Listens on a free loopback port. */
+function bind(server: grpc.Server): Promise<number> {
+  return new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
-  return { server, port };
 }
 
 /** Writes `responses` as the bridge does: wait when told to, flush before ending. */
@@ -113,21 +117,37 @@ function serving(server: grpc.Server): void {
   onCleanup(() => server.forceShutdown());
 }
 
+const upTo = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * A server that writes messages 0…n-1 in one turn through a stream writer and ends the call, read
+ * to its end by a raw client, which must get them all, in order, and an OK status. Returns how
+ * many DATA chunks they came in and what the writer reported.
+ */
+async function writeNumbers(
+  n: number,
+  options: { readonly prepare?: (call: grpc.ServerWritableStream<Buffer, Buffer>) => void; readonly server?: grpc.ServerOptions } = {},
+): Promise<{ chunks: number; reasons: string[] }> {
+  const reasons: string[] = [];
+  const { server, port } = await startServer((call) => {
+    options.prepare?.(call);
+    const writer = createStreamWriter(call as grpc.ServerWritableStream<unknown, unknown>, (b) => b as Buffer, (r) => reasons.push(r));
+    void writeAll(writer, call, upTo(n).map((i) => numbered(i))).then(() => call.end());
+  }, options.server);
+  serving(server);
+  const c = rawCall(port, PATH, new Uint8Array());
+  onCleanup(c.close);
+  await c.ended;
+  expect(c.messages.map((m) => m.readUInt32BE(0))).toEqual(upTo(n));
+  expect(c.trailers()?.["grpc-status"]).toBe("0");
+  return { chunks: c.chunks.length, reasons };
+}
+
 describe("createStreamWriter", () => {
   it("writes the responses of one turn in one DATA frame, in order, then the status", async () => {
-    const reasons: string[] = [];
-    const { server, port } = await startServer((call) => {
-      const writer = createStreamWriter(call as grpc.ServerWritableStream<unknown, unknown>, (b) => b as Buffer, (r) => reasons.push(r));
-      void writeAll(writer, call, Array.from({ length: 200 }, (_, i) => numbered(i))).then(() => call.end());
-    });
-    serving(server);
-    const c = rawCall(port, PATH, new Uint8Array());
-    onCleanup(c.close);
-    await c.ended;
-    expect(c.messages.map((m) => m.readUInt32BE(0))).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    const { chunks, reasons } = await writeNumbers(200);
     // grpc-js on its own sends each message in a frame of its own: 200 here.
-    expect(c.chunks.length).toBe(1);
-    expect(c.trailers()?.["grpc-status"]).toBe("0");
+    expect(chunks).toBe(1);
     expect(reasons).toEqual([]);
   });
 
@@ -248,39 +268,17 @@ describe("createStreamWriter", () => {
   });
 
   it("goes through call.write, and says why, where grpc-js's call has no HTTP/2 stream inside (a server interceptor)", async () => {
-    const reasons: string[] = [];
     const passThrough: grpc.ServerInterceptor = (_method, call) => new grpc.ServerInterceptingCall(call);
-    const { server, port } = await startServer(
-      (call) => {
-        const writer = createStreamWriter(call as grpc.ServerWritableStream<unknown, unknown>, (b) => b as Buffer, (r) => reasons.push(r));
-        void writeAll(writer, call, Array.from({ length: 50 }, (_, i) => numbered(i))).then(() => call.end());
-      },
-      { interceptors: [passThrough] },
-    );
-    serving(server);
-    const c = rawCall(port, PATH, new Uint8Array());
-    onCleanup(c.close);
-    await c.ended;
-    expect(c.messages.map((m) => m.readUInt32BE(0))).toEqual(Array.from({ length: 50 }, (_, i) => i));
-    expect(c.chunks.length).toBeGreaterThan(1);
-    expect(c.trailers()?.["grpc-status"]).toBe("0");
+    const { chunks, reasons } = await writeNumbers(50, { server: { interceptors: [passThrough] } });
+    expect(chunks).toBeGreaterThan(1);
     expect(reasons).toEqual(["grpc-js's server call has no call.stream HTTP/2 stream"]);
   });
 
   it("goes through call.write, and says why, where sending the call's metadata does not send the HTTP/2 headers", async () => {
-    const reasons: string[] = [];
-    const { server, port } = await startServer((call) => {
+    const { reasons } = await writeNumbers(20, {
       // As if grpc-js sent its headers later than on sendMetadata: grpc-js's own write still sends them.
-      call.sendMetadata = () => {};
-      const writer = createStreamWriter(call as grpc.ServerWritableStream<unknown, unknown>, (b) => b as Buffer, (r) => reasons.push(r));
-      void writeAll(writer, call, Array.from({ length: 20 }, (_, i) => numbered(i))).then(() => call.end());
+      prepare: (call) => (call.sendMetadata = () => {}),
     });
-    serving(server);
-    const c = rawCall(port, PATH, new Uint8Array());
-    onCleanup(c.close);
-    await c.ended;
-    expect(c.messages.map((m) => m.readUInt32BE(0))).toEqual(Array.from({ length: 20 }, (_, i) => i));
-    expect(c.trailers()?.["grpc-status"]).toBe("0");
     expect(reasons).toEqual(["grpc-js did not send the response headers on sendMetadata"]);
   });
 });
@@ -298,9 +296,7 @@ describe("registerGrpcService's server streams", () => {
       },
     };
     registerGrpcService(server, DecisionService, impl as ServiceImpl<typeof DecisionService>, { maxMessageBytes: 1024, logger });
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-    );
+    const port = await bind(server);
     const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     onCleanup(() => client.close());
     const watch = () =>
