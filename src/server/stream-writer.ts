@@ -10,13 +10,17 @@
  * CPU per message that way, 1.6 µs framed and written together, and the receiving process used
  * 28–33% of a core instead of 20% (docs/performance.md, "One write per turn").
  *
- * So the bridge queues a turn's responses here and writes them, each with gRPC's 5-byte
- * length prefix, to the call's HTTP/2 stream in one write on the next tick (or sooner, once a
- * queue holds `FLUSH_BYTES`). That stream is a private field of grpc-js's call (`call.stream` of
- * the call's `call`); where it is not found, or a server interceptor sits in between, responses go
- * through `call.write` as before and `unsupported` hears why. Skipped with grpc-js's own
- * write: its trace line and the channelz count of messages sent (neither is used here), and its
- * send-size limit (unset on this server, so unlimited). grpc-js never compresses responses.
+ * So the bridge queues a turn's responses here and writes them, each with gRPC's 5-byte length
+ * prefix, to the call's HTTP/2 stream in one write on the next tick. Like any Writable, the
+ * writer asks its producer to wait once what it holds (its queue and the stream's buffer) reaches
+ * the stream's high-water mark, and writes its queue before the wait: a client that reads slowly
+ * keeps that much of a subscriber's events in memory here, not a turn's worth.
+ *
+ * The HTTP/2 stream is a private field of grpc-js's call (`call.stream` of the call's `call`);
+ * where it is not found, or a server interceptor sits in between, responses go through
+ * `call.write` as before and `unsupported` hears why. Skipped with grpc-js's own write: its trace
+ * line and the channelz count of messages sent (neither is used here), and its send-size limit
+ * (unset on this server, so unlimited). grpc-js never compresses responses.
  */
 import { Metadata } from "@grpc/grpc-js";
 import type * as grpc from "@grpc/grpc-js";
@@ -30,9 +34,6 @@ export interface StreamWriter {
   /** Settles once the client has caught up, or the call is over. */
   drained(): Promise<void>;
 }
-
-/** A queue this size (bytes, prefixes included) is written at once rather than at the end of the turn. */
-export const FLUSH_BYTES = 64 * 1024;
 
 /** The gRPC length prefix: a compressed flag (0) and the message length, big-endian. */
 const PREFIX_BYTES = 5;
@@ -48,6 +49,8 @@ interface Http2StreamLike extends Listenable {
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
   readonly writableNeedDrain: boolean;
+  readonly writableLength: number;
+  readonly writableHighWaterMark: number;
   readonly headersSent: boolean;
   write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean;
   respond: unknown;
@@ -65,7 +68,9 @@ function http2StreamOf(call: object): Http2StreamLike | undefined {
     typeof s.respond === "function" &&
     typeof s.once === "function" &&
     typeof s.headersSent === "boolean" &&
-    typeof s.writableNeedDrain === "boolean";
+    typeof s.writableNeedDrain === "boolean" &&
+    typeof s.writableLength === "number" &&
+    typeof s.writableHighWaterMark === "number";
   return looksRight ? (stream as Http2StreamLike) : undefined;
 }
 
@@ -125,12 +130,11 @@ export function createStreamWriter(
       const message = serialize(response);
       queue.push(message);
       queued += PREFIX_BYTES + message.length;
-      if (queued >= FLUSH_BYTES) flush();
-      else if (!flushScheduled) {
+      if (!flushScheduled) {
         flushScheduled = true;
         process.nextTick(flushLater);
       }
-      return !stream.writableNeedDrain;
+      return queued + stream.writableLength < stream.writableHighWaterMark;
     },
     flush,
     drained() {
