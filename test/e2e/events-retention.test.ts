@@ -132,8 +132,10 @@ describe("event retention", () => {
       }
     })();
 
-    // 2000 events: far more than the server buffers per subscriber, and retention keeps 50.
-    await runConcurrently(2000, 32, (i) => allowOne(c, `cust-${i % 10}`, "images", 1));
+    // 5000 events: far more than the pipeline holds for a subscriber that stopped reading (its
+    // feed's 1,024 events, the HTTP/2 stream's buffer and window, the client's buffer; on Node
+    // 22, whose streams buffer 64 KiB to Node 20's 16, all of 2,000 fit), and retention keeps 50.
+    await runConcurrently(5000, 32, (i) => allowOne(c, `cust-${i % 10}`, "images", 1));
     target = await lastSequence(c);
     const retained = await prunedTo(c, keep);
     release();
