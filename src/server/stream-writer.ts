@@ -96,7 +96,6 @@ export function createStreamWriter(
   let queue: Uint8Array[] = [];
   let queued = 0;
   let flushScheduled = false;
-  let headersSent = false;
   let fallback: StreamWriter | undefined;
 
   const flush = (): void => {
@@ -116,7 +115,7 @@ export function createStreamWriter(
     write(response) {
       if (fallback !== undefined) return fallback.write(response);
       if (over()) return true;
-      if (!headersSent) {
+      if (!stream.headersSent) {
         // grpc-js sends the response headers with the first message; so do we, through its own
         // call, so that its end of the call (trailers, or a trailers-only error) still follows.
         call.sendMetadata(new Metadata());
@@ -125,7 +124,6 @@ export function createStreamWriter(
           fallback = callWriter(call);
           return fallback.write(response);
         }
-        headersSent = true;
       }
       const message = serialize(response);
       queue.push(message);
