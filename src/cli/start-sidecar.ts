@@ -69,17 +69,11 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
       const event = policyAppliedEvent(policy, next, info.source, info.appliedAt.getTime());
       policy = next; // the one atomic swap: each request reads this reference once
       metrics.policyApplied(next.version);
-      for (const w of info.warnings) logger.warn("policy warning", { issue: formatIssue(w), version: info.version });
       logPolicyEvent(event);
     },
     onRejected: (issues, info) => {
       metrics.policyRejected();
-      logger.error("policy rejected; keeping the last good policy", {
-        version: info.version,
-        kept: info.keptVersion,
-        reason: info.reason,
-        errors: issues.filter((i) => i.kind === "error").map(formatIssue),
-      });
+      // The watcher has logged the rejection with its issues; this records it.
       logPolicyEvent(policyRejectedEvent(info.version, issues, info.source, info.rejectedAt.getTime()));
     },
     pollIntervalMs: config.policyPollInterval,

@@ -75,7 +75,9 @@ function compileRoot(doc: unknown, version: string, sink: IssueSink): Compiled |
       if (plan === undefined) continue;
       if (plan.isDefault) {
         if (defaultPlan === undefined) defaultPlan = name;
-        else sink.error(joinPath(path, "default"), `plans "${defaultPlan}" and "${name}" are both default: true; only one plan may be the default`);
+        // SPEC: "the first default wins". A warning, not an error, so that a ConfigMap edit that
+        // leaves two defaults still applies, and says which plan new customers get.
+        else sink.warning(joinPath(path, "default"), `plans "${defaultPlan}" and "${name}" are both default: true; "${defaultPlan}", the first, is the default plan`);
       }
       plans.set(name, plan);
     }

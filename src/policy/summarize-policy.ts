@@ -14,7 +14,7 @@ export function summarizePolicy(policy: CompiledPolicy): string {
 
   const rows: string[][] = [["PLAN", "ENTITLEMENT", "MODE", "LIMIT", "RESET", "SCOPE"]];
   for (const plan of plans) {
-    const planName = plan.isDefault ? `${plan.name} (default)` : plan.name;
+    const planName = plan.name === policy.defaultPlan ? `${plan.name} (default)` : plan.name;
     if (plan.entitlements.size === 0) rows.push([planName, "(none)", "", "", "", ""]);
     for (const ent of plan.entitlements.values()) rows.push([planName, ent.name, ...limitColumns(ent), ent.scope ?? "caller"]);
   }

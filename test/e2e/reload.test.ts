@@ -135,7 +135,26 @@ describe("policy reload in a running sidecar (kubelet ..data swaps)", () => {
     expect(firstRejection.source).toBe(s.policyPath);
     expect([...(firstRejection.errors as string[])].sort()).toEqual(REJECTED_ERRORS);
     expect((policyEvents[3]?.policy_applied as Obj).source).toBe(s.policyPath);
-    expect(s.sidecar.logs.some((l) => l.msg === "policy rejected; keeping the last good policy" && l.version === vBad1)).toBe(true);
+    // One log line per rejection, naming what was kept.
+    expect(s.sidecar.logs.filter((l) => l.msg === "policy rejected; keeping the last good policy").map((l) => [l.version, l.keptVersion])).toEqual([
+      [vBad1, vA],
+      [vBad2, vA],
+    ]);
+  });
+
+  it("applies a policy with two default plans: the first is the default, and the second is logged as a warning", async () => {
+    const s = (running = await startReloadSidecar(proPolicy(10)));
+    // SPEC: "the first default wins". pro (100 tokens) is the first default here, free (5) the second.
+    const twoDefaults = policyYaml({ pro: { default: true, entitlements: { tokens: { value: 100 } } }, free: { default: true, entitlements: { tokens: { value: 5 } } } });
+    const v = await s.write(twoDefaults);
+    expect(await s.waitForVersion(v, 2_000)).toMatchObject({ rejections_since_applied: 0, last_errors: [] });
+    const fresh = await allowOne(s.clients, "new-customer", "tokens", 50);
+    expect(fresh).toMatchObject({ allowed: true, plan: "pro", policy_version: v });
+    await waitFor("the policy warning in the log", () => s.sidecar.logs.find((l) => l.msg === "policy warning" && l.version === v), 2_000);
+    // Once: the watcher logs a policy's warnings, nothing else repeats them.
+    expect(s.sidecar.logs.filter((l) => l.msg === "policy warning")).toEqual([
+      expect.objectContaining({ component: "watch", version: v, path: "policy.plans.free.default", message: 'plans "pro" and "free" are both default: true; "pro", the first, is the default plan' }),
+    ]);
   });
 
   it("deleting the policy key keeps the last good policy and says so; when it returns it is applied", async () => {

@@ -63,7 +63,6 @@ describe("rejections: one fixture per rule, exact path and message", () => {
     ["size on a plain credit", withLimit({ credit: "token", value: "2GB" }), err(`${LIMIT}.value`, 'value "2GB": unit "GB" (size) cannot be used with credit "token", which counts plain numbers (no stof_units)')],
     ["spelled-out number", withLimit({ credit: "storage", value: "two GB" }), err(`${LIMIT}.value`, 'value "two GB" is not a number or a quantity with units (e.g. 1000, "2GB", "100_000")')],
     ["unknown unit word", withLimit({ credit: "storage", value: "2gigs" }), err(`${LIMIT}.value`, 'value "2gigs": unknown unit "gigs"; known units: B, byte, bytes, KB, MB, GB, TB, PB, KiB, MiB, GiB, TiB, PiB, ms, s, sec, min, h, hr, hour, hours, day, days')],
-    ["two default plans", { policy: { plans: { free: { default: true }, pro: { default: true } } } }, err("policy.plans.pro.default", 'plans "free" and "pro" are both default: true; only one plan may be the default')],
     ["thresholds not a list", withLimit({ credit: "token", value: 5, thresholds: 80 }), err(`${LIMIT}.thresholds`, "thresholds must be a list of percents such as [50, 80, 100], got 80")],
     ["negative threshold", withLimit({ credit: "token", value: 5, thresholds: [50, -5] }), err(`${LIMIT}.thresholds.1`, "threshold must be a percent greater than zero, got -5")],
     ["zero threshold", withLimit({ credit: "token", value: 5, thresholds: [0] }), err(`${LIMIT}.thresholds.0`, "threshold must be a percent greater than zero, got 0")],
@@ -125,7 +124,7 @@ policy:
       `error ${ent}.storage.limit.reset_sch: reset_sch "monthly:32": the day must be 1..31 or last`,
       `error ${ent}.storage.limit: reset_inc and reset_sch are mutually exclusive; keep one of them`,
       `error ${ent}.storage.limit.thresholds.0: threshold must be a percent greater than zero, got 0`,
-      'error policy.plans.pro.default: plans "free" and "pro" are both default: true; only one plan may be the default',
+      'warning policy.plans.pro.default: plans "free" and "pro" are both default: true; "free", the first, is the default plan',
     ]);
   });
 
@@ -259,6 +258,15 @@ describe("compiled values", () => {
     expect(policy.defaultPlan).toBe("a");
     expect(a?.isDefault).toBe(true);
     expect(policy.plans.get("b")?.isDefault).toBe(false);
+  });
+
+  it("takes the first of several default plans, and warns naming the others", () => {
+    const { policy, warnings } = compiled({ policy: { plans: { free: { default: true }, pro: {}, team: { default: true }, max: { default: true } } } });
+    expect(policy.defaultPlan).toBe("free");
+    expect(warnings).toEqual([
+      warn("policy.plans.team.default", 'plans "free" and "team" are both default: true; "free", the first, is the default plan'),
+      warn("policy.plans.max.default", 'plans "free" and "max" are both default: true; "free", the first, is the default plan'),
+    ]);
   });
 
   it("compiles credits with Limitr's defaults", () => {

@@ -41,6 +41,12 @@ describe("summarizePolicy", () => {
     );
   });
 
+  it("marks only the plan that is the default when several say default: true", () => {
+    const r = loadPolicy("policy: { plans: { a: {}, b: { default: true }, c: { default: true } } }", { version: "v" });
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    expect(summarizePolicy(r.policy).split("\n").slice(2, 6)).toEqual(["PLAN         ENTITLEMENT  MODE  LIMIT  RESET  SCOPE", "a            (none)", "b (default)  (none)", "c            (none)"]);
+  });
+
   it("says when there is no default plan", () => {
     const r = loadPolicy("policy: { plans: { p: {} } }", { version: "v" });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
