@@ -10,7 +10,7 @@ import { loadPolicy, summarizePolicy } from "../policy/index.js";
 import { createLmdbStore } from "../store/index.js";
 import { contentVersion } from "../watch/index.js";
 import { ConfigError, parseServeConfig, serveOptionsHelp } from "./config.js";
-import { createLogger } from "./logger.js";
+import { createLogger, type Logger } from "./logger.js";
 import { formatIssue } from "./policy-events.js";
 import { readStateFile, writeStateFile, type Progress } from "./state-file.js";
 import { startSidecar, StartupError } from "./start-sidecar.js";
@@ -54,6 +54,10 @@ async function main(argv: readonly string[]): Promise<number> {
 async function serve(argv: readonly string[]): Promise<number> {
   const config = parseServeConfig(argv, process.env);
   const logger = createLogger({ level: config.logLevel });
+  // Listening from the start: a pod deleted while the sidecar opens its store or reads its policy
+  // still stops cleanly and exits 0 (SPEC §7), where the signal's default action would end it
+  // at once; and SIGHUP's default action would end it too.
+  const signals = listenForSignals(logger);
   let running: Awaited<ReturnType<typeof startSidecar>>;
   try {
     running = await startSidecar(config, logger);
@@ -73,25 +77,56 @@ async function serve(argv: readonly string[]): Promise<number> {
     policyVersion: running.policyVersion,
     dataDir: config.dataDir,
   });
-
+  const started = running;
   return new Promise<number>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info("signal received", { signal });
-      running.stop().then(
-        () => resolve(0),
-        (e: unknown) => {
-          logger.error("shutdown failed", { err: e });
-          resolve(1);
-        },
-      );
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.on("SIGHUP", () => {
-      logger.info("signal received", { signal: "SIGHUP" });
-      void running.reloadPolicy("SIGHUP");
+    signals.started({
+      stop: () =>
+        started.stop().then(
+          () => resolve(0),
+          (e: unknown) => {
+            logger.error("shutdown failed", { err: e });
+            resolve(1);
+          },
+        ),
+      reload: () => void started.reloadPolicy("SIGHUP"),
     });
   });
+}
+
+/** What the signal handlers do once the sidecar is serving. */
+interface SignalActions {
+  stop(): void;
+  reload(): void;
+}
+
+/**
+ * SIGTERM and SIGINT stop the sidecar, SIGHUP re-reads the policy. Signals that come before
+ * `started` are kept: a stop then follows start-up at once, and a SIGHUP re-reads the policy
+ * (start-up may have read it before the change the signal announces).
+ */
+function listenForSignals(logger: Logger): { started(actions: SignalActions): void } {
+  let actions: SignalActions | undefined;
+  let stopRequested = false;
+  let reloadRequested = false;
+  const stop = (signal: string): void => {
+    logger.info("signal received", { signal, ...(actions === undefined ? { duringStartUp: true } : {}) });
+    if (actions === undefined) stopRequested = true;
+    else actions.stop();
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    logger.info("signal received", { signal: "SIGHUP", ...(actions === undefined ? { duringStartUp: true } : {}) });
+    if (actions === undefined) reloadRequested = true;
+    else actions.reload();
+  });
+  return {
+    started(a) {
+      actions = a;
+      if (stopRequested) a.stop();
+      else if (reloadRequested) a.reload();
+    },
+  };
 }
 
 function checkPolicy(argv: readonly string[]): number {

@@ -27,11 +27,19 @@ export interface SidecarProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** Starts `limitr-sidecar serve` with the given flags (ports default to 0) and waits until it listens. */
-export async function startSidecar(
-  flags: readonly string[],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
-): Promise<SidecarProcess> {
+/** A sidecar child as soon as it is spawned, before it listens. */
+export interface SpawnedSidecar {
+  readonly child: ChildProcess;
+  /** Every JSON log line so far. */
+  readonly logs: Record<string, unknown>[];
+  /** Resolves with the exit code (or signal) once the child exits. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The first log line whose `msg` is `msg`; rejects if the child exits first or after `timeoutMs`. */
+  logLine(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+/** Spawns `limitr-sidecar serve` with the given flags (ports default to 0), without waiting. */
+export function spawnSidecar(flags: readonly string[], options: { env?: Record<string, string> } = {}): SpawnedSidecar {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first (npm test does)`);
   const args = [CLI, "serve", ...flags];
   if (!flags.includes("--grpc-address")) args.push("--grpc-address", "127.0.0.1:0");
@@ -42,38 +50,61 @@ export async function startSidecar(
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Record<string, unknown>[] = [];
+  const waiting = new Set<() => void>();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal })),
   );
   let buffered = "";
-  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sidecar did not listen in time; logs:\n${JSON.stringify(logs, null, 1)}`)), options.timeoutMs ?? 20_000);
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          logs.push(entry);
-          if (entry["msg"] === "listening") {
-            clearTimeout(timer);
-            resolve(entry);
-          }
-        } catch {
-          logs.push({ raw: line });
-        }
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ raw: line });
       }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`sidecar exited (${code ?? signal}) before listening; logs:\n${JSON.stringify(logs, null, 1)}`));
-    });
+      for (const check of waiting) check();
+    }
   });
   child.stdout?.resume();
-  const announced = await listening;
+  const logLine = (msg: string, timeoutMs = 20_000): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const entry = logs.find((l) => l["msg"] === msg);
+        if (entry === undefined) return;
+        done();
+        resolve(entry);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`sidecar did not log "${msg}" in time; logs:\n${JSON.stringify(logs, null, 1)}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        waiting.delete(check);
+      };
+      waiting.add(check);
+      check();
+      void exited.then(({ code, signal }) => {
+        if (!waiting.has(check)) return;
+        done();
+        reject(new Error(`sidecar exited (${code ?? signal}) before logging "${msg}"; logs:\n${JSON.stringify(logs, null, 1)}`));
+      });
+    });
+  return { child, logs, exited, logLine };
+}
+
+/** Starts `limitr-sidecar serve` with the given flags (ports default to 0) and waits until it listens. */
+export async function startSidecar(
+  flags: readonly string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<SidecarProcess> {
+  const { child, logs, exited, logLine } = spawnSidecar(flags, options);
+  const announced = await logLine("listening", options.timeoutMs);
   return {
     child,
     grpcAddress: String(announced["grpc"]),
