@@ -3,10 +3,10 @@
  * NOT_SERVING: the composition root flips it once the policy is loaded and the store is open,
  * and shutdown flips it back first, so probes stop routing traffic before anything closes.
  */
-import type * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { AdminService } from "../gen/limitr/v1/admin_pb.js";
 import { DecisionService } from "../gen/limitr/v1/decision_pb.js";
+import type { ServiceAdder } from "./end-streams-on.js";
 
 /** Service names reported: "" is the server as a whole (what kubelet's gRPC probe asks). */
 export const HEALTH_SERVICES: readonly string[] = ["", DecisionService.typeName, AdminService.typeName];
@@ -15,7 +15,7 @@ export interface Health {
   setServing(serving: boolean): void;
   isServing(): boolean;
   /** Adds the Health service to a grpc-js server (several servers may share one status). */
-  addToServer(server: grpc.Server): void;
+  addToServer(server: ServiceAdder): void;
 }
 
 export function createHealth(): Health {

@@ -7,11 +7,11 @@
 import { readdirSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import type * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { protoPath as healthProtoPath } from "grpc-health-check";
+import type { ServiceAdder } from "./end-streams-on.js";
 
 /** The directory holding `limitr/v1/*.proto`. */
 export const PROTO_DIR = fileURLToPath(new URL("../../proto", import.meta.url));
@@ -40,6 +40,6 @@ export function loadServedProtos(protoDir = PROTO_DIR): PackageDefinition {
 }
 
 /** Adds reflection for the limitr services and Health to a grpc-js server. */
-export function addReflection(server: grpc.Server, protoDir = PROTO_DIR): void {
+export function addReflection(server: ServiceAdder, protoDir = PROTO_DIR): void {
   new ReflectionService(loadServedProtos(protoDir)).addToServer(server);
 }

@@ -11,6 +11,7 @@ import { createDecisionService } from "./decision-service.js";
 import { guardServiceImpl } from "./guard-service-impl.js";
 import { createHealth } from "./health.js";
 import { observeServiceImpl, refusedCall } from "./observe-service-impl.js";
+import { endStreamsOn } from "./end-streams-on.js";
 import { addReflection } from "./reflection.js";
 import { registerGrpcService, transportReceiveLimit } from "./register-grpc-service.js";
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server-deps.js";
@@ -18,9 +19,6 @@ import type { SidecarServerDeps, WatchStats } from "./server-deps.js";
 import { clearStaleSocket, shareWithGroup, unixSocketPath } from "./unix-socket.js";
 import { createWatchRegistry } from "./watch-registry.js";
 import { createYoungStreamMaps } from "./young-stream-maps.js";
-
-/** Time given to the last answers to reach the socket before remaining streams are cancelled. */
-const FLUSH_MS = 100;
 
 /** A running (or ready to run) sidecar gRPC server. */
 export interface SidecarServer {
@@ -77,7 +75,6 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
   const adminService = observer ? observeServiceImpl(AdminService, guardedAdmin, observer) : guardedAdmin;
 
   let inFlight = 0;
-  let onIdle: (() => void) | undefined;
   const trackCall = (): (() => void) => {
     inFlight += 1;
     let ended = false;
@@ -85,7 +82,6 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
       if (ended) return;
       ended = true;
       inFlight -= 1;
-      if (inFlight === 0) onIdle?.();
     };
   };
 
@@ -104,8 +100,9 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
   };
   registerGrpcService(main, DecisionService, decisionService, register);
   registerGrpcService(main, AdminService, adminService, register);
-  health.addToServer(main);
-  addReflection(main);
+  // Their streams end with ours at shutdown, so that the shutdown can wait for every stream.
+  health.addToServer(endStreamsOn(main, shutdownCtl.signal));
+  addReflection(endStreamsOn(main, shutdownCtl.signal));
 
   let healthServer: grpc.Server | undefined;
   let stopping: Promise<void> | undefined;
@@ -137,7 +134,6 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        onIdle = undefined;
         // Cancels what is still open: late calls past the grace period, health Watch streams.
         for (const s of servers) s.forceShutdown();
         youngStreamMaps.close();
@@ -147,17 +143,10 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
         if (inFlight > 0) logger.warn("shutdown grace period over; cancelling calls", { inFlight, graceMs });
         finish();
       }, graceMs);
+      // Done once every session has closed: every stream over, its answer sent, including those
+      // a client is slow to read (a decided Allow is counted; its answer must not be cancelled).
       let pending = servers.length;
       for (const s of servers) s.tryShutdown(() => (--pending === 0 ? finish() : undefined));
-      // Our own calls are what the grace period is for; once none is left, what remains (health
-      // Watch, reflection streams) is not worth waiting for. Cancelling in the very turn the last
-      // answer was handed to grpc-js could cut it off before it is flushed, hence a short pause.
-      const idle = (): void => {
-        onIdle = undefined;
-        setTimeout(finish, Math.min(FLUSH_MS, graceMs)).unref();
-      };
-      onIdle = idle;
-      if (inFlight === 0) idle();
     });
     logger.info("grpc server stopped", {});
   };
@@ -167,7 +156,7 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
     async listenHealth(address) {
       if (!healthServer) {
         healthServer = new grpc.Server();
-        health.addToServer(healthServer);
+        health.addToServer(endStreamsOn(healthServer, shutdownCtl.signal));
       }
       return bind(healthServer, address);
     },

@@ -284,6 +284,37 @@ describe("graceful shutdown", () => {
     expect([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]).toContain(late.code);
   });
 
+  it("ends Health Watch and reflection streams with OK, so the shutdown need not wait out its grace", async () => {
+    const h = await start();
+    const reflectionProto = fileURLToPath(new URL("../../node_modules/@grpc/reflection/build/proto", import.meta.url));
+    const def = loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [reflectionProto], keepCase: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } };
+    const reflection = new pkg.grpc.reflection.v1.ServerReflection(h.address, grpc.credentials.createInsecure());
+    try {
+      const watch = (h.health as unknown as { Watch(r: Obj): grpc.ClientReadableStream<Obj> }).Watch({ service: "" });
+      const info = (reflection as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<Obj, Obj> }).ServerReflectionInfo();
+      const ended = (call: grpc.ClientReadableStream<Obj> | grpc.ClientDuplexStream<Obj, Obj>) =>
+        new Promise<number>((resolve) => {
+          call.on("data", () => {});
+          call.on("error", (e: grpc.ServiceError) => resolve(e.code));
+          call.on("status", (st: grpc.StatusObject) => resolve(st.code));
+        });
+      const watchEnded = ended(watch);
+      const infoEnded = ended(info);
+      const firstStatus = new Promise((r) => watch.once("data", r));
+      const firstReply = new Promise((r) => info.once("data", r));
+      info.write({ list_services: "*" });
+      await Promise.all([firstStatus, firstReply]); // both streams are open on the server
+      // Were they left open, the grace period's end would cancel them (not OK) after 20 s.
+      const stopping = h.server.shutdown(20_000);
+      expect(await watchEnded).toBe(grpc.status.OK);
+      expect(await infoEnded).toBe(grpc.status.OK);
+      await stopping;
+    } finally {
+      reflection.close();
+    }
+  });
+
   it("cancels calls still running when the grace period is over", async () => {
     const never: Engine["allow"] = () => new Promise(() => {});
     const h = await start({ engine: stubEngine(new Error("unused"), never) });
