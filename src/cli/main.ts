@@ -102,19 +102,26 @@ interface SignalActions {
 /**
  * SIGTERM and SIGINT stop the sidecar, SIGHUP re-reads the policy. Signals that come before
  * `started` are kept: a stop then follows start-up at once, and a SIGHUP re-reads the policy
- * (start-up may have read it before the change the signal announces).
+ * (start-up may have read it before the change the signal announces). A second stop signal
+ * (`docker stop` after a timeout, a second Ctrl-C) changes nothing: the drain is already bounded
+ * by the grace period, and cutting it short would cancel answers of counted calls and skip
+ * closing LMDB. SIGKILL remains the way to end it at once.
  */
 function listenForSignals(logger: Logger): { started(actions: SignalActions): void } {
   let actions: SignalActions | undefined;
   let stopRequested = false;
   let reloadRequested = false;
   const stop = (signal: string): void => {
+    if (stopRequested) {
+      logger.info("signal received; already stopping", { signal });
+      return;
+    }
     logger.info("signal received", { signal, ...(actions === undefined ? { duringStartUp: true } : {}) });
-    if (actions === undefined) stopRequested = true;
-    else actions.stop();
+    stopRequested = true;
+    actions?.stop();
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", () => {
     logger.info("signal received", { signal: "SIGHUP", ...(actions === undefined ? { duringStartUp: true } : {}) });
     if (actions === undefined) reloadRequested = true;

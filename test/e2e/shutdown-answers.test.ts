@@ -60,14 +60,19 @@ describe("SIGTERM with answers still on their way", () => {
     direct.close();
 
     s.kill("SIGTERM");
+    await s.logLine("shutting down");
+    // A second SIGTERM (docker stop, an impatient operator) must not cut the drain short.
+    s.kill("SIGTERM");
     // Well past any fixed pause: the sidecar must still be waiting for the answers to leave.
     await new Promise((r) => setTimeout(r, 500));
     expect(s.child.exitCode).toBeNull();
+    expect(s.logs.filter((l) => String(l.msg).startsWith("signal received")).map((l) => l.msg)).toEqual(["signal received", "signal received; already stopping"]);
     p.resume();
 
     const outcomes = await Promise.all(answers);
     const failed = outcomes.filter((o) => !("allowed" in o) || o.allowed !== true);
     expect(failed.length, `answers lost: ${JSON.stringify(failed.slice(0, 3))}`).toBe(0);
     expect(await s.exited).toEqual({ code: 0, signal: null });
+    expect(s.logs.at(-1)?.msg).toBe("stopped"); // LMDB closed
   });
 });

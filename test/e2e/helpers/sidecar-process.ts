@@ -9,24 +9,6 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 export const CLI = fileURLToPath(new URL("../../../dist/cli/main.js", import.meta.url));
 
-/** A running sidecar child and what it said. */
-export interface SidecarProcess {
-  readonly child: ChildProcess;
-  /** The bound gRPC address (HOST:PORT) announced in the `listening` log line. */
-  readonly grpcAddress: string;
-  /** The bound HTTP address, when HTTP is on. */
-  readonly httpAddress: string | undefined;
-  /** The bound health-only address, when configured. */
-  readonly healthAddress: string | undefined;
-  /** The bound operator-only HTTP address (/metrics, /healthz, /readyz), when configured. */
-  readonly metricsAddress: string | undefined;
-  /** Every JSON log line so far. */
-  readonly logs: Record<string, unknown>[];
-  /** Resolves with the exit code (or signal) once the child exits. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  kill(signal?: NodeJS.Signals): void;
-}
-
 /** A sidecar child as soon as it is spawned, before it listens. */
 export interface SpawnedSidecar {
   readonly child: ChildProcess;
@@ -36,6 +18,19 @@ export interface SpawnedSidecar {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** The first log line whose `msg` is `msg`; rejects if the child exits first or after `timeoutMs`. */
   logLine(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+/** A running sidecar child and what it said. */
+export interface SidecarProcess extends SpawnedSidecar {
+  /** The bound gRPC address (HOST:PORT) announced in the `listening` log line. */
+  readonly grpcAddress: string;
+  /** The bound HTTP address, when HTTP is on. */
+  readonly httpAddress: string | undefined;
+  /** The bound health-only address, when configured. */
+  readonly healthAddress: string | undefined;
+  /** The bound operator-only HTTP address (/metrics, /healthz, /readyz), when configured. */
+  readonly metricsAddress: string | undefined;
+  kill(signal?: NodeJS.Signals): void;
 }
 
 /** Spawns `limitr-sidecar serve` with the given flags (ports default to 0), without waiting. */
@@ -113,6 +108,7 @@ export async function startSidecar(
     metricsAddress: typeof announced["metrics"] === "string" ? announced["metrics"] : undefined,
     logs,
     exited,
+    logLine,
     kill: (signal = "SIGTERM") => {
       child.kill(signal);
     },
