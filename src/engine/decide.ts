@@ -119,7 +119,14 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
       pastLimit = limit.mode !== "observe" && amount > 0n && newValue > lim + TOLERANCE;
     } else if (limit.mode === "hard") {
       if (amount >= 0n) {
-        allowed = limit.hardTrailing ? oldValue + work.held < lim : newValue + work.held <= lim + TOLERANCE;
+        if (limit.hardTrailing) {
+          // Below the limit, beyond the tolerance that makes 0.1 + 0.2 "at" 0.3, the call goes
+          // through whole; the part of it past the limit is an overage, billed as a soft one.
+          allowed = oldValue + work.held + TOLERANCE < lim;
+          pastLimit = allowed && amount > 0n && newValue > lim + TOLERANCE;
+        } else {
+          allowed = newValue + work.held <= lim + TOLERANCE;
+        }
       }
     } else if (limit.mode === "soft") {
       pastLimit = amount > 0n && newValue > lim + TOLERANCE;

@@ -13,6 +13,7 @@ const policy = buildPolicy({
       soft: { limit: { credit: token, mode: "soft", value: 10 } },
       observe: { limit: { credit: token, mode: "observe", value: 10 } },
       trailing: { limit: { credit: token, value: 10, hardTrailing: true } },
+      trailingTenth: { limit: { credit: seat, value: 0.3, hardTrailing: true } },
       floored: { limit: { credit: seat, value: 10, minimum: 0 } },
       byFive: { limit: { credit: seat, value: 10, increment: 5 } },
       tenth: { limit: { credit: seat, value: 0.3 } },
@@ -44,6 +45,10 @@ describe("limit modes", () => {
     ["observe", [6, 6, 100], [true, true, true], 112, "OK"],
     ["trailing", [9, 5, 1], [true, true, false], 14, "HARD_LIMIT"],
     ["trailing", [10, 1], [true, false], 10, "HARD_LIMIT"],
+    ["trailing", [9, 1], [true, true], 10, "OK"],
+    // Within 1e-9 of the limit is at the limit (SPEC §4's tolerance), so nothing more goes through.
+    ["trailingTenth", [0.299999999, 1], [true, false], 0.299999999, "HARD_LIMIT"],
+    ["trailingTenth", [0.299999998, 1], [true, true], 1.299999998, "SOFT_LIMIT_EXCEEDED"],
     ["floored", [2, -5, 1], [true, true, true], 1, "OK"],
     ["tenth", [0.1, 0.2, 0.000000001, 0.1], [true, true, true, false], 0.300000001, "HARD_LIMIT"],
   ] as const)("%s %j", (ent, amounts, allowed, finalValue, lastReason) => {
@@ -51,6 +56,17 @@ describe("limit modes", () => {
     expect(results.map((r) => r.allowed)).toEqual(allowed);
     expect(results.at(-1)?.reason).toBe(lastReason);
     expect(meter(results.at(-1) as DecisionResult).value).toBe(n(finalValue));
+  });
+
+  it("hard_trailing: the crossing call's part past the limit is an overage, billed like a soft one", () => {
+    const h = createHarness(policy);
+    const first = h.run(allow, { customerId: "u", items: [{ entitlement: "trailing", amount: 9 }] });
+    expect(first.result.reason).toBe("OK");
+    expect(first.events.map((e) => e.type)).toEqual(["customer-set", "meter-changed"]);
+    const crossing = h.run(allow, { customerId: "u", items: [{ entitlement: "trailing", amount: 5 }] });
+    expect(crossing.result).toMatchObject({ allowed: true, reason: "SOFT_LIMIT_EXCEEDED" });
+    expect(meter(crossing.result)).toMatchObject({ value: n(14), overage: n(4) });
+    expect(crossing.events).toEqual([expect.objectContaining({ type: "meter-overage", oldValue: n(9), newValue: n(14), overage: n(4), overagePrice: n(4 * 0.00002) })]);
   });
 
   it("observe: the reported meter never shows an overage, in the answer or in getMeters", () => {
