@@ -11,7 +11,7 @@ import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.j
 import { pushResetEvents, type EventScope } from "./meter-events.js";
 import { sameResetRule } from "./reset-rule-changes.js";
 import type { Customer, CustomerView, EngineEvent, Meter, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
-import { loadWorkMeter, putMeterWrites, type WorkMeter } from "./work-meter.js";
+import { loadWorkMeter, putMeterWrites, unenforcedLimit, type WorkMeter } from "./work-meter.js";
 
 /** A customer with its effective plan. */
 export function customerView(policy: CompiledPolicy, state: StateReader, customer: Customer): CustomerView {
@@ -180,21 +180,3 @@ function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope:
   pushResetEvents(events, scope, restarted, m.value, m.thresholdsReached);
   putMeterWrites(writes, writes.length, restarted);
 }
-
-/**
- * The limit reported for a meter its plan no longer enforces: never resets, never denies
- * (observe), limit 0, in its remembered credit.
- */
-function unenforcedLimit(policy: CompiledPolicy, creditName: string): CompiledLimit {
-  const credit = policy.credits.get(creditName) ?? {
-    name: creditName,
-    label: creditName,
-    unit: "",
-    stofUnits: undefined,
-    unitKind: "count" as const,
-    price: undefined,
-    overheadCost: 0n,
-  };
-  return { credit, mode: "observe", value: 0n, increment: 0n, minimum: undefined, hardTrailing: false, reset: undefined, thresholds: [] };
-}
-

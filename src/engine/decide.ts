@@ -4,7 +4,7 @@
  * state, returns what should change. Written as plain loops over a few mutable work meters
  * because this is the hot path (one `allow` is budgeted at a few microseconds).
  */
-import { TOLERANCE, mulNanos, type Nanos } from "../policy/index.js";
+import { TOLERANCE, mulNanos, type CompiledLimit, type Nanos } from "../policy/index.js";
 import type { EngineContext } from "./context.js";
 import { resolveScopeOwner, type ResolvedPlan } from "./customer-graph.js";
 import { currentItemView } from "./get-meters.js";
@@ -22,8 +22,11 @@ export interface DecideInput {
   readonly plan: ResolvedPlan;
   readonly items: readonly UsageItem[];
   readonly scope: EventScope;
-  /** Settle: per item, the meter owner and amount fixed by the reservation. */
-  readonly fixed?: readonly { readonly owner: string; readonly amount: Nanos }[];
+  /**
+   * Settle: per item, the meter owner and amount fixed by the reservation, and the limit to count
+   * under when the plan no longer meters the entitlement (the meter's own credit, enforcing nothing).
+   */
+  readonly fixed?: readonly { readonly owner: string; readonly amount: Nanos; readonly keptLimit?: CompiledLimit | undefined }[];
   /** Settle: the reservation whose holds are removed from every meter touched. */
   readonly dropReservation?: { readonly id: string; readonly expiresAt: number };
   /** Reserve: the hold to place on every metered item once the decision passes. */
@@ -72,23 +75,23 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     const item = items[i] as UsageItem;
     const name = item.entitlement;
     const ent = plan === undefined ? undefined : plan.entitlements.get(name);
-    if (ent === undefined) {
+    const fixed = input.fixed?.[i];
+    if (ent === undefined && fixed?.keptLimit === undefined) {
       denied = i;
       deniedReason = ctx.policy.entitlementNames.has(name) ? "NOT_ENTITLED" : "UNKNOWN_ENTITLEMENT";
       break;
     }
-    const limit = ent.limit;
+    const limit = ent?.limit ?? fixed?.keptLimit;
     if (limit === undefined) {
       checkItemUnit(item, i, ctx.policy);
       itemWorks[reached++] = undefined;
       continue;
     }
-    const fixed = input.fixed?.[i];
     // Before the owner is resolved: bad input is an error, not a SCOPE_UNRESOLVED denial.
     const amount = fixed !== undefined ? fixed.amount : itemAmount(item, i, limit);
     let owner: string;
     if (fixed !== undefined) owner = fixed.owner;
-    else if (ent.scope === undefined) owner = caller.id;
+    else if (ent?.scope === undefined) owner = caller.id;
     else {
       const found = resolveScopeOwner(ctx.state, caller, ent.scope);
       if (found === undefined) {

@@ -1,16 +1,18 @@
 /**
  * settle and release (SPEC §4): a reservation's holds are removed; settle then records the
- * actual usage exactly as `record` does (the usage happened, so limits never deny it).
+ * actual usage exactly as `record` does (the usage happened, so limits never deny it). Usage
+ * reserved under a plan the customer has since left is still counted, on the meter it was
+ * reserved on, as a meter the plan no longer enforces: the work was done while it was entitled.
  */
 import { LimitrError, invalidArgument } from "../errors/index.js";
-import type { Nanos } from "../policy/index.js";
+import type { CompiledLimit, Nanos } from "../policy/index.js";
 import { NO_EVENTS, readOnly, replayOf, type EngineContext } from "./context.js";
 import { resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { decide } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import type { DecisionResult, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
-import { findWork, takeHold, type WorkMeter } from "./work-meter.js";
+import { findWork, takeHold, unenforcedLimit, type WorkMeter } from "./work-meter.js";
 
 /** Removes the reservation's holds and records the actual amounts. */
 export function settle(ctx: EngineContext, req: SettleRequest): Outcome<DecisionResult> {
@@ -49,7 +51,10 @@ export function settle(ctx: EngineContext, req: SettleRequest): Outcome<Decision
       caller,
       plan,
       items,
-      fixed: reservation.items.map((r) => ({ owner: r.owner, amount: actualAmount(req, r.entitlement, r.amount, plan) })),
+      fixed: reservation.items.map((r) => {
+        const keptLimit = limitLeft(ctx, plan, r.owner, r.entitlement);
+        return { owner: r.owner, amount: actualAmount(req, r.entitlement, r.amount, plan.plan?.entitlements.get(r.entitlement)?.limit ?? keptLimit), keptLimit };
+      }),
       dropReservation: reservation,
       scope: {
         time: ctx.now,
@@ -92,9 +97,9 @@ function validateSettle(ctx: EngineContext, req: SettleRequest): void {
     const a = item.amount;
     if (a !== undefined && (typeof a !== "number" || !Number.isFinite(a))) throw invalidArgument(`actual[${i}].amount`, `must be a finite number, got ${String(a)}`);
     if (a !== undefined && a < 0) throw invalidArgument(`actual[${i}].amount`, `must not be negative, got ${a}`);
-    // A line without an amount settles at what was reserved, so nothing converts its unit later;
-    // an unknown one is still an error (SPEC §6), as in every other request.
-    if (a === undefined) checkItemUnit(item, i, ctx.policy, "actual");
+    // Not every line's unit is converted later (no amount: what was reserved; a feature flag: not
+    // counted); an unknown one is still an error (SPEC §6), as in every other request.
+    checkItemUnit(item, i, ctx.policy, "actual");
   }
 }
 
@@ -103,8 +108,7 @@ function validateSettle(ctx: EngineContext, req: SettleRequest): void {
  * (converted into the credit's units), 0 when none does; a line without an amount settles at
  * exactly what was reserved.
  */
-function actualAmount(req: SettleRequest, entitlement: string, reserved: Nanos, plan: ResolvedPlan): Nanos {
-  const limit = plan.plan?.entitlements.get(entitlement)?.limit;
+function actualAmount(req: SettleRequest, entitlement: string, reserved: Nanos, limit: CompiledLimit | undefined): Nanos {
   let sum = 0n;
   for (let i = 0; i < req.actual.length; i++) {
     const item = req.actual[i] as UsageItem;
@@ -113,6 +117,17 @@ function actualAmount(req: SettleRequest, entitlement: string, reserved: Nanos, 
     else if (limit !== undefined) sum += itemAmount(item, i, limit, "actual");
   }
   return sum;
+}
+
+/**
+ * The limit a reserved meter is counted under when the customer's plan no longer meters its
+ * entitlement (left the plan, or it became a feature flag): none when it still does, or when the
+ * meter is gone.
+ */
+function limitLeft(ctx: EngineContext, plan: ResolvedPlan, owner: string, entitlement: string): CompiledLimit | undefined {
+  if (plan.plan?.entitlements.get(entitlement)?.limit !== undefined) return undefined;
+  const meter = ctx.state.getMeter(owner, entitlement);
+  return meter === undefined ? undefined : unenforcedLimit(ctx.policy, meter.credit);
 }
 
 /** Meter writes removing the reservation's holds from meters the decision did not already touch. */

@@ -4,7 +4,7 @@
  * operation's outcome is committed. Mutable on purpose: it lives for one call and saves the
  * hot path from copying a meter per item.
  */
-import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, type CompiledLimit, type Nanos } from "../policy/index.js";
+import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, type CompiledLimit, type CompiledPolicy, type Nanos } from "../policy/index.js";
 import type { Hold, HoldSummary, Meter, MeterView, StateReader, Write } from "./types.js";
 import { carriedPeriod, type ResetRuleChanges } from "./reset-rule-changes.js";
 
@@ -278,4 +278,21 @@ export function findWork(works: readonly WorkMeter[], count: number, owner: stri
     if (w.owner === owner && w.entitlement === entitlement) return w;
   }
   return undefined;
+}
+
+/**
+ * The limit reported for a meter its plan no longer enforces: never resets, never denies
+ * (observe), limit 0, in its remembered credit.
+ */
+export function unenforcedLimit(policy: CompiledPolicy, creditName: string): CompiledLimit {
+  const credit = policy.credits.get(creditName) ?? {
+    name: creditName,
+    label: creditName,
+    unit: "",
+    stofUnits: undefined,
+    unitKind: "count" as const,
+    price: undefined,
+    overheadCost: 0n,
+  };
+  return { credit, mode: "observe", value: 0n, increment: 0n, minimum: undefined, hardTrailing: false, reset: undefined, thresholds: [] };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allow, release, reserve, settle, type DecisionResult, type MeterView } from "../../src/engine/index.js";
+import { allow, release, reserve, setCustomerPlan, settle, type DecisionResult, type MeterView } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { buildPolicy, createHarness, credit, n, snapshot, T0 } from "./harness.js";
 
@@ -13,6 +13,8 @@ const policy = buildPolicy({
       flag: {},
     },
   },
+  // Without tokens, and with soft as a feature flag: a plan the customer may move to mid-reservation.
+  lite: { entitlements: { soft: {}, flag: {} } },
 });
 
 const view = (r: DecisionResult, i = 0): MeterView => r.items[i] as MeterView;
@@ -109,6 +111,37 @@ describe("settle", () => {
     );
     expect(snapshot(h.store)).toEqual(before);
     expect(view(h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens", unit: "token" }] }).result).value).toBe(n(7));
+  });
+});
+
+describe("settle after the plan changed", () => {
+  it("counts the usage reserved under the old plan on its meter, as one the new plan does not enforce", () => {
+    const h = createHarness(policy);
+    h.run(allow, { customerId: "u", items: tokens(30) });
+    h.run(reserve, { customerId: "u", items: [...tokens(50), { entitlement: "soft", amount: 10 }] });
+    h.run(setCustomerPlan, { customerId: "u", plan: "lite", resetMeters: false });
+    const out = h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens", amount: 40 }, { entitlement: "soft", amount: 6 }] });
+    expect(out.result).toMatchObject({ allowed: true, reason: "OK", plan: "lite" });
+    expect(out.result.items.map((v) => (v.kind === "metered" ? [v.entitlement, v.mode, v.value, v.held] : [v.entitlement]))).toEqual([
+      ["tokens", "observe", n(70), 0n],
+      ["soft", "observe", n(6), 0n],
+    ]);
+    expect(out.events.map((e) => [e.type, "entitlement" in e ? e.entitlement : ""])).toEqual([
+      ["meter-changed", "tokens"],
+      ["meter-changed", "soft"],
+    ]);
+    expect(h.store.getMeter("u", "tokens")).toMatchObject({ value: n(70), credit: "token" });
+    expect(h.store.getReservation("r1")).toBeUndefined();
+  });
+
+  it("an unknown unit on a line that converts nothing (a feature flag) is still INVALID_ARGUMENT", () => {
+    const h = createHarness(policy);
+    h.run(reserve, { customerId: "u", items: [...tokens(5), { entitlement: "flag" }] });
+    const before = snapshot(h.store);
+    expect(() => h.run(settle, { reservationId: "r1", actual: [{ entitlement: "flag", amount: 1, unit: "furlong" }, ...tokens(4)] })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT", field: "actual[0].unit" }),
+    );
+    expect(snapshot(h.store)).toEqual(before);
   });
 });
 
