@@ -2,11 +2,27 @@
  * Where JSON text stops being valid. Node 20's `JSON.parse` messages often carry no position
  * ("Unexpected token '}', ... is not valid JSON"), and a policy author needs a line number, so
  * this small recursive-descent scanner finds the offset of the first invalid character.
+ *
+ * The same scan finds a key given twice in one object, which `JSON.parse` accepts silently by
+ * keeping the last: a plan or credit defined twice would lose the first definition without a
+ * word, where YAML (uniqueKeys) rejects the document.
  */
 
 /** Offset of the first character at which `text` is not valid JSON, or undefined when it is valid. */
 export function jsonErrorOffset(text: string): number | undefined {
+  const found = scan(text, false);
+  return found instanceof JsonSyntaxAt ? found.offset : undefined;
+}
+
+/** In valid JSON text, the first key repeated within one object: its path (keys and indexes) and offset. */
+export function jsonDuplicateKey(text: string): { readonly path: readonly string[]; readonly offset: number } | undefined {
+  const found = scan(text, true);
+  return found instanceof DuplicateKeyAt ? { path: found.path, offset: found.offset } : undefined;
+}
+
+function scan(text: string, findDuplicates: boolean): JsonSyntaxAt | DuplicateKeyAt | undefined {
   let i = 0;
+  const path: string[] = [];
   const ws = (): void => {
     while (i < text.length && " \t\n\r".includes(text.charAt(i))) i++;
   };
@@ -55,13 +71,23 @@ export function jsonErrorOffset(text: string): number | undefined {
       i++;
       ws();
       if (text.charAt(i) === "}") return void i++;
+      const keys = findDuplicates ? new Set<string>() : undefined;
       for (;;) {
         ws();
+        const start = i;
         string();
+        let key = "";
+        if (keys !== undefined) {
+          key = JSON.parse(text.slice(start, i)) as string;
+          if (keys.has(key)) throw new DuplicateKeyAt([...path, key], start);
+          keys.add(key);
+        }
         ws();
         if (text.charAt(i) !== ":") fail();
         i++;
+        path.push(key);
         value();
+        path.pop();
         ws();
         if (text.charAt(i) === ",") i++;
         else if (text.charAt(i) === "}") return void i++;
@@ -72,8 +98,10 @@ export function jsonErrorOffset(text: string): number | undefined {
       i++;
       ws();
       if (text.charAt(i) === "]") return void i++;
-      for (;;) {
+      for (let index = 0; ; index++) {
+        path.push(String(index));
         value();
+        path.pop();
         ws();
         if (text.charAt(i) === ",") i++;
         else if (text.charAt(i) === "]") return void i++;
@@ -93,7 +121,7 @@ export function jsonErrorOffset(text: string): number | undefined {
     return undefined;
   } catch (e) {
     // Anything else (a stack overflow on absurd nesting) only costs us the line number.
-    return e instanceof JsonSyntaxAt ? e.offset : undefined;
+    return e instanceof JsonSyntaxAt || e instanceof DuplicateKeyAt ? e : undefined;
   }
 }
 
@@ -101,6 +129,16 @@ export function jsonErrorOffset(text: string): number | undefined {
 class JsonSyntaxAt extends Error {
   constructor(readonly offset: number) {
     super(`invalid JSON at ${offset}`);
+  }
+}
+
+/** Internal signal carrying a repeated key out of the recursion. */
+class DuplicateKeyAt extends Error {
+  constructor(
+    readonly path: readonly string[],
+    readonly offset: number,
+  ) {
+    super(`duplicate key at ${offset}`);
   }
 }
 

@@ -3,7 +3,8 @@
  * syntax errors become issues that say where (line and column).
  */
 import { parseDocument } from "yaml";
-import { jsonErrorOffset, lineColumn } from "./json-error-offset.js";
+import { jsonDuplicateKey, jsonErrorOffset, lineColumn } from "./json-error-offset.js";
+import { joinPath } from "./policy-issues.js";
 import type { PolicyIssue } from "./types.js";
 
 /** The result of parsing policy text: a plain document, or the syntax errors. */
@@ -38,7 +39,15 @@ function parseYaml(text: string): ParseResult {
 
 function parseJson(text: string): ParseResult {
   try {
-    return { ok: true, doc: JSON.parse(text) as unknown };
+    const doc = JSON.parse(text) as unknown;
+    const duplicate = jsonDuplicateKey(text);
+    if (duplicate === undefined) return { ok: true, doc };
+    const { line, column } = lineColumn(text, duplicate.offset);
+    const key = duplicate.path.at(-1) ?? "";
+    return {
+      ok: false,
+      issues: [{ kind: "error", path: joinPath("", ...duplicate.path), message: `${JSON.stringify(key)} is given twice in the same object (again at line ${line}, column ${column}); keep one` }],
+    };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     const offset = jsonErrorOffset(text);

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { loadPolicy, parsePolicyText } from "../../src/policy/compile-policy.js";
-import { jsonErrorOffset } from "../../src/policy/json-error-offset.js";
+import { jsonDuplicateKey, jsonErrorOffset } from "../../src/policy/json-error-offset.js";
 
 const YAML_TEXT = `policy:
   credits:
@@ -49,6 +49,14 @@ describe("parsePolicyText", () => {
     const r = parsePolicyText("policy:\n  plans:\n    free: {}\n    free: {}\n");
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.issues[0]?.message).toMatch(/^YAML syntax error at line 4, column 5: Map keys must be unique/);
+  });
+
+  it("rejects a JSON plan defined twice too, naming it, where JSON.parse would keep the last", () => {
+    const r = parsePolicyText('{"policy": {"plans": {\n  "pro": {"entitlements": {"x": {}}},\n  "pro": {}\n}}}', "json");
+    expect(r).toEqual({
+      ok: false,
+      issues: [{ kind: "error", path: "policy.plans.pro", message: '"pro" is given twice in the same object (again at line 3, column 3); keep one' }],
+    });
   });
 
   it("reports JSON syntax errors with line and column", () => {
@@ -110,6 +118,25 @@ describe("jsonErrorOffset", () => {
           valid = false;
         }
         expect(jsonErrorOffset(broken) === undefined).toBe(valid);
+      }),
+    );
+  });
+});
+
+describe("jsonDuplicateKey", () => {
+  it.each([
+    ['{"a": 1, "b": {"a": 2}, "c": [{"a": 1}, {"a": 2}]}', undefined],
+    ['{"a": 1, "a": 2}', { path: ["a"], offset: 9 }],
+    ['{"x": [{}, {"k": 1, "k": 2}]}', { path: ["x", "1", "k"], offset: 20 }],
+    ['{"\\u0061": 1, "a": 2}', { path: ["a"], offset: 14 }],
+  ] as const)("%j → %j", (text, expected) => {
+    expect(jsonDuplicateKey(text)).toEqual(expected);
+  });
+
+  it("finds none in what JSON.stringify writes", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(jsonDuplicateKey(JSON.stringify(value))).toBeUndefined();
       }),
     );
   });
