@@ -128,7 +128,7 @@ function planChanged(ctx: EngineContext, customerId: string, previousPlan: strin
  * contains the change (a limit that never resets keeps the meter's own start). Only the customer's
  * own meters: customers inheriting its plan through refs are judged by the new rule alone.
  */
-function carryPeriods(ctx: EngineContext, customer: Customer, before: ResolvedPlan, after: ResolvedPlan, writes: Write[], events: EngineEvent[]): void {
+export function carryPeriods(ctx: EngineContext, customer: Customer, before: ResolvedPlan, after: ResolvedPlan, writes: Write[], events: EngineEvent[]): void {
   if (before.plan === after.plan) return;
   let scope: EventScope | undefined;
   for (const m of ctx.state.metersOf(customer.id)) {

@@ -46,6 +46,8 @@ function decideRequest(ctx: EngineContext, op: DecideOp, req: DecisionRequest, t
     if (prior !== undefined) return replayOf(prior, op as ReplayedOperation);
   }
   const resolution = resolveCaller(ctx, req.customerId, req.hint);
+  // The hint moved the caller's meters into a new plan's periods: decide on them as moved.
+  if (resolution.state !== undefined) ctx = { ...ctx, state: resolution.state };
   const caller = resolution.caller;
   if (caller === undefined) {
     // No plan, so no credit: only an unknown unit can be judged, and it is still an error.

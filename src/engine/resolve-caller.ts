@@ -2,11 +2,15 @@
  * Who is calling: the stored customer (by id or alt id), created or updated from the request's
  * hint, or created on the default plan (SPEC §3). Returns the customer as it will be after the
  * call plus the writes and events that make it so; `check` simply drops them (virtual customer).
+ * A hint that changes the caller's plan keeps its meters' values and periods as SetCustomerPlan
+ * does (SPEC §3), and the decision then reads the meters as that left them.
  */
 import { NO_EVENTS, NO_WRITES, type EngineContext } from "./context.js";
 import { customerChanged, dedupe, mergeList, mergeMetadata, validateCustomerLists } from "./customer-fields.js";
-import { findCustomer } from "./customer-graph.js";
-import type { Customer, CustomerHint, EngineEvent, Write } from "./types.js";
+import { findCustomer, resolvePlan } from "./customer-graph.js";
+import { carryPeriods } from "./customer-ops.js";
+import { withPendingWrites } from "./pending-state.js";
+import type { Customer, CustomerHint, EngineEvent, StateReader, Write } from "./types.js";
 
 /** Errors name the field as the client wrote it: the requests' proto field is `customer_hint`. */
 const HINT_FIELD = "customer_hint.";
@@ -16,6 +20,8 @@ export interface CallerResolution {
   readonly caller: Customer | undefined;
   readonly writes: readonly Write[];
   readonly events: readonly EngineEvent[];
+  /** The state the decision reads, when these writes changed meters (a plan change's carry). */
+  readonly state?: StateReader;
 }
 
 export function resolveCaller(ctx: EngineContext, customerId: string, hint: CustomerHint | undefined): CallerResolution {
@@ -87,5 +93,9 @@ function updateFromHint(ctx: EngineContext, stored: Customer, hint: CustomerHint
       metersReset: false,
     });
   }
-  return { caller: merged, writes: [{ kind: "customer-put", customer: merged, previous: stored }], events };
+  const writes: Write[] = [{ kind: "customer-put", customer: merged, previous: stored }];
+  // A new plan, or new refs reaching one: the caller's own meters move into its periods.
+  carryPeriods(ctx, merged, resolvePlan(ctx.policy, ctx.state, stored), resolvePlan(ctx.policy, ctx.state, merged), writes, events);
+  if (writes.length === 1) return { caller: merged, writes, events };
+  return { caller: merged, writes, events, state: withPendingWrites(ctx.state, writes) };
 }

@@ -5,7 +5,7 @@
  * earlier day under `monthly:1`, and zero a running month under `daily`.
  */
 import { describe, expect, it } from "vitest";
-import { allow, getMeters, setCustomerPlan, upsertCustomer, type MeterView } from "../../src/engine/index.js";
+import { allow, check, getMeters, reserve, setCustomerPlan, upsertCustomer, type MeterView } from "../../src/engine/index.js";
 import { buildPolicy, createHarness, credit, daily, DAY, monthly1, n, rolling, T0 } from "./harness.js";
 
 const token = credit("token");
@@ -98,5 +98,59 @@ describe("changing plan between reset rules", () => {
     const change = h.run(setCustomerPlan, { customerId: "u", plan: "b", resetMeters: false });
     expect(change.writes.filter((w) => w.kind === "meter-put")).toEqual([]);
     expect(meterOf(h)).toMatchObject({ value: n(8), periodStart: Date.UTC(2026, 0, 15) });
+  });
+});
+
+describe("a decision's customer hint that changes the plan (SPEC §3: meters keep value and period)", () => {
+  it("a period that had ended under the old plan's rule does not come back: the decision counts from zero", () => {
+    const h = createHarness(policy);
+    h.run(upsertCustomer, { id: "u", plan: "daily" });
+    h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 8 }] });
+    h.now = T0 + 3 * DAY;
+    const out = h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 5 }], hint: { plan: "monthly" } });
+    expect(out.result).toMatchObject({ allowed: true, plan: "monthly" });
+    expect(out.result.items[0]).toMatchObject({ value: n(5), periodStart: Date.UTC(2026, 0, 1) });
+    expect(out.events.map((e) => e.type)).toEqual(["customer-set", "customer-plan-changed", "meter-reset", "meter-changed"]);
+    expect(h.store.getMeter("u", "t")).toMatchObject({ value: n(5), periodStart: Date.UTC(2026, 0, 1) });
+  });
+
+  it("a running period keeps its count into the new rule's period: the decision counts on top of it", () => {
+    const h = createHarness(policy);
+    h.run(upsertCustomer, { id: "u", plan: "monthly" });
+    h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 8 }] });
+    h.now = T0 + HOUR;
+    const denied = h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 3 }], hint: { plan: "daily" } });
+    expect(denied.result).toMatchObject({ allowed: false, reason: "HARD_LIMIT", plan: "daily" });
+    expect(denied.result.items[0]).toMatchObject({ value: n(8), periodStart: Date.UTC(2026, 0, 15) });
+    // The plan change and its carry are kept (the hint is applied even when the call is denied).
+    expect(h.store.getCustomer("u")?.plan).toBe("daily");
+    expect(meterOf(h)).toMatchObject({ value: n(8), periodStart: Date.UTC(2026, 0, 15), nextReset: Date.UTC(2026, 0, 16) });
+    expect(h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 2 }] }).result).toMatchObject({ allowed: true });
+  });
+
+  it("a Check with such a hint decides on the carried meter and changes nothing", () => {
+    const h = createHarness(policy);
+    h.run(upsertCustomer, { id: "u", plan: "daily" });
+    h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 8 }] });
+    h.now = T0 + 3 * DAY;
+    const out = h.run(check, { customerId: "u", items: [{ entitlement: "t", amount: 10 }], hint: { plan: "monthly" } });
+    expect(out.result).toMatchObject({ allowed: true, plan: "monthly" });
+    expect(out.writes).toEqual([]);
+    expect(h.store.getCustomer("u")?.plan).toBe("daily");
+  });
+
+  it("open holds survive the restart, and expired ones are dropped once", () => {
+    const h = createHarness(policy);
+    h.run(upsertCustomer, { id: "u", plan: "daily" });
+    h.run(reserve, { customerId: "u", items: [{ entitlement: "t", amount: 2 }], ttlMs: 10 * DAY });
+    h.run(reserve, { customerId: "u", items: [{ entitlement: "t", amount: 3 }], ttlMs: DAY });
+    h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 4 }] });
+    h.now = T0 + 3 * DAY; // the 3-hold expired, the 2-hold is open
+    const out = h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 8 }], hint: { plan: "monthly" } });
+    expect(out.result).toMatchObject({ allowed: true });
+    expect(out.result.items[0]).toMatchObject({ value: n(8), held: n(2) });
+    expect(out.writes.filter((w) => w.kind === "hold-delete")).toHaveLength(1);
+    expect(h.store.getHolds("u", "t").map((x) => x.amount)).toEqual([n(2)]);
+    expect(h.store.getMeter("u", "t")?.holdSummary).toMatchObject({ held: n(2), count: 1 });
   });
 });
