@@ -72,6 +72,10 @@ export function compileLimit(raw: unknown, path: string, credits: ReadonlyMap<st
 
   const minimum = quantity("minimum", false);
   if (minimum === "invalid") ok = false;
+  else if (minimum !== undefined && typeof value === "bigint" && minimum > value && effectiveMode !== "observe") {
+    // Almost certainly swapped or mistyped: a hard limit would deny every increase, a soft one bill it.
+    sink.warning(at("minimum"), `minimum ${describeValue(raw["minimum"])} is above value ${describeValue(raw["value"])}: a meter is never below its minimum, so every increase lands past the limit`);
+  }
 
   const hardTrailing = checkWith(flagSchema("hard_trailing"), raw["hard_trailing"], at("hard_trailing"), sink);
   if (raw["hard_trailing"] !== undefined && hardTrailing === undefined) ok = false;

@@ -260,6 +260,15 @@ describe("compiled values", () => {
     expect(policy.plans.get("b")?.isDefault).toBe(false);
   });
 
+  it("warns when a hard or soft limit's minimum is above its value, not when it is below", () => {
+    expect(compiled(withLimit({ credit: "token", value: 10, minimum: 20 })).warnings).toEqual([
+      warn(`${LIMIT}.minimum`, "minimum 20 is above value 10: a meter is never below its minimum, so every increase lands past the limit"),
+    ]);
+    expect(compiled(withLimit({ credit: "storage", mode: "soft", value: "1GB", minimum: "2GB" })).warnings).toHaveLength(1);
+    expect(compiled(withLimit({ credit: "storage", value: "1GB", minimum: "999MB" })).warnings).toEqual([]);
+    expect(compiled(withLimit({ credit: "token", mode: "observe", value: 0, minimum: 5 })).warnings).toEqual([]);
+  });
+
   it("takes the first of several default plans, and warns naming the others", () => {
     const { policy, warnings } = compiled({ policy: { plans: { free: { default: true }, pro: {}, team: { default: true }, max: { default: true } } } });
     expect(policy.defaultPlan).toBe("free");
