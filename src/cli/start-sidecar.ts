@@ -10,7 +10,7 @@ import { createMetrics } from "../metrics/index.js";
 import type { Metrics } from "../metrics/index.js";
 import type { EngineEvent } from "../engine/index.js";
 import type { CompiledPolicy } from "../policy/index.js";
-import { loadPolicy } from "../policy/index.js";
+import { creditUnitChanges, loadPolicy } from "../policy/index.js";
 import { createHttpEndpoint, createOperatorEndpoint, createSidecarServer } from "../server/index.js";
 import type { EventPage, EventQuery, HttpEndpoint, PolicyStatus, SidecarServer } from "../server/index.js";
 import { createLmdbStore } from "../store/index.js";
@@ -67,7 +67,9 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
       policy === undefined || compiler === undefined ? loadPolicy(text, { version }) : compiler.compile(text, version),
     onApplied: (next, info) => {
       const event = policyAppliedEvent(policy, next, info.source, info.appliedAt.getTime());
+      const unitChanges = policy === undefined ? [] : creditUnitChanges(policy, next);
       policy = next; // the one atomic swap: each request reads this reference once
+      for (const w of unitChanges) watchLogger.warn("credit units changed; stored meters are not converted", { version: info.version, path: w.path, message: w.message });
       metrics.policyApplied(next.version);
       logPolicyEvent(event);
     },

@@ -22,5 +22,7 @@ export { parseDurationMs, type DurationResult } from "./units.js";
  * upstream-only Limitr fields reported as warnings.
  */
 export { parsePolicyText, compilePolicy, loadPolicy, type ParseResult } from "./compile-policy.js";
+/** Credits whose `stof_units` changed between two policies: their stored meters are not converted. */
+export { creditUnitChanges } from "./credit-unit-changes.js";
 /** Plain-text table of a compiled policy (plans × entitlements × limits), for `check-policy` and logs. */
 export { summarizePolicy } from "./summarize-policy.js";

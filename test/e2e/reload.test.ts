@@ -157,6 +157,15 @@ describe("policy reload in a running sidecar (kubelet ..data swaps)", () => {
     ]);
   });
 
+  it("applies a change of a credit's stof_units and warns that stored meters are not converted", async () => {
+    const inUnits = (units: string): string => `policy:\n  credits:\n    disk: { stof_units: ${units} }\n  plans:\n    p: { default: true, entitlements: { storage: { limit: { credit: disk, value: 100 } } } }\n`;
+    const s = (running = await startReloadSidecar(inUnits("MB")));
+    const v = await s.write(inUnits("GB"));
+    await s.waitForVersion(v, 2_000);
+    const line = await waitFor("the unit warning", () => s.sidecar.logs.find((l) => l.msg === "credit units changed; stored meters are not converted"), 2_000);
+    expect(line).toMatchObject({ version: v, path: "policy.credits.disk.stof_units" });
+  });
+
   it("deleting the policy key keeps the last good policy and says so; when it returns it is applied", async () => {
     const good = proPolicy(10);
     const vA = versionOf(good);
