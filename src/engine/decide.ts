@@ -137,7 +137,9 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     if (!allowed) {
       denied = i;
       deniedReason = "HARD_LIMIT";
-      if (emit) resetEvents.push(meterEvent("meter-limit", scope, work, oldValue, newValue));
+      // From the value the meter has (earlier items of this request on it are not counted either)
+      // to the one the request would have left it at.
+      if (emit) resetEvents.push(meterEvent("meter-limit", scope, work, work.base, newValue));
       break;
     }
     if (pastLimit) soft = true;

@@ -145,7 +145,8 @@ describe("all-or-nothing", () => {
     expect(out.result).toMatchObject({ allowed: false, reason: "HARD_LIMIT", deniedItem: 2 });
     expect(out.writes).toEqual([]);
     expect(out.events).toHaveLength(1);
-    expect(out.events[0]).toMatchObject({ type: "meter-limit", entitlement: "hard", oldValue: n(9), newValue: n(11), diff: n(2) });
+    // The meter is at 8: the request's 1 + 2 on it would have taken it to 11 (it was never at 9).
+    expect(out.events[0]).toMatchObject({ type: "meter-limit", entitlement: "hard", oldValue: n(8), newValue: n(11), diff: n(3), overage: n(1) });
     expect(out.result.items.map((v) => (v.kind === "metered" ? v.value : -1n))).toEqual([0n, n(8), n(8)]);
     expect(snapshot(h.store)).toEqual(before);
   });

@@ -162,7 +162,8 @@ export type MeterEvent = Message<"limitr.v1.MeterEvent"> & {
   mode: LimitMode;
 
   /**
-   * Value before the change.
+   * Value before the change (for EVENT_TYPE_METER_LIMIT the meter's value, since the denied
+   * request counted nothing, earlier items of it on the same meter included).
    *
    * @generated from field: double old_value = 8;
    */
