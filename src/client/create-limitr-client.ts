@@ -90,6 +90,11 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
   const watchClient = createClient(DecisionService, createGrpcTransport({ baseUrl, sessionManager }));
   const closedCtl = new AbortController();
   const newIdempotencyKey = createKeyGenerator();
+  /**
+   * The caller's idempotency key, or a new one. An empty key is no key to the sidecar, and a call
+   * without one would count twice if retried after a lost answer, so "" gets a new key too.
+   */
+  const keyOf = (o: { readonly idempotencyKey?: string | undefined } | undefined): string => o?.idempotencyKey || newIdempotencyKey();
   // Every call in flight listens on this signal (and removes its listener when it ends), so more
   // than ten at once is normal use, not the leak Node warns about past ten listeners.
   setMaxListeners(0, closedCtl.signal);
@@ -117,7 +122,8 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
       return Promise.reject(new TypeError(`timeoutMs must be a number of milliseconds (Infinity for none), got ${String(timeoutMs)}`));
     }
     const signal = o?.signal ? AbortSignal.any([o.signal, closedCtl.signal]) : closedCtl.signal;
-    const policy = o?.retries === undefined ? retry : { ...retry, retries: o.retries };
+    // A deadline already past fails every attempt alike: no retry.
+    const policy = timeoutMs <= 0 ? { ...retry, retries: 0 } : o?.retries === undefined ? retry : { ...retry, retries: o.retries };
     return callWithRetry(method, policy, signal, () => fn({ timeoutMs, signal }), idempotent);
   }
 
@@ -132,7 +138,7 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
       items: toUsageItems(items),
       ...(hint === undefined ? {} : { customerHint: hint }),
       attributes: { ...o?.attributes },
-      idempotencyKey: o?.idempotencyKey ?? newIdempotencyKey(),
+      idempotencyKey: keyOf(o),
     };
   };
 
@@ -147,36 +153,46 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
 
   const client: LimitrClient = {
     allow(customerId: string, what: string | readonly UsageInput[], a?: Amount | DecisionOptions, b?: DecisionOptions) {
-      const [items, o] = args(what, a, b);
-      const req = decisionRequest(customerId, items, o);
-      return run("Allow", o, (c) => unary(decision.allow, req, c)).then(toDecision);
+      return rejecting(() => {
+        const [items, o] = args(what, a, b);
+        const req = decisionRequest(customerId, items, o);
+        return run("Allow", o, (c) => unary(decision.allow, req, c)).then(toDecision);
+      });
     },
     check(customerId: string, what: string | readonly UsageInput[], a?: Amount | DecisionOptions, b?: DecisionOptions) {
-      const [items, o] = args(what, a, b);
-      const req = { ...decisionRequest(customerId, items, o), idempotencyKey: o?.idempotencyKey ?? "" };
-      return run("Check", o, (c) => unary(decision.check, req, c)).then(toDecision);
+      return rejecting(() => {
+        const [items, o] = args(what, a, b);
+        const req = { ...decisionRequest(customerId, items, o), idempotencyKey: o?.idempotencyKey ?? "" };
+        return run("Check", o, (c) => unary(decision.check, req, c)).then(toDecision);
+      });
     },
     record(customerId: string, what: string | readonly UsageInput[], a?: Amount | DecisionOptions, b?: DecisionOptions) {
-      const [items, o] = args(what, a, b);
-      const req = decisionRequest(customerId, items, o);
-      return run("Record", o, (c) => unary(decision.record, req, c)).then(toDecision);
+      return rejecting(() => {
+        const [items, o] = args(what, a, b);
+        const req = decisionRequest(customerId, items, o);
+        return run("Record", o, (c) => unary(decision.record, req, c)).then(toDecision);
+      });
     },
     reserve(customerId: string, what: string | readonly UsageInput[], a?: Amount | ReserveOptions, b?: ReserveOptions) {
-      const [items, o] = args(what, a, b);
-      const req = {
-        ...decisionRequest(customerId, items, o),
-        ...(o?.ttlMs === undefined ? {} : { ttl: msToDuration(o.ttlMs) }),
-      };
-      return run("Reserve", o, (c) => unary(decision.reserve, req, c)).then((r) => ({
-        ...toDecision(r),
-        reservationId: r.reservationId || undefined,
-        expiresAt: date(r.reservationExpiresAt),
-      }));
+      return rejecting(() => {
+        const [items, o] = args(what, a, b);
+        const req = {
+          ...decisionRequest(customerId, items, o),
+          ...(o?.ttlMs === undefined ? {} : { ttl: msToDuration(o.ttlMs) }),
+        };
+        return run("Reserve", o, (c) => unary(decision.reserve, req, c)).then((r) => ({
+          ...toDecision(r),
+          reservationId: r.reservationId || undefined,
+          expiresAt: date(r.reservationExpiresAt),
+        }));
+      });
     },
     settle(reservationId: string, what: string | readonly UsageInput[], a?: Amount | SettleOptions, b?: SettleOptions) {
-      const [actual, o] = args(what, a, b);
-      const req = { reservationId, actual: toUsageItems(actual), attributes: { ...o?.attributes }, idempotencyKey: o?.idempotencyKey ?? newIdempotencyKey() };
-      return run("Settle", o, (c) => unary(decision.settle, req, c)).then(toDecision);
+      return rejecting(() => {
+        const [actual, o] = args(what, a, b);
+        const req = { reservationId, actual: toUsageItems(actual), attributes: { ...o?.attributes }, idempotencyKey: keyOf(o) };
+        return run("Settle", o, (c) => unary(decision.settle, req, c)).then(toDecision);
+      });
     },
     release(reservationId, o) {
       // Retried like the rest (the reservation ends up released either way); after a retry,
@@ -206,8 +222,10 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
         .catch(notFoundToUndefined);
     },
     deleteCustomer(customerId, o) {
-      // Retried like release: after a retry, undefined may mean an earlier attempt deleted it.
-      return run("DeleteCustomer", o, (c) => unary(admin.deleteCustomer, { customerId }, c))
+      // Not retried once it may have reached the sidecar: had an attempt committed, a first use
+      // of the id meanwhile (another instance's Allow) creates the customer again, and a retry
+      // would delete that one and the usage counted on it.
+      return run("DeleteCustomer", o, (c) => unary(admin.deleteCustomer, { customerId }, c), false)
         .then((r) => toCustomer(required(r.customer, "DeleteCustomer")))
         .catch(notFoundToUndefined);
     },
@@ -230,6 +248,15 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
   return client;
 }
 
+/** `f()`, with what it throws (bad arguments) turned into a rejection, as the method's type says. */
+function rejecting<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return f();
+  } catch (e) {
+    return Promise.reject(e as Error);
+  }
+}
+
 function required<T>(v: T | undefined, method: string): T {
   if (v === undefined) throw new LimitrError(`${method}: the response carries no customer`, "INTERNAL", method, 1);
   return v;
@@ -237,7 +264,14 @@ function required<T>(v: T | undefined, method: string): T {
 
 function msToDuration(ms: number) {
   if (!(ms > 0) || !Number.isFinite(ms)) throw new TypeError(`ttlMs must be a positive number of milliseconds, got ${ms}`);
-  return create(DurationSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: Math.round((ms % 1000) * 1e6) });
+  let seconds = Math.floor(ms / 1000);
+  let nanos = Math.round((ms - seconds * 1000) * 1e6);
+  // 1999.9999999 ms rounds to 1 s + 1e9 ns, which is not a Duration: carry it.
+  if (nanos >= 1e9) {
+    seconds += 1;
+    nanos -= 1e9;
+  }
+  return create(DurationSchema, { seconds: BigInt(seconds), nanos });
 }
 
 /** `HOST:PORT`, `http://HOST:PORT` or `unix:/path` → the transport's base URL and socket options. */

@@ -67,7 +67,7 @@ export interface DecisionOptions extends CallOptions {
   readonly attributes?: Readonly<Record<string, string>>;
   /** Creates or updates the customer on first use. */
   readonly customer?: CustomerHintInput;
-  /** Defaults to a fresh random UUID per call, reused by its retries. */
+  /** Defaults to a fresh UUIDv7 per call (also when ""), reused by its retries. */
   readonly idempotencyKey?: string;
 }
 

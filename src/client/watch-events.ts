@@ -68,6 +68,8 @@ export async function* watchEvents(
             continue;
           }
           for (const item of toWatchItems(msg)) {
+            // A batch holds up to 256 events: stopping means now, not after the rest of it.
+            if (stop.aborted) return;
             failures = 0;
             next = BigInt(item.kind === "event" ? item.sequence + 1 : item.firstAvailableSequence);
             yield item;
@@ -79,7 +81,8 @@ export async function* watchEvents(
         error = e;
       }
       if (stop.aborted) return;
-      if (!reconnect || !isRetryable(error, stop) || ++failures > maxFailures) throw toLimitrError(error, "WatchEvents", failures + 1);
+      const attempts = failures + 1;
+      if (!reconnect || !isRetryable(error, stop) || ++failures > maxFailures) throw toLimitrError(error, "WatchEvents", attempts);
       const delayMs = backoffMs(retry, failures);
       retry.onRetry?.({ method: "WatchEvents", attempt: failures, delayMs, error: error as Error });
       try {

@@ -143,6 +143,33 @@ describe("decisions", () => {
   });
 });
 
+describe("arguments", () => {
+  it("bad arguments reject the returned promise rather than throw", async () => {
+    const c = createLimitrClient({ address: sidecar.grpcAddress });
+    try {
+      let thrown: unknown;
+      let rejected: Promise<unknown> | undefined;
+      try {
+        rejected = c.allow("x", "gpt_tokens", "abc");
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeUndefined();
+      await expect(rejected).rejects.toThrow(TypeError);
+      await expect(c.reserve("x", "gpt_tokens", 1, { ttlMs: -1 })).rejects.toThrow(/ttlMs/);
+      await expect(c.settle("r", "gpt_tokens", "1 parsec")).rejects.toThrow();
+    } finally {
+      c.close();
+    }
+  });
+
+  it("a fractional ttlMs that rounds up to a whole second is a valid duration", async () => {
+    const r = await limitr.reserve("ttl_1", "gpt_tokens", 1, { ttlMs: 1999.9999999 });
+    expect(r.allowed).toBe(true);
+    expect((r.expiresAt?.getTime() ?? 0) - Date.now()).toBeLessThanOrEqual(2_000);
+  });
+});
+
 describe("admin helpers", () => {
   it("upsert, get (by alt id), set plan, delete", async () => {
     const org = await limitr.upsertCustomer({ id: "org_a", type: "org", plan: "free", altIds: ["cus_A"], metadata: { region: "eu" } });
@@ -211,6 +238,25 @@ describe("events()", () => {
     await stream.return?.();
     for (const bad of [-1, 1.5, Number.NaN]) {
       await expect(limitr.events({ maxBatchDelayMs: bad })[Symbol.asyncIterator]().next()).rejects.toThrow(/maxBatchDelayMs must be/);
+    }
+  });
+
+  it("aborting the signal, or close(), ends the iteration at once, not after the rest of a batch", async () => {
+    for (let i = 0; i < 30; i++) await limitr.record("ev_4", "gpt_tokens", 1);
+    for (const how of ["signal", "close"] as const) {
+      const c = createLimitrClient({ address: sidecar.grpcAddress });
+      const ctl = new AbortController();
+      // A replay from sequence 1 arrives in batches of up to 256 events.
+      const seen: WatchItem[] = [];
+      for await (const e of c.events({ customerId: "ev_4", fromSequence: 1, signal: ctl.signal })) {
+        seen.push(e);
+        if (seen.length === 1) {
+          if (how === "signal") ctl.abort();
+          else c.close();
+        }
+      }
+      expect(seen, how).toHaveLength(1);
+      c.close();
     }
   });
 

@@ -210,6 +210,58 @@ describe("retries", () => {
     }
   });
 
+  it("deleteCustomer is not retried once it may have reached the sidecar: a retry could delete the customer re-created meanwhile", async () => {
+    const proxy = await startPausableProxy(address);
+    const direct = createLimitrClient({ address });
+    const { client, retries } = recordingClient(proxy.address, { timeoutMs: 500, retries: 3 });
+    try {
+      await direct.upsertCustomer({ id: "del_1", plan: "free" });
+      await client.getPolicyStatus(); // connection up
+      proxy.pause();
+      const pending = client.deleteCustomer("del_1").catch((e: unknown) => e as LimitrError);
+      while ((await direct.getCustomer("del_1")) !== undefined) await sleep(10); // the delete committed
+      expect((await direct.allow("del_1", "gpt_tokens", 700)).value).toBe(700); // first use again: created anew
+      expect(await pending).toMatchObject({ code: "DEADLINE_EXCEEDED", method: "DeleteCustomer", attempts: 1 });
+      expect(retries).toEqual([]);
+      proxy.resume();
+      expect((await direct.getMeters("del_1", ["gpt_tokens"]))[0]?.value).toBe(700);
+    } finally {
+      client.close();
+      direct.close();
+      await proxy.close();
+    }
+  });
+
+  it('an empty idempotencyKey ("") gets a key of its own: a reply lost past the deadline still counts once', async () => {
+    const proxy = await startPausableProxy(address);
+    const direct = createLimitrClient({ address });
+    const { client, retried } = recordingClient(proxy.address, { timeoutMs: 300, retries: 5 });
+    try {
+      expect((await client.allow("nokey_1", "gpt_tokens", 1, { idempotencyKey: "" })).value).toBe(1);
+      proxy.pause();
+      const pending = client.allow("nokey_1", "gpt_tokens", 100, { idempotencyKey: "" });
+      while ((await direct.getMeters("nokey_1", ["gpt_tokens"]))[0]?.value !== 101) await sleep(20);
+      await retried(1);
+      proxy.resume();
+      expect(await pending).toMatchObject({ allowed: true, value: 101 });
+      expect((await direct.getMeters("nokey_1", ["gpt_tokens"]))[0]?.value).toBe(101);
+    } finally {
+      client.close();
+      direct.close();
+      await proxy.close();
+    }
+  });
+
+  it("a deadline already past (timeoutMs: 0) fails at once, without retries", async () => {
+    const { client, retries } = recordingClient(address, { retries: 5 });
+    try {
+      await expect(client.allow("past_1", "gpt_tokens", 1, { timeoutMs: 0 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED", attempts: 1 });
+      expect(retries).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+
   it("a call the caller cancels with its signal fails with CANCELLED and is not retried", async () => {
     const proxy = await startPausableProxy(address);
     const direct = createLimitrClient({ address });

@@ -42,11 +42,13 @@ describe("events() reconnect accounting with send_position", () => {
     const s = breakingStreams([0n], () => ({ maxReconnectAttempts: 2 }));
     const guard = setTimeout(s.close, 3000); // ends the iteration if it never gives up
     let outcome: string;
+    let attempts: unknown;
     try {
       await s.it.next();
       outcome = "ended without error";
     } catch (e) {
       outcome = `gave up: ${(e as Error).message}`;
+      attempts = (e as { attempts?: unknown }).attempts;
     } finally {
       clearTimeout(guard);
     }
@@ -54,6 +56,7 @@ describe("events() reconnect accounting with send_position", () => {
     expect(s.retries.map((r) => r.attempt)).toEqual([1, 2]);
     expect(s.attempts()).toBe(3);
     expect(outcome).toMatch(/^gave up/);
+    expect(attempts).toBe(3); // the error counts the streams opened, as the server saw them
   });
 
   it("a stream that reported progress (a later position) before breaking was a working one: the count starts again", async () => {
