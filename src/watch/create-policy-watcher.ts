@@ -137,8 +137,14 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
       try {
         result = await options.compile(text, version);
       } catch (err) {
-        // A compiler bug must not take the last good policy down with it.
-        result = { ok: false, issues: [{ kind: "error", path: "policy", message: `the compiler failed: ${String(err)}` }] };
+        // Not the document's fault (a worker that crashed or did not answer, a compiler bug): the
+        // last good policy stays, nothing is reported as rejected, and the bytes are not
+        // remembered as bad, so the next re-read (event, poll) compiles them again.
+        if (closed) return { kind: "closed" };
+        const message = `the compiler failed on policy ${version}: ${String(err)}`;
+        logger.error(message, { source, version, reason, err });
+        setError({ kind: "compile-failed", at, version, message, issues: [] });
+        return { kind: "compile-failed", version, message };
       }
     }
     if (closed) return { kind: "closed" };

@@ -45,10 +45,11 @@ export interface RejectedInfo {
 
 /**
  * Why the file on disk is not the live policy. `rejected`: it failed validation; `missing`: the
- * file is gone; `unreadable`: another I/O error; `apply-failed`: `onApplied` threw.
+ * file is gone; `unreadable`: another I/O error; `compile-failed`: the compiler threw or rejected
+ * (not a verdict on the document); `apply-failed`: `onApplied` threw.
  */
 export interface PolicyError {
-  readonly kind: "rejected" | "missing" | "unreadable" | "apply-failed";
+  readonly kind: "rejected" | "missing" | "unreadable" | "compile-failed" | "apply-failed";
   readonly at: Date;
   /** Content hash of the offending document, when it could be read. */
   readonly version: string | undefined;
@@ -83,6 +84,8 @@ export type ReloadOutcome =
   | { readonly kind: "rejected"; readonly version: string; readonly issues: readonly PolicyIssue[] }
   | { readonly kind: "missing"; readonly message: string }
   | { readonly kind: "unreadable"; readonly message: string }
+  /** The compiler failed (not the document); the previous policy is still live and the next re-read tries again. */
+  | { readonly kind: "compile-failed"; readonly version: string; readonly message: string }
   /** `onApplied` threw; the previous policy is still live and the next re-read tries again. */
   | { readonly kind: "apply-failed"; readonly version: string; readonly message: string }
   /** The watcher was closed before or during the re-read. */

@@ -121,7 +121,7 @@ describe("policy watcher on a plain file", () => {
     expect(harness.watcher.status().rejectedSinceLastSuccess).toBe(2);
   });
 
-  it("rejects bytes that are not UTF-8 and a compiler that throws, keeping the old policy", async () => {
+  it("rejects bytes that are not UTF-8; a compiler that throws is no rejection; both keep the old policy", async () => {
     await writeFile(file, validPolicy(100));
     let explode = false;
     const harness = await started({
@@ -137,12 +137,13 @@ describe("policy watcher on a plain file", () => {
     explode = true;
     await writeFile(file, validPolicy(200));
     const outcome = await harness.watcher.reload("test");
-    expect(outcome.kind).toBe("rejected");
-    expect(harness.watcher.status().lastError?.message).toContain("the compiler failed: Error: boom");
+    expect(outcome.kind).toBe("compile-failed");
+    expect(harness.watcher.status().lastError).toMatchObject({ kind: "compile-failed", message: `the compiler failed on policy ${v(validPolicy(200))}: Error: boom` });
+    expect(harness.rejected).toHaveLength(1); // the UTF-8 one only
     expect(harness.live()).toBe(v(validPolicy(100)));
   });
 
-  it("waits for a compiler that answers later, and treats its failure like a throw", async () => {
+  it("waits for a compiler that answers later; after its failure the next re-read compiles the same bytes again", async () => {
     await writeFile(file, validPolicy(100));
     let fail = false;
     const harness = await started({
@@ -158,9 +159,15 @@ describe("policy watcher on a plain file", () => {
     expect(harness.live()).toBe(v(validPolicy(200)));
     fail = true;
     await writeFile(file, validPolicy(300));
-    expect((await harness.watcher.reload("test")).kind).toBe("rejected");
-    expect(harness.watcher.status().lastError?.message).toContain("the compiler failed: Error: the compile worker exited (code 1)");
+    expect((await harness.watcher.reload("test")).kind).toBe("compile-failed");
+    expect(harness.watcher.status().lastError?.message).toContain("Error: the compile worker exited (code 1)");
     expect(harness.live()).toBe(v(validPolicy(200)));
+    // The worker recovers: the same bytes, read again on the next file event (not reload(),
+    // which forces), are compiled again and applied; they were never remembered as bad.
+    fail = false;
+    await writeFile(file, validPolicy(300));
+    await waitFor("the re-read to apply the same bytes", () => harness.live() === v(validPolicy(300)));
+    expect(harness.rejected).toHaveLength(0);
   });
 
   it("treats a throwing onApplied as not applied and retries on the next re-read", async () => {
