@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { LimitrError } from "../errors/index.js";
 import { loadPolicy, summarizePolicy } from "../policy/index.js";
-import { createLmdbStore } from "../store/index.js";
+import { checkStateRecord, createLmdbStore } from "../store/index.js";
 import { contentVersion } from "../watch/index.js";
 import { ConfigError, parseServeConfig, serveOptionsHelp } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -169,9 +169,12 @@ async function importState(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: { "data-dir": { type: "string" }, in: { type: "string" } }, strict: true });
   const dataDir = requireFlag(values["data-dir"], "--data-dir");
   const input = values.in ?? "-";
-  // Bad input changes nothing: read the whole file once to validate it before writing a record.
-  // (stdin cannot be read twice, so it is validated as it is imported, in chunks.)
-  if (input !== "-") for await (const record of readStateFile(input, () => undefined)) void record;
+  // Bad input changes nothing: read the whole file once and check every record as the store
+  // will before writing one. (stdin cannot be read twice: it is imported up to a refused record.)
+  if (input !== "-") {
+    let index = 0;
+    for await (const record of readStateFile(input, () => undefined)) checkStateRecord(record, index++);
+  }
   const store = createLmdbStore({ path: dataDir });
   try {
     await store.importState(readStateFile(input, progressReporter("imported")));

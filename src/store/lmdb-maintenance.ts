@@ -8,6 +8,7 @@ import type { Key } from "lmdb";
 import {
   summarizeHolds,
   type CommitReceipt,
+  type Customer,
   type EngineEvent,
   type EventLog,
   type EventType,
@@ -16,13 +17,13 @@ import {
   type StoredEvent,
   type Write,
 } from "../engine/index.js";
-import { invalidArgument } from "../errors/index.js";
+import { invalidArgument, isLimitrError, LimitrError } from "../errors/index.js";
 import { pagesOf, type PageStat } from "./data-pages.js";
 import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
 import { holdRowsOf } from "./lmdb-reader.js";
 import { decodeCustomer, decodeEvent, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
-import { holdId } from "./write-ops.js";
+import { holdId, validateWrites } from "./write-ops.js";
 
 /** An audit query over the event log (SPEC §5, issue 5 `ListEvents`). All filters are ANDed. */
 export interface EventQuery {
@@ -143,11 +144,19 @@ function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefi
 }
 
 /** The writes that store record `r` (at `at` in the stream) as it is, replacing what was there. */
-function pushRecordWrites(chunk: Write[], r: StateRecord, reader: StateReader, at: string): void {
+/**
+ * The writes that store one import record, checked as a commit would check them (ids the storage
+ * cannot key), so that a refused record is refused on its own: in a chunk, it would take every
+ * record queued before it down with it. Errors name the record (`records[7].customer.id`).
+ * `previousOf` gives a customer as stored before this record (its alt ids leave the index).
+ */
+export function recordWrites(r: StateRecord, index: number, previousOf: (id: string) => Customer | undefined): Write[] {
+  const at = `records[${index}]`;
+  const writes: Write[] = [];
   switch (r.kind) {
     case "customer":
-      chunk.push({ kind: "customer-put", customer: r.customer, previous: reader.getCustomer(r.customer.id) });
-      return;
+      writes.push({ kind: "customer-put", customer: r.customer, previous: previousOf(r.customer.id) });
+      break;
     case "meter": {
       const { owner, entitlement } = r.meter;
       const seen = new Set<string>();
@@ -159,17 +168,31 @@ function pushRecordWrites(chunk: Write[], r: StateRecord, reader: StateReader, a
       // The record's holds replace the meter's: the delete takes the holds stored when the chunk
       // is applied (a Reserve may have added one since this record was read). The summary is the
       // store's to keep right, whoever built the record.
-      chunk.push({ kind: "meter-delete", owner, entitlement });
-      chunk.push({ kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) } });
-      for (const hold of r.holds) chunk.push({ kind: "hold-put", owner, entitlement, hold });
-      return;
+      writes.push({ kind: "meter-delete", owner, entitlement });
+      writes.push({ kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) } });
+      for (const hold of r.holds) writes.push({ kind: "hold-put", owner, entitlement, hold });
+      break;
     }
     case "reservation":
-      chunk.push({ kind: "reservation-put", reservation: r.reservation });
-      return;
+      writes.push({ kind: "reservation-put", reservation: r.reservation });
+      break;
     default:
       throw invalidArgument(`${at}.kind`, `unknown record kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
   }
+  try {
+    validateWrites(writes);
+  } catch (e) {
+    if (!isLimitrError(e) || !e.field.startsWith("writes[")) throw e;
+    // `writes[1].meter.owner: must be …` → `records[7].meter.owner: must be …`
+    const field = at + e.field.slice(e.field.indexOf("]") + 1);
+    throw new LimitrError(e.code, e.message.slice(e.field.length + 2), { field, cause: e });
+  }
+  return writes;
+}
+
+/** Whether the store would take `r` as import record `index`, without a store: for a file checked before importing. */
+export function checkStateRecord(r: StateRecord, index: number): void {
+  recordWrites(r, index, () => undefined);
 }
 
 export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
@@ -228,7 +251,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         for await (const r of records) {
           // `previous` must see the earlier record of the same customer: commit that one first.
           if (r.kind === "customer" && customersInChunk.has(r.customer.id)) await flush();
-          pushRecordWrites(chunk, r, ctx.reader, `records[${count}]`);
+          for (const w of recordWrites(r, count, (id) => ctx.reader.getCustomer(id))) chunk.push(w);
           if (r.kind === "customer") customersInChunk.add(r.customer.id);
           count++;
           // Records, and writes: a meter brings one per hold.

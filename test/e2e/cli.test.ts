@@ -93,6 +93,16 @@ describe("export and import", () => {
     expect(after.stdout).toBe("");
   });
 
+  it("checks every record as the store will before importing: an id the store cannot key imports nothing", () => {
+    const file = join(t.dir, "bad-id.jsonl");
+    writeFileSync(file, '{"customer":{"id":"ok"}}\n'.repeat(600) + `{"customer":{"id":"${"x".repeat(600)}"}}\n`);
+    const r = runCli(["import", "--data-dir", join(t.dir, "bad-id-import"), "--in", file]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("records[600].customer.id: must be at most 512 bytes (UTF-8)");
+    expect(r.stderr).not.toMatch(/imported/);
+    expect(runCli(["export", "--data-dir", join(t.dir, "bad-id-import")]).stdout).toBe("");
+  });
+
   it("shows a live count on a terminal and a single summary line otherwise", () => {
     const file = join(t.dir, "many.jsonl");
     writeFileSync(file, Array.from({ length: 12_000 }, (_, i) => `{"customer":{"id":"c${i}"}}`).join("\n") + "\n");

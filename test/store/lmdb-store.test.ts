@@ -624,6 +624,19 @@ describe("lmdb store", () => {
     }
   });
 
+  it("an import refuses a record the store cannot key on its own: the records before it are kept, whatever the chunking", async () => {
+    for (const badAt of [0, 2, 600]) {
+      const s = openAt(dir());
+      const records: StateRecord[] = Array.from({ length: badAt }, (_, i) => ({ kind: "customer", customer: customer(`c${i}`) }));
+      records.push({ kind: "customer", customer: customer("x".repeat(600)) }, { kind: "customer", customer: customer("after") });
+      const e = await rejection(s.importState(records));
+      expect(e).toMatchObject({ code: "INVALID_ARGUMENT", field: `records[${badAt}].customer.id` });
+      expect((e as Error).message).toBe(`records[${badAt}].customer.id: must be at most 512 bytes (UTF-8)`);
+      const ids = [...s.exportState()].map((r) => (r.kind === "customer" ? r.customer.id : "?"));
+      expect(new Set(ids)).toEqual(new Set(Array.from({ length: badAt }, (_, i) => `c${i}`)));
+    }
+  });
+
   it("prunes events by count and by age in small transactions", async () => {
     const s = openAt(dir());
     for (let i = 0; i < 3; i++) {
