@@ -96,7 +96,8 @@ export function createAdminService({ engine, events, policyStatus, state }: Admi
         throw invalidArgument("end_time", "must not be before start_time");
       }
       const query = {
-        customerId: await resolveCustomerFilter(engine, req.customerId),
+        // A query reads what is stored: the id resolves now, nothing to follow.
+        customerId: (await resolveCustomerFilter(engine, req.customerId)).customerId,
         entitlements: [...req.entitlements],
         types,
         fromTime,

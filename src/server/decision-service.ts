@@ -32,14 +32,14 @@ export function toSequence(value: bigint, field: string): number {
 
 /**
  * The primary id for a customer filter: alt ids resolve through the engine. A customer that does
- * not exist yet may still appear later, so its id is used as given.
+ * not exist yet may still appear later, under that id or with it as an alt id (`followAltId`).
  */
-export async function resolveCustomerFilter(engine: Engine, id: string): Promise<string | undefined> {
-  if (id === "") return undefined;
+export async function resolveCustomerFilter(engine: Engine, id: string): Promise<{ readonly customerId?: string; readonly followAltId?: string }> {
+  if (id === "") return {};
   try {
-    return (await engine.getCustomer(id)).customer.id;
+    return { customerId: (await engine.getCustomer(id)).customer.id };
   } catch (e) {
-    if (isLimitrError(e, "NOT_FOUND")) return id;
+    if (isLimitrError(e, "NOT_FOUND")) return { customerId: id, followAltId: id };
     throw e;
   }
 }
@@ -101,8 +101,8 @@ export function createDecisionService({ engine, events, watchBufferEvents, track
       }
       const types = toEventTypes(req.types, "types");
       req.entitlements.forEach((e, i) => requireId(e, `entitlements[${i}]`));
-      const customerId = await resolveCustomerFilter(engine, req.customerId);
-      const matches = createEventFilter({ types, customerId, entitlements: req.entitlements });
+      const customer = await resolveCustomerFilter(engine, req.customerId);
+      const matches = createEventFilter({ types, ...customer, entitlements: req.entitlements });
       const batched = req.maxBatchEvents > 1;
       if (req.sendPosition) {
         // A live-only start is fixed here rather than at the feed's subscription: the feed reads

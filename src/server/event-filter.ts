@@ -9,6 +9,14 @@ export interface EventFilter {
   readonly types?: readonly EventType[];
   /** A primary customer id: matches the caller, the meter owner, or a customer event's subject. */
   readonly customerId?: string | undefined;
+  /**
+   * An id no customer had when the filter was made (it is `customerId` too): should a customer
+   * take it as an alt id later, the filter follows that customer from its `customer-set` event on.
+   * Events name customers by primary id only, so without this a subscriber that names a customer
+   * by its Stripe id before the first use creates it would never see its events. The predicate
+   * must then see events in sequence order, as a feed does.
+   */
+  readonly followAltId?: string | undefined;
   /** Only meter events of these entitlements. */
   readonly entitlements?: readonly string[];
   /** Epoch ms, inclusive. */
@@ -21,9 +29,12 @@ export interface EventFilter {
 export function createEventFilter(filter: EventFilter): (stored: StoredEvent) => boolean {
   const types = filter.types && filter.types.length > 0 ? new Set(filter.types) : undefined;
   const ents = filter.entitlements && filter.entitlements.length > 0 ? new Set(filter.entitlements) : undefined;
-  const customer = filter.customerId;
+  let customer = filter.customerId;
+  const altId = filter.followAltId;
   const { fromTime, toTime } = filter;
   return ({ event }) => {
+    // Before any other test: the event that gives the alt id to a customer may be filtered out.
+    if (altId !== undefined && event.type === "customer-set" && event.customer.altIds.includes(altId)) customer = event.customer.id;
     if (types && !types.has(event.type)) return false;
     if (fromTime !== undefined && event.time < fromTime) return false;
     if (toTime !== undefined && event.time >= toTime) return false;

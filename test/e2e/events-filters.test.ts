@@ -117,6 +117,24 @@ describe("WatchEvents filters", () => {
     }
   });
 
+  it("a customer filter by an id no customer has yet follows the customer that takes it as an alt id", async () => {
+    const c = s.clients;
+    // Billing subscribes by the Stripe id before the customer's first call creates it.
+    const sub = subscribe(c, { customer_id: "cus_later", send_position: true });
+    try {
+      await sub.until((m) => m.length >= 1, "the opening position");
+      await allowOne(c, "dave", "chat", 1, { customer_hint: { alt_ids: ["cus_later"] } });
+      await allowOne(c, "bob", "chat", 1); // someone else's
+      await allowOne(c, "dave", "chat", 2);
+      const wanted = (await listAllEvents(c, { customer_id: "cus_later" })).events;
+      expect(wanted.map((e) => e.type)).toEqual(["EVENT_TYPE_CUSTOMER_SET", "EVENT_TYPE_METER_CHANGED", "EVENT_TYPE_METER_CHANGED"]);
+      await sub.until(reached(seqOf(wanted[2] as EventMsg)), "dave's events");
+      expect(sub.events()).toEqual(wanted);
+    } finally {
+      sub.cancel();
+    }
+  });
+
   it("reject a bad from_sequence and bad filters with INVALID_ARGUMENT naming the field", async () => {
     const c = s.clients;
     const last = await lastSequence(c);
