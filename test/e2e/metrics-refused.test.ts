@@ -53,3 +53,14 @@ it("counts a Connect call the HTTP port refuses by its declared size", async () 
   expect(res.status).toBe(400);
   expect(await sample('limitr_rpc_requests_total{rpc="Check",protocol="connect",code="invalid_argument"}')).toBe(1);
 });
+
+it("labels no series after a request path: an oversized body on a path that is no RPC is not counted, and is 404", async () => {
+  const before = (await (await fetch(`http://${s.httpAddress}/metrics`)).text()).split("\n").length;
+  for (let i = 0; i < 20; i++) {
+    const res = await fetch(`http://${s.httpAddress}/x/customer_${i}`, { method: "POST", headers: { "content-type": "application/json" }, body: "x".repeat(4096) });
+    expect(res.status).toBe(404);
+  }
+  const text = await (await fetch(`http://${s.httpAddress}/metrics`)).text();
+  expect(text).not.toContain("customer_");
+  expect(text.split("\n").length).toBe(before);
+});

@@ -81,9 +81,11 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
   });
   // The limit is per message. A client stream's body holds many messages, so its length says
   // nothing about any one of them: connect-node's readMaxBytes judges each envelope instead.
-  const streamedRequests = new Set(
+  // Only the API's own paths: any other is connect-node's to refuse (404), and a path must never
+  // become a metric label (a caller could add series at will).
+  const singleMessageRequests = new Map<string, string>(
     [DecisionService, AdminService].flatMap((service) =>
-      service.methods.filter((m) => m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming").map((m) => `/${service.typeName}/${m.name}`),
+      service.methods.filter((m) => m.methodKind === "unary" || m.methodKind === "server_streaming").map((m) => [`/${service.typeName}/${m.name}`, m.name] as const),
     ),
   );
   return serveHttp(
@@ -94,9 +96,10 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
       const contentType = req.headers["content-type"] ?? "";
       const declared = messageBytes(Number(req.headers["content-length"]), contentType);
       const path = (req.url ?? "/").split("?", 1)[0] ?? "";
-      if (!streamedRequests.has(path) && Number.isFinite(declared) && declared > deps.maxMessageBytes) {
+      const rpc = singleMessageRequests.get(path);
+      if (rpc !== undefined && Number.isFinite(declared) && declared > deps.maxMessageBytes) {
         const protocol = contentType.startsWith("application/grpc-web") ? "grpc-web" : "connect";
-        deps.callObserver?.callEnded(refusedCall(path.slice(path.lastIndexOf("/") + 1), protocol, Code.InvalidArgument));
+        deps.callObserver?.callEnded(refusedCall(rpc, protocol, Code.InvalidArgument));
         return refuseOversized(req, res, declared, deps.maxMessageBytes);
       }
       handler(req, res);
