@@ -96,8 +96,10 @@ describe("deploy/Dockerfile", () => {
     expect(copies).toMatch(/\bdist\b/);
     expect(copies).toMatch(/^proto \.\/proto$/m);
     expect(copies).toMatch(/^examples\/policies \.\/examples\/policies$/m);
-    const cmd = JSON.parse(ops(runtime, "CMD").at(-1) ?? "[]") as string[];
-    const policy = cmd[cmd.indexOf("--policy") + 1] ?? "";
-    expect(policy.startsWith("examples/policies/")).toBe(true);
+    // The example policy comes from the environment, not a flag, so `docker run -e LIMITR_POLICY=…`
+    // replaces it (a flag would win over the variable).
+    expect(JSON.parse(ops(runtime, "CMD").at(-1) ?? "[]")).toEqual(["serve"]);
+    const env = ops(runtime, "ENV").join(" ");
+    expect(env).toMatch(/\bLIMITR_POLICY=examples\/policies\/\S+\.yaml\b/);
   });
 });
