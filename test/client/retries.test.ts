@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLimitrClient, type LimitrClient, type LimitrError, type RetryInfo, type WatchItem } from "../../src/client/index.js";
 import { startSidecar, stopSidecar, type SidecarProcess } from "../e2e/helpers/sidecar-process.js";
-import { startPausableProxy } from "./pausable-proxy.js";
+import { startPausableProxy, type PausableProxy } from "./pausable-proxy.js";
 
 const POLICY = ["--policy", "examples/policies/combined.yaml"];
 let dir: string;
@@ -43,6 +43,27 @@ function recordingClient(addr: string, extra: { timeoutMs?: number; retries?: nu
   });
   const retried = (n = 1): Promise<void> => (retries.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve })));
   return { client, retries, retried };
+}
+
+/**
+ * Runs `body` with a client behind a proxy that can hold back the sidecar's answers, and a
+ * client connected directly; both clients and the proxy are closed after.
+ */
+async function behindProxy(
+  extra: Parameters<typeof recordingClient>[1],
+  body: (t: ReturnType<typeof recordingClient> & { proxy: PausableProxy; direct: LimitrClient }) => Promise<void>,
+): Promise<void> {
+  const proxy = await startPausableProxy(address);
+  const direct = createLimitrClient({ address });
+  const recording = recordingClient(proxy.address, extra);
+  try {
+    await body({ ...recording, proxy, direct });
+  } finally {
+    proxy.resume();
+    recording.client.close();
+    direct.close();
+    await proxy.close();
+  }
 }
 
 const restart = async (): Promise<void> => {
@@ -172,10 +193,7 @@ describe("retries", () => {
   });
 
   it("setCustomerPlan with resetMeters is not retried once it may have reached the sidecar: a retry would wipe later usage", async () => {
-    const proxy = await startPausableProxy(address);
-    const direct = createLimitrClient({ address });
-    const { client, retries } = recordingClient(proxy.address, { timeoutMs: 500, retries: 3 });
-    try {
+    await behindProxy({ timeoutMs: 500, retries: 3 }, async ({ proxy, direct, client, retries }) => {
       await direct.upsertCustomer({ id: "reset_1", plan: "free" });
       expect((await direct.allow("reset_1", "gpt_tokens", 100)).value).toBe(100);
       await client.getPolicyStatus(); // connection up
@@ -187,11 +205,7 @@ describe("retries", () => {
       expect(retries).toEqual([]);
       proxy.resume();
       expect((await direct.getMeters("reset_1", ["gpt_tokens"]))[0]?.value).toBe(700);
-    } finally {
-      client.close();
-      direct.close();
-      await proxy.close();
-    }
+    });
   });
 
   it("setCustomerPlan with resetMeters is retried while the sidecar refuses connections, and resets once", async () => {
@@ -211,10 +225,7 @@ describe("retries", () => {
   });
 
   it("deleteCustomer is not retried once it may have reached the sidecar: a retry could delete the customer re-created meanwhile", async () => {
-    const proxy = await startPausableProxy(address);
-    const direct = createLimitrClient({ address });
-    const { client, retries } = recordingClient(proxy.address, { timeoutMs: 500, retries: 3 });
-    try {
+    await behindProxy({ timeoutMs: 500, retries: 3 }, async ({ proxy, direct, client, retries }) => {
       await direct.upsertCustomer({ id: "del_1", plan: "free" });
       await client.getPolicyStatus(); // connection up
       proxy.pause();
@@ -225,18 +236,11 @@ describe("retries", () => {
       expect(retries).toEqual([]);
       proxy.resume();
       expect((await direct.getMeters("del_1", ["gpt_tokens"]))[0]?.value).toBe(700);
-    } finally {
-      client.close();
-      direct.close();
-      await proxy.close();
-    }
+    });
   });
 
   it('an empty idempotencyKey ("") gets a key of its own: a reply lost past the deadline still counts once', async () => {
-    const proxy = await startPausableProxy(address);
-    const direct = createLimitrClient({ address });
-    const { client, retried } = recordingClient(proxy.address, { timeoutMs: 300, retries: 5 });
-    try {
+    await behindProxy({ timeoutMs: 300, retries: 5 }, async ({ proxy, direct, client, retried }) => {
       expect((await client.allow("nokey_1", "gpt_tokens", 1, { idempotencyKey: "" })).value).toBe(1);
       proxy.pause();
       const pending = client.allow("nokey_1", "gpt_tokens", 100, { idempotencyKey: "" });
@@ -245,11 +249,7 @@ describe("retries", () => {
       proxy.resume();
       expect(await pending).toMatchObject({ allowed: true, value: 101 });
       expect((await direct.getMeters("nokey_1", ["gpt_tokens"]))[0]?.value).toBe(101);
-    } finally {
-      client.close();
-      direct.close();
-      await proxy.close();
-    }
+    });
   });
 
   it("a deadline already past (timeoutMs: 0) fails at once, without retries", async () => {

@@ -101,12 +101,18 @@ describe("changing plan between reset rules", () => {
   });
 });
 
+/** A customer on "daily" who used 8 on Jan 15, three days later (that day's period long over). */
+function usedOnDailyThenThreeDaysLater(): ReturnType<typeof createHarness> {
+  const h = createHarness(policy);
+  h.run(upsertCustomer, { id: "u", plan: "daily" });
+  h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 8 }] });
+  h.now = T0 + 3 * DAY;
+  return h;
+}
+
 describe("a decision's customer hint that changes the plan (SPEC §3: meters keep value and period)", () => {
   it("a period that had ended under the old plan's rule does not come back: the decision counts from zero", () => {
-    const h = createHarness(policy);
-    h.run(upsertCustomer, { id: "u", plan: "daily" });
-    h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 8 }] });
-    h.now = T0 + 3 * DAY;
+    const h = usedOnDailyThenThreeDaysLater();
     const out = h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 5 }], hint: { plan: "monthly" } });
     expect(out.result).toMatchObject({ allowed: true, plan: "monthly" });
     expect(out.result.items[0]).toMatchObject({ value: n(5), periodStart: Date.UTC(2026, 0, 1) });
@@ -129,10 +135,7 @@ describe("a decision's customer hint that changes the plan (SPEC §3: meters kee
   });
 
   it("a Check with such a hint decides on the carried meter and changes nothing", () => {
-    const h = createHarness(policy);
-    h.run(upsertCustomer, { id: "u", plan: "daily" });
-    h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 8 }] });
-    h.now = T0 + 3 * DAY;
+    const h = usedOnDailyThenThreeDaysLater();
     const out = h.run(check, { customerId: "u", items: [{ entitlement: "t", amount: 10 }], hint: { plan: "monthly" } });
     expect(out.result).toMatchObject({ allowed: true, plan: "monthly" });
     expect(out.writes).toEqual([]);
