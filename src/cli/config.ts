@@ -30,7 +30,7 @@ export const SERVE_OPTIONS = {
   policyPollInterval: { flag: "policy-poll-interval", env: "LIMITR_POLICY_POLL_INTERVAL", type: "string", help: "periodic policy re-read, fallback for missed file events (default 30s)" },
   eventRetention: { flag: "event-retention", env: "LIMITR_EVENT_RETENTION", type: "string", help: "keep events this long (default 7days)" },
   eventRetentionCount: { flag: "event-retention-count", env: "LIMITR_EVENT_RETENTION_COUNT", type: "string", help: "keep at most this many events (default 10000000)" },
-  maintenanceInterval: { flag: "maintenance-interval", env: "LIMITR_MAINTENANCE_INTERVAL", type: "string", help: "how often expired idempotency keys and events past retention are pruned (default 60s)" },
+  maintenanceInterval: { flag: "maintenance-interval", env: "LIMITR_MAINTENANCE_INTERVAL", type: "string", help: "how often expired idempotency keys, events past retention and long-expired reservations are pruned (default 60s)" },
   maxDataBytes: { flag: "max-data-bytes", env: "LIMITR_MAX_DATA_BYTES", type: "string", help: "refuse writes (RESOURCE_EXHAUSTED) past this much LMDB data; keep it below a volume's size limit (default unlimited)" },
   maxMessageBytes: { flag: "max-message-bytes", env: "LIMITR_MAX_MESSAGE_BYTES", type: "string", help: "largest accepted request (default 1048576)" },
   logLevel: { flag: "log-level", env: "LIMITR_LOG_LEVEL", type: "string", help: "debug, info, warn or error (default info)" },
