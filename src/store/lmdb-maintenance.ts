@@ -143,14 +143,14 @@ function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefi
   return true;
 }
 
-/** The writes that store record `r` (at `at` in the stream) as it is, replacing what was there. */
 /**
- * The writes that store one import record, checked as a commit would check them (ids the storage
- * cannot key), so that a refused record is refused on its own: in a chunk, it would take every
- * record queued before it down with it. Errors name the record (`records[7].customer.id`).
- * `previousOf` gives a customer as stored before this record (its alt ids leave the index).
+ * The writes that store import record `r` as it is, replacing what was there, checked as a commit
+ * would check them (ids the storage cannot key), so that a refused record is refused on its own:
+ * in a chunk, it would take every record queued before it down with it. Errors name the record
+ * (`records[7].customer.id`). `previousOf` gives a customer as stored before this record (its alt
+ * ids leave the index).
  */
-export function recordWrites(r: StateRecord, index: number, previousOf: (id: string) => Customer | undefined): Write[] {
+function recordWrites(r: StateRecord, index: number, previousOf: (id: string) => Customer | undefined): Write[] {
   const at = `records[${index}]`;
   const writes: Write[] = [];
   switch (r.kind) {
