@@ -24,7 +24,10 @@ export interface CallerResolution {
   readonly state?: StateReader;
 }
 
-export function resolveCaller(ctx: EngineContext, customerId: string, hint: CustomerHint | undefined): CallerResolution {
+export function resolveCaller(ctx: EngineContext, customerId: string, given: CustomerHint | undefined): CallerResolution {
+  // A hint that sets nothing (`customer_hint: {}`) is no hint: it must not create a customer
+  // where the policy has no default plan for one (UNKNOWN_CUSTOMER).
+  const hint = given === undefined || isEmptyHint(given) ? undefined : given;
   const stored = findCustomer(ctx.state, customerId);
   if (stored !== undefined) {
     if (hint === undefined) return { caller: stored, writes: NO_WRITES, events: NO_EVENTS };
@@ -45,6 +48,16 @@ export function resolveCaller(ctx: EngineContext, customerId: string, hint: Cust
     });
   }
   return { caller: undefined, writes: NO_WRITES, events: NO_EVENTS };
+}
+
+function isEmptyHint(h: CustomerHint): boolean {
+  return (
+    (h.plan === undefined || h.plan === "") &&
+    (h.type === undefined || h.type === "") &&
+    (h.refs === undefined || h.refs.length === 0) &&
+    (h.altIds === undefined || h.altIds.length === 0) &&
+    (h.metadata === undefined || Object.keys(h.metadata).length === 0)
+  );
 }
 
 function fromHint(ctx: EngineContext, id: string, hint: CustomerHint): Customer {

@@ -61,6 +61,15 @@ describe("caller resolution", () => {
     expect(out.writes).toEqual([]);
   });
 
+  it("an empty hint is no hint: with no default plan, UNKNOWN_CUSTOMER and nothing written", () => {
+    const h = createHarness(noDefault);
+    for (const hint of [{}, { plan: "", type: "", refs: [], altIds: [], metadata: {} }]) {
+      const out = h.run(allow, { customerId: "u", items: [{ entitlement: "tokens" }], hint });
+      expect(out.result).toMatchObject({ allowed: false, reason: "UNKNOWN_CUSTOMER" });
+      expect(out.writes).toEqual([]);
+    }
+  });
+
   it("a hint creates the customer with its fields", () => {
     const h = createHarness(noDefault);
     h.run(allow, {
