@@ -57,7 +57,7 @@ async function serve(argv: readonly string[]): Promise<number> {
   // Listening from the start: a pod deleted while the sidecar opens its store or reads its policy
   // still stops cleanly and exits 0 (SPEC §7), where the signal's default action would end it
   // at once; and SIGHUP's default action would end it too.
-  const signals = listenForSignals(logger);
+  const signals = listenForSignals(logger, config.shutdownGraceMs);
   let running: Awaited<ReturnType<typeof startSidecar>>;
   try {
     running = await startSidecar(config, logger);
@@ -103,22 +103,34 @@ interface SignalActions {
  * SIGTERM and SIGINT stop the sidecar, SIGHUP re-reads the policy. Signals that come before
  * `started` are kept: a stop then follows start-up at once, and a SIGHUP re-reads the policy
  * (start-up may have read it before the change the signal announces). A second stop signal
- * (`docker stop` after a timeout, a second Ctrl-C) changes nothing: the drain is already bounded
- * by the grace period, and cutting it short would cancel answers of counted calls and skip
- * closing LMDB. SIGKILL remains the way to end it at once.
+ * (`docker stop` after a timeout, a second Ctrl-C) changes nothing once serving: the drain is
+ * already bounded by the grace period, and cutting it short would cancel answers of counted calls
+ * and skip closing LMDB. During start-up nothing has been answered, so a start-up that hangs (a
+ * policy read that never returns) ends by the signal's default action at a second stop signal,
+ * or when the grace period after the first is over.
  */
-function listenForSignals(logger: Logger): { started(actions: SignalActions): void } {
+function listenForSignals(logger: Logger, graceMs: number): { started(actions: SignalActions): void } {
   let actions: SignalActions | undefined;
   let stopRequested = false;
   let reloadRequested = false;
-  const stop = (signal: string): void => {
+  let startUpDeadline: NodeJS.Timeout | undefined;
+  // The signal's own default action: process.exit() would wait for a thread-pool thread stuck
+  // in the very read that hangs start-up.
+  const abandonStartUp = (signal: NodeJS.Signals, why: string): void => {
+    logger.error(`start-up abandoned: ${why}`);
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  };
+  const stop = (signal: NodeJS.Signals): void => {
     if (stopRequested) {
+      if (actions === undefined) return abandonStartUp(signal, `a second ${signal} while starting`);
       logger.info("signal received; already stopping", { signal });
       return;
     }
     logger.info("signal received", { signal, ...(actions === undefined ? { duringStartUp: true } : {}) });
     stopRequested = true;
-    actions?.stop();
+    if (actions !== undefined) actions.stop();
+    else startUpDeadline = setTimeout(() => abandonStartUp(signal, `still starting ${graceMs} ms after ${signal}`), graceMs).unref();
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
@@ -130,6 +142,7 @@ function listenForSignals(logger: Logger): { started(actions: SignalActions): vo
   return {
     started(a) {
       actions = a;
+      clearTimeout(startUpDeadline);
       if (stopRequested) a.stop();
       else if (reloadRequested) a.reload();
     },

@@ -67,6 +67,26 @@ describe("signals during start-up", () => {
     expect(s.logs.filter((l) => l["level"] === "error")).toEqual([]);
   });
 
+  it("a start-up that never finishes ends at a second stop signal, by that signal", async () => {
+    t = dirWithPolicyPipe(); // never written: the first policy read waits for good
+    const s = (sidecar = spawnSidecar(["--policy", t.policyPath, "--data-dir", t.dataDir]));
+    await s.logLine("store open");
+    s.child.kill("SIGTERM");
+    await s.logLine("signal received");
+    s.child.kill("SIGINT");
+    expect(await s.exited).toEqual({ code: null, signal: "SIGINT" });
+    expect(s.logs.at(-1)).toMatchObject({ level: "error", msg: "start-up abandoned: a second SIGINT while starting" });
+  });
+
+  it("... or when the grace period after the first is over, by the first", async () => {
+    t = dirWithPolicyPipe();
+    const s = (sidecar = spawnSidecar(["--policy", t.policyPath, "--data-dir", t.dataDir, "--shutdown-grace-ms", "300"]));
+    await s.logLine("store open");
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toEqual({ code: null, signal: "SIGTERM" });
+    expect(s.logs.at(-1)).toMatchObject({ level: "error", msg: "start-up abandoned: still starting 300 ms after SIGTERM" });
+  });
+
   it("SIGHUP while the first policy read waits: the sidecar keeps starting, then re-reads the policy", async () => {
     t = dirWithPolicyPipe();
     // Polling once a day: after start-up, only the SIGHUP can make it read the policy again.
