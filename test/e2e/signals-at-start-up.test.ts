@@ -67,24 +67,18 @@ describe("signals during start-up", () => {
     expect(s.logs.filter((l) => l["level"] === "error")).toEqual([]);
   });
 
-  it("a start-up that never finishes ends at a second stop signal, by that signal", async () => {
+  it.each([
+    { ends: "at a second stop signal, by that signal", flags: [], second: "SIGINT" as const, signal: "SIGINT", why: "a second SIGINT while starting" },
+    { ends: "when the grace period after the first is over, by the first", flags: ["--shutdown-grace-ms", "300"], second: undefined, signal: "SIGTERM", why: "still starting 300 ms after SIGTERM" },
+  ])("a start-up that never finishes ends $ends", async ({ flags, second, signal, why }) => {
     t = dirWithPolicyPipe(); // never written: the first policy read waits for good
-    const s = (sidecar = spawnSidecar(["--policy", t.policyPath, "--data-dir", t.dataDir]));
+    const s = (sidecar = spawnSidecar(["--policy", t.policyPath, "--data-dir", t.dataDir, ...flags]));
     await s.logLine("store open");
     s.child.kill("SIGTERM");
     await s.logLine("signal received");
-    s.child.kill("SIGINT");
-    expect(await s.exited).toEqual({ code: null, signal: "SIGINT" });
-    expect(s.logs.at(-1)).toMatchObject({ level: "error", msg: "start-up abandoned: a second SIGINT while starting" });
-  });
-
-  it("... or when the grace period after the first is over, by the first", async () => {
-    t = dirWithPolicyPipe();
-    const s = (sidecar = spawnSidecar(["--policy", t.policyPath, "--data-dir", t.dataDir, "--shutdown-grace-ms", "300"]));
-    await s.logLine("store open");
-    s.child.kill("SIGTERM");
-    expect(await s.exited).toEqual({ code: null, signal: "SIGTERM" });
-    expect(s.logs.at(-1)).toMatchObject({ level: "error", msg: "start-up abandoned: still starting 300 ms after SIGTERM" });
+    if (second !== undefined) s.child.kill(second);
+    expect(await s.exited).toEqual({ code: null, signal });
+    expect(s.logs.at(-1)).toMatchObject({ level: "error", msg: `start-up abandoned: ${why}` });
   });
 
   it("SIGHUP while the first policy read waits: the sidecar keeps starting, then re-reads the policy", async () => {
