@@ -24,8 +24,6 @@ export interface RegisterOptions {
   readonly logger: ServerLogger;
   /** Aborts every call's `HandlerContext.signal` (used to end long streams at shutdown). */
   readonly shutdownSignal?: AbortSignal;
-  /** Called as each call starts; the returned function is called once it has ended. */
-  readonly trackCall?: () => () => void;
   /** Told of each unary call answered without reaching its handler (the request did not decode). */
   readonly onRefused?: (rpc: string, code: number) => void;
 }
@@ -199,7 +197,6 @@ function makeHandler(
 ): grpc.UntypedHandleCall {
   const rpc = `${service.typeName}/${spec.method.name}`;
   const status = (err: unknown) => toGrpcStatus(err, options.logger, rpc);
-  const track = () => options.trackCall?.() ?? (() => {});
   switch (spec.kind) {
     case "unary": {
       const impl = spec.impl as (req: unknown, ctx: HandlerContext) => unknown;
@@ -207,28 +204,23 @@ function makeHandler(
       // No async wrapper and one settle callback per call: the handler's promise is settled
       // straight into grpc-js's callback (fewer promises, closures and microtask hops).
       return (call: grpc.ServerUnaryCall<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const done = track();
         const req = call.request;
         if (!req.ok) {
           const refused = status(req.error);
           options.onRefused?.(spec.method.name, refused.code);
-          done();
           return callback(refused);
         }
         let pending: unknown;
         try {
           pending = impl(req.message, new LazyContext(service, spec.method, call, options));
         } catch (err) {
-          done();
           return callback(status(err));
         }
         Promise.resolve(pending).then(
           (res) => {
-            done();
             callback(null, toOutput(output, res));
           },
           (err: unknown) => {
-            done();
             callback(status(err));
           },
         );
@@ -237,11 +229,10 @@ function makeHandler(
     case "server_streaming": {
       const serialize = serializerOf(spec.method.output);
       return (call: grpc.ServerWritableStream<Decoded, unknown>) => {
-        const done = track();
         const req = call.request;
         if (!req.ok) {
           call.emit("error", status(req.error));
-          return done();
+          return;
         }
         const ctx = contextFor(service, spec.method, call, options);
         const writer = createStreamWriter(call, serialize, unsupported);
@@ -251,21 +242,17 @@ function makeHandler(
             (err: unknown) => {
               if (!call.cancelled) call.emit("error", status(err));
             },
-          )
-          .finally(done);
+          );
       };
     }
     case "client_streaming":
       return (call: grpc.ServerReadableStream<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const done = track();
         const ctx = contextFor(service, spec.method, call, options);
         run(() => spec.impl(readAll(call), ctx)).then(
           (res) => {
-            done();
             callback(null, toOutput(spec.method.output, res));
           },
           (err: unknown) => {
-            done();
             callback(status(err));
           },
         );

@@ -74,16 +74,6 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
   const decisionService = observer ? observeServiceImpl(DecisionService, guardedDecision, observer) : guardedDecision;
   const adminService = observer ? observeServiceImpl(AdminService, guardedAdmin, observer) : guardedAdmin;
 
-  let inFlight = 0;
-  const trackCall = (): (() => void) => {
-    inFlight += 1;
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      inFlight -= 1;
-    };
-  };
 
   const serverOptions: grpc.ServerOptions = {
     // Above our own limit, so an oversized request reaches our check (INVALID_ARGUMENT naming
@@ -95,7 +85,6 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
     maxMessageBytes,
     logger,
     shutdownSignal: shutdownCtl.signal,
-    trackCall,
     ...(observer ? { onRefused: (rpc: string, code: number) => observer.callEnded(refusedCall(rpc, "grpc", code)) } : {}),
   };
   registerGrpcService(main, DecisionService, decisionService, register);
@@ -140,7 +129,8 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
         resolve();
       };
       const timer = setTimeout(() => {
-        if (inFlight > 0) logger.warn("shutdown grace period over; cancelling calls", { inFlight, graceMs });
+        // Sessions still open: calls still running, or answers a client has not read.
+        logger.warn("shutdown grace period over; cancelling what is still open", { graceMs });
         finish();
       }, graceMs);
       // Done once every session has closed: every stream over, its answer sent, including those
