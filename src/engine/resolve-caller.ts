@@ -107,8 +107,12 @@ function updateFromHint(ctx: EngineContext, stored: Customer, hint: CustomerHint
     });
   }
   const writes: Write[] = [{ kind: "customer-put", customer: merged, previous: stored }];
-  // A new plan, or new refs reaching one: the caller's own meters move into its periods.
-  carryPeriods(ctx, merged, resolvePlan(ctx.policy, ctx.state, stored), resolvePlan(ctx.policy, ctx.state, merged), writes, events);
+  // A new plan, or new refs reaching one: the caller's own meters move into its periods. Only
+  // those can change the effective plan (refs only ever grow here), so a hint that changes the
+  // type or metadata alone resolves no plan.
+  if (merged.plan !== stored.plan || merged.refs.length !== stored.refs.length) {
+    carryPeriods(ctx, merged, resolvePlan(ctx.policy, ctx.state, stored), resolvePlan(ctx.policy, ctx.state, merged), writes, events);
+  }
   if (writes.length === 1) return { caller: merged, writes, events };
   return { caller: merged, writes, events, state: withPendingWrites(ctx.state, writes) };
 }
