@@ -134,6 +134,15 @@ describe("a decision's customer hint that changes the plan (SPEC §3: meters kee
     expect(h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 2 }] }).result).toMatchObject({ allowed: true });
   });
 
+  it("new refs in a hint that reach another plan count as a plan change too", () => {
+    const h = usedOnDailyThenThreeDaysLater();
+    h.run(upsertCustomer, { id: "org", plan: "monthly", type: "org" });
+    h.run(upsertCustomer, { id: "u", plan: "" }); // inherits: daily is the default
+    const out = h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 5 }], hint: { refs: ["org"] } });
+    expect(out.result).toMatchObject({ allowed: true, plan: "monthly" });
+    expect(out.result.items[0]).toMatchObject({ value: n(5), periodStart: Date.UTC(2026, 0, 1) });
+  });
+
   it("a Check with such a hint decides on the carried meter and changes nothing", () => {
     const h = usedOnDailyThenThreeDaysLater();
     const out = h.run(check, { customerId: "u", items: [{ entitlement: "t", amount: 10 }], hint: { plan: "monthly" } });
