@@ -243,7 +243,7 @@ function toServerStatus(s: WatchStatus): PolicyStatus {
     appliedAt: s.appliedAt?.getTime(),
     source: s.source,
     lastErrors: s.lastError ? (s.lastError.issues.length > 0 ? s.lastError.issues.filter((i) => i.kind === "error").map(formatIssue) : [s.lastError.message]) : [],
-    lastRejectedAt: s.lastError?.at.getTime(),
+    lastRejectedAt: s.lastRejectedAt?.getTime(),
     rejectionsSinceApplied: s.rejectedSinceLastSuccess,
   };
 }

@@ -34,6 +34,9 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
   let appliedAt: Date | undefined;
   let lastError: PolicyError | undefined;
   let rejectedSinceLastSuccess = 0;
+  // Only a document that failed validation sets this, and nothing clears it: the status answers
+  // "when was a document last refused", which a missing file or a compiler crash does not.
+  let lastRejectedAt: Date | undefined;
   let lastCheckedAt: Date | undefined;
   let sourceMissing = false;
   // The last rejected content, so the periodic re-read does not re-report an unchanged bad file.
@@ -174,6 +177,7 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
 
   function reject(issues: readonly PolicyIssue[], version: string, at: Date, reason: ReloadReason): ReloadOutcome {
     rejectedSinceLastSuccess += 1;
+    lastRejectedAt = at;
     rejected = { version, issues };
     const errors = issues.filter((i) => i.kind === "error");
     const first = errors[0] ?? issues[0];
@@ -243,7 +247,7 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
       return enqueue(reason, true);
     },
     status(): PolicyStatus {
-      return { source, version: appliedVersion, appliedAt, lastError, rejectedSinceLastSuccess, lastCheckedAt, sourceMissing };
+      return { source, version: appliedVersion, appliedAt, lastError, rejectedSinceLastSuccess, lastRejectedAt, lastCheckedAt, sourceMissing };
     },
     async close() {
       closed = true;

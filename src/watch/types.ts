@@ -70,6 +70,8 @@ export interface PolicyStatus {
   readonly lastError: PolicyError | undefined;
   /** Rejected documents since the last apply (or since the file matched the live policy again). */
   readonly rejectedSinceLastSuccess: number;
+  /** When a document last failed validation since start-up; kept after later applies. */
+  readonly lastRejectedAt: Date | undefined;
   /** When the file was last read, whatever the outcome. */
   readonly lastCheckedAt: Date | undefined;
   /** True while the file does not exist; the last good policy keeps serving. */

@@ -107,11 +107,18 @@ describe("policy reload in a running sidecar (kubelet ..data swaps)", () => {
     expect(await allowOne(s.clients, "c1", "tokens", 1)).toMatchObject({ allowed: false, reason: "REASON_HARD_LIMIT", policy_version: vA });
 
     const vBad2 = await s.write(invalidPolicy("bad edit 2"));
-    await waitFor("the second rejection", async () => ((await s.status()).rejections_since_applied === 2 ? true : undefined), 2_000);
+    const second = await waitFor("the second rejection", async () => {
+      const st = await s.status();
+      return st.rejections_since_applied === 2 ? st : undefined;
+    }, 2_000);
+    const secondRejectedAt = timestampMs(second.last_rejected_at);
+    expect(secondRejectedAt).toBeGreaterThanOrEqual(timestampMs(rejected.last_rejected_at) ?? 0);
 
     const vC = await s.write(proPolicy(20, "fixed"));
     const fixed = await s.waitForVersion(vC, 2_000);
     expect(fixed).toMatchObject({ source: s.policyPath, rejections_since_applied: 0, last_errors: [] });
+    // "When the most recent rejection happened": an apply since does not erase it.
+    expect(timestampMs(fixed.last_rejected_at)).toBe(secondRejectedAt);
     expect(timestampMs(fixed.applied_at)).toBeGreaterThan(appliedAt ?? 0);
     const after = await allowOne(s.clients, "c1", "tokens", 5);
     expect(after).toMatchObject({ allowed: true, policy_version: vC });
@@ -179,6 +186,8 @@ describe("policy reload in a running sidecar (kubelet ..data swaps)", () => {
     }, 2_000);
     expect(missing).toMatchObject({ version: vA, source: s.policyPath, rejections_since_applied: 0 });
     expect(missing.last_errors).toEqual([`policy file ${s.policyPath} does not exist; keeping policy ${vA}`]);
+    // A missing file is an error to report, not a rejected document.
+    expect(missing.last_rejected_at).toBeNull();
     expect(s.sidecar.logs.some((l) => l.msg === "policy source missing; keeping the last good policy" && l.keptVersion === vA)).toBe(true);
 
     // Policy A still decides: 3 + 7 = 10 fits, one more does not.

@@ -72,6 +72,7 @@ describe("policy watcher on a kubelet-projected ConfigMap", () => {
     expect(status.lastError?.version).toBe(v(invalidPolicy(1)));
     expect(status.lastError?.issues.map((i) => i.path)).toContain(INVALID_PATH);
     expect(status.lastError?.message).toContain(INVALID_PATH);
+    expect(status.lastRejectedAt).toEqual(status.lastError?.at);
     const logged = harness.logs.find((l) => l.msg.startsWith("policy rejected"));
     expect(logged?.level).toBe("error");
     expect(JSON.stringify(logged?.fields.issues)).toContain(INVALID_PATH);
@@ -79,12 +80,16 @@ describe("policy watcher on a kubelet-projected ConfigMap", () => {
     await kubelet.write({ "policy.yaml": invalidPolicy(2) });
     await waitFor("second rejection", () => harness.rejected.length === 2);
     expect(harness.watcher.status().rejectedSinceLastSuccess).toBe(2);
+    const secondRejectedAt = harness.watcher.status().lastRejectedAt;
+    expect(secondRejectedAt).toEqual(harness.rejected[1]?.info.rejectedAt);
 
     await kubelet.write({ "policy.yaml": validPolicy(500) });
     await waitFor("valid policy applied", () => harness.live() === v(validPolicy(500)));
     status = harness.watcher.status();
     expect(status.rejectedSinceLastSuccess).toBe(0);
     expect(status.lastError).toBeUndefined();
+    // The time of the most recent rejection outlives the apply that followed it.
+    expect(status.lastRejectedAt).toEqual(secondRejectedAt);
   });
 
   it("clears the error when a rejected edit is rolled back to the live content, without re-applying", async () => {
@@ -106,6 +111,8 @@ describe("policy watcher on a kubelet-projected ConfigMap", () => {
     const status = harness.watcher.status();
     expect(status.version).toBe(good);
     expect(status.lastError?.kind).toBe("missing");
+    // A missing file is reported in lastError, but nothing was rejected.
+    expect(status.lastRejectedAt).toBeUndefined();
     expect(harness.live()).toBe(good);
     expect(harness.logs.some((l) => l.level === "warn" && l.msg.includes("missing") && l.fields.keptVersion === good)).toBe(true);
 

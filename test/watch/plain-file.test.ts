@@ -139,6 +139,8 @@ describe("policy watcher on a plain file", () => {
     const outcome = await harness.watcher.reload("test");
     expect(outcome.kind).toBe("compile-failed");
     expect(harness.watcher.status().lastError).toMatchObject({ kind: "compile-failed", message: `the compiler failed on policy ${v(validPolicy(200))}: Error: boom` });
+    // The compiler's failure is no rejection: the time stays the UTF-8 rejection's.
+    expect(harness.watcher.status().lastRejectedAt).toEqual(harness.rejected[0]?.info.rejectedAt);
     expect(harness.rejected).toHaveLength(1); // the UTF-8 one only
     expect(harness.live()).toBe(v(validPolicy(100)));
   });
