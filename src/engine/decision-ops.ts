@@ -28,10 +28,18 @@ export function record(ctx: EngineContext, req: DecisionRequest): Outcome<Decisi
   return decideRequest(ctx, "record", req, 0);
 }
 
+/**
+ * The longest a hold may count unsettled. A reservation covers work in flight; a ttl of years is a
+ * unit mistake, and one past the year 9999 could not even be reported (protobuf Timestamps end
+ * there), so the hold would be committed behind an error answer and never released.
+ */
+export const MAX_HOLD_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
 /** Holds room for the items for `ttlMs` if a check of them passes. */
 export function reserve(ctx: EngineContext, req: ReserveRequest): Outcome<DecisionResult> {
   const ttl = req.ttlMs ?? ctx.options.defaultHoldTtlMs;
   if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0) throw invalidArgument("ttl", `must be a positive duration, got ${String(ttl)}`);
+  if (ttl > MAX_HOLD_TTL_MS) throw invalidArgument("ttl", `must be at most 30 days (${MAX_HOLD_TTL_MS / 1000}s), got ${ttl / 1000}s`);
   return decideRequest(ctx, "reserve", req, ttl);
 }
 

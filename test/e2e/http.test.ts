@@ -116,8 +116,15 @@ describe("Connect JSON (curl)", () => {
     expect(nan.json).toMatchObject({ code: "invalid_argument" });
     expect(String(nan.json["message"])).toContain("items[0].amount");
 
+    // The longest JSON Duration: its expiry could not be written as a Timestamp. It used to be
+    // held, then answered 500, with no reservation id to release it by.
+    const forever = await postJson("/limitr.v1.DecisionService/Reserve", { customerId: "u1", items: [{ entitlement: "gpt_tokens", amount: 1 }], ttl: "315576000000s" });
+    expect(forever.status).toBe(400);
+    expect(forever.json).toMatchObject({ code: "invalid_argument" });
+    expect(String(forever.json["message"])).toMatch(/^ttl: must be at most 30 days/);
+
     const meters = await postJson("/limitr.v1.DecisionService/GetMeters", { customerId: "u1", entitlements: ["gpt_tokens"] });
-    expect(meters.json).toMatchObject({ meters: [{ value: 500 }] });
+    expect(meters.json).toMatchObject({ meters: [{ value: 500, held: 0, remaining: 500 }] });
   });
 
   it("an unknown RPC is 404 and a JSON body that is not the message is 400", async () => {

@@ -48,10 +48,19 @@ describe("reserve", () => {
     [{ customerId: "u", items: tokens(1), ttlMs: 0 }, "ttl"],
     [{ customerId: "u", items: tokens(1), ttlMs: -5 }, "ttl"],
     [{ customerId: "u", items: tokens(1), ttlMs: Number.NaN }, "ttl"],
+    [{ customerId: "u", items: tokens(1), ttlMs: 30 * 86_400_000 + 1 }, "ttl"],
+    [{ customerId: "u", items: tokens(1), ttlMs: 315_576_000_000_000 }, "ttl"],
   ])("bad input %j → INVALID_ARGUMENT %s", (req, field) => {
     const h = createHarness(policy);
     expect(() => h.run(reserve, req)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", field }));
     expect(snapshot(h.store)).toEqual([]);
+  });
+
+  it("a ttl of exactly 30 days is accepted", () => {
+    const h = createHarness(policy);
+    const out = h.run(reserve, { customerId: "u", items: tokens(1), ttlMs: 30 * 86_400_000 });
+    expect(out.result.allowed).toBe(true);
+    expect(h.store.getHolds("u", "tokens")[0]?.expiresAt).toBe(h.now + 30 * 86_400_000);
   });
 
   it("a denied reserve places no hold and no reservation", () => {

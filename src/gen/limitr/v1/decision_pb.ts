@@ -401,7 +401,7 @@ export type ReserveRequest = Message<"limitr.v1.ReserveRequest"> & {
 
   /**
    * How long the hold counts if it is neither settled nor released. Absent = the server
-   * default (10 minutes). Must be positive.
+   * default (10 minutes). Must be positive and at most 30 days.
    *
    * @generated from field: google.protobuf.Duration ttl = 6;
    */
