@@ -46,13 +46,21 @@ export class StartupError extends Error {
 
 /** Starts everything `serve` runs; resolves once it listens and is SERVING. */
 export async function startSidecar(config: ServeConfig, logger: Logger): Promise<RunningSidecar> {
-  const store = openStore(config, logger);
+  // Opened unclaimed: the sidecar takes the dir over from another writer only once it can serve.
+  let writerLost = (message: string): void => logger.error("the data dir was taken over by another process", { message });
+  const store = openStore(config, logger, (message) => writerLost(message));
   // Scrape-time sources are read only once the HTTP port serves /metrics, after `server` exists.
   const metrics = createMetrics({ storeStats: () => store.stats(), watchStats: () => server.watchStats() });
   let policy: CompiledPolicy | undefined;
   // Policy events go through the same durable log as decisions; a failure to log one must not
-  // undo the apply (the policy is already in force), so it is logged, not thrown.
+  // undo the apply (the policy is already in force), so it is logged, not thrown. Those of
+  // start-up (the first policy's) wait for the claim.
+  let beforeClaim: EngineEvent[] | undefined = [];
   const logPolicyEvent = (event: EngineEvent): void => {
+    if (beforeClaim !== undefined) {
+      beforeClaim.push(event);
+      return;
+    }
     store.commit([], [event]).catch((e: unknown) => logger.error("could not log policy event", { type: event.type, err: e }));
   };
 
@@ -151,6 +159,12 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
         });
   const httpEndpoints = [http, operator].filter((e): e is HttpEndpoint => e !== undefined);
 
+  const abandon = async (): Promise<void> => {
+    unfollowEvents();
+    await Promise.all([server.shutdown(0), ...httpEndpoints.map((h) => h.close(0))]);
+    await watcher.close();
+    await store.close();
+  };
   let grpcAddress: string;
   let httpAddress: string | undefined;
   let healthAddress: string | undefined;
@@ -161,12 +175,24 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     if (config.healthAddress !== undefined) healthAddress = await server.listenHealth(config.healthAddress);
     if (operator !== undefined && config.metricsAddress !== undefined) metricsAddress = await operator.listen(config.metricsAddress);
   } catch (e) {
-    unfollowEvents();
-    await Promise.all([server.shutdown(0), ...httpEndpoints.map((h) => h.close(0))]);
-    await watcher.close();
-    await store.close();
+    await abandon();
     throw new StartupError(`cannot listen: ${(e as Error).message}`);
   }
+  try {
+    store.claim();
+  } catch (e) {
+    await abandon();
+    throw new StartupError(`cannot open data dir ${config.dataDir}: ${(e as Error).message}`);
+  }
+  const queued = beforeClaim;
+  beforeClaim = undefined;
+  for (const event of queued) logPolicyEvent(event);
+  // A sidecar that can no longer write must not look ready: probes take it out of service (the
+  // app beside it still gets FAILED_PRECONDITION on writes, naming the other process).
+  writerLost = (message) => {
+    logger.error("the data dir was taken over by another process; not serving", { message });
+    server.setServing(false);
+  };
   server.setServing(true);
 
   const maintenance = startMaintenance(store, config, logger);
@@ -189,12 +215,14 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
   };
 }
 
-function openStore(config: ServeConfig, logger: Logger): LmdbStore {
+function openStore(config: ServeConfig, logger: Logger, onWriterLost: (message: string) => void): LmdbStore {
   try {
     const store = createLmdbStore({
       path: config.dataDir,
       fsync: config.fsync,
       ...(config.maxDataBytes === undefined ? {} : { maxDataBytes: config.maxDataBytes }),
+      deferClaim: true,
+      onWriterLost,
     });
     logger.info("store open", { dataDir: config.dataDir, fsync: config.fsync });
     for (const w of configWarnings(config)) logger.warn("configuration warning", { issue: w });

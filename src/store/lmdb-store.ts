@@ -77,6 +77,17 @@ export interface LmdbStoreOptions {
    * becomes the dir's one writer, and a writer that opened it earlier stops committing.
    */
   readonly readOnly?: boolean;
+  /**
+   * Open without claiming the dir: nothing is read or written (calls are UNAVAILABLE) until
+   * `claim()`. The sidecar claims only once it can serve, so a start that fails (a bad policy, a
+   * busy port) leaves the sidecar already writing this dir undisturbed. Default false.
+   */
+  readonly deferClaim?: boolean;
+  /**
+   * Called once when a commit finds that another process claimed the dir since (the newest
+   * opener wins): every later commit of this store is refused.
+   */
+  readonly onWriterLost?: (message: string) => void;
 }
 
 /** The tables read through the row cache (every decision reads them). */
@@ -93,6 +104,8 @@ export const DEFAULT_RECENT_EVENTS = 4096;
 
 /** The LMDB store: state port, event log, and the admin/maintenance operations. */
 export interface LmdbStore extends StatePort, EventLog, StoreMaintenance {
+  /** With `deferClaim`: makes this process the dir's writer and opens the store for use. Idempotent. */
+  claim(): void;
   /** Waits for every pending commit to settle, then closes the environment. Idempotent. */
   close(): Promise<void>;
 }
@@ -130,29 +143,43 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
 
   let closed = false;
   let closing: Promise<void> | undefined;
+  let claimPending = options.deferClaim === true && options.readOnly !== true;
   const guard = (action: string): void => {
     if (closed) throw closedError(action);
+    if (claimPending) throw notClaimedError(action);
   };
   const cache = createRowCache(options.rowCacheEntries ?? DEFAULT_ROW_CACHE_ENTRIES);
   const reader = createLmdbReader(tables, overlay, cache, guard);
 
-  // Claimed before the last sequence is read: a commit of an earlier writer lands before the
-  // claim (and is read below) or is refused by its own writer check.
-  const writer = options.readOnly === true ? undefined : claimWriter(layout);
+  let writer: string | undefined;
+  let writerLost = false;
   /** Inside every write transaction: only the dir's current writer may write. */
   const assertStillWriter = (): void => {
     if (writer === undefined) throw new LimitrError("FAILED_PRECONDITION", `the data dir ${layout.file} was opened read-only`);
-    assertWriter(layout, writer);
+    try {
+      assertWriter(layout, writer);
+    } catch (e) {
+      if (!writerLost) {
+        writerLost = true;
+        options.onWriterLost?.((e as Error).message);
+      }
+      throw e;
+    }
   };
-  const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
-  const prunedThrough = layout.meta.get(EVENTS_PRUNED_THROUGH);
   /** Highest sequence acknowledged (and visible to event readers). */
-  let durableSeq = Math.max(
-    typeof lastStored === "number" ? lastStored : 0,
-    typeof prunedThrough === "number" ? prunedThrough : 0,
-  );
+  let durableSeq = 0;
   /** Next sequence to give out; rolls back to durableSeq + 1 when a batch fails. */
-  let nextSeq = durableSeq + 1;
+  let nextSeq = 1;
+  // Claimed before the last sequence is read: a commit of an earlier writer lands before the
+  // claim (and is read here) or is refused by its own writer check.
+  const claim = (): void => {
+    if (options.readOnly !== true) writer = claimWriter(layout);
+    const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
+    const prunedThrough = layout.meta.get(EVENTS_PRUNED_THROUGH);
+    durableSeq = Math.max(typeof lastStored === "number" ? lastStored : 0, typeof prunedThrough === "number" ? prunedThrough : 0);
+    nextSeq = durableSeq + 1;
+  };
+  if (!claimPending) claim();
   const recent = createRecentEvents(options.recentEvents ?? DEFAULT_RECENT_EVENTS);
 
   let gen = 0;
@@ -298,6 +325,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
 
   function commit(writes: readonly Write[], events: readonly EngineEvent[]): Promise<CommitReceipt> {
     if (closed || closing) return Promise.reject(closedError("committing"));
+    if (claimPending) return Promise.reject(notClaimedError("committing"));
     try {
       validateWrites(writes);
     } catch (e) {
@@ -397,5 +425,21 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     return closing;
   }
 
-  return { ...reader, ...eventLog, ...maintenance, commit, close };
+  return {
+    ...reader,
+    ...eventLog,
+    ...maintenance,
+    commit,
+    close,
+    claim() {
+      if (!claimPending) return;
+      if (closed || closing) throw closedError("claiming the data dir");
+      claim();
+      claimPending = false;
+    },
+  };
+}
+
+function notClaimedError(action: string): LimitrError {
+  return new LimitrError("UNAVAILABLE", `${action}: the sidecar is still starting (its data dir is not open yet)`);
 }

@@ -598,6 +598,30 @@ describe("lmdb store", () => {
     expect(after.getMeter("a", "chat")?.value).toBe(1n);
   });
 
+  it("with deferClaim, the dir stays the other writer's until claim(); calls before it are UNAVAILABLE; losing it is reported once", async () => {
+    const path = dir();
+    const lost: string[] = [];
+    const first = createLmdbStore({ path, onWriterLost: (m) => lost.push(m) });
+    cleanups.push(() => first.close());
+    await first.commit([{ kind: "meter-put", meter: meter("a", "chat", 1n) }], [meterEvent("a", "chat", 1n)]);
+
+    const second = createLmdbStore({ path, deferClaim: true });
+    cleanups.push(() => second.close());
+    expect(isLimitrError(await rejection(second.commit([], [meterEvent("b", "chat", 1n)])), "UNAVAILABLE")).toBe(true);
+    expect(() => second.getMeter("a", "chat")).toThrow(/still starting/);
+    expect((await first.commit([], [meterEvent("a", "chat", 2n)])).sequences).toEqual([2]);
+    expect(lost).toEqual([]);
+
+    second.claim();
+    second.claim(); // idempotent: still the writer
+    expect(second.getMeter("a", "chat")?.value).toBe(1n);
+    expect((await second.commit([], [meterEvent("b", "chat", 1n)])).sequences).toEqual([3]);
+    await rejection(first.commit([], [meterEvent("a", "chat", 3n)]));
+    await rejection(first.commit([], [meterEvent("a", "chat", 4n)]));
+    expect(lost).toHaveLength(1);
+    expect(lost[0]).toMatch(/another process \(pid \d+, .*\) opened the data dir/);
+  });
+
   it("a read-only open (an export) leaves the writer writing, and refuses commits of its own", async () => {
     const path = dir();
     const writer = openAt(path);
