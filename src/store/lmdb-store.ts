@@ -168,7 +168,12 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   };
   /** Highest sequence acknowledged (and visible to event readers). */
   let durableSeq = 0;
-  /** Next sequence to give out; rolls back to durableSeq + 1 when a batch fails. */
+  /**
+   * Highest sequence in a committed transaction: above durableSeq only while that batch waits for
+   * its flush (`--fsync`), when its events are in LMDB but not yet acknowledged.
+   */
+  let writtenSeq = 0;
+  /** Next sequence to give out; rolls back to writtenSeq + 1 when a batch fails. */
   let nextSeq = 1;
   // Claimed before the last sequence is read: a commit of an earlier writer lands before the
   // claim (and is read here) or is refused by its own writer check.
@@ -177,6 +182,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
     const prunedThrough = layout.meta.get(EVENTS_PRUNED_THROUGH);
     durableSeq = Math.max(typeof lastStored === "number" ? lastStored : 0, typeof prunedThrough === "number" ? prunedThrough : 0);
+    writtenSeq = durableSeq;
     nextSeq = durableSeq + 1;
   };
   if (!claimPending) claim();
@@ -218,7 +224,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     const queued = open;
     open = undefined;
     overlay.clear();
-    nextSeq = durableSeq + 1;
+    // Not durableSeq + 1: a batch being flushed has already written the sequences above it.
+    nextSeq = writtenSeq + 1;
     for (const c of failed?.commits ?? []) c.reject(error);
     const onTop = new LimitrError(
       error.code,
@@ -287,6 +294,12 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     // keys (a later pending write still shadows it through the overlay until that one settles).
     for (const c of batch.commits) for (const op of c.ops) if (CACHED_TABLES.has(op.table)) cache.set(op.slot as string, op.value);
     overlay.committed(batch.gen);
+    for (let i = batch.commits.length - 1; i >= 0; i--) {
+      const events = (batch.commits[i] as PendingCommit).events;
+      if (events.length === 0) continue;
+      writtenSeq = (events[events.length - 1] as StoredEvent).seq;
+      break;
+    }
     let flushError: LimitrError | undefined;
     if (fsync) {
       try {

@@ -430,6 +430,27 @@ describe("lmdb store", () => {
     expect(s.getMeter(`${o}\0x`, "chat")?.value).toBe(2n);
   });
 
+  it("--fsync: a commit that fails while a batch is flushing does not hand that batch's sequences out again", async () => {
+    const path = dir();
+    const first = openAt(path);
+    await first.commit([], [meterEvent("a", "chat", 1n)]);
+    await first.close();
+    // A customer row that cannot be decoded: a commit that reads it fails in applying its writes.
+    const env = open({ path: join(path, "limitr.mdb"), maxDbs: 16 });
+    await env.openDB({ name: "customers", encoding: "msgpack" }).put("broken", ["not a customer row"]);
+    await env.close();
+
+    const s = openAt(path, { fsync: true });
+    const flushing = s.commit([], [meterEvent("b", "chat", 1n)]);
+    // Let the batch be written and start its flush, then fail a commit while it waits for it.
+    await new Promise((r) => setImmediate(r));
+    const failed = s.commit([{ kind: "customer-put", customer: customer("broken"), previous: undefined }], [meterEvent("c", "chat", 1n)]);
+    expect((await flushing).sequences).toEqual([2]);
+    await rejection(failed);
+    expect((await s.commit([], [meterEvent("d", "chat", 1n)])).sequences).toEqual([3]);
+    expect(s.readEvents(1, 10).map((e) => `${e.seq}:${(e.event as { owner: string }).owner}`)).toEqual(["1:a", "2:b", "3:d"]);
+  });
+
   it("pruning idempotency keys gets past an index key that reads back other than it was stored", async () => {
     const path = dir();
     const first = openAt(path);
