@@ -133,6 +133,18 @@ describe("Connect JSON (curl)", () => {
     expect(bad.status).toBe(400);
     expect(bad.json).toMatchObject({ code: "invalid_argument" });
   });
+
+  it("an unknown field or enum name is 400 and changes nothing: a typo must not drop a key or widen a filter", async () => {
+    const typo = await postJson("/limitr.v1.DecisionService/Allow", { customerId: "typo", items: [{ entitlement: "gpt_tokens", amount: 1 }], idempotencyKeys: "k1" });
+    expect(typo.status).toBe(400);
+    expect(typo.json).toMatchObject({ code: "invalid_argument", message: expect.stringContaining('"idempotencyKeys" is unknown') });
+    expect((await postJson("/limitr.v1.AdminService/GetCustomer", { customerId: "typo" })).status).toBe(404);
+
+    // Before, the unknown name was dropped, the filter was empty, and every event type came back.
+    const filter = await postJson("/limitr.v1.AdminService/ListEvents", { types: ["meter-overage"] });
+    expect(filter.status).toBe(400);
+    expect(filter.json).toMatchObject({ code: "invalid_argument", message: expect.stringContaining('"meter-overage"') });
+  });
 });
 
 describe("Connect binary and gRPC-Web clients", () => {

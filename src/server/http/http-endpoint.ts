@@ -75,7 +75,7 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
     readMaxBytes: deps.maxMessageBytes,
     shutdownSignal: deps.shutdownSignal,
     // Default-valued fields are written too, so `"allowed": false` is visible to a curl user.
-    jsonOptions: { alwaysEmitImplicit: true },
+    jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
     // This port is a node:http (HTTP/1.1) server, so the fallback gets node:http's own objects.
     fallback: (req, res) => operator(req as http.IncomingMessage, res as unknown as http.ServerResponse),
   });
