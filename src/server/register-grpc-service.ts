@@ -93,13 +93,18 @@ export function oversizedRequest(bytes: number, max: number): LimitrError {
   return new LimitrError("INVALID_ARGUMENT", `request message is ${bytes} bytes, over the limit of ${max} bytes`);
 }
 
+/** The one answer to a request message that does not decode, on every port (SPEC §6: the caller's INVALID_ARGUMENT). */
+export function undecodableRequest(schema: DescMessage, cause: unknown): LimitrError {
+  return invalidArgument("request", `not a valid ${schema.typeName}: ${cause instanceof Error ? cause.message : String(cause)}`);
+}
+
 /** `fast`, when given, answers the common shape of a request and leaves the rest to `fromBinary`. */
 function decode(schema: DescMessage, buf: Buffer, max: number, fast?: RequestDecoder<DescMessage>): Decoded {
   if (buf.length > max) return { ok: false, error: oversizedRequest(buf.length, max) };
   try {
     return { ok: true, message: fast?.(buf) ?? fromBinary(schema, buf) };
   } catch (e) {
-    return { ok: false, error: invalidArgument("request", `not a valid ${schema.typeName}: ${(e as Error).message}`) };
+    return { ok: false, error: undecodableRequest(schema, e) };
   }
 }
 

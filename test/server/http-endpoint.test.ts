@@ -1,17 +1,18 @@
 /**
  * The HTTP endpoint over a real sidecar server (engine + memory store), on 127.0.0.1:0:
  * /readyz follows the gRPC health state (503 before SERVING and once shutdown began), in-flight
- * calls finish during shutdown while new connections are refused, streams end at shutdown, and
- * the request size limit applies.
+ * calls finish during shutdown while new connections are refused, streams end at shutdown, the
+ * request size limit applies, and a binary message that does not decode is INVALID_ARGUMENT.
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { createEngine, type StateRecord } from "../../src/engine/index.js";
 import { ImportStateRequestSchema } from "../../src/gen/limitr/v1/admin_pb.js";
 import { AllowRequestSchema, DecisionService } from "../../src/gen/limitr/v1/decision_pb.js";
-import { createHttpEndpoint, createSidecarServer, type HttpEndpoint, type SidecarServer, type StateAdmin } from "../../src/server/index.js";
+import { createHttpEndpoint, createSidecarServer, type CallEnd, type HttpEndpoint, type SidecarServer, type StateAdmin } from "../../src/server/index.js";
 import { createMemoryStore, type MemoryStore } from "../../src/store/memory-store.js";
 import { examplePolicy } from "./harness.js";
 
@@ -32,7 +33,7 @@ afterEach(async () => {
   open = undefined;
 });
 
-async function setup(options: { maxMessageBytes?: number; importState?: StateAdmin["importState"] } = {}): Promise<Setup> {
+async function setup(options: { maxMessageBytes?: number; importState?: StateAdmin["importState"]; calls?: CallEnd[] } = {}): Promise<Setup> {
   const store = createMemoryStore();
   let enabled = false;
   let reach!: () => void;
@@ -70,6 +71,7 @@ async function setup(options: { maxMessageBytes?: number; importState?: StateAdm
     maxMessageBytes: server.maxMessageBytes,
     isServing: () => server.isServing(),
     logger: quiet,
+    ...(options.calls ? { callObserver: { callEnded: (c: CallEnd) => options.calls?.push(c) } } : {}),
   });
   const base = `http://${await http.listen("127.0.0.1:0")}`;
   open = {
@@ -254,6 +256,103 @@ describe("HTTP endpoint", () => {
     const res = await post(importMessage(contentType, "big", "x".repeat(600)));
     expect(streamOutcome(contentType, res.headers, Buffer.from(await res.arrayBuffer()))).toMatch(/512/);
     expect(imported).toEqual([]);
+  });
+
+  // connect-node answers a binary message it cannot parse with INTERNAL (HTTP 500, grpc-status 13);
+  // the gRPC port says INVALID_ARGUMENT for the same bytes (SPEC §6), and so must this port.
+  describe("a binary message that does not decode", () => {
+    /** A length-delimited field: tag, one-byte length, bytes. */
+    const field = (tag: number, bytes: Uint8Array | string): Buffer => {
+      const b = Buffer.from(bytes);
+      return Buffer.concat([Buffer.from([tag, b.length]), b]);
+    };
+    const amountOne = Buffer.from([0x11, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]); // UsageItem.amount = 1.0
+    const item = (entitlement: Uint8Array | string, rest: Buffer = Buffer.alloc(0)): Buffer => field(0x12, Buffer.concat([field(0x0a, entitlement), rest]));
+    const valid = Buffer.concat([field(0x0a, "bin-1"), item("gpt_tokens", amountOne)]);
+    // What the gRPC port answers for each of these (protobuf-es's reason, behind the request type).
+    const undecodable = [
+      ["a customer_id that is not UTF-8", Buffer.concat([field(0x0a, Buffer.from([0x61, 0xff, 0x62])), item("gpt_tokens", amountOne)]), "The encoded data was not valid for encoding utf-8"],
+      ["an entitlement that is not UTF-8", Buffer.concat([field(0x0a, "bin-1"), item(Buffer.from([0xc3]))]), "The encoded data was not valid for encoding utf-8"],
+      ["an amount sent as a varint", Buffer.concat([field(0x0a, "bin-1"), item("gpt_tokens", Buffer.from([0x10, 0x05]))]), "Offset is outside the bounds of the DataView"],
+      ["a truncated message", valid.subarray(0, 12), "premature EOF"],
+    ] as const;
+    const frame = (message: Uint8Array, flags = 0): Buffer => {
+      const head = Buffer.alloc(5);
+      head.writeUInt8(flags, 0);
+      head.writeUInt32BE(message.length, 1);
+      return Buffer.concat([head, message]);
+    };
+    const post = (base: string, path: string, contentType: string, body: Buffer, headers: Record<string, string> = {}) =>
+      fetch(`${base}/limitr.v1.${path}`, { method: "POST", headers: { "content-type": contentType, ...headers }, body });
+    /** The outcome of a unary call in any of the port's protocols: "ok", or the code and message. */
+    async function outcome(res: Response, contentType: string): Promise<string> {
+      const body = Buffer.from(await res.arrayBuffer());
+      if (contentType.startsWith("application/grpc-web") || contentType.startsWith("application/connect+")) return streamOutcome(contentType, res.headers, body);
+      if (res.status === 200) return "ok";
+      const error = JSON.parse(body.toString("utf8")) as { code: string; message?: string };
+      return `${error.code} ${error.message ?? ""}`;
+    }
+    const meterOf = async (base: string, customerId: string): Promise<unknown> => {
+      const res = await post(base, "DecisionService/GetMeters", "application/json", Buffer.from(JSON.stringify({ customerId, entitlements: ["gpt_tokens"] })));
+      return ((await res.json()) as { meters: { value: number }[] }).meters[0]?.value;
+    };
+
+    const protocols = [
+      ["Connect", "application/proto", (m: Buffer) => m, "invalid_argument"],
+      ["gRPC-Web", "application/grpc-web+proto", (m: Buffer) => frame(m), String(Code.InvalidArgument)],
+    ] as const;
+
+    it.each(protocols)("over %s: INVALID_ARGUMENT with the gRPC port's message, counted, and nothing changes", async (name, contentType, wrap, code) => {
+      const calls: CallEnd[] = [];
+      const { server, base } = await setup({ calls });
+      server.setServing(true);
+      for (const [what, message, reason] of undecodable) {
+        const res = await post(base, "DecisionService/Allow", contentType, wrap(message));
+        expect(await outcome(res, contentType), what).toBe(`${code} request: not a valid limitr.v1.AllowRequest: ${reason}`);
+      }
+      expect(calls.map((c) => `${c.rpc} ${c.protocol} ${c.code}`)).toEqual(undecodable.map(() => `Allow ${name === "Connect" ? "connect" : "grpc-web"} invalid_argument`));
+      expect(await meterOf(base, "bin-1")).toBe(0);
+      // The same body, decodable, still goes through.
+      expect(await outcome(await post(base, "DecisionService/Allow", contentType, wrap(valid)), contentType)).toBe("ok");
+      expect(await meterOf(base, "bin-1")).toBe(1);
+    });
+
+    it("a compressed body is judged once inflated, as connect-node reads it", async () => {
+      const { server, base } = await setup();
+      server.setServing(true);
+      const [, bad, reason] = undecodable[0];
+      const connect = await post(base, "DecisionService/Allow", "application/proto", gzipSync(bad), { "content-encoding": "gzip" });
+      expect(await outcome(connect, "application/proto")).toBe(`invalid_argument request: not a valid limitr.v1.AllowRequest: ${reason}`);
+      const web = await post(base, "DecisionService/Allow", "application/grpc-web+proto", frame(gzipSync(bad), 1), { "grpc-encoding": "gzip" });
+      expect(await outcome(web, "application/grpc-web+proto")).toBe(`${Code.InvalidArgument} request: not a valid limitr.v1.AllowRequest: ${reason}`);
+      expect(await outcome(await post(base, "DecisionService/Allow", "application/proto", gzipSync(valid), { "content-encoding": "gzip" }), "application/proto")).toBe("ok");
+      expect(await meterOf(base, "bin-1")).toBe(1);
+    });
+
+    it("a server stream's request over streaming Connect is INVALID_ARGUMENT", async () => {
+      const { server, base } = await setup();
+      server.setServing(true);
+      // An unknown length-delimited field that claims more bytes than follow.
+      const res = await post(base, "AdminService/ExportState", "application/connect+proto", frame(Buffer.from([0x7a, 0x05, 0x61])));
+      expect(await outcome(res, "application/connect+proto")).toBe("invalid_argument request: not a valid limitr.v1.ExportStateRequest: premature EOF");
+    });
+
+    it.each(importProtocols.filter(([, t]) => t.endsWith("+proto")))("ImportState over %s: the messages before one that does not decode are imported, then INVALID_ARGUMENT", async (_name, contentType) => {
+      const { imported, post: postImport } = await importEndpoint(contentType);
+      const good = importMessage(contentType, "before-bad", "");
+      const res = await postImport(Buffer.concat([good, frame(Buffer.from([0x0a, 0x7f, 0x0a])), importMessage(contentType, "after-bad", "")]));
+      const code = contentType.startsWith("application/grpc-web") ? String(Code.InvalidArgument) : "invalid_argument";
+      expect(streamOutcome(contentType, res.headers, Buffer.from(await res.arrayBuffer()))).toBe(`${code} request: not a valid limitr.v1.ImportStateRequest: premature EOF`);
+      expect(imported.map((r) => (r.kind === "customer" ? r.customer.id : r.kind))).toEqual(["before-bad"]);
+    });
+
+    it("Connect JSON is left as connect-node answers it", async () => {
+      const { server, base } = await setup();
+      server.setServing(true);
+      const res = await post(base, "DecisionService/Allow", "application/json", Buffer.from(JSON.stringify({ customerId: 5, items: [{ entitlement: "gpt_tokens" }] })));
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ code: "invalid_argument", message: "cannot decode field limitr.v1.AllowRequest.customer_id from JSON: expected string, got 5" });
+    });
   });
 });
 

@@ -6,13 +6,14 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { Code, type ServiceImpl } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/limitr/v1/admin_pb.js";
 import { DecisionService } from "../../gen/limitr/v1/decision_pb.js";
 import { refusedCall } from "../observe-service-impl.js";
 import type { CallObserver, ServerLogger } from "../server-deps.js";
 import { oversizedRequest } from "../register-grpc-service.js";
+import { checkBinaryBodies } from "./check-binary-bodies.js";
 
 /** A Prometheus exposition: the body and its content type. */
 export interface MetricsText {
@@ -63,46 +64,57 @@ export function createOperatorEndpoint(deps: OperatorEndpointDeps): HttpEndpoint
 /** Builds the HTTP port; nothing listens until `listen`. */
 export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
   const operator = operatorEndpoints(deps);
-  const handler = connectNodeAdapter({
-    routes: (router) => {
-      router.service(DecisionService, deps.decisionService);
-      router.service(AdminService, deps.adminService);
-    },
+  const acceptCompression = [compressionGzip, compressionBrotli];
+  const router = createConnectRouter({
     // gRPC needs HTTP/2, which this port does not speak: gRPC clients use the gRPC port.
     grpc: false,
     connect: true,
     grpcWeb: true,
+    acceptCompression,
     readMaxBytes: deps.maxMessageBytes,
     shutdownSignal: deps.shutdownSignal,
     // Default-valued fields are written too, so `"allowed": false` is visible to a curl user.
+    // An unknown key or enum name is an error: ignored, a typo would drop an idempotency key or
+    // empty a `types` filter.
     jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
-    // This port is a node:http (HTTP/1.1) server, so the fallback gets node:http's own objects.
-    fallback: (req, res) => operator(req as http.IncomingMessage, res as unknown as http.ServerResponse),
   });
-  // The limit is per message. A client stream's body holds many messages, so its length says
-  // nothing about any one of them: connect-node's readMaxBytes judges each envelope instead.
-  // Only the API's own paths: any other is connect-node's to refuse (404), and a path must never
-  // become a metric label (a caller could add series at will).
-  const singleMessageRequests = new Map<string, string>(
-    [DecisionService, AdminService].flatMap((service) =>
-      service.methods.filter((m) => m.methodKind === "unary" || m.methodKind === "server_streaming").map((m) => [`/${service.typeName}/${m.name}`, m.name] as const),
-    ),
+  router.service(DecisionService, deps.decisionService);
+  router.service(AdminService, deps.adminService);
+  // connectNodeAdapter, but with each handler's binary messages checked before connect-node
+  // parses them (see check-binary-bodies.ts) and its failures logged through our logger.
+  const routes = new Map(
+    router.handlers.map((h) => {
+      const refused = (protocol: string): void => deps.callObserver?.callEnded(refusedCall(h.method.name, protocol, Code.InvalidArgument));
+      return [h.requestPath, checkBinaryBodies(h, { maxMessageBytes: deps.maxMessageBytes, acceptCompression, logger: deps.logger, onRefused: refused })] as const;
+    }),
   );
   return serveHttp(
     (req, res) => {
+      const path = (req.url ?? "/").split("?", 1)[0] ?? "";
+      // Only the API's own paths: any other is the operator endpoints' (404 if unknown), and a
+      // path must never become a metric label (a caller could add series at will).
+      const route = routes.get(path);
+      if (route === undefined) return operator(req, res);
       // A body declared too large is INVALID_ARGUMENT, as on the gRPC port, answered before
       // connect-node reads it (its own readMaxBytes, which says resource_exhausted, remains the
       // backstop for bodies sent without a length and for each message of a client stream).
+      // The limit is per message. A client stream's body holds many messages, so its length says
+      // nothing about any one of them: connect-node's readMaxBytes judges each envelope instead.
       const contentType = req.headers["content-type"] ?? "";
       const declared = messageBytes(Number(req.headers["content-length"]), contentType);
-      const path = (req.url ?? "/").split("?", 1)[0] ?? "";
-      const rpc = singleMessageRequests.get(path);
-      if (rpc !== undefined && Number.isFinite(declared) && declared > deps.maxMessageBytes) {
+      const kind = route.method.methodKind;
+      if ((kind === "unary" || kind === "server_streaming") && Number.isFinite(declared) && declared > deps.maxMessageBytes) {
         const protocol = contentType.startsWith("application/grpc-web") ? "grpc-web" : "connect";
-        deps.callObserver?.callEnded(refusedCall(rpc, protocol, Code.InvalidArgument));
+        deps.callObserver?.callEnded(refusedCall(route.method.name, protocol, Code.InvalidArgument));
         return refuseOversized(req, res, declared, deps.maxMessageBytes);
       }
-      handler(req, res);
+      route(universalRequestFromNodeRequest(req, res, undefined, undefined))
+        .then((uRes) => universalResponseToNodeResponse(uRes, res))
+        .catch((e: unknown) => {
+          // Aborted: the caller went away, nothing to answer.
+          if (ConnectError.from(e).code === Code.Aborted) return;
+          deps.logger.error("http handler failed", { rpc: `${route.service.typeName}/${route.method.name}`, err: e });
+        });
     },
     deps.logger,
     "http",
