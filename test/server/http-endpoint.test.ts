@@ -7,6 +7,7 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { connect } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { createEngine, type StateRecord } from "../../src/engine/index.js";
@@ -256,6 +257,23 @@ describe("HTTP endpoint", () => {
     const res = await post(importMessage(contentType, "big", "x".repeat(600)));
     expect(streamOutcome(contentType, res.headers, Buffer.from(await res.arrayBuffer()))).toMatch(/512/);
     expect(imported).toEqual([]);
+  });
+
+  it("an HTTP/1.0 request without a Host header is 400, and the port keeps serving", async () => {
+    const { base } = await setup();
+    const { hostname, port } = new URL(base);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => {
+        socket.end("POST /limitr.v1.DecisionService/Allow HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
+      });
+      let text = "";
+      socket.setEncoding("latin1");
+      socket.on("data", (d: string) => (text += d));
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await status(`${base}/healthz`)).toBe(200);
   });
 
   // connect-node answers a binary message it cannot parse with INTERNAL (HTTP 500, grpc-status 13);

@@ -8,6 +8,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { AdminService } from "../../gen/limitr/v1/admin_pb.js";
 import { DecisionService } from "../../gen/limitr/v1/decision_pb.js";
 import { refusedCall } from "../observe-service-impl.js";
@@ -108,7 +109,17 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
         deps.callObserver?.callEnded(refusedCall(route.method.name, protocol, Code.InvalidArgument));
         return refuseOversized(req, res, declared, deps.maxMessageBytes);
       }
-      route(universalRequestFromNodeRequest(req, res, undefined, undefined))
+      let uReq: UniversalServerRequest;
+      try {
+        uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+      } catch {
+        // Thrown for a request with no authority (HTTP/1.0 without Host). Uncaught, it would end
+        // the process: any local client could stop the sidecar with one request.
+        res.writeHead(400, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+        res.end("a Host header is required\n");
+        return;
+      }
+      route(uReq)
         .then((uRes) => universalResponseToNodeResponse(uRes, res))
         .catch((e: unknown) => {
           // Aborted: the caller went away, nothing to answer.
