@@ -8,6 +8,7 @@ import { initialPeriodStart, type CompiledLimit, type CompiledPolicy } from "../
 import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
 import { customerChanged, dedupe, validateCustomerLists } from "./customer-fields.js";
 import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
+import { checkId, checkIds } from "./id-rule.js";
 import { pushResetEvents, type EventScope } from "./meter-events.js";
 import { sameResetRule } from "./reset-rule-changes.js";
 import type { Customer, CustomerView, EngineEvent, Meter, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
@@ -30,6 +31,9 @@ function viewOf(customer: Customer, plan: ResolvedPlan): CustomerView {
 export function upsertCustomer(ctx: EngineContext, input: UpsertCustomerInput): Outcome<CustomerView> {
   const id = input.id;
   if (typeof id !== "string" || id === "") throw invalidArgument("id", "must not be empty");
+  checkId("customer_id", id);
+  checkIds("refs", input.refs);
+  checkIds("alt_ids", input.altIds);
   checkPlan(ctx.policy, input.plan);
   const stored = ctx.state.getCustomer(id);
   if (stored === undefined) {

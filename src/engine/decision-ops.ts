@@ -7,6 +7,7 @@ import { invalidArgument } from "../errors/index.js";
 import { NO_ATTRIBUTES, readOnly, replayOf, type EngineContext } from "./context.js";
 import { resolvePlan } from "./customer-graph.js";
 import { decide, type DecideOp, type Decided } from "./decide.js";
+import { checkDecisionIds } from "./id-rule.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import { resolveCaller } from "./resolve-caller.js";
 import type { DecisionRequest, DecisionResult, Outcome, ReplayedOperation, Reservation, ReservationItem, ReserveRequest, UsageItem, Write } from "./types.js";
@@ -46,6 +47,7 @@ export function reserve(ctx: EngineContext, req: ReserveRequest): Outcome<Decisi
 function decideRequest(ctx: EngineContext, op: DecideOp, req: DecisionRequest, ttl: number): Outcome<DecisionResult> {
   validateDecisionRequest(req, ctx.options, op === "reserve");
   const key = op === "check" ? "" : (req.idempotencyKey ?? "");
+  checkDecisionIds(req, key);
   let print = "";
   if (key !== "") {
     print = fingerprint(op, req.customerId, req.items, req.hint, req.attributes ?? NO_ATTRIBUTES, op === "reserve" ? String(ttl) : "");

@@ -6,6 +6,7 @@ import { LimitrError, invalidArgument } from "../errors/index.js";
 import type { CompiledEntitlement } from "../policy/index.js";
 import { readOnly, type EngineContext } from "./context.js";
 import { findCustomer, resolvePlan, resolveScopeOwner } from "./customer-graph.js";
+import { checkId } from "./id-rule.js";
 import type { Customer, ItemView, Outcome } from "./types.js";
 import { loadWorkMeter, meterView } from "./work-meter.js";
 
@@ -17,6 +18,7 @@ import { loadWorkMeter, meterView } from "./work-meter.js";
  */
 export function getMeters(ctx: EngineContext, customerId: string, entitlements: readonly string[]): Outcome<readonly ItemView[]> {
   if (typeof customerId !== "string" || customerId === "") throw invalidArgument("customer_id", "must not be empty");
+  checkId("customer_id", customerId);
   for (let i = 0; i < entitlements.length; i++) {
     if (entitlements[i] === "") throw invalidArgument(`entitlements[${i}]`, "must not be empty");
   }

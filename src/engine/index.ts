@@ -14,6 +14,11 @@ export { allow, check, record, reserve } from "./decision-ops.js";
 export { settle, release } from "./reservation-ops.js";
 /** What a meter row stores about its holds (stores and imports build it the engine's way). */
 export { summarizeHolds, NO_HOLD_SUMMARY } from "./work-meter.js";
+/**
+ * What an id must be to name something stored; the engine refuses others in requests, and a store
+ * checks each write by the same rule before it writes.
+ */
+export { idLengthProblem, idProblem } from "./id-rule.js";
 /** Pure read of a caller's meters in their current period. */
 export { getMeters } from "./get-meters.js";
 /** Pure customer admin operations and the customer view (effective plan and its source). */

@@ -10,6 +10,7 @@ import { NO_EVENTS, readOnly, replayOf, type EngineContext } from "./context.js"
 import { resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { decide } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
+import { checkId } from "./id-rule.js";
 import type { DecisionResult, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
 import { findWork, takeHold, unenforcedLimit, type WorkMeter } from "./work-meter.js";
@@ -18,6 +19,8 @@ import { findWork, takeHold, unenforcedLimit, type WorkMeter } from "./work-mete
 export function settle(ctx: EngineContext, req: SettleRequest): Outcome<DecisionResult> {
   validateSettle(ctx, req);
   const key = req.idempotencyKey ?? "";
+  checkId("reservation_id", req.reservationId);
+  checkId("idempotency_key", key);
   let print = "";
   if (key !== "") {
     print = fingerprint("settle", req.reservationId, req.actual, undefined, req.attributes, "");
@@ -81,6 +84,7 @@ export function settle(ctx: EngineContext, req: SettleRequest): Outcome<Decision
 /** Removes the reservation and its holds; `released: false` when there is no such reservation. */
 export function release(ctx: EngineContext, req: ReleaseRequest): Outcome<{ readonly released: boolean }> {
   if (typeof req.reservationId !== "string" || req.reservationId === "") throw invalidArgument("reservation_id", "must not be empty");
+  checkId("reservation_id", req.reservationId);
   const reservation = ctx.state.getReservation(req.reservationId);
   if (reservation === undefined) return readOnly({ released: false });
   const writes: Write[] = holdRemovals(ctx, reservation, []);

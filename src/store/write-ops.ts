@@ -5,7 +5,7 @@
  * expiry index) are computed here, against the state the commit was decided on.
  */
 import type { Key } from "lmdb";
-import type { Customer, Hold, IdempotencyRecord, StateReader, Write } from "../engine/index.js";
+import { idLengthProblem, idProblem, type Customer, type Hold, type IdempotencyRecord, type StateReader, type Write } from "../engine/index.js";
 import { invalidArgument } from "../errors/index.js";
 import type { Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
@@ -59,39 +59,20 @@ export function byExpiry(a: Hold, b: Hold): number {
   return a.expiresAt - b.expiresAt || compareCodePoints(a.reservationId, b.reservationId);
 }
 
-/**
- * LMDB keys are at most 1978 bytes; ids are capped well below so that composite keys fit. Checked
- * before anything is applied, so one oversized id fails its own commit, never a shared batch.
- */
-export const MAX_ID_BYTES = 512;
-
+// The id rule is the engine's (it refuses such ids in requests, naming the proto field); it is
+// checked again here for every write, however made, before any of a commit is applied, so one bad
+// id fails its own commit, never a shared batch. Deletes are checked for length only: whatever is
+// stored can still be removed.
 function checkId(write: number, path: string, id: string): void {
   if (id.length === 0) throw invalidArgument(`writes[${write}].${path}`, "must not be empty");
-  // Only a long id can be over the limit: a UTF-16 unit is at most 3 bytes of UTF-8.
-  if (id.length * 3 > MAX_ID_BYTES && Buffer.byteLength(id, "utf8") > MAX_ID_BYTES) {
-    throw invalidArgument(`writes[${write}].${path}`, `must be at most ${MAX_ID_BYTES} bytes (UTF-8)`);
-  }
+  const problem = idLengthProblem(id);
+  if (problem !== undefined) throw invalidArgument(`writes[${write}].${path}`, problem);
 }
 
-/**
- * lmdb-js's key encoding (ordered-binary) escapes U+0000–U+0004 only in strings shorter than 64
- * UTF-16 units; unescaped, they read back as the end of a key element (a key "a…\0b" reads as
- * ["a…", "b"]). A lookup by key still finds the row, but anything that reads keys back does not:
- * the meter keys [o + "\0x", e] and [o, "x", e] are the same bytes, so one meter's range (its
- * owner's meters, its holds) takes in the other's rows, and pruning would try to remove the key
- * it read back, which is not the one stored. So no id that goes into a key may be both. Deletes
- * are not checked: whatever is stored can still be removed.
- */
-const ESCAPED_BELOW = 64;
-
 function checkKeyId(write: number, path: string, id: string): void {
-  checkId(write, path, id);
-  if (id.length < ESCAPED_BELOW) return;
-  for (let i = 0; i < id.length; i++) {
-    if (id.charCodeAt(i) <= 4) {
-      throw invalidArgument(`writes[${write}].${path}`, `must not contain U+0000 to U+0004 when ${ESCAPED_BELOW} characters or longer (the storage's key order)`);
-    }
-  }
+  if (id.length === 0) throw invalidArgument(`writes[${write}].${path}`, "must not be empty");
+  const problem = idProblem(id);
+  if (problem !== undefined) throw invalidArgument(`writes[${write}].${path}`, problem);
 }
 
 /** Rejects a commit whose keys LMDB could not store, before any of it is applied. */
