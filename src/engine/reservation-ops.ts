@@ -3,6 +3,8 @@
  * actual usage exactly as `record` does (the usage happened, so limits never deny it). Usage
  * reserved under a plan the customer has since left is still counted, on the meter it was
  * reserved on, as a meter the plan no longer enforces: the work was done while it was entitled.
+ * Deletions are judged per item, by the meter's owner: usage on a meter whose owner remains is
+ * counted even if the caller was deleted; on a meter whose owner was deleted, nothing is.
  */
 import { LimitrError, invalidArgument } from "../errors/index.js";
 import type { CompiledLimit, Nanos } from "../policy/index.js";
@@ -11,7 +13,7 @@ import { resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { decide } from "./decide.js";
 import { fingerprint, rememberWrite, replayed } from "./idempotency.js";
 import { checkId } from "./id-rule.js";
-import type { DecisionResult, Outcome, ReleaseRequest, Reservation, SettleRequest, UsageItem, Write } from "./types.js";
+import type { Customer, DecisionResult, DeniedReason, ItemView, Outcome, ReleaseRequest, Reservation, ReservationItem, SettleRequest, UsageItem, Write } from "./types.js";
 import { checkItemUnit, itemAmount } from "./validate-request.js";
 import { findWork, takeHold, unenforcedLimit, type WorkMeter } from "./work-meter.js";
 
@@ -37,45 +39,61 @@ export function settle(ctx: EngineContext, req: SettleRequest): Outcome<Decision
       throw invalidArgument(`actual[${i}].entitlement`, `"${name}" is not part of reservation "${reservation.id}"`);
     }
   }
-  const caller = ctx.state.getCustomer(reservation.customerId);
-  let result: DecisionResult;
-  let writes: Write[];
-  let events = NO_EVENTS;
-  let works: readonly WorkMeter[] = [];
-  if (caller === undefined) {
-    // The customer was deleted meanwhile: nothing to record against, but the holds go.
-    result = { allowed: false, reason: "UNKNOWN_CUSTOMER", deniedItem: 0, customerId: "", plan: "", policyVersion: ctx.policy.version, items: [] };
-    writes = [];
-  } else {
-    const plan = resolvePlan(ctx.policy, ctx.state, caller);
-    const items = reservation.items.map((r) => ({ entitlement: r.entitlement }));
-    const d = decide(ctx, {
-      op: "record",
-      caller,
-      plan,
-      items,
-      fixed: reservation.items.map((r) => {
-        const keptLimit = limitLeft(ctx, plan, r.owner, r.entitlement);
-        return { owner: r.owner, amount: actualAmount(req, r.entitlement, r.amount, plan.plan?.entitlements.get(r.entitlement)?.limit ?? keptLimit), keptLimit };
-      }),
-      dropReservation: reservation,
-      scope: {
-        time: ctx.now,
-        customerId: caller.id,
-        plan: plan.name,
-        attributes: req.attributes ?? reservation.attributes,
-        policyVersion: ctx.policy.version,
-        idempotencyKey: key,
-      },
-    });
-    const common = { customerId: caller.id, plan: plan.name, policyVersion: ctx.policy.version, items: d.views };
-    result = d.allowed
-      ? { ...common, allowed: true, reason: d.reason === "SOFT_LIMIT_EXCEEDED" ? "SOFT_LIMIT_EXCEEDED" : "OK" }
-      : { ...common, allowed: false, reason: d.reason as Exclude<typeof d.reason, "OK" | "SOFT_LIMIT_EXCEEDED">, deniedItem: d.deniedItem };
-    writes = d.writes;
-    events = d.events;
-    works = d.works;
+  // Each item counts on its meter's owner, whatever became of the caller: a deleted member's
+  // usage on its org's meter still happened there, and a deleted org's meter (and its holds) went
+  // with it, so nothing is counted on a meter whose owner no longer exists.
+  const caller = sameCustomer(ctx, reservation, reservation.customerId);
+  const plan = caller === undefined ? NO_PLAN : resolvePlan(ctx.policy, ctx.state, caller);
+  const counted: number[] = [];
+  let gone = -1;
+  const fixed: { owner: string; amount: Nanos; keptLimit: CompiledLimit | undefined }[] = [];
+  for (let i = 0; i < reservation.items.length; i++) {
+    const r = reservation.items[i] as ReservationItem;
+    const owner = r.owner === reservation.customerId ? caller : sameCustomer(ctx, reservation, r.owner);
+    if (owner === undefined) {
+      if (gone < 0) gone = i;
+      continue;
+    }
+    counted.push(i);
+    const keptLimit = caller === undefined ? ownerLimit(ctx, owner, r.entitlement) : limitLeft(ctx, plan, r.owner, r.entitlement);
+    fixed.push({ owner: r.owner, amount: actualAmount(req, r.entitlement, r.amount, plan.plan?.entitlements.get(r.entitlement)?.limit ?? keptLimit), keptLimit });
   }
+  const d = decide(ctx, {
+    op: "record",
+    // Stands in for a deleted caller: with no plan, the core resolves nothing from it.
+    caller: caller ?? formerCaller(reservation),
+    plan,
+    items: counted.map((i) => ({ entitlement: (reservation.items[i] as ReservationItem).entitlement })),
+    fixed,
+    dropReservation: reservation,
+    scope: {
+      time: ctx.now,
+      customerId: reservation.customerId,
+      plan: plan.name,
+      attributes: req.attributes ?? reservation.attributes,
+      policyVersion: ctx.policy.version,
+      idempotencyKey: key,
+    },
+  });
+  const items: ItemView[] = reservation.items.map((r) => ({ kind: "feature", entitlement: r.entitlement, granted: false }));
+  for (let j = 0; j < counted.length; j++) items[counted[j] as number] = d.views[j] as ItemView;
+  let denied = gone;
+  let reason: DeniedReason = "UNKNOWN_CUSTOMER";
+  if (!d.allowed && (denied < 0 || (counted[d.deniedItem] as number) < denied)) {
+    denied = counted[d.deniedItem] as number;
+    reason = d.reason as DeniedReason;
+  }
+  const common = { customerId: reservation.customerId, plan: plan.name, policyVersion: ctx.policy.version, items };
+  // An item whose owner is gone is reported as refused (UNKNOWN_CUSTOMER, like a caller that does
+  // not exist), while the others are still counted: the usage happened, and nothing can settle it
+  // later.
+  const result: DecisionResult =
+    denied < 0
+      ? { ...common, allowed: true, reason: d.reason === "SOFT_LIMIT_EXCEEDED" ? "SOFT_LIMIT_EXCEEDED" : "OK" }
+      : { ...common, allowed: false, reason, deniedItem: denied };
+  const writes = d.writes;
+  const events = d.events;
+  const works = d.works;
   writes.push(...holdRemovals(ctx, reservation, works), { kind: "reservation-delete", id: reservation.id });
   if (key !== "") writes.push(rememberWrite(ctx, key, print, result));
   return { result, writes, events };
@@ -121,6 +139,33 @@ function actualAmount(req: SettleRequest, entitlement: string, reserved: Nanos, 
     else if (limit !== undefined) sum += itemAmount(item, i, limit, "actual");
   }
   return sum;
+}
+
+/** No plan: the caller was deleted. */
+const NO_PLAN: ResolvedPlan = { plan: undefined, name: "", source: "none", missingPlan: undefined };
+
+/**
+ * The customer `id` as it was when the reservation was made: undefined when it was deleted since,
+ * or deleted and created again (a new customer that merely reuses the id owes nothing of it).
+ */
+function sameCustomer(ctx: EngineContext, reservation: Reservation, id: string): Customer | undefined {
+  const c = ctx.state.getCustomer(id);
+  return c === undefined || c.createdAt > reservation.createdAt ? undefined : c;
+}
+
+/**
+ * The limit usage of a deleted caller is counted under on a meter whose owner remains: the one the
+ * owner's own plan puts on the entitlement (what its members inheriting that plan are held to),
+ * else the meter's credit, enforcing nothing.
+ */
+function ownerLimit(ctx: EngineContext, owner: Customer, entitlement: string): CompiledLimit | undefined {
+  return resolvePlan(ctx.policy, ctx.state, owner).plan?.entitlements.get(entitlement)?.limit ?? limitLeft(ctx, NO_PLAN, owner.id, entitlement);
+}
+
+/** Stands in for a deleted caller in the decision core, which reads no customer for fixed items. */
+function formerCaller(reservation: Reservation): Customer {
+  const at = reservation.createdAt;
+  return { id: reservation.customerId, plan: "", type: "user", refs: [], altIds: [], metadata: {}, createdAt: at, updatedAt: at };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allow, release, reserve, setCustomerPlan, settle, type DecisionResult, type MeterView } from "../../src/engine/index.js";
+import { allow, deleteCustomer, release, reserve, setCustomerPlan, settle, upsertCustomer, type DecisionResult, type MeterView } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { buildPolicy, createHarness, credit, n, snapshot, T0 } from "./harness.js";
 
@@ -151,6 +151,74 @@ describe("settle after the plan changed", () => {
       expect.objectContaining({ code: "INVALID_ARGUMENT", field: "actual[0].unit" }),
     );
     expect(snapshot(h.store)).toEqual(before);
+  });
+});
+
+describe("settle after a deletion: each item counts on its meter's owner, if that still exists", () => {
+  const seat = credit("seat");
+  const orgPolicy = buildPolicy({
+    free: {
+      isDefault: true,
+      entitlements: { tokens: { limit: { credit: token, value: 100 } }, seats: { scope: "org", limit: { credit: seat, mode: "soft", value: 2 } } },
+    },
+  });
+  const seats = (amount: number) => [{ entitlement: "seats", amount }];
+  const orgWithMember = (org: string, member: string) => {
+    const h = createHarness(orgPolicy);
+    h.run(upsertCustomer, { id: org, type: "org" });
+    h.run(upsertCustomer, { id: member, refs: [org] });
+    return h;
+  };
+
+  it("the org deleted: the member's settle counts nothing on the deleted org's meter", () => {
+    const h = orgWithMember("globex", "bob");
+    expect(view(h.run(reserve, { customerId: "bob", items: seats(2) }).result)).toMatchObject({ owner: "globex", held: n(2) });
+    h.run(deleteCustomer, "globex");
+    const out = h.run(settle, { reservationId: "r1", actual: seats(2) });
+    expect(out.result).toMatchObject({ allowed: false, reason: "UNKNOWN_CUSTOMER", deniedItem: 0, customerId: "bob" });
+    expect(out.result.items).toEqual([{ kind: "feature", entitlement: "seats", granted: false }]);
+    expect(out.events).toEqual([]);
+    expect(out.writes.map((w) => w.kind)).toEqual(["reservation-delete"]);
+    expect(h.store.getMeter("globex", "seats")).toBeUndefined();
+    // An org created again under the id starts afresh, not with the deleted one's seats.
+    h.run(upsertCustomer, { id: "globex", type: "org" });
+    expect(view(h.run(allow, { customerId: "bob", items: seats(0) }).result)).toMatchObject({ owner: "globex", value: 0n });
+  });
+
+  it("the org deleted and created again before the settle: the new org owes nothing of it", () => {
+    const h = orgWithMember("globex", "bob");
+    h.run(reserve, { customerId: "bob", items: seats(2) });
+    h.run(deleteCustomer, "globex");
+    h.now += 1000;
+    h.run(upsertCustomer, { id: "globex", type: "org" });
+    const out = h.run(settle, { reservationId: "r1", actual: seats(2) });
+    expect(out.result).toMatchObject({ allowed: false, reason: "UNKNOWN_CUSTOMER", deniedItem: 0 });
+    expect(h.store.getMeter("globex", "seats")).toBeUndefined();
+  });
+
+  it("the member deleted: its usage still counts on the org's meter, under the limit the org's plan puts on it", () => {
+    const h = orgWithMember("initech", "carol");
+    h.run(allow, { customerId: "carol", items: seats(1) });
+    h.run(reserve, { customerId: "carol", items: seats(2), attributes: { model: "m" } });
+    h.run(deleteCustomer, "carol");
+    const out = h.run(settle, { reservationId: "r1", actual: seats(2) });
+    expect(out.result).toMatchObject({ allowed: true, reason: "SOFT_LIMIT_EXCEEDED", customerId: "carol", plan: "" });
+    expect(view(out.result)).toMatchObject({ owner: "initech", mode: "soft", value: n(3), held: 0n, overage: n(1) });
+    expect(out.events.map((e) => [e.type, "customerId" in e ? e.customerId : "", "owner" in e ? e.owner : ""])).toEqual([["meter-overage", "carol", "initech"]]);
+    expect(h.store.getMeter("initech", "seats")).toMatchObject({ value: n(3), holdSummary: { held: 0n, count: 0 } });
+    expect(h.store.getReservation("r1")).toBeUndefined();
+  });
+
+  it("the member deleted: its own meter went with it, the org's item is still counted", () => {
+    const h = orgWithMember("initech", "carol");
+    h.run(reserve, { customerId: "carol", items: [...tokens(5), ...seats(1)] });
+    h.run(deleteCustomer, "carol");
+    const out = h.run(settle, { reservationId: "r1", actual: [...tokens(5), ...seats(1)] });
+    expect(out.result).toMatchObject({ allowed: false, reason: "UNKNOWN_CUSTOMER", deniedItem: 0, customerId: "carol" });
+    expect(out.result.items[0]).toEqual({ kind: "feature", entitlement: "tokens", granted: false });
+    expect(view(out.result, 1)).toMatchObject({ owner: "initech", value: n(1), held: 0n });
+    expect(h.store.getMeter("carol", "tokens")).toBeUndefined();
+    expect(h.store.getMeter("initech", "seats")?.value).toBe(n(1));
   });
 });
 

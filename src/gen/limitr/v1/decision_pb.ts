@@ -536,48 +536,52 @@ export const SettleRequestSchema: GenMessage<SettleRequest> = /*@__PURE__*/
   messageDesc(file_limitr_v1_decision, 8);
 
 /**
- * The outcome of a SettleRequest: the actual usage is always counted (past a limit as overage).
+ * The outcome of a SettleRequest: the actual usage is counted (past a limit as overage) on the
+ * meter each item was reserved on. An item whose meter owner was deleted since the Reserve counts
+ * nothing and is refused with REASON_UNKNOWN_CUSTOMER; the other items are still counted, also
+ * when the reservation's own customer was deleted (its usage on an org's meter happened there).
  *
  * @generated from message limitr.v1.SettleResponse
  */
 export type SettleResponse = Message<"limitr.v1.SettleResponse"> & {
   /**
-   * True when the actual usage was counted.
+   * True when all the actual usage was counted.
    *
    * @generated from field: bool allowed = 1;
    */
   allowed: boolean;
 
   /**
-   * REASON_SOFT_LIMIT_EXCEEDED when the usage went past a limit.
+   * REASON_SOFT_LIMIT_EXCEEDED when the usage went past a limit; REASON_UNKNOWN_CUSTOMER when
+   * an item's meter owner was deleted.
    *
    * @generated from field: limitr.v1.Reason reason = 2;
    */
   reason: Reason;
 
   /**
-   * Index in `actual` of the first refused item; set only when `allowed` is false.
+   * Index in `items` of the first refused item; set only when `allowed` is false.
    *
    * @generated from field: optional int32 denied_item = 3;
    */
   deniedItem?: number | undefined;
 
   /**
-   * The state of each settled item after the call.
+   * The state of each item of the reservation after the call (a refused one: not granted).
    *
    * @generated from field: repeated limitr.v1.MeterState items = 4;
    */
   items: MeterState[];
 
   /**
-   * The reservation's customer (primary id).
+   * The reservation's customer (primary id), also when it was deleted since.
    *
    * @generated from field: string customer_id = 5;
    */
   customerId: string;
 
   /**
-   * The customer's effective plan.
+   * The customer's effective plan; empty when it was deleted.
    *
    * @generated from field: string plan = 6;
    */
