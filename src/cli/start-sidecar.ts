@@ -17,6 +17,7 @@ import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
 import { compileWorkerBuilt, createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
 import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
+import { createAltIdConflictWarner } from "./alt-id-conflicts.js";
 import { configWarnings, type ServeConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 import { startMaintenance } from "./maintenance.js";
@@ -108,6 +109,7 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
   }
   const livePolicy = policy;
 
+  const warnAltIdConflict = createAltIdConflictWarner(logger.child({ component: "engine" }));
   const engine = createEngine({
     store,
     policy: () => policy ?? livePolicy,
@@ -115,6 +117,10 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     newId: randomUUID,
     options: { idempotencyWindowMs: config.idempotencyWindow },
     onIdempotentReplay: (operation) => metrics.idempotentReplay(operation),
+    onHintAltIdConflict: (conflict) => {
+      metrics.hintAltIdConflict();
+      warnAltIdConflict(conflict);
+    },
   });
 
   const server = createSidecarServer({

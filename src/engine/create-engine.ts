@@ -11,7 +11,7 @@ import { DEFAULT_ENGINE_OPTIONS, type Engine, type EngineDeps, type EngineOption
 import { getMeters } from "./get-meters.js";
 import { release, settle } from "./reservation-ops.js";
 import { createResetRuleTracker } from "./reset-rule-changes.js";
-import type { Outcome } from "./types.js";
+import type { AltIdConflict, Outcome } from "./types.js";
 
 export function createEngine(deps: EngineDeps): Engine {
   const options: EngineOptions = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
@@ -43,13 +43,22 @@ export function createEngine(deps: EngineDeps): Engine {
     }
     return committed.then(() => {
       if (outcome.replayed !== undefined) deps.onIdempotentReplay?.(outcome.replayed);
+      if (outcome.altIdConflicts !== undefined) reportConflicts(outcome.altIdConflicts);
       return outcome.result;
     });
   }
 
   /** Reads never commit; an async function turns a thrown LimitrError into a rejection. */
   async function read<A, T>(op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): Promise<T> {
-    return op(context(), arg).result;
+    const outcome = op(context(), arg);
+    // A Check's hint is the same application bug as an Allow's, though nothing is written.
+    if (outcome.altIdConflicts !== undefined) reportConflicts(outcome.altIdConflicts);
+    return outcome.result;
+  }
+
+  function reportConflicts(conflicts: readonly AltIdConflict[]): void {
+    const told = deps.onHintAltIdConflict;
+    if (told !== undefined) for (const c of conflicts) told(c);
   }
 
   // The operation and its argument are passed separately: a closure per call adds up on the

@@ -5,13 +5,18 @@
 import { LimitrError, invalidArgument } from "../errors/index.js";
 import type { Customer, StateReader } from "./types.js";
 
-/** Checks refs and alt ids of customer `id`: non-empty, not the id itself, alt ids not taken. */
+/**
+ * Checks refs and alt ids of customer `id` (non-empty, not the id itself) and, for the admin API,
+ * that no alt id is another customer's (ALREADY_EXISTS). Hints pass `takenAltIds: "allowed"` and
+ * skip those themselves (`altIdHolder`): a decision must not fail over one.
+ */
 export function validateCustomerLists(
   state: StateReader,
   prefix: string,
   id: string,
   refs: readonly string[] | undefined,
   altIds: readonly string[] | undefined,
+  takenAltIds: "refused" | "allowed" = "refused",
 ): void {
   if (refs !== undefined) {
     for (let i = 0; i < refs.length; i++) {
@@ -26,15 +31,23 @@ export function validateCustomerLists(
       const field = `${prefix}alt_ids[${i}]`;
       if (alt === undefined || alt === "") throw invalidArgument(field, "must not be empty");
       if (alt === id) throw invalidArgument(field, `an alt id cannot equal the customer's own id ("${id}")`);
-      const owner = state.resolveAltId(alt);
-      if (owner !== undefined && owner !== id) {
-        throw new LimitrError("ALREADY_EXISTS", `alt id "${alt}" already belongs to customer "${owner}"`, { field });
-      }
-      if (owner === undefined && state.getCustomer(alt) !== undefined) {
-        throw new LimitrError("ALREADY_EXISTS", `"${alt}" is already the id of another customer`, { field });
-      }
+      if (takenAltIds === "allowed") continue;
+      const holder = altIdHolder(state, id, alt);
+      if (holder === undefined) continue;
+      throw new LimitrError(
+        "ALREADY_EXISTS",
+        holder.asId ? `"${alt}" is already the id of another customer` : `alt id "${alt}" already belongs to customer "${holder.id}"`,
+        { field },
+      );
     }
   }
+}
+
+/** The other customer that has `alt` as its id or an alt id; undefined when it is free or `id`'s. */
+export function altIdHolder(state: StateReader, id: string, alt: string): { readonly id: string; readonly asId: boolean } | undefined {
+  const owner = state.resolveAltId(alt);
+  if (owner !== undefined) return owner === id ? undefined : { id: owner, asId: false };
+  return state.getCustomer(alt) === undefined ? undefined : { id: alt, asId: true };
 }
 
 /** `base` followed by the entries of `extra` it lacks (hints add, never remove). */

@@ -88,7 +88,8 @@ function decideRequest(ctx: EngineContext, op: DecideOp, req: DecisionRequest, t
   let result: DecisionResult = d.allowed
     ? { allowed: true, reason: d.reason === "SOFT_LIMIT_EXCEEDED" ? "SOFT_LIMIT_EXCEEDED" : "OK", customerId: caller.id, plan: plan.name, policyVersion: ctx.policy.version, items: d.views }
     : { allowed: false, reason: d.reason as Exclude<typeof d.reason, "OK" | "SOFT_LIMIT_EXCEEDED">, deniedItem: d.deniedItem, customerId: caller.id, plan: plan.name, policyVersion: ctx.policy.version, items: d.views };
-  if (op === "check") return readOnly(result);
+  const conflicts = resolution.altIdConflicts;
+  if (op === "check") return conflicts === undefined ? readOnly(result) : { ...readOnly(result), altIdConflicts: conflicts };
 
   const writes: Write[] = resolution.writes.length === 0 ? d.writes : [...resolution.writes, ...d.writes];
   if (hold !== undefined && d.allowed) {
@@ -105,7 +106,7 @@ function decideRequest(ctx: EngineContext, op: DecideOp, req: DecisionRequest, t
   }
   if (key !== "") writes.push(rememberWrite(ctx, key, print, result));
   const events = resolution.events.length === 0 ? d.events : [...resolution.events, ...d.events];
-  return { result, writes, events };
+  return conflicts === undefined ? { result, writes, events } : { result, writes, events, altIdConflicts: conflicts };
 }
 
 /** One line per distinct entitlement (and owner), with the amount held on its meter. */

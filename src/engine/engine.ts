@@ -5,6 +5,7 @@
  */
 import type { CompiledPolicy } from "../policy/index.js";
 import type {
+  AltIdConflict,
   Customer,
   CustomerView,
   DecisionRequest,
@@ -50,6 +51,12 @@ export interface EngineDeps {
    * nothing), once that answer is durable. For metrics; must not throw.
    */
   readonly onIdempotentReplay?: (operation: ReplayedOperation) => void;
+  /**
+   * Told, once the answer is durable, of each alt id a decision's customer hint named that another
+   * customer has: it was skipped, and the call decided for its caller. For logs and metrics (it is
+   * an application bug or race to look into); must not throw.
+   */
+  readonly onHintAltIdConflict?: (conflict: AltIdConflict) => void;
 }
 
 /** The decision and admin operations. Errors are `LimitrError`s; denials are results. */

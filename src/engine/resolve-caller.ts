@@ -3,14 +3,15 @@
  * hint, or created on the default plan (SPEC §3). Returns the customer as it will be after the
  * call plus the writes and events that make it so; `check` simply drops them (virtual customer).
  * A hint that changes the caller's plan keeps its meters' values and periods as SetCustomerPlan
- * does (SPEC §3), and the decision then reads the meters as that left them.
+ * does (SPEC §3), and the decision then reads the meters as that left them. A hint's alt id that
+ * another customer has is skipped and reported (`altIdConflicts`), never an error.
  */
 import { NO_EVENTS, NO_WRITES, type EngineContext } from "./context.js";
-import { customerChanged, dedupe, mergeList, mergeMetadata, validateCustomerLists } from "./customer-fields.js";
+import { altIdHolder, customerChanged, dedupe, mergeList, mergeMetadata, validateCustomerLists } from "./customer-fields.js";
 import { findCustomer, resolvePlan } from "./customer-graph.js";
 import { carryPeriods } from "./customer-ops.js";
 import { withPendingWrites } from "./pending-state.js";
-import type { Customer, CustomerHint, EngineEvent, StateReader, Write } from "./types.js";
+import type { AltIdConflict, Customer, CustomerHint, EngineEvent, StateReader, Write } from "./types.js";
 
 /** Errors name the field as the client wrote it: the requests' proto field is `customer_hint`. */
 const HINT_FIELD = "customer_hint.";
@@ -22,6 +23,8 @@ export interface CallerResolution {
   readonly events: readonly EngineEvent[];
   /** The state the decision reads, when these writes changed meters (a plan change's carry). */
   readonly state?: StateReader;
+  /** The hint's alt ids that were skipped because another customer has them. */
+  readonly altIdConflicts?: readonly AltIdConflict[];
 }
 
 export function resolveCaller(ctx: EngineContext, customerId: string, given: CustomerHint | undefined): CallerResolution {
@@ -33,7 +36,10 @@ export function resolveCaller(ctx: EngineContext, customerId: string, given: Cus
     if (hint === undefined) return { caller: stored, writes: NO_WRITES, events: NO_EVENTS };
     return updateFromHint(ctx, stored, hint);
   }
-  if (hint !== undefined) return createCustomer(ctx, fromHint(ctx, customerId, hint));
+  if (hint !== undefined) {
+    const lists = hintAltIds(ctx, customerId, hint);
+    return withConflicts(createCustomer(ctx, fromHint(ctx, customerId, hint, lists.altIds)), lists.conflicts);
+  }
   if (ctx.policy.defaultPlan !== undefined) {
     // Stored with an empty plan: it follows whichever plan is the default, now and after reloads.
     return createCustomer(ctx, {
@@ -60,14 +66,38 @@ function isEmptyHint(h: CustomerHint): boolean {
   );
 }
 
-function fromHint(ctx: EngineContext, id: string, hint: CustomerHint): Customer {
-  validateCustomerLists(ctx.state, HINT_FIELD, id, hint.refs, hint.altIds);
+/**
+ * The hint's alt ids without those another customer has, and those skipped. Malformed lists (an
+ * empty entry, the caller's own id) are still INVALID_ARGUMENT: they are the application's bug on
+ * every call, not a race, and fail where they are written. An alt id another customer has may be
+ * a race (two code paths registering an API key at once) that no retry resolves; failing the call
+ * would drop its usage (a Record's already happened) on every call that carries the hint.
+ */
+function hintAltIds(ctx: EngineContext, id: string, hint: CustomerHint): { readonly altIds: readonly string[] | undefined; readonly conflicts: AltIdConflict[] | undefined } {
+  validateCustomerLists(ctx.state, HINT_FIELD, id, hint.refs, hint.altIds, "allowed");
+  const given = hint.altIds;
+  if (given === undefined) return { altIds: given, conflicts: undefined };
+  let conflicts: AltIdConflict[] | undefined;
+  for (const altId of given) {
+    const holder = altIdHolder(ctx.state, id, altId);
+    if (holder !== undefined) (conflicts ??= []).push({ customerId: id, altId, heldBy: holder.id });
+  }
+  if (conflicts === undefined) return { altIds: given, conflicts };
+  const skipped = conflicts;
+  return { altIds: given.filter((a) => !skipped.some((c) => c.altId === a)), conflicts };
+}
+
+function withConflicts(resolution: CallerResolution, conflicts: readonly AltIdConflict[] | undefined): CallerResolution {
+  return conflicts === undefined ? resolution : { ...resolution, altIdConflicts: conflicts };
+}
+
+function fromHint(ctx: EngineContext, id: string, hint: CustomerHint, altIds: readonly string[] | undefined): Customer {
   return {
     id,
     plan: hint.plan ?? "",
     type: hint.type !== undefined && hint.type !== "" ? hint.type : "user",
     refs: dedupe(hint.refs),
-    altIds: dedupe(hint.altIds),
+    altIds: dedupe(altIds),
     metadata: { ...hint.metadata },
     createdAt: ctx.now,
     updatedAt: ctx.now,
@@ -84,13 +114,17 @@ function createCustomer(ctx: EngineContext, customer: Customer): CallerResolutio
 
 /** Scalars replaced when the hint gives them non-empty; lists and metadata only ever grow. */
 function updateFromHint(ctx: EngineContext, stored: Customer, hint: CustomerHint): CallerResolution {
-  validateCustomerLists(ctx.state, HINT_FIELD, stored.id, hint.refs, hint.altIds);
+  const lists = hintAltIds(ctx, stored.id, hint);
+  return withConflicts(mergeHint(ctx, stored, hint, lists.altIds), lists.conflicts);
+}
+
+function mergeHint(ctx: EngineContext, stored: Customer, hint: CustomerHint, altIds: readonly string[] | undefined): CallerResolution {
   const merged: Customer = {
     ...stored,
     plan: hint.plan !== undefined && hint.plan !== "" ? hint.plan : stored.plan,
     type: hint.type !== undefined && hint.type !== "" ? hint.type : stored.type,
     refs: mergeList(stored.refs, hint.refs),
-    altIds: mergeList(stored.altIds, hint.altIds),
+    altIds: mergeList(stored.altIds, altIds),
     metadata: mergeMetadata(stored.metadata, hint.metadata),
     updatedAt: ctx.now,
   };

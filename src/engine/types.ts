@@ -301,6 +301,21 @@ export interface Outcome<T> {
   readonly events: readonly EngineEvent[];
   /** Set when `result` is a stored answer replayed for an idempotency key: the operation's name. */
   readonly replayed?: ReplayedOperation;
+  /** Alt ids of the request's customer hint that were skipped: another customer has them. */
+  readonly altIdConflicts?: readonly AltIdConflict[];
+}
+
+/**
+ * A decision's customer hint named an alt id that another customer already has as its id or an
+ * alt id (two code paths of an app racing to register an API key, say). The decision went on
+ * for its caller without it: failing it would drop usage that happened, on every later call too.
+ */
+export interface AltIdConflict {
+  /** The caller's primary id. */
+  readonly customerId: string;
+  readonly altId: string;
+  /** The customer that has the alt id. */
+  readonly heldBy: string;
 }
 
 /** The operations that take an idempotency key. */

@@ -49,6 +49,8 @@ export interface Metrics {
   callEnded(call: ObservedCall): void;
   /** An operation answered from its idempotency key (the engine's `onIdempotentReplay`). */
   idempotentReplay(operation: ReplayedOperation): void;
+  /** A decision's customer hint named another customer's alt id (the engine's `onHintAltIdConflict`). */
+  hintAltIdConflict(): void;
   /** A policy was applied (at start and on every reload); its version becomes the live one. */
   policyApplied(version: string): void;
   /** A policy document was rejected (the previous one stays in force). */
@@ -136,6 +138,12 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
     labelNames: ["version"] as const,
     registers,
   });
+  // No label naming whose (see the header): the warning logged with it does.
+  const hintConflicts = new Counter({
+    name: "limitr_hint_alt_id_conflicts_total",
+    help: "Alt ids in decision hints skipped because they were taken (the call was decided without them).",
+    registers,
+  });
   for (const result of ["applied", "rejected"]) reloads.inc({ result }, 0);
   // Present from the start, at 0, like the reloads: `rate()` over a series that appears only with
   // its first replay shows nothing for that first increase, and an absent series alerts as "no data".
@@ -214,6 +222,9 @@ export function createMetrics(sources: MetricsSources = {}): Metrics {
     },
     idempotentReplay(operation) {
       replays.inc({ operation });
+    },
+    hintAltIdConflict() {
+      hintConflicts.inc();
     },
     policyApplied(version) {
       reloads.inc({ result: "applied" });

@@ -45,6 +45,15 @@ describe("a running sidecar", () => {
     const meters = await unary<{ meters: Obj[] }>(c.decision, "GetMeters", { customer_id: "bad", entitlements: ["limited"] });
     expect(meters.meters[0]?.["value"] ?? 0).toBe(0);
   });
+
+  it("counts a Record whose hint names an alt id another customer took first, and warns once", async () => {
+    const record = (customerId: string, extra: Obj = {}) => unary<Obj>(c.decision, "Record", { customer_id: customerId, items: [{ entitlement: "counter", amount: 1 }], ...extra });
+    await record("sk_live_1");
+    const hint = { customer_hint: { alt_ids: ["sk_live_1"] } };
+    for (let i = 0; i < 2; i++) expect(await record("alice", hint)).toMatchObject({ allowed: true, customer_id: "alice", items: [{ owner: "alice", value: i + 1 }] });
+    const warnings = s.logs.filter((l) => l["altId"] === "sk_live_1");
+    expect(warnings).toEqual([expect.objectContaining({ level: "warn", customerId: "alice", heldBy: "sk_live_1" })]);
+  });
 });
 
 describe("idempotency across a restart", () => {

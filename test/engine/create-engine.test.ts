@@ -64,6 +64,24 @@ describe("createEngine", () => {
   });
 });
 
+describe("createEngine: hint alt ids another customer has", () => {
+  it("are told to onHintAltIdConflict once the answer is durable (a Check's at once), and the call goes on", async () => {
+    const g = gatedStore();
+    const told: unknown[] = [];
+    const engine = createEngine({ store: g.store, policy: () => policy, clock: () => T0, newId: () => "id", onHintAltIdConflict: (c) => told.push(c) });
+    const first = engine.record({ customerId: "sk_1", items: [{ entitlement: "t" }] });
+    const second = engine.record({ customerId: "alice", items: [{ entitlement: "t" }], hint: { altIds: ["sk_1"] } });
+    await Promise.resolve();
+    expect(told).toEqual([]);
+    g.open();
+    await first;
+    expect(await second).toMatchObject({ allowed: true, customerId: "alice" });
+    expect(told).toEqual([{ customerId: "alice", altId: "sk_1", heldBy: "sk_1" }]);
+    expect(await engine.check({ customerId: "alice", items: [{ entitlement: "t" }], hint: { altIds: ["sk_1"] } })).toMatchObject({ allowed: true });
+    expect(told).toHaveLength(2);
+  });
+});
+
 describe("memory store", () => {
   it("numbers events from 1, reads ranges, and notifies listeners after the commit", async () => {
     const store = createMemoryStore();

@@ -6,6 +6,7 @@ import {
   getCustomer,
   getMeters,
   listCustomers,
+  record,
   setCustomerPlan,
   upsertCustomer,
   type EngineContext,
@@ -171,6 +172,50 @@ describe("scoped entitlements", () => {
   });
 });
 
+describe("a hint's alt id that another customer has", () => {
+  const tokens = (amount: number) => [{ entitlement: "tokens", amount }];
+
+  it("is skipped, the rest of the hint applies, and the call is decided and counted for its caller", () => {
+    const h = createHarness(policy);
+    h.run(upsertCustomer, { id: "a", altIds: ["sk_a"] });
+    const out = h.run(allow, { customerId: "z", items: tokens(2), hint: { plan: "pro", altIds: ["sk_a", "sk_z", "a"], metadata: { k: "v" } } });
+    expect(out.result).toMatchObject({ allowed: true, customerId: "z", plan: "pro", items: [{ owner: "z", value: n(2) }] });
+    expect(out.altIdConflicts).toEqual([
+      { customerId: "z", altId: "sk_a", heldBy: "a" },
+      { customerId: "z", altId: "a", heldBy: "a" },
+    ]);
+    expect(h.store.getCustomer("z")).toMatchObject({ plan: "pro", altIds: ["sk_z"], metadata: { k: "v" } });
+    expect([h.store.resolveAltId("sk_a"), h.store.resolveAltId("sk_z")]).toEqual(["a", "z"]);
+  });
+
+  it("a Record racing with the alt id's first use as an id still counts, and so does every later call with the hint", () => {
+    const h = createHarness(policy);
+    // The app's other code path used the API key as a customer id first (created on the default plan).
+    h.run(record, { customerId: "sk_live_1", items: tokens(100) });
+    const rec = h.run(record, { customerId: "alice", items: tokens(50), hint: { altIds: ["sk_live_1"] } });
+    expect(rec.result).toMatchObject({ allowed: true, customerId: "alice", items: [{ owner: "alice", value: n(50) }] });
+    expect(rec.altIdConflicts).toEqual([{ customerId: "alice", altId: "sk_live_1", heldBy: "sk_live_1" }]);
+    const later = h.run(record, { customerId: "alice", items: tokens(1), hint: { altIds: ["sk_live_1"] } });
+    expect(later.result).toMatchObject({ items: [{ owner: "alice", value: n(51) }] });
+    expect(later.writes.map((w) => w.kind)).toEqual(["meter-put"]);
+    expect(later.altIdConflicts).toHaveLength(1);
+    expect(h.store.getCustomer("alice")?.altIds).toEqual([]);
+    expect(h.store.getMeter("sk_live_1", "tokens")?.value).toBe(n(100));
+  });
+
+  it("a Check reports it too, writing nothing; an alt id the caller already has is no conflict", () => {
+    const h = createHarness(policy);
+    h.run(upsertCustomer, { id: "a", altIds: ["sk_a"] });
+    h.run(upsertCustomer, { id: "b", altIds: ["sk_b"] });
+    const before = snapshot(h.store);
+    const out = h.run(check, { customerId: "sk_b", items: tokens(1), hint: { altIds: ["sk_b", "sk_a"] } });
+    expect(out.result).toMatchObject({ allowed: true, customerId: "b" });
+    expect(out.altIdConflicts).toEqual([{ customerId: "b", altId: "sk_a", heldBy: "a" }]);
+    expect(snapshot(h.store)).toEqual(before);
+    expect(h.run(allow, { customerId: "b", items: tokens(1), hint: { altIds: ["sk_b"] } })).not.toHaveProperty("altIdConflicts");
+  });
+});
+
 describe("admin", () => {
   it.each<[string, (ctx: EngineContext) => Outcome<unknown>, ErrorCode, string]>([
     ["empty id", (c) => upsertCustomer(c, { id: "" }), "INVALID_ARGUMENT", "id"],
@@ -184,7 +229,6 @@ describe("admin", () => {
     ["set plan unknown customer", (c) => setCustomerPlan(c, { customerId: "nobody", plan: "pro", resetMeters: false }), "NOT_FOUND", "customer_id"],
     ["set plan unknown plan", (c) => setCustomerPlan(c, { customerId: "a", plan: "gold", resetMeters: false }), "INVALID_ARGUMENT", "plan"],
     // A hint's errors name the request's proto field, customer_hint, as a client wrote it.
-    ["hint alt id taken", (c) => allow(c, { customerId: "z", items: [{ entitlement: "tokens" }], hint: { altIds: ["sk_a"] } }), "ALREADY_EXISTS", "customer_hint.alt_ids[0]"],
     ["hint empty alt id", (c) => allow(c, { customerId: "z", items: [{ entitlement: "tokens" }], hint: { altIds: [""] } }), "INVALID_ARGUMENT", "customer_hint.alt_ids[0]"],
     ["hint self ref, stored customer", (c) => allow(c, { customerId: "a", items: [{ entitlement: "tokens" }], hint: { refs: ["a"] } }), "INVALID_ARGUMENT", "customer_hint.refs[0]"],
   ])("%s", (_name, op, code, field) => {

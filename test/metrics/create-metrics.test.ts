@@ -77,6 +77,16 @@ describe("createMetrics", () => {
     expect(sample(await body(metrics), 'limitr_overages_total{entitlement="gpt_tokens"}')).toBe(2);
   });
 
+  it("counts hint alt ids skipped because another customer has them, from 0", async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const policy = examplePolicy("combined.yaml");
+    const engine = createEngine({ store: createMemoryStore(), policy: () => policy, clock: () => 1_700_000_000_000, newId: () => "r", onHintAltIdConflict: () => metrics.hintAltIdConflict() });
+    expect(sample(await body(metrics), "limitr_hint_alt_id_conflicts_total")).toBe(0);
+    await engine.record({ customerId: "sk_1", items: [{ entitlement: "gpt_tokens", amount: 5 }] });
+    await engine.record({ customerId: "alice", hint: { altIds: ["sk_1"] }, items: [{ entitlement: "gpt_tokens", amount: 5 }] });
+    expect(sample(await body(metrics), "limitr_hint_alt_id_conflicts_total")).toBe(1);
+  });
+
   it("keeps exactly one policy_info series, the live version", async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     expect(await body(metrics)).not.toMatch(/^limitr_policy_info\{/m);

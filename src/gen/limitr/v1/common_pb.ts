@@ -83,7 +83,9 @@ export type CustomerHint = Message<"limitr.v1.CustomerHint"> & {
   refs: string[];
 
   /**
-   * Other ids that resolve to this customer everywhere (Stripe id, API key, email).
+   * Other ids that resolve to this customer everywhere (Stripe id, API key, email). One that is
+   * already another customer's id or alt id is skipped, not an error (the call is decided for
+   * its caller; the sidecar logs a warning and counts limitr_hint_alt_id_conflicts_total).
    *
    * @generated from field: repeated string alt_ids = 4;
    */
