@@ -2,8 +2,8 @@
  * Input validation (SPEC §6): bad input is a `LimitrError` INVALID_ARGUMENT naming the proto
  * field, thrown before any outcome exists, so it changes nothing.
  */
-import { invalidArgument } from "../errors/index.js";
-import { convertAmount, toNanos, unknownUnitIn, type CompiledLimit, type CompiledPolicy, type Nanos } from "../policy/index.js";
+import { invalidArgument, type LimitrError } from "../errors/index.js";
+import { NANOS_PER_UNIT, convertAmount, toNanos, unknownUnitIn, type CompiledLimit, type CompiledPolicy, type Nanos } from "../policy/index.js";
 import type { EngineOptions } from "./engine.js";
 import type { DecisionRequest, UsageItem } from "./types.js";
 
@@ -30,18 +30,45 @@ export function validateItems(items: readonly UsageItem[], field: string, option
 }
 
 /**
+ * The most one item may count, either way, in the credit's own units. Finite doubles go up to
+ * 1.8e308, and two such Records made a meter read Infinity on the wire (remaining -Infinity) and
+ * its overage price absurd. 1e15 is beyond any real single usage (a quadrillion tokens, a petabyte
+ * on a credit kept in bytes, 31,000 years in ms) and keeps meter values whole-unit exact as
+ * doubles on the wire (2^53 ≈ 9e15) for the first nine of them; a larger item is a unit mistake
+ * or garbage.
+ */
+export const MAX_ITEM_AMOUNT = 1e15;
+const MAX_ITEM_NANOS: Nanos = BigInt(MAX_ITEM_AMOUNT) * NANOS_PER_UNIT;
+
+/**
  * The item's amount in the credit's units: the limit's increment when none is given, a plain
- * number when no unit is given, else converted (unknown or incompatible unit = INVALID_ARGUMENT).
+ * number when no unit is given, else converted (unknown or incompatible unit = INVALID_ARGUMENT);
+ * beyond `MAX_ITEM_AMOUNT` either way, INVALID_ARGUMENT.
  */
 export function itemAmount(item: UsageItem, i: number, limit: CompiledLimit, field = "items"): Nanos {
   const amount = item.amount;
   const unit = item.unit;
-  if (unit === undefined || unit === "") return amount === undefined ? limit.increment : toNanos(amount);
+  if (unit === undefined || unit === "") {
+    if (amount === undefined) return limit.increment;
+    // Before the conversion: a 1e308 is not worth a 300-digit bigint.
+    if (Math.abs(amount) > MAX_ITEM_AMOUNT) throw tooLarge(field, i, amount, "", limit);
+    return toNanos(amount);
+  }
   // Checked even when the amount is omitted (the increment is already in the credit's units):
   // SPEC §6 makes an unknown unit an error, never something silently ignored.
   const converted = convertAmount(amount ?? 0, unit, limit.credit);
   if (!converted.ok) throw invalidArgument(`${field}[${i}].unit`, converted.message);
-  return amount === undefined ? limit.increment : converted.value;
+  if (amount === undefined) return limit.increment;
+  const v = converted.value;
+  if (v > MAX_ITEM_NANOS || v < -MAX_ITEM_NANOS) throw tooLarge(field, i, amount, unit, limit);
+  return v;
+}
+
+function tooLarge(field: string, i: number, amount: number, unit: string, limit: CompiledLimit): LimitrError {
+  const credit = limit.credit;
+  const units = credit.stofUnits ?? credit.unit;
+  const given = unit === "" ? `${amount}` : `${amount} ${unit.trim()}`;
+  return invalidArgument(`${field}[${i}].amount`, `must be within ±${MAX_ITEM_AMOUNT.toExponential().replace("e+", "e")} in the units of credit "${credit.name}"${units === "" ? "" : ` (${units})`}, got ${given}`);
 }
 
 /**

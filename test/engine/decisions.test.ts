@@ -317,6 +317,39 @@ describe("bad input throws INVALID_ARGUMENT naming the field and changes nothing
   });
 });
 
+describe("an item counts at most 1e15 of its credit's units, either way", () => {
+  const tb = credit("storage", { unit: "TB", stofUnits: "TB", unitKind: "size" });
+  const big = buildPolicy({
+    free: { isDefault: true, entitlements: { soft: { limit: { credit: token, mode: "soft", value: 10 } }, store: { limit: { credit: tb, mode: "soft", value: 1 } } } },
+  });
+  const ops = [allow, check, record];
+
+  it.each([
+    [{ entitlement: "soft", amount: 1e308 }, /^items\[1\]\.amount: must be within ±1e15 in the units of credit "token" \(token\), got 1e\+308$/],
+    [{ entitlement: "soft", amount: Number.MAX_VALUE }, /got 1\.7976931348623157e\+308/],
+    [{ entitlement: "soft", amount: -1e308 }, /got -1e\+308/],
+    [{ entitlement: "soft", amount: 1e15 + 0.5 }, /got 1000000000000000\.5/],
+    // Judged in the credit's units, after conversion: 2e27 B is 2e15 TB.
+    [{ entitlement: "store", amount: 2e27, unit: "B" }, /\(TB\), got 2e\+27 B$/],
+    [{ entitlement: "store", amount: 1e300, unit: "PB" }, /got 1e\+300 PB$/],
+  ])("%j → INVALID_ARGUMENT items[1].amount, nothing changed", (item, message) => {
+    for (const op of ops) {
+      const h = createHarness(big);
+      expect(() => h.run(op, { customerId: "u", items: [{ entitlement: "soft", amount: 1 }, item] })).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", field: "items[1].amount", message: expect.stringMatching(message) }),
+      );
+      expect(snapshot(h.store)).toEqual([]);
+    }
+  });
+
+  it("1e15 itself counts, and so does 1e27 B into TB", () => {
+    const h = createHarness(big);
+    const out = h.run(record, { customerId: "u", items: [{ entitlement: "soft", amount: 1e15 }, { entitlement: "store", amount: 1e27, unit: "B" }] });
+    expect(out.result).toMatchObject({ allowed: true, items: [{ value: n(1e15) }, { value: n(1e15) }] });
+    expect(h.run(record, { customerId: "u", items: [{ entitlement: "soft", amount: -1e15 }] }).result.items[0]).toMatchObject({ value: 0n });
+  });
+});
+
 describe("units where no credit converts the amount", () => {
   it.each([
     // [item, expected reason]: the credit's own unit, a known unit, or any credit's unit name

@@ -118,6 +118,10 @@ describe("settle", () => {
     expect(() => h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens", unit: "parsecs" }] })).toThrow(
       expect.objectContaining({ code: "INVALID_ARGUMENT", field: "actual[0].unit" }),
     );
+    // Beyond what one item may count (1e15 of the credit's units).
+    expect(() => h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens", amount: 1e308 }] })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT", field: "actual[0].amount" }),
+    );
     expect(snapshot(h.store)).toEqual(before);
     expect(view(h.run(settle, { reservationId: "r1", actual: [{ entitlement: "tokens", unit: "token" }] }).result).value).toBe(n(7));
   });

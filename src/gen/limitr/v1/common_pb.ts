@@ -30,7 +30,8 @@ export type UsageItem = Message<"limitr.v1.UsageItem"> & {
   /**
    * How much to use. Absent means the limit's `increment` (1 unless the policy says otherwise;
    * 1 for feature flags). Negative amounts decrease the meter (always allowed), e.g. a seat
-   * removed. Must be finite: NaN and Infinity are rejected with INVALID_ARGUMENT.
+   * removed. Must be finite and, converted into the credit's units, within ±1e15 (more is a
+   * unit mistake): NaN, Infinity and larger amounts are rejected with INVALID_ARGUMENT.
    *
    * @generated from field: optional double amount = 2;
    */
