@@ -6,7 +6,7 @@ import { LimitrError, invalidArgument } from "../errors/index.js";
 import type { Customer, StateReader } from "./types.js";
 
 /**
- * Checks refs and alt ids of customer `id` (non-empty, not the id itself) and, for the admin API,
+ * Checks refs and alt ids of customer `id` (not blank, not the id itself) and, for the admin API,
  * that no alt id is another customer's (ALREADY_EXISTS). Hints pass `takenAltIds: "allowed"` and
  * skip those themselves (`altIdHolder`): a decision must not fail over one.
  */
@@ -21,7 +21,7 @@ export function validateCustomerLists(
   if (refs !== undefined) {
     for (let i = 0; i < refs.length; i++) {
       const ref = refs[i];
-      if (ref === undefined || ref === "") throw invalidArgument(`${prefix}refs[${i}]`, "must not be empty");
+      if (ref === undefined || isBlank(ref)) throw invalidArgument(`${prefix}refs[${i}]`, blankMessage(ref));
       if (ref === id) throw invalidArgument(`${prefix}refs[${i}]`, `a customer cannot refer to itself ("${id}")`);
     }
   }
@@ -29,7 +29,7 @@ export function validateCustomerLists(
     for (let i = 0; i < altIds.length; i++) {
       const alt = altIds[i];
       const field = `${prefix}alt_ids[${i}]`;
-      if (alt === undefined || alt === "") throw invalidArgument(field, "must not be empty");
+      if (alt === undefined || isBlank(alt)) throw invalidArgument(field, blankMessage(alt));
       if (alt === id) throw invalidArgument(field, `an alt id cannot equal the customer's own id ("${id}")`);
       if (takenAltIds === "allowed") continue;
       const holder = altIdHolder(state, id, alt);
@@ -41,6 +41,26 @@ export function validateCustomerLists(
       );
     }
   }
+}
+
+/**
+ * A type given (empty = keep the stored one, or `user`) must name one: a blank type matches no
+ * scope, and would only look like one in listings.
+ */
+export function validateType(prefix: string, type: string | undefined): void {
+  if (type !== undefined && type !== "" && isBlank(type)) throw invalidArgument(`${prefix}type`, blankMessage(type));
+}
+
+/**
+ * Ids are refused when blank, as customer ids are (the transports' `requireId`): a ref to "  "
+ * never reaches a customer, and an alt id "  " could never be looked up.
+ */
+function isBlank(value: string): boolean {
+  return value.trim() === "";
+}
+
+function blankMessage(value: string | undefined): string {
+  return value === undefined || value === "" ? "must not be empty" : "must not be only whitespace";
 }
 
 /** The other customer that has `alt` as its id or an alt id; undefined when it is free or `id`'s. */

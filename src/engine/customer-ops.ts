@@ -6,7 +6,7 @@
 import { LimitrError, invalidArgument } from "../errors/index.js";
 import { initialPeriodStart, type CompiledLimit, type CompiledPolicy } from "../policy/index.js";
 import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
-import { customerChanged, dedupe, validateCustomerLists } from "./customer-fields.js";
+import { customerChanged, dedupe, validateCustomerLists, validateType } from "./customer-fields.js";
 import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { checkId, checkIds } from "./id-rule.js";
 import { pushResetEvents, type EventScope } from "./meter-events.js";
@@ -41,6 +41,7 @@ export function upsertCustomer(ctx: EngineContext, input: UpsertCustomerInput): 
     if (owner !== undefined) throw new LimitrError("ALREADY_EXISTS", `"${id}" is already an alt id of customer "${owner}"`, { field: "id" });
   }
   validateCustomerLists(ctx.state, "", id, input.refs, input.altIds);
+  validateType("", input.type);
   const next: Customer = {
     id,
     plan: input.plan ?? stored?.plan ?? "",

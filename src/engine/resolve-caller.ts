@@ -7,7 +7,7 @@
  * another customer has is skipped and reported (`altIdConflicts`), never an error.
  */
 import { NO_EVENTS, NO_WRITES, type EngineContext } from "./context.js";
-import { altIdHolder, customerChanged, dedupe, mergeList, mergeMetadata, validateCustomerLists } from "./customer-fields.js";
+import { altIdHolder, customerChanged, dedupe, mergeList, mergeMetadata, validateCustomerLists, validateType } from "./customer-fields.js";
 import { findCustomer, resolvePlan } from "./customer-graph.js";
 import { carryPeriods } from "./customer-ops.js";
 import { withPendingWrites } from "./pending-state.js";
@@ -37,7 +37,7 @@ export function resolveCaller(ctx: EngineContext, customerId: string, given: Cus
     return updateFromHint(ctx, stored, hint);
   }
   if (hint !== undefined) {
-    const lists = hintAltIds(ctx, customerId, hint);
+    const lists = checkHint(ctx, customerId, hint);
     return withConflicts(createCustomer(ctx, fromHint(ctx, customerId, hint, lists.altIds)), lists.conflicts);
   }
   if (ctx.policy.defaultPlan !== undefined) {
@@ -67,14 +67,15 @@ function isEmptyHint(h: CustomerHint): boolean {
 }
 
 /**
- * The hint's alt ids without those another customer has, and those skipped. Malformed lists (an
- * empty entry, the caller's own id) are still INVALID_ARGUMENT: they are the application's bug on
- * every call, not a race, and fail where they are written. An alt id another customer has may be
+ * The hint's alt ids without those another customer has, and those skipped. A malformed hint (a
+ * blank ref, alt id or type, the caller's own id in a list) is still INVALID_ARGUMENT: it is the
+ * application's bug on every call, not a race, and fails where it is written. An alt id another customer has may be
  * a race (two code paths registering an API key at once) that no retry resolves; failing the call
  * would drop its usage (a Record's already happened) on every call that carries the hint.
  */
-function hintAltIds(ctx: EngineContext, id: string, hint: CustomerHint): { readonly altIds: readonly string[] | undefined; readonly conflicts: AltIdConflict[] | undefined } {
+function checkHint(ctx: EngineContext, id: string, hint: CustomerHint): { readonly altIds: readonly string[] | undefined; readonly conflicts: AltIdConflict[] | undefined } {
   validateCustomerLists(ctx.state, HINT_FIELD, id, hint.refs, hint.altIds, "allowed");
+  validateType(HINT_FIELD, hint.type);
   const given = hint.altIds;
   if (given === undefined) return { altIds: given, conflicts: undefined };
   let conflicts: AltIdConflict[] | undefined;
@@ -114,7 +115,7 @@ function createCustomer(ctx: EngineContext, customer: Customer): CallerResolutio
 
 /** Scalars replaced when the hint gives them non-empty; lists and metadata only ever grow. */
 function updateFromHint(ctx: EngineContext, stored: Customer, hint: CustomerHint): CallerResolution {
-  const lists = hintAltIds(ctx, stored.id, hint);
+  const lists = checkHint(ctx, stored.id, hint);
   return withConflicts(mergeHint(ctx, stored, hint, lists.altIds), lists.conflicts);
 }
 

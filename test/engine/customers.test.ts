@@ -230,6 +230,14 @@ describe("admin", () => {
     ["set plan unknown plan", (c) => setCustomerPlan(c, { customerId: "a", plan: "gold", resetMeters: false }), "INVALID_ARGUMENT", "plan"],
     // A hint's errors name the request's proto field, customer_hint, as a client wrote it.
     ["hint empty alt id", (c) => allow(c, { customerId: "z", items: [{ entitlement: "tokens" }], hint: { altIds: [""] } }), "INVALID_ARGUMENT", "customer_hint.alt_ids[0]"],
+    // Blank is refused as empty is, as it is for customer ids: such a ref or alt id can never be reached.
+    ["blank ref", (c) => upsertCustomer(c, { id: "z", refs: ["a", " \t"] }), "INVALID_ARGUMENT", "refs[1]"],
+    ["blank alt id", (c) => upsertCustomer(c, { id: "z", altIds: ["   "] }), "INVALID_ARGUMENT", "alt_ids[0]"],
+    ["blank type", (c) => upsertCustomer(c, { id: "a", type: "  " }), "INVALID_ARGUMENT", "type"],
+    ["hint blank ref", (c) => allow(c, { customerId: "z", items: [{ entitlement: "tokens" }], hint: { refs: ["  "] } }), "INVALID_ARGUMENT", "customer_hint.refs[0]"],
+    ["hint blank alt id, stored customer", (c) => allow(c, { customerId: "a", items: [{ entitlement: "tokens" }], hint: { altIds: ["x", " "] } }), "INVALID_ARGUMENT", "customer_hint.alt_ids[1]"],
+    ["hint blank type", (c) => record(c, { customerId: "z", items: [{ entitlement: "tokens" }], hint: { type: "\n" } }), "INVALID_ARGUMENT", "customer_hint.type"],
+    ["hint blank type, check", (c) => check(c, { customerId: "a", items: [{ entitlement: "tokens" }], hint: { type: " " } }), "INVALID_ARGUMENT", "customer_hint.type"],
     ["hint self ref, stored customer", (c) => allow(c, { customerId: "a", items: [{ entitlement: "tokens" }], hint: { refs: ["a"] } }), "INVALID_ARGUMENT", "customer_hint.refs[0]"],
   ])("%s", (_name, op, code, field) => {
     const h = createHarness(policy);
