@@ -16,7 +16,7 @@
  *   events          seq → event row
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Database, type Key, type RootDatabase } from "lmdb";
 import { summarizeHolds, type Hold, type Meter } from "../engine/index.js";
@@ -132,12 +132,18 @@ export interface LayoutOptions {
   readonly readOnly?: boolean;
 }
 
-/** Opens (creating if needed) the environment, refusing a format it cannot read. */
+/**
+ * Opens the environment, refusing a format it cannot read. A writer creates the dir and the
+ * environment if needed; a read-only open refuses a dir that holds none.
+ */
 export function openLayout(options: LayoutOptions): Layout {
   const file = join(options.dir, DATA_FILE);
+  // Opening a missing environment creates it: an export of a mistyped dir would leave files there
+  // and write an empty backup that looks like a good one.
+  if (options.readOnly === true && !existsSync(file)) throw noData(options.dir);
   let env: RootDatabase<unknown, Key>;
   try {
-    mkdirSync(options.dir, { recursive: true });
+    if (options.readOnly !== true) mkdirSync(options.dir, { recursive: true });
     env = open<unknown, Key>({
       path: file,
       maxDbs: 16,
@@ -174,6 +180,7 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string, readOnly: boo
   // Named databases are keys of the root database; an empty root means a fresh environment.
   const names = [...env.getKeys({ limit: 64 })].map(String);
   if (names.length === 0) {
+    if (readOnly) throw noData(dir);
     const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
     meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
     return { meta, upgrade: false };
@@ -201,6 +208,10 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string, readOnly: boo
     `data dir ${dir} has storage format ${String(version)}, but this limitr-sidecar reads formats ${OLDEST_READABLE} to ${FORMAT_VERSION}; ` +
       `it was written by a different version: run that version (or a newer one), or restore a backup. Nothing was changed.`,
   );
+}
+
+function noData(dir: string): LimitrError {
+  return new LimitrError("NOT_FOUND", `data dir ${dir} holds no limitr-sidecar data (no ${DATA_FILE} with a format version); nothing was read or written`);
 }
 
 /**

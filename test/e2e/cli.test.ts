@@ -3,7 +3,7 @@
  * export / import of state as JSON Lines.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { allowOne, connectClients, unary, type Obj } from "./helpers/clients.js";
@@ -89,8 +89,7 @@ describe("export and import", () => {
     const r = runCli(["import", "--data-dir", join(t.dir, "bad-import"), "--in", file]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/line 601/); // past the first 500-record import chunk
-    const after = runCli(["export", "--data-dir", join(t.dir, "bad-import")]);
-    expect(after.stdout).toBe("");
+    expect(existsSync(join(t.dir, "bad-import"))).toBe(false);
   });
 
   it("checks every record as the store will before importing: an id the store cannot key imports nothing", () => {
@@ -100,7 +99,17 @@ describe("export and import", () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("records[600].customer.id: must be at most 512 bytes (UTF-8)");
     expect(r.stderr).not.toMatch(/imported/);
-    expect(runCli(["export", "--data-dir", join(t.dir, "bad-id-import")]).stdout).toBe("");
+    expect(existsSync(join(t.dir, "bad-id-import"))).toBe(false);
+  });
+
+  it("refuses to export a dir that holds no data (a mistyped path), exit 1, creating nothing", () => {
+    const typo = join(t.dir, "no-such-data");
+    const out = join(t.dir, "typo-backup.jsonl");
+    const r = runCli(["export", "--data-dir", typo, "--out", out]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`limitr-sidecar: data dir ${typo} holds no limitr-sidecar data (no limitr.mdb with a format version); nothing was read or written\n`);
+    expect(existsSync(typo)).toBe(false);
+    expect(existsSync(out)).toBe(false);
   });
 
   it("shows a live count on a terminal and a single summary line otherwise", () => {

@@ -1,7 +1,7 @@
 import { describeStoreContract } from "./store-contract.js";
 import fc from "fast-check";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Key } from "lmdb";
 import { afterEach, describe, expect, it } from "vitest";
@@ -652,6 +652,34 @@ describe("lmdb store", () => {
     expect([...reader.exportState()]).toEqual([]);
     expect(isLimitrError(await rejection(reader.commit([], [meterEvent("r", "chat", 1n)])), "FAILED_PRECONDITION")).toBe(true);
     expect((await writer.commit([], [meterEvent("a", "chat", 2n)])).sequences).toEqual([2]);
+  });
+
+  it("a read-only open (an export) of a dir that holds no data refuses it and creates nothing", async () => {
+    const parent = dir();
+    const missing = join(parent, "typo");
+    const empty = join(parent, "empty");
+    mkdirSync(empty);
+    // An environment no limitr-sidecar wrote to: opened (created) and closed without a write.
+    const bare = join(parent, "bare");
+    mkdirSync(bare);
+    await open({ path: join(bare, "limitr.mdb") }).close();
+    const bareFiles = readdirSync(bare).sort();
+    for (const path of [missing, empty, bare]) {
+      let error: unknown;
+      try {
+        createLmdbStore({ path, readOnly: true });
+      } catch (e) {
+        error = e;
+      }
+      expect(isLimitrError(error, "NOT_FOUND"), path).toBe(true);
+      expect((error as Error).message).toContain(`data dir ${path} holds no limitr-sidecar data`);
+    }
+    expect(existsSync(missing)).toBe(false);
+    expect(readdirSync(empty)).toEqual([]);
+    expect(readdirSync(bare).sort()).toEqual(bareFiles);
+    const raw = open({ path: join(bare, "limitr.mdb") });
+    expect([...raw.getKeys()]).toEqual([]);
+    await raw.close();
   });
 
   it("an import that fails part-way keeps exactly the records before the failure, whatever the chunking", async () => {
