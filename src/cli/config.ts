@@ -32,7 +32,7 @@ export const SERVE_OPTIONS = {
   eventRetentionCount: { flag: "event-retention-count", env: "LIMITR_EVENT_RETENTION_COUNT", type: "string", help: "keep at most this many events (default 10000000)" },
   maintenanceInterval: { flag: "maintenance-interval", env: "LIMITR_MAINTENANCE_INTERVAL", type: "string", help: "how often expired idempotency keys, events past retention and long-expired reservations are pruned (default 60s)" },
   maxDataBytes: { flag: "max-data-bytes", env: "LIMITR_MAX_DATA_BYTES", type: "string", help: "refuse writes (RESOURCE_EXHAUSTED) past this much LMDB data; keep it below a volume's size limit (default unlimited)" },
-  maxMessageBytes: { flag: "max-message-bytes", env: "LIMITR_MAX_MESSAGE_BYTES", type: "string", help: "largest accepted request (default 1048576)" },
+  maxMessageBytes: { flag: "max-message-bytes", env: "LIMITR_MAX_MESSAGE_BYTES", type: "string", help: "largest accepted request, at most 4294967295 (default 1048576)" },
   logLevel: { flag: "log-level", env: "LIMITR_LOG_LEVEL", type: "string", help: "debug, info, warn or error (default info)" },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -72,6 +72,12 @@ const optionalListener = z.union([z.literal("off").transform(() => undefined), t
 
 const positiveInt = z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().positive());
 
+/**
+ * The largest message gRPC and Connect can frame (a 32-bit length prefix); connect-node refuses a
+ * larger `readMaxBytes` when the HTTP port is set up, which would fail start-up with the store open.
+ */
+export const MAX_MESSAGE_BYTES_LIMIT = 4_294_967_295;
+
 const ServeConfigSchema = z.object({
   policy: z.string({ error: "is required: the policy file to serve" }).min(1, "is required: the policy file to serve"),
   dataDir: z.string().min(1).default("./data"),
@@ -89,7 +95,7 @@ const ServeConfigSchema = z.object({
   eventRetentionCount: positiveInt.default(10_000_000),
   maintenanceInterval: timerDuration.default(60_000),
   maxDataBytes: positiveInt.optional(),
-  maxMessageBytes: positiveInt.default(1_048_576),
+  maxMessageBytes: positiveInt.pipe(z.number().max(MAX_MESSAGE_BYTES_LIMIT, `must be at most ${MAX_MESSAGE_BYTES_LIMIT} (the gRPC message size limit)`)).default(1_048_576),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

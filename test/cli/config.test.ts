@@ -85,6 +85,15 @@ describe("parseServeConfig", () => {
     expect(() => parseServeConfig(["--policy", "p"], { LIMITR_SHUTDOWN_GRACE_MS: "2147483648" })).toThrow(/^LIMITR_SHUTDOWN_GRACE_MS: must be at most 2147483647/);
   });
 
+  it("refuses --max-message-bytes past what gRPC can frame, which the HTTP port would only refuse once the store is open", () => {
+    expect(parseServeConfig(["--policy", "p", "--max-message-bytes", "4294967295"], {}).maxMessageBytes).toBe(4_294_967_295);
+    expect(() => parseServeConfig(["--policy", "p", "--max-message-bytes", "4294967296"], {})).toThrow(ConfigError);
+    expect(() => parseServeConfig(["--policy", "p", "--max-message-bytes", "9007199254740991"], {})).toThrow(
+      /^--max-message-bytes: must be at most 4294967295 \(the gRPC message size limit\) \(got "9007199254740991"\)$/,
+    );
+    expect(() => parseServeConfig(["--policy", "p"], { LIMITR_MAX_MESSAGE_BYTES: "99999999999" })).toThrow(/^LIMITR_MAX_MESSAGE_BYTES: must be at most 4294967295/);
+  });
+
   it("lists every problem at once", () => {
     try {
       parseServeConfig(["--grpc-address", "x", "--shutdown-grace-ms", "abc"], {});
