@@ -17,7 +17,6 @@ import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
 import { compileWorkerBuilt, createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
 import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
-import { createAltIdConflictWarner } from "./alt-id-conflicts.js";
 import { configWarnings, type ServeConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 import { startMaintenance } from "./maintenance.js";
@@ -45,11 +44,37 @@ export class StartupError extends Error {
   override readonly name = "StartupError";
 }
 
-/** Starts everything `serve` runs; resolves once it listens and is SERVING. */
+/**
+ * Starts everything `serve` runs; resolves once it listens and is SERVING. A start-up that fails
+ * closes what it had opened, the store last, whatever the error.
+ */
 export async function startSidecar(config: ServeConfig, logger: Logger): Promise<RunningSidecar> {
+  const writer: WriterWatch = { lost: (message) => logger.error("the data dir was taken over by another process", { message }) };
   // Opened unclaimed: the sidecar takes the dir over from another writer only once it can serve.
-  let writerLost = (message: string): void => logger.error("the data dir was taken over by another process", { message });
-  const store = openStore(config, logger, (message) => writerLost(message));
+  const store = openStore(config, logger, (message) => writer.lost(message));
+  const opened: (() => unknown)[] = [() => store.close()];
+  try {
+    return await startOnStore(store, opened, writer, config, logger);
+  } catch (e) {
+    for (const close of opened.reverse()) {
+      try {
+        await close();
+      } catch (closeError) {
+        // The start-up error is the one to report; this one only goes to the log.
+        logger.error("closing after a failed start-up", { err: closeError });
+      }
+    }
+    throw e;
+  }
+}
+
+/** What the sidecar does when another process takes its data dir over (set once it serves). */
+interface WriterWatch {
+  lost: (message: string) => void;
+}
+
+/** The rest of start-up, on an open store; registers in `opened` how to close each part it opens. */
+async function startOnStore(store: LmdbStore, opened: (() => unknown)[], writer: WriterWatch, config: ServeConfig, logger: Logger): Promise<RunningSidecar> {
   // Scrape-time sources are read only once the HTTP port serves /metrics, after `server` exists.
   const metrics = createMetrics({ storeStats: () => store.stats(), watchStats: () => server.watchStats() });
   let policy: CompiledPolicy | undefined;
@@ -101,15 +126,13 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     },
   };
 
+  opened.push(() => watcher.close());
   const initial = await watcher.start();
   if (initial.kind !== "applied" || policy === undefined) {
-    await watcher.close();
-    await store.close();
     throw new StartupError(`no valid policy at ${config.policy}: ${describeOutcome(watcher.status())}`);
   }
   const livePolicy = policy;
 
-  const warnAltIdConflict = createAltIdConflictWarner(logger.child({ component: "engine" }));
   const engine = createEngine({
     store,
     policy: () => policy ?? livePolicy,
@@ -117,10 +140,6 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     newId: randomUUID,
     options: { idempotencyWindowMs: config.idempotencyWindow },
     onIdempotentReplay: (operation) => metrics.idempotentReplay(operation),
-    onHintAltIdConflict: (conflict) => {
-      metrics.hintAltIdConflict();
-      warnAltIdConflict(conflict);
-    },
   });
 
   const server = createSidecarServer({
@@ -136,7 +155,9 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     maxMessageBytes: config.maxMessageBytes,
     callObserver: metrics,
   });
+  opened.push(() => server.shutdown(0));
   const unfollowEvents = metrics.followEvents(store);
+  opened.push(unfollowEvents);
 
   // The HTTP port serves the very ServiceImpls of the gRPC port (one implementation per handler).
   const http: HttpEndpoint | undefined =
@@ -164,13 +185,8 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
           logger: logger.child({ component: "metrics" }),
         });
   const httpEndpoints = [http, operator].filter((e): e is HttpEndpoint => e !== undefined);
+  opened.push(() => Promise.all(httpEndpoints.map((h) => h.close(0))));
 
-  const abandon = async (): Promise<void> => {
-    unfollowEvents();
-    await Promise.all([server.shutdown(0), ...httpEndpoints.map((h) => h.close(0))]);
-    await watcher.close();
-    await store.close();
-  };
   let grpcAddress: string;
   let httpAddress: string | undefined;
   let healthAddress: string | undefined;
@@ -181,13 +197,11 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
     if (config.healthAddress !== undefined) healthAddress = await server.listenHealth(config.healthAddress);
     if (operator !== undefined && config.metricsAddress !== undefined) metricsAddress = await operator.listen(config.metricsAddress);
   } catch (e) {
-    await abandon();
     throw new StartupError(`cannot listen: ${(e as Error).message}`);
   }
   try {
     store.claim();
   } catch (e) {
-    await abandon();
     throw new StartupError(`cannot open data dir ${config.dataDir}: ${(e as Error).message}`);
   }
   const queued = beforeClaim;
@@ -195,7 +209,7 @@ export async function startSidecar(config: ServeConfig, logger: Logger): Promise
   for (const event of queued) logPolicyEvent(event);
   // A sidecar that can no longer write must not look ready: probes take it out of service (the
   // app beside it still gets FAILED_PRECONDITION on writes, naming the other process).
-  writerLost = (message) => {
+  writer.lost = (message) => {
     logger.error("the data dir was taken over by another process; not serving", { message });
     server.setServing(false);
   };
