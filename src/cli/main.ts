@@ -3,11 +3,12 @@
  * `limitr-sidecar`: serve, check-policy, export, import. Exit codes: 0 success, 1 the command
  * failed (invalid policy, start-up failure), 2 wrong usage or configuration.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LimitrError } from "../errors/index.js";
 import { loadPolicy, summarizePolicy } from "../policy/index.js";
-import { checkStateRecord, createLmdbStore } from "../store/index.js";
+import { checkStateRecords, createLmdbStore, DATA_FILE } from "../store/index.js";
 import { contentVersion } from "../watch/index.js";
 import { ConfigError, parseServeConfig, serveOptionsHelp } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -183,17 +184,16 @@ async function importState(argv: readonly string[]): Promise<number> {
   const dataDir = requireFlag(values["data-dir"], "--data-dir");
   const input = values.in ?? "-";
   // Bad input changes nothing: read the whole file once and check every record as the store
-  // will before writing one. (stdin cannot be read twice: it is imported up to a refused record.)
-  if (input !== "-") {
-    let index = 0;
-    for await (const record of readStateFile(input, () => undefined)) checkStateRecord(record, index++);
-  }
-  const store = createLmdbStore({ path: dataDir });
+  // will before writing one, against what the dir holds (a new dir is not created for a file
+  // refused). (stdin cannot be read twice: it is imported up to a refused record.)
+  let store = existsSync(join(dataDir, DATA_FILE)) ? createLmdbStore({ path: dataDir }) : undefined;
   try {
+    if (input !== "-") await checkStateRecords(readStateFile(input, () => undefined), store);
+    store ??= createLmdbStore({ path: dataDir });
     await store.importState(readStateFile(input, progressReporter("imported")));
     return 0;
   } finally {
-    await store.close();
+    await store?.close();
   }
 }
 

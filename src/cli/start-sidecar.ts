@@ -148,7 +148,7 @@ async function startOnStore(store: LmdbStore, opened: (() => unknown)[], writer:
     policyStatus: () => toServerStatus(watcher.status()),
     state: {
       exportState: () => store.exportState(),
-      importState: (records) => store.importState(records),
+      importState: (records, fieldOf) => store.importState(records, fieldOf),
       listEvents: (q) => listEvents(store, q),
     },
     logger: logger.child({ component: "server" }),

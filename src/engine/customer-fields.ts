@@ -5,13 +5,23 @@
 import { LimitrError, invalidArgument } from "../errors/index.js";
 import type { Customer, StateReader } from "./types.js";
 
+/** What the customer checks read of the stored state. */
+export type CustomerLookup = Pick<StateReader, "getCustomer" | "resolveAltId">;
+
+/** A customer id that names no stored customer must not be another customer's alt id. */
+export function checkCustomerId(state: CustomerLookup, field: string, id: string): void {
+  if (state.getCustomer(id) !== undefined) return;
+  const owner = state.resolveAltId(id);
+  if (owner !== undefined) throw new LimitrError("ALREADY_EXISTS", `"${id}" is already an alt id of customer "${owner}"`, { field });
+}
+
 /**
- * Checks refs and alt ids of customer `id` (not blank, not the id itself) and, for the admin API,
- * that no alt id is another customer's (ALREADY_EXISTS). Hints pass `takenAltIds: "allowed"` and
- * skip those themselves (`altIdHolder`): a decision must not fail over one.
+ * Checks refs and alt ids of customer `id` (not blank, not the id itself) and, for the admin API
+ * and imports, that no alt id is another customer's (ALREADY_EXISTS). Hints pass `takenAltIds:
+ * "allowed"` and skip those themselves (`altIdHolder`): a decision must not fail over one.
  */
 export function validateCustomerLists(
-  state: StateReader,
+  state: CustomerLookup,
   prefix: string,
   id: string,
   refs: readonly string[] | undefined,
@@ -64,7 +74,7 @@ function blankMessage(value: string | undefined): string {
 }
 
 /** The other customer that has `alt` as its id or an alt id; undefined when it is free or `id`'s. */
-export function altIdHolder(state: StateReader, id: string, alt: string): { readonly id: string; readonly asId: boolean } | undefined {
+export function altIdHolder(state: CustomerLookup, id: string, alt: string): { readonly id: string; readonly asId: boolean } | undefined {
   const owner = state.resolveAltId(alt);
   if (owner !== undefined) return owner === id ? undefined : { id: owner, asId: false };
   return state.getCustomer(alt) === undefined ? undefined : { id: alt, asId: true };

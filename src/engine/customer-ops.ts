@@ -6,7 +6,7 @@
 import { LimitrError, invalidArgument } from "../errors/index.js";
 import { initialPeriodStart, type CompiledLimit, type CompiledPolicy } from "../policy/index.js";
 import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
-import { customerChanged, dedupe, validateCustomerLists, validateType } from "./customer-fields.js";
+import { checkCustomerId, customerChanged, dedupe, validateCustomerLists, validateType } from "./customer-fields.js";
 import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { checkId, checkIds } from "./id-rule.js";
 import { pushResetEvents, type EventScope } from "./meter-events.js";
@@ -36,10 +36,7 @@ export function upsertCustomer(ctx: EngineContext, input: UpsertCustomerInput): 
   checkIds("alt_ids", input.altIds);
   checkPlan(ctx.policy, input.plan);
   const stored = ctx.state.getCustomer(id);
-  if (stored === undefined) {
-    const owner = ctx.state.resolveAltId(id);
-    if (owner !== undefined) throw new LimitrError("ALREADY_EXISTS", `"${id}" is already an alt id of customer "${owner}"`, { field: "id" });
-  }
+  checkCustomerId(ctx.state, "id", id);
   validateCustomerLists(ctx.state, "", id, input.refs, input.altIds);
   validateType("", input.type);
   const next: Customer = {

@@ -25,3 +25,7 @@ export { getMeters } from "./get-meters.js";
 export { upsertCustomer, getCustomer, deleteCustomer, setCustomerPlan, listCustomers, customerView } from "./customer-ops.js";
 /** Plan and scope resolution over the customer graph (also used by the event filters). */
 export { findCustomer, resolvePlan, resolveScopeOwner, type ResolvedPlan } from "./customer-graph.js";
+/** The rules an imported state record keeps, the admin API's and the decisions' own. */
+export { validateStateRecord } from "./state-records.js";
+/** What the customer checks read of the stored state (an import adds its pending records to it). */
+export type { CustomerLookup } from "./customer-fields.js";

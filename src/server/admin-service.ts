@@ -80,7 +80,7 @@ export function createAdminService({ engine, events, policyStatus, state }: Admi
       for await (const record of state.exportState()) yield { record: toStateRecordPb(record) };
     },
     async importState(requests) {
-      const { count } = await state.importState(toRecords(requests));
+      const { count } = await state.importState(toRecords(requests), recordField);
       return { count: BigInt(count) };
     },
     async listEvents(req) {
@@ -114,11 +114,14 @@ export function createAdminService({ engine, events, policyStatus, state }: Admi
   };
 }
 
+/** How errors name import record `index`, whether the decoding or the store refuses it. */
+const recordField = (index: number): string => `requests[${index}].record`;
+
 /** Import requests → records, naming the failing message's position in errors. */
 async function* toRecords(requests: AsyncIterable<ImportStateRequest>): AsyncGenerator<StateRecord> {
   let i = 0;
   for await (const req of requests) {
-    yield fromStateRecordPb(req.record, `requests[${i}].record`);
+    yield fromStateRecordPb(req.record, recordField(i));
     i += 1;
   }
 }

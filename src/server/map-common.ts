@@ -22,8 +22,16 @@ export function toTimestamp(ms: number): Timestamp {
   return timestampFromMs(ms);
 }
 
+/** The range google.protobuf.Timestamp allows: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
+
 /** Timestamp → epoch ms (sub-millisecond precision is dropped). */
 export function fromTimestamp(ts: Timestamp, field: string): number {
+  // The binary form carries any int64 and int32: nanos out of range would shift the time silently.
+  if (ts.nanos < 0 || ts.nanos > 999_999_999 || ts.seconds < MIN_TIMESTAMP_SECONDS || ts.seconds > MAX_TIMESTAMP_SECONDS) {
+    throw invalidArgument(field, `is not a valid timestamp (seconds ${ts.seconds}, nanos ${ts.nanos})`);
+  }
   const ms = timestampMs(ts);
   if (!Number.isFinite(ms)) throw invalidArgument(field, "is not a valid timestamp");
   return ms;

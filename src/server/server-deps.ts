@@ -57,8 +57,11 @@ export interface EventPage {
 export interface StateAdmin {
   /** Every stored customer, meter and reservation, from one consistent snapshot. */
   exportState(): Iterable<StateRecord> | AsyncIterable<StateRecord>;
-  /** Stores the records (same key = replaced); resolves with how many were stored. */
-  importState(records: AsyncIterable<StateRecord>): Promise<{ readonly count: number }>;
+  /**
+   * Stores the records (same key = replaced); resolves with how many were stored. A refused
+   * record's error names its field under `fieldOf(index)` (`requests[3].record`).
+   */
+  importState(records: AsyncIterable<StateRecord>, fieldOf: (index: number) => string): Promise<{ readonly count: number }>;
   /**
    * Audit query. Optional: without it the server scans the event log (`scanEventLog`), which is
    * correct but reads every event after the page token; a store with indexes should provide it.

@@ -13,7 +13,9 @@ export {
 } from "./lmdb-store.js";
 /** The storage format this build writes; an older data dir is upgraded on open, a newer one refused. */
 export { FORMAT_VERSION } from "./lmdb-layout.js";
-/** The store's checks of one import record, for a state file validated before it is imported. */
-export { checkStateRecord } from "./lmdb-maintenance.js";
+/** The environment's file in a data dir: a dir without it holds no data yet. */
+export { DATA_FILE } from "./lmdb-layout.js";
+/** The checks of an import, for a state file validated whole before it is imported. */
+export { checkStateRecords, type RecordField } from "./import-records.js";
 /** The in-memory store: same port and event log, no persistence (engine and server tests). */
 export { createMemoryStore, type MemoryStore } from "./memory-store.js";

@@ -6,9 +6,7 @@
 import { statSync } from "node:fs";
 import type { Key } from "lmdb";
 import {
-  summarizeHolds,
   type CommitReceipt,
-  type Customer,
   type EngineEvent,
   type EventLog,
   type EventType,
@@ -17,13 +15,12 @@ import {
   type StoredEvent,
   type Write,
 } from "../engine/index.js";
-import { invalidArgument, isLimitrError, LimitrError } from "../errors/index.js";
 import { pagesOf, type PageStat } from "./data-pages.js";
 import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
 import { holdRowsOf } from "./lmdb-reader.js";
 import { decodeCustomer, decodeEvent, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
-import { holdId, validateWrites } from "./write-ops.js";
+import { createImportChecker, DEFAULT_RECORD_FIELD, type RecordField } from "./import-records.js";
 
 /** An audit query over the event log (SPEC §5, issue 5 `ListEvents`). All filters are ANDed. */
 export interface EventQuery {
@@ -89,8 +86,9 @@ export interface StoreMaintenance {
   /**
    * Writes the records in batched commits (customers keep their alt-id index), in order: if the
    * stream fails or a record is refused, the records before it are imported and none after it.
+   * Errors name the record's field as `fieldOf(index)` does (default `records[7]`).
    */
-  importState(records: Iterable<StateRecord> | AsyncIterable<StateRecord>): Promise<{ readonly count: number }>;
+  importState(records: Iterable<StateRecord> | AsyncIterable<StateRecord>, fieldOf?: RecordField): Promise<{ readonly count: number }>;
   listEvents(query: EventQuery): EventPage;
   pruneEvents(options: PruneEventsOptions): Promise<{ readonly deleted: number }>;
   /** Deletes idempotency records that expired at or before `now`. */
@@ -143,58 +141,6 @@ function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefi
   return true;
 }
 
-/**
- * The writes that store import record `r` as it is, replacing what was there, checked as a commit
- * would check them (ids the storage cannot key), so that a refused record is refused on its own:
- * in a chunk, it would take every record queued before it down with it. Errors name the record
- * (`records[7].customer.id`). `previousOf` gives a customer as stored before this record (its alt
- * ids leave the index).
- */
-function recordWrites(r: StateRecord, index: number, previousOf: (id: string) => Customer | undefined): Write[] {
-  const at = `records[${index}]`;
-  const writes: Write[] = [];
-  switch (r.kind) {
-    case "customer":
-      writes.push({ kind: "customer-put", customer: r.customer, previous: previousOf(r.customer.id) });
-      break;
-    case "meter": {
-      const { owner, entitlement } = r.meter;
-      const seen = new Set<string>();
-      r.holds.forEach((h, i) => {
-        const id = holdId(h.expiresAt, h.reservationId);
-        if (seen.has(id)) throw invalidArgument(`${at}.holds[${i}]`, `reservation "${h.reservationId}" holds this meter twice with the same expiry`);
-        seen.add(id);
-      });
-      // The record's holds replace the meter's: the delete takes the holds stored when the chunk
-      // is applied (a Reserve may have added one since this record was read). The summary is the
-      // store's to keep right, whoever built the record.
-      writes.push({ kind: "meter-delete", owner, entitlement });
-      writes.push({ kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) } });
-      for (const hold of r.holds) writes.push({ kind: "hold-put", owner, entitlement, hold });
-      break;
-    }
-    case "reservation":
-      writes.push({ kind: "reservation-put", reservation: r.reservation });
-      break;
-    default:
-      throw invalidArgument(`${at}.kind`, `unknown record kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
-  }
-  try {
-    validateWrites(writes);
-  } catch (e) {
-    if (!isLimitrError(e) || !e.field.startsWith("writes[")) throw e;
-    // `writes[1].meter.owner: must be …` → `records[7].meter.owner: must be …`
-    const field = at + e.field.slice(e.field.indexOf("]") + 1);
-    throw new LimitrError(e.code, e.message.slice(e.field.length + 2), { field, cause: e });
-  }
-  return writes;
-}
-
-/** Whether the store would take `r` as import record `index`, without a store: for a file checked before importing. */
-export function checkStateRecord(r: StateRecord, index: number): void {
-  recordWrites(r, index, () => undefined);
-}
-
 export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
   const { env, tables, meta, file } = ctx.layout;
 
@@ -234,7 +180,8 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
       }
     },
 
-    async importState(records) {
+    async importState(records, fieldOf = DEFAULT_RECORD_FIELD) {
+      const checker = createImportChecker(ctx.reader, fieldOf);
       let count = 0;
       let chunk: Write[] = [];
       let inChunk = 0;
@@ -246,12 +193,13 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         inChunk = 0;
         customersInChunk.clear();
         await ctx.commit(writes, []);
+        checker.committed();
       };
       try {
         for await (const r of records) {
           // `previous` must see the earlier record of the same customer: commit that one first.
           if (r.kind === "customer" && customersInChunk.has(r.customer.id)) await flush();
-          for (const w of recordWrites(r, count, (id) => ctx.reader.getCustomer(id))) chunk.push(w);
+          for (const w of checker.writes(r, count, (id) => ctx.reader.getCustomer(id))) chunk.push(w);
           if (r.kind === "customer") customersInChunk.add(r.customer.id);
           count++;
           // Records, and writes: a meter brings one per hold.

@@ -102,6 +102,22 @@ describe("export and import", () => {
     expect(existsSync(join(t.dir, "bad-id-import"))).toBe(false);
   });
 
+  it("checks a file against what the dir holds before importing any of it; a restore over the same data is no conflict", () => {
+    const dataDir = join(t.dir, "alt-ids");
+    const first = join(t.dir, "alt-ids-1.jsonl");
+    writeFileSync(first, '{"customer":{"id":"bob","altIds":["stripe_bob"]}}\n');
+    expect(runCli(["import", "--data-dir", dataDir, "--in", first]).status).toBe(0);
+    expect(runCli(["import", "--data-dir", dataDir, "--in", first]).status).toBe(0);
+    const file = join(t.dir, "alt-ids-2.jsonl");
+    writeFileSync(file, '{"customer":{"id":"ok"}}\n'.repeat(600) + '{"customer":{"id":"eve","altIds":["stripe_bob"]}}\n');
+    const r = runCli(["import", "--data-dir", dataDir, "--in", file]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('limitr-sidecar: records[600].customer.alt_ids[0]: alt id "stripe_bob" already belongs to customer "bob"\n');
+    const lines = runCli(["export", "--data-dir", dataDir]).stdout.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('"id":"bob"');
+  });
+
   it("refuses to export a dir that holds no data (a mistyped path), exit 1, creating nothing", () => {
     const typo = join(t.dir, "no-such-data");
     const out = join(t.dir, "typo-backup.jsonl");

@@ -576,7 +576,7 @@ describe("lmdb store", () => {
 
     const twice = await rejection(s.importState(stream({ kind: "customer", customer: customer("x") }, { kind: "meter", meter: m, holds: [a, b, a] })));
     expect(isLimitrError(twice, "INVALID_ARGUMENT")).toBe(true);
-    expect(twice).toMatchObject({ field: "records[1].holds[2]" });
+    expect(twice).toMatchObject({ field: "records[1].meter.holds[2]" });
     expect((twice as Error).message).toMatch(/reservation "a" holds this meter twice with the same expiry/);
     // What came before the refused record is in; the refused one changed nothing.
     expect(s.getCustomer("x")).toEqual(customer("x"));
@@ -708,6 +708,62 @@ describe("lmdb store", () => {
       const ids = [...s.exportState()].map((r) => (r.kind === "customer" ? r.customer.id : "?"));
       expect(new Set(ids)).toEqual(new Set(Array.from({ length: badAt }, (_, i) => `c${i}`)));
     }
+  });
+
+  it("an import refuses a record no admin call or decision could have stored, naming its field, and keeps the records before it", async () => {
+    const hold = (amount: bigint, expiresAt = 2_000_000_000_000) => ({ reservationId: "r", amount, expiresAt });
+    const cases: [string, StateRecord, string][] = [
+      ["an alt id another stored customer holds", { kind: "customer", customer: customer("eve", { altIds: ["stripe_bob"] }) }, 'records[1].customer.alt_ids[0]: alt id "stripe_bob" already belongs to customer "bob"'],
+      ["an alt id an earlier record of the import took", { kind: "customer", customer: customer("eve", { altIds: ["new_alt"] }) }, 'records[1].customer.alt_ids[0]: alt id "new_alt" already belongs to customer "first"'],
+      ["an alt id that is another customer's id", { kind: "customer", customer: customer("mallory", { altIds: ["bob"] }) }, 'records[1].customer.alt_ids[0]: "bob" is already the id of another customer'],
+      ["an alt id that is its own id", { kind: "customer", customer: customer("selfie", { altIds: ["selfie"] }) }, `records[1].customer.alt_ids[0]: an alt id cannot equal the customer's own id ("selfie")`],
+      ["an id that is another customer's alt id", { kind: "customer", customer: customer("stripe_bob") }, 'records[1].customer.id: "stripe_bob" is already an alt id of customer "bob"'],
+      ["a ref to itself", { kind: "customer", customer: customer("loop", { refs: ["loop"] }) }, 'records[1].customer.refs[0]: a customer cannot refer to itself ("loop")'],
+      ["a negative hold", { kind: "meter", meter: meter("m", "chat", 5n), holds: [hold(-100n * 10n ** 9n)] }, "records[1].meter.holds[0].amount: must not be negative"],
+      ["a hold with no valid expiry", { kind: "meter", meter: meter("m", "chat", 5n), holds: [hold(1n, NaN)] }, "records[1].meter.holds[0].expires_at: is not a valid time"],
+      ["a value no double holds", { kind: "meter", meter: meter("m", "chat", 10n ** 408n), holds: [] }, "records[1].meter.value: is too large"],
+      ["a threshold that is no percent", { kind: "meter", meter: meter("m", "chat", 5n, { thresholdsReached: [50, NaN] }), holds: [] }, "records[1].meter.thresholds_reached[1]: must be a percent (a finite number, not negative), got NaN"],
+      ["a period start that is no time", { kind: "meter", meter: meter("m", "chat", 5n, { periodStart: Infinity }), holds: [] }, "records[1].meter.period_start: is not a valid time"],
+      ["a reservation that expires before it was made", { kind: "reservation", reservation: reservation("r", { createdAt: 2_000, expiresAt: 1_000 }) }, "records[1].reservation.expires_at: must not be before created_at"],
+      ["a negative reservation amount", { kind: "reservation", reservation: reservation("r", { items: [{ entitlement: "chat", owner: "c1", amount: -1n }] }) }, "records[1].reservation.items[0].amount: must not be negative"],
+      ["a hold listed twice", { kind: "meter", meter: meter("m", "chat", 5n), holds: [hold(1n), hold(2n)] }, 'records[1].meter.holds[1]: reservation "r" holds this meter twice with the same expiry'],
+      ["a reservation id the storage cannot key", { kind: "reservation", reservation: reservation("x".repeat(600)) }, "records[1].reservation.id: must be at most 512 bytes (UTF-8)"],
+      ["an alt id the storage cannot key", { kind: "customer", customer: customer("long", { altIds: ["y".repeat(600)] }) }, "records[1].customer.alt_ids[0]: must be at most 512 bytes (UTF-8)"],
+    ];
+    for (const [name, bad, message] of cases) {
+      const s = openAt(dir());
+      await s.commit([{ kind: "customer-put", customer: customer("bob", { altIds: ["stripe_bob"] }), previous: undefined }], []);
+      const before = [...s.exportState()];
+      const first = customer("first", { altIds: ["new_alt"] });
+      const e = await rejection(s.importState([{ kind: "customer", customer: first }, bad, { kind: "customer", customer: customer("after") }]));
+      expect(e, name).toMatchObject({ code: "INVALID_ARGUMENT" });
+      expect((e as Error).message, name).toBe(message);
+      const after = [...s.exportState()];
+      expect(after, name).toHaveLength(before.length + 1);
+      expect(after, name).toEqual(expect.arrayContaining([...before, { kind: "customer", customer: first }]));
+    }
+  });
+
+  it("an import may replace customers with the alt ids they hold, and move an alt id a record before it freed", async () => {
+    const s = openAt(dir());
+    await s.commit(
+      [
+        { kind: "customer-put", customer: customer("a", { altIds: ["x"] }), previous: undefined },
+        { kind: "customer-put", customer: customer("b", { altIds: ["y"] }), previous: undefined },
+      ],
+      [],
+    );
+    // A restore of an export over the data it was taken from.
+    const exported = [...s.exportState()];
+    expect(await s.importState(exported)).toEqual({ count: 2 });
+    expect([...s.exportState()]).toEqual(exported);
+    // "a" gives "x" up, "b" takes it, in one chunk; then a named in the same import again.
+    const moved = [customer("a", { altIds: [] }), customer("b", { altIds: ["y", "x"] }), customer("a", { altIds: ["z"] })];
+    expect(await s.importState(moved.map((c) => ({ kind: "customer" as const, customer: c })))).toEqual({ count: 3 });
+    expect([s.resolveAltId("x"), s.resolveAltId("y"), s.resolveAltId("z")]).toEqual(["b", "b", "a"]);
+    // "b" still holds "x": taking it back fails, naming the record.
+    const e = await rejection(s.importState([{ kind: "customer", customer: customer("a", { altIds: ["x"] }) }]));
+    expect((e as Error).message).toBe('records[0].customer.alt_ids[0]: alt id "x" already belongs to customer "b"');
   });
 
   it("prunes events by count and by age in small transactions", async () => {

@@ -1,0 +1,73 @@
+/**
+ * ImportState over gRPC against the real store: a refused record ends the call with
+ * INVALID_ARGUMENT naming it as `requests[i].record...`, whichever part refuses it (the decoding,
+ * the rules records keep, the storage), and the records before it stay imported.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { parseServeConfig } from "../../src/cli/config.js";
+import { createLogger } from "../../src/cli/logger.js";
+import { startSidecar, type RunningSidecar } from "../../src/cli/start-sidecar.js";
+import { connectClients, unary, type Obj, type SidecarClients } from "./helpers/clients.js";
+
+const POLICY = "policy:\n  credits: { token: { label: Token } }\n  plans:\n    free: { default: true, entitlements: { chat: { limit: { credit: token, value: 1000 } } } }\n";
+
+let dir: string;
+let running: RunningSidecar;
+let c: SidecarClients;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "limitr-import-"));
+  writeFileSync(join(dir, "policy.yaml"), POLICY);
+  const config = parseServeConfig(
+    ["--policy", join(dir, "policy.yaml"), "--data-dir", join(dir, "data"), "--grpc-address", "127.0.0.1:0", "--http-address", "off", "--policy-poll-interval", "1hr"],
+    {},
+  );
+  running = await startSidecar(config, createLogger({ level: "error", write: () => undefined }));
+  c = connectClients(running.grpcAddress);
+});
+
+afterAll(async () => {
+  c.close();
+  await running.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function importState(records: readonly Obj[]): Promise<{ ok?: Obj; err?: grpc.ServiceError }> {
+  return new Promise((resolve) => {
+    const call = (c.admin as unknown as { ImportState(cb: (e: grpc.ServiceError | null, r: Obj) => void): grpc.ClientWritableStream<Obj> }).ImportState((err, ok) =>
+      resolve(err ? { err } : { ok }),
+    );
+    for (const record of records) call.write({ record });
+    call.end();
+  });
+}
+
+const ts = { seconds: "1800000000", nanos: 0 };
+const meter = (owner: string, extra: Obj = {}): Obj => ({ meter: { owner, entitlement: "chat", credit: "token", period_start: ts, value: "5", ...extra } });
+
+it("names a refused record as requests[i].record, whichever check refuses it, keeping the records before it", async () => {
+  await unary(c.admin, "UpsertCustomer", { customer_id: "bob", alt_ids: ["stripe_bob"] });
+  const cases: [Obj, string][] = [
+    [{ customer: { id: "eve", alt_ids: ["stripe_bob"] } }, 'requests[1].record.customer.alt_ids[0]: alt id "stripe_bob" already belongs to customer "bob"'],
+    [{ customer: { id: "x".repeat(600) } }, "requests[1].record.customer.id: must be at most 512 bytes (UTF-8)"],
+    [meter("m", { holds: [{ reservation_id: "r", amount: "-100", expires_at: ts }] }), "requests[1].record.meter.holds[0].amount: must not be negative"],
+    [meter("m", { value: "1e399" }), "requests[1].record.meter.value: is too large"],
+    [meter("m", { period_start: { seconds: "1800000000", nanos: -999 } }), "requests[1].record.meter.period_start: is not a valid timestamp (seconds 1800000000, nanos -999)"],
+    [meter("m", { value: "lots" }), 'requests[1].record.meter.value: must be a decimal number, got "lots"'],
+  ];
+  for (const [i, [bad, message]] of cases.entries()) {
+    const before = `before${i}`;
+    const r = await importState([{ customer: { id: before } }, bad, { customer: { id: `after${i}` } }]);
+    expect(r.err?.code, message).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(r.err?.details).toBe(message);
+    expect(await unary(c.admin, "GetCustomer", { customer_id: before })).toMatchObject({ customer: { id: before } });
+  }
+  const bob = await unary<{ customer: Obj }>(c.admin, "GetCustomer", { customer_id: "stripe_bob" });
+  expect(bob.customer).toMatchObject({ id: "bob", alt_ids: ["stripe_bob"] });
+  const m = await unary<{ meters: Obj[] }>(c.decision, "GetMeters", { customer_id: "m", entitlements: ["chat"] });
+  expect(m.meters[0]).toMatchObject({ value: 0, held: 0 });
+});
