@@ -11,7 +11,7 @@ import type { Metrics } from "../metrics/index.js";
 import type { EngineEvent } from "../engine/index.js";
 import type { CompiledPolicy } from "../policy/index.js";
 import { creditUnitChanges, loadPolicy } from "../policy/index.js";
-import { createHttpEndpoint, createOperatorEndpoint, createSidecarServer } from "../server/index.js";
+import { createHttpEndpoint, createOperatorEndpoint, createSidecarServer, routeGrpcLogs } from "../server/index.js";
 import type { EventPage, EventQuery, HttpEndpoint, PolicyStatus, SidecarServer } from "../server/index.js";
 import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
@@ -49,6 +49,7 @@ export class StartupError extends Error {
  * closes what it had opened, the store last, whatever the error.
  */
 export async function startSidecar(config: ServeConfig, logger: Logger): Promise<RunningSidecar> {
+  routeGrpcLogs(logger);
   const writer: WriterWatch = { lost: (message) => logger.error("the data dir was taken over by another process", { message }) };
   // Opened unclaimed: the sidecar takes the dir over from another writer only once it can serve.
   const store = openStore(config, logger, (message) => writer.lost(message));

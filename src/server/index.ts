@@ -34,3 +34,5 @@ export { toStateRecordPb, fromStateRecordPb } from "./map-state.js";
 export { createHttpEndpoint, type HttpEndpoint, type HttpEndpointDeps, type MetricsText } from "./http/http-endpoint.js";
 /** An HTTP listener with only /metrics, /healthz and /readyz (for the pod IP; APIs stay on loopback). */
 export { createOperatorEndpoint, type OperatorEndpointDeps } from "./http/http-endpoint.js";
+/** grpc-js's own messages as JSON log lines, like every other line on stderr. */
+export { routeGrpcLogs } from "./grpc-logs.js";

@@ -4,10 +4,11 @@
  * with the HTTP server closed.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { startSidecar, stopSidecar, type SidecarProcess } from "./helpers/sidecar-process.js";
+import { runCli, startSidecar, stopSidecar, type SidecarProcess } from "./helpers/sidecar-process.js";
 
 let dir: string | undefined;
 let sidecar: SidecarProcess | undefined;
@@ -50,6 +51,23 @@ describe("serve --http-address", () => {
     sidecar = await startSidecar(flags("off"));
     expect(sidecar.httpAddress).toBeUndefined();
     expect(sidecar.logs.find((l) => l["msg"] === "listening")).not.toHaveProperty("http");
+  });
+
+  it("a busy gRPC port is a start-up failure (exit 1) logged in JSON lines only, grpc-js's own message too", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const address = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+      const r = runCli(["serve", ...flags("off"), "--grpc-address", address]);
+      expect(r.status).toBe(1);
+      const lines = r.stderr.trimEnd().split("\n");
+      for (const line of lines) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
+      const logs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(logs).toContainEqual(expect.objectContaining({ level: "error", component: "grpc-js", msg: expect.stringMatching(/No address added/) }));
+      expect(logs.at(-1)).toMatchObject({ level: "error", msg: expect.stringMatching(/^cannot listen: .*EADDRINUSE/) });
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it("a busy HTTP port is a start-up failure (exit 1) naming the cause", async () => {
