@@ -3,7 +3,7 @@
  * `limitr-sidecar`: serve, check-policy, export, import. Exit codes: 0 success, 1 the command
  * failed (invalid policy, start-up failure), 2 wrong usage or configuration.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LimitrError } from "../errors/index.js";
@@ -11,6 +11,7 @@ import { loadPolicy, summarizePolicy } from "../policy/index.js";
 import { checkStateRecords, createLmdbStore, DATA_FILE } from "../store/index.js";
 import { contentVersion } from "../watch/index.js";
 import { ConfigError, parseServeConfig, serveOptionsHelp } from "./config.js";
+import { readInputFile } from "./input-files.js";
 import { createLogger, type Logger } from "./logger.js";
 import { formatIssue } from "./policy-events.js";
 import { readStateFile, writeStateFile, type Progress } from "./state-file.js";
@@ -154,7 +155,7 @@ function checkPolicy(argv: readonly string[]): number {
   const { positionals } = parseArgs({ args: [...argv], allowPositionals: true, strict: true });
   const [file] = positionals;
   if (file === undefined || positionals.length !== 1) throw new ConfigError("check-policy takes exactly one FILE");
-  const bytes = readFileSync(file);
+  const bytes = readInputFile(file);
   const result = loadPolicy(bytes.toString("utf8"), { version: contentVersion(bytes) });
   if (!result.ok) {
     const errors = result.issues.filter((i) => i.kind === "error");

@@ -11,6 +11,7 @@ import type { StateRecord } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
 import { StateRecordSchema } from "../gen/limitr/v1/admin_pb.js";
 import { fromStateRecordPb, toStateRecordPb } from "../server/index.js";
+import { fileError } from "./input-files.js";
 
 /** Progress callback: how many records so far (called every few thousand and at the end). */
 export type Progress = (count: number, done: boolean) => void;
@@ -21,15 +22,21 @@ const PROGRESS_EVERY = 5_000;
 export async function writeStateFile(records: Iterable<StateRecord>, path: string, progress: Progress): Promise<number> {
   const out = path === "-" ? process.stdout : createWriteStream(path);
   let count = 0;
-  for (const record of records) {
-    const line = toJsonString(StateRecordSchema, create(StateRecordSchema, toStateRecordPb(record))) + "\n";
-    if (!out.write(line)) await once(out, "drain");
-    count += 1;
-    if (count % PROGRESS_EVERY === 0) progress(count, false);
-  }
-  if (out !== process.stdout) {
-    out.end();
-    await once(out, "finish");
+  try {
+    // Opened before the first record: a path that cannot be written fails at once, not at the end.
+    if (out !== process.stdout) await once(out, "open");
+    for (const record of records) {
+      const line = toJsonString(StateRecordSchema, create(StateRecordSchema, toStateRecordPb(record))) + "\n";
+      if (!out.write(line)) await once(out, "drain");
+      count += 1;
+      if (count % PROGRESS_EVERY === 0) progress(count, false);
+    }
+    if (out !== process.stdout) {
+      out.end();
+      await once(out, "finish");
+    }
+  } catch (e) {
+    throw fileError("write", path, e);
   }
   progress(count, true);
   return count;
@@ -44,7 +51,17 @@ export async function* readStateFile(path: string, progress: Progress): AsyncGen
   const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
   let count = 0;
-  for await (const line of lines) {
+  const iterator = lines[Symbol.asyncIterator]();
+  // Only the reading is the file's failure; a refused record names its line instead.
+  const next = async (): Promise<IteratorResult<string>> => {
+    try {
+      return await iterator.next();
+    } catch (e) {
+      throw fileError("read", path, e);
+    }
+  };
+  for (let read = await next(); read.done !== true; read = await next()) {
+    const line = read.value;
     lineNo += 1;
     if (line.trim() === "") continue;
     let record: StateRecord;

@@ -38,6 +38,30 @@ describe("check-policy", () => {
   });
 });
 
+describe("files the subcommands cannot read or write", () => {
+  const t = makeTestDir();
+  afterAll(() => t.cleanup());
+
+  it("are named in one line, exit 1, with nothing created", () => {
+    const missing = join(t.dir, "missing.jsonl");
+    const cases: [string[], string][] = [
+      [["check-policy", missing], `cannot read ${missing}: no such file or directory (ENOENT)`],
+      [["check-policy", t.dir], `cannot read ${t.dir}: illegal operation on a directory (EISDIR)`],
+      [["import", "--data-dir", join(t.dir, "new"), "--in", missing], `cannot read ${missing}: no such file or directory (ENOENT)`],
+      [["import", "--data-dir", join(t.dir, "new"), "--in", t.dir], `cannot read ${t.dir}: illegal operation on a directory (EISDIR)`],
+      [["export", "--data-dir", t.dataDir, "--out", join(missing, "out.jsonl")], `cannot write ${join(missing, "out.jsonl")}: no such file or directory (ENOENT)`],
+      [["export", "--data-dir", t.dataDir, "--out", t.dir], `cannot write ${t.dir}: illegal operation on a directory (EISDIR)`],
+    ];
+    runCli(["import", "--data-dir", t.dataDir, "--in", "/dev/null"]);
+    for (const [args, message] of cases) {
+      const r = runCli(args);
+      expect(r.stderr, args.join(" ")).toBe(`limitr-sidecar: ${message}\n`);
+      expect(r.status).toBe(1);
+    }
+    expect(existsSync(join(t.dir, "new"))).toBe(false);
+  });
+});
+
 describe("export and import", () => {
   const t = makeTestDir();
   afterAll(() => t.cleanup());
