@@ -24,7 +24,7 @@ Usage:
   limitr-sidecar check-policy FILE                 validate a policy; print every error, or a summary
   limitr-sidecar export --data-dir DIR [--out F]   write all state as JSON Lines (default stdout)
   limitr-sidecar import --data-dir DIR [--in F]    load JSON Lines state (sidecar stopped; default stdin)
-  limitr-sidecar help
+  limitr-sidecar help                              this text (also COMMAND --help or -h)
 
 serve options (flags override the LIMITR_* environment variables):
 ${serveOptionsHelp()}
@@ -32,6 +32,10 @@ ${serveOptionsHelp()}
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (asksForHelp(rest) && command !== undefined && SUBCOMMANDS.has(command)) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   switch (command) {
     case "serve":
       return serve(rest);
@@ -51,6 +55,14 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`unknown command '${command}'\n\n${USAGE}`);
       return 2;
   }
+}
+
+const SUBCOMMANDS: ReadonlySet<string> = new Set(["serve", "check-policy", "export", "import"]);
+
+/** `--help` or `-h` among a subcommand's arguments (before a `--`, after which all are operands). */
+function asksForHelp(args: readonly string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h");
 }
 
 async function serve(argv: readonly string[]): Promise<number> {

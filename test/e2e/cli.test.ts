@@ -32,6 +32,18 @@ describe("check-policy", () => {
     }
   });
 
+  it("prints the usage for COMMAND --help or -h, exit 0", () => {
+    for (const command of ["serve", "check-policy", "export", "import"]) {
+      for (const flag of ["--help", "-h"]) {
+        const r = runCli([command, flag]);
+        expect(r.status, `${command} ${flag}: ${r.stderr}`).toBe(0);
+        expect(r.stdout).toContain("Usage:");
+        expect(r.stdout).toContain("--max-message-bytes");
+      }
+    }
+    expect(runCli(["serve", "--policy", "p.yaml", "-h"]).status).toBe(0);
+  });
+
   it("exits 2 on wrong usage", () => {
     expect(runCli(["check-policy"]).status).toBe(2);
     expect(runCli(["frobnicate"]).status).toBe(2);
