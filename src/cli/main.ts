@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LimitrError } from "../errors/index.js";
-import { loadPolicy, summarizePolicy } from "../policy/index.js";
+import { decodePolicyBytes, loadPolicy, summarizePolicy } from "../policy/index.js";
 import { checkStateRecords, createLmdbStore, DATA_FILE } from "../store/index.js";
 import { contentVersion } from "../watch/index.js";
 import { ConfigError, parseServeConfig, serveOptionsHelp } from "./config.js";
@@ -168,7 +168,9 @@ function checkPolicy(argv: readonly string[]): number {
   const [file] = positionals;
   if (file === undefined || positionals.length !== 1) throw new ConfigError("check-policy takes exactly one FILE");
   const bytes = readInputFile(file);
-  const result = loadPolicy(bytes.toString("utf8"), { version: contentVersion(bytes) });
+  // The watcher's decoding, so that check-policy passes exactly the files the sidecar applies.
+  const decoded = decodePolicyBytes(bytes);
+  const result = decoded.ok ? loadPolicy(decoded.text, { version: contentVersion(bytes) }) : decoded;
   if (!result.ok) {
     const errors = result.issues.filter((i) => i.kind === "error");
     process.stdout.write(`${file}: ${errors.length} error(s); the policy is rejected\n`);

@@ -24,5 +24,7 @@ export { parseDurationMs, type DurationResult } from "./units.js";
 export { parsePolicyText, compilePolicy, loadPolicy, type ParseResult } from "./compile-policy.js";
 /** Credits whose `stof_units` changed between two policies: their stored meters are not converted. */
 export { creditUnitChanges } from "./credit-unit-changes.js";
+/** Policy file bytes → text (UTF-8, a leading BOM dropped), the one decoding for `check-policy` and the watcher. */
+export { decodePolicyBytes, type DecodeResult } from "./decode-policy-bytes.js";
 /** Plain-text table of a compiled policy (plans × entitlements × limits), for `check-policy` and logs. */
 export { summarizePolicy } from "./summarize-policy.js";

@@ -11,7 +11,9 @@ import type { PolicyIssue } from "./types.js";
 export type ParseResult = { readonly ok: true; readonly doc: unknown } | { readonly ok: false; readonly issues: readonly PolicyIssue[] };
 
 /** Parses YAML or JSON text (`auto`: JSON when it starts with `{`). */
-export function parsePolicyText(text: string, format: "yaml" | "json" | "auto" = "auto"): ParseResult {
+export function parsePolicyText(source: string, format: "yaml" | "json" | "auto" = "auto"): ParseResult {
+  // A BOM is no part of the document; JSON.parse would call it an unexpected token.
+  const text = source.startsWith("\uFEFF") ? source.slice(1) : source;
   const json = format === "json" || (format === "auto" && text.trimStart().startsWith("{"));
   return json ? parseJson(text) : parseYaml(text);
 }

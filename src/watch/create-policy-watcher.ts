@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import type { CompileResult, PolicyIssue } from "../policy/index.js";
+import { decodePolicyBytes, type CompileResult, type PolicyIssue } from "../policy/index.js";
 import { contentVersion } from "./content-version.js";
 import { createDebouncer } from "./create-debouncer.js";
 import { createDirectoryWatch, nearestRealDirectory, type DirectoryWatch } from "./create-directory-watch.js";
@@ -10,8 +10,6 @@ export const DEFAULT_DEBOUNCE_MS = 150;
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
 /** A burst of events never delays a re-read by more than this (or 5 × the debounce if larger). */
 const MIN_MAX_WAIT_MS = 1_000;
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Watches the policy file and hands each new valid content to `onApplied`, whole. Triggers: file
@@ -133,12 +131,12 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
     if (!force && rejected?.version === version) return { kind: "rejected", version, issues: rejected.issues };
 
     let result: CompileResult;
-    const text = decode(bytes);
-    if (text === undefined) {
-      result = { ok: false, issues: [{ kind: "error", path: "policy", message: "the file is not valid UTF-8" }] };
+    const decoded = decodePolicyBytes(bytes);
+    if (!decoded.ok) {
+      result = { ok: false, issues: decoded.issues };
     } else {
       try {
-        result = await options.compile(text, version);
+        result = await options.compile(decoded.text, version);
       } catch (err) {
         // Not the document's fault (a worker that crashed or did not answer, a compiler bug): the
         // last good policy stays, nothing is reported as rejected, and the bytes are not
@@ -259,13 +257,4 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
       await chain;
     },
   };
-}
-
-/** UTF-8 text (a leading BOM dropped), or undefined for bytes that are not UTF-8. */
-function decode(bytes: Uint8Array): string | undefined {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    return undefined;
-  }
 }

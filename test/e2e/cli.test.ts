@@ -44,6 +44,24 @@ describe("check-policy", () => {
     expect(runCli(["serve", "--policy", "p.yaml", "-h"]).status).toBe(0);
   });
 
+  it("decodes the file as the running sidecar does: a BOM is dropped, bytes that are not UTF-8 are refused", () => {
+    const t = makeTestDir();
+    try {
+      const bomJson = join(t.dir, "bom.json");
+      writeFileSync(bomJson, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"policy": {"plans": {"p": {"default": true}}}}')]));
+      const bom = runCli(["check-policy", bomJson]);
+      expect(bom.stdout).toContain("bom.json: valid");
+      expect(bom.status).toBe(0);
+
+      writeFileSync(t.policyPath, Buffer.from("policy:\n  plans:\n    p\xff: { default: true }\n", "latin1"));
+      const latin1 = runCli(["check-policy", t.policyPath]);
+      expect(latin1.stdout).toContain("error: policy: the file is not valid UTF-8");
+      expect(latin1.status).toBe(1);
+    } finally {
+      t.cleanup();
+    }
+  });
+
   it("exits 2 on wrong usage", () => {
     expect(runCli(["check-policy"]).status).toBe(2);
     expect(runCli(["frobnicate"]).status).toBe(2);
