@@ -19,8 +19,11 @@ export function parsePolicyText(source: string, format: "yaml" | "json" | "auto"
 }
 
 function parseYaml(text: string): ParseResult {
-  // uniqueKeys (the default) turns a plan or credit defined twice into an error, not a silent override.
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, intAsBigInt: true });
+  // uniqueKeys (the default) turns a plan or credit defined twice into an error, not a silent
+  // override. merge: YAML 1.2 dropped `<<: *anchor`, but policies use it to share entitlements
+  // between plans; without it `<<` became an entitlement and the shared ones were lost. Merged
+  // keys are no duplicates: a key written in the mapping itself overrides a merged one.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, intAsBigInt: true, merge: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,

@@ -150,3 +150,54 @@ describe("hostile YAML", () => {
     expect(r.ok).toBe(false);
   });
 });
+
+describe("YAML merge keys", () => {
+  const entitlements = (text: string): Record<string, unknown> | undefined => {
+    const r = loadPolicy(text, { version: "v" });
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    expect(r.warnings).toEqual([]);
+    const pro = r.policy.plans.get("pro");
+    return pro && Object.fromEntries([...pro.entitlements].map(([name, e]) => [name, e.limit === undefined ? "flag" : Number(e.limit.value / 1_000_000_000n)]));
+  };
+
+  it("merges an anchored mapping; a key written in the mapping overrides the merged one, before or after `<<`", () => {
+    const plans = (pro: string): string => `policy:
+  credits: { token: {} }
+  plans:
+    free:
+      default: true
+      entitlements: &free
+        chat: { limit: { credit: token, value: 100 } }
+        export: {}
+    pro:
+      entitlements:
+${pro}`;
+    expect(entitlements(plans("        <<: *free\n        chat: { limit: { credit: token, value: 10000 } }\n"))).toEqual({ chat: 10000, export: "flag" });
+    expect(entitlements(plans("        chat: { limit: { credit: token, value: 10000 } }\n        <<: *free\n"))).toEqual({ chat: 10000, export: "flag" });
+  });
+
+  it("merges a list of mappings, the earlier one winning", () => {
+    const text = `policy:
+  credits: { token: {} }
+  plans:
+    a: { entitlements: &a { chat: { limit: { credit: token, value: 1 } } } }
+    b: { entitlements: &b { chat: { limit: { credit: token, value: 2 } }, export: {} } }
+    pro:
+      entitlements:
+        <<: [*a, *b]
+`;
+    expect(entitlements(text)).toEqual({ chat: 1, export: "flag" });
+  });
+
+  it("still rejects a key written twice in the same mapping, and a quoted \"<<\" is an ordinary key", () => {
+    const twice = parsePolicyText("base: &b { x: 1 }\nm:\n  <<: *b\n  y: 1\n  y: 2\n");
+    expect(twice.ok).toBe(false);
+    if (!twice.ok) expect(twice.issues[0]?.message).toMatch(/Map keys must be unique/);
+    expect(parsePolicyText('base: &b { x: 1 }\nm: { "<<": *b }\n')).toEqual({ ok: true, doc: { base: { x: 1 }, m: { "<<": { x: 1 } } } });
+  });
+
+  it("refuses a merge of something that is not a mapping", () => {
+    const r = parsePolicyText("s: &s [1]\nm: { <<: *s }\n");
+    expect(r.ok).toBe(false);
+  });
+});
