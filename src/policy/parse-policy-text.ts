@@ -46,7 +46,7 @@ function parseJson(text: string): ParseResult {
   try {
     const doc = JSON.parse(text) as unknown;
     const duplicate = jsonDuplicateKey(text);
-    if (duplicate === undefined) return { ok: true, doc };
+    if (duplicate === undefined) return { ok: true, doc: exactJson(text) ?? doc };
     const { line, column } = lineColumn(text, duplicate.offset);
     const key = duplicate.path.at(-1) ?? "";
     return {
@@ -64,6 +64,22 @@ function parseJson(text: string): ParseResult {
     // V8's message quotes a snippet of the text; the position is more useful, keep the gist.
     const gist = firstLine(message).replace(/, ".*$/, "").replace(/ in JSON at position \d+.*$/, "");
     return { ok: false, issues: [{ kind: "error", path: "policy", message: `JSON syntax error${where}: ${gist}` }] };
+  }
+}
+
+/**
+ * Valid JSON text read again with integers exact: JSON.parse rounds those past 2^53, where the
+ * same document in YAML keeps them. JSON is YAML 1.2, so the YAML parser's JSON schema reads it
+ * to the same values with integers as bigints. JSON.parse has already judged the syntax and the
+ * scan the duplicate keys, so their messages stand; undefined only when the YAML parser cannot
+ * (nesting too deep for its recursion), and then JSON.parse's document is used.
+ */
+function exactJson(text: string): unknown {
+  try {
+    const doc = parseDocument(text, { schema: "json", uniqueKeys: true, intAsBigInt: true });
+    return doc.errors.length === 0 ? doc.toJS({ reviver: exactIntegers }) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

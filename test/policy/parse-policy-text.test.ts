@@ -35,6 +35,26 @@ describe("parsePolicyText", () => {
     expect(r.ok && r.policy.plans.get("p")?.entitlements.get("e")?.limit?.value).toBe(9_007_199_254_740_993n * 1_000_000_000n);
   });
 
+  it("keeps integers beyond 2^53 exact in JSON too, as the same document in YAML", () => {
+    const text = '{"policy": {"credits": {"t": {}}, "plans": {"p": {"entitlements": {"e": {"limit": {"credit": "t", "value": 9007199254740993, "minimum": -12345678901234567890}}}}}}}';
+    expect(parsePolicyText(text, "json")).toEqual(parsePolicyText(text, "yaml"));
+    const r = loadPolicy(text, { version: "v", format: "json" });
+    const limit = r.ok ? r.policy.plans.get("p")?.entitlements.get("e")?.limit : undefined;
+    expect(limit?.value).toBe(9_007_199_254_740_993n * 1_000_000_000n);
+    expect(limit?.minimum).toBe(-12_345_678_901_234_567_890n * 1_000_000_000n);
+  });
+
+  it("reads every JSON text to JSON.parse's values, integers past 2^53 exact as their text", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ stringUnit: "binary" }), fc.integer({ min: 0, max: 2 }), (value, indent) => {
+        const text = JSON.stringify({ v: value }, null, indent);
+        const r = parsePolicyText(text, "json");
+        expect(r.ok).toBe(true);
+        if (r.ok) expect(roundUnsafeIntegers(r.doc)).toEqual(JSON.parse(text));
+      }),
+    );
+  });
+
   it("reports YAML syntax errors with line and column", () => {
     const r = parsePolicyText("policy:\n  plans:\n    free: [1, 2\n");
     expect(r.ok).toBe(false);
@@ -68,6 +88,14 @@ describe("parsePolicyText", () => {
     }
   });
 });
+
+/** JSON.parse's view of a parsed document: integer text past 2^53 rounded to the nearest double. */
+function roundUnsafeIntegers(doc: unknown): unknown {
+  if (typeof doc === "string" && /^-?\d{16,}$/.test(doc) && !Number.isSafeInteger(Number(doc))) return Number(doc);
+  if (Array.isArray(doc)) return doc.map(roundUnsafeIntegers);
+  if (typeof doc === "object" && doc !== null) return Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, roundUnsafeIntegers(v)]));
+  return doc;
+}
 
 describe("loadPolicy", () => {
   it("loads YAML and JSON to the same compiled policy", () => {
