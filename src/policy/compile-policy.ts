@@ -6,16 +6,19 @@
 import { compileCredit, type CreditEntry } from "./compile-credit.js";
 import { compilePlan } from "./compile-plan.js";
 import { parsePolicyText } from "./parse-policy-text.js";
-import { createIssueSink, describeValue, isRawObject, joinPath, type IssueSink } from "./policy-issues.js";
+import { createIssueSink, describeValue, isRawObject, joinPath, type IssueSink, type RawObject } from "./policy-issues.js";
 import { warnUnknownFields } from "./policy-schema.js";
 import type { CompiledCredit, CompiledPlan, CompileResult } from "./types.js";
 
 export { parsePolicyText, type ParseResult } from "./parse-policy-text.js";
 
-/** Validates a parsed document and compiles it; every error is listed, unknown fields are warnings. */
-export function compilePolicy(doc: unknown, options: { readonly version: string }): CompileResult {
+/**
+ * Validates a parsed document and compiles it; every error is listed, unknown fields are
+ * warnings. `planOrder`: the plan names in document order, as `parsePolicyText` found them.
+ */
+export function compilePolicy(doc: unknown, options: { readonly version: string; readonly planOrder?: readonly string[] | undefined }): CompileResult {
   const sink = createIssueSink();
-  const compiled = compileRoot(doc, options.version, sink);
+  const compiled = compileRoot(doc, options.version, options.planOrder, sink);
   if (compiled === undefined || sink.hasErrors()) {
     return { ok: false, issues: sink.issues };
   }
@@ -26,12 +29,12 @@ export function compilePolicy(doc: unknown, options: { readonly version: string 
 export function loadPolicy(text: string, options: { readonly version: string; readonly format?: "yaml" | "json" | "auto" }): CompileResult {
   const parsed = parsePolicyText(text, options.format ?? "auto");
   if (!parsed.ok) return { ok: false, issues: parsed.issues };
-  return compilePolicy(parsed.doc, options);
+  return compilePolicy(parsed.doc, { version: options.version, planOrder: parsed.planOrder });
 }
 
 type Compiled = Extract<CompileResult, { ok: true }>["policy"];
 
-function compileRoot(doc: unknown, version: string, sink: IssueSink): Compiled | undefined {
+function compileRoot(doc: unknown, version: string, planOrder: readonly string[] | undefined, sink: IssueSink): Compiled | undefined {
   if (!isRawObject(doc) || !("policy" in doc)) {
     const misplaced = isRawObject(doc) ? Object.keys(doc).filter((k) => k === "credits" || k === "plans") : [];
     const hint = misplaced.length > 0 ? ` (found ${misplaced.map((k) => `"${k}"`).join(" and ")} at the top level: indent them under policy:)` : "";
@@ -68,7 +71,8 @@ function compileRoot(doc: unknown, version: string, sink: IssueSink): Compiled |
     // (a truncated ConfigMap) than intent, so it never replaces a good policy.
     sink.error("policy.plans", rawPlans === undefined || rawPlans === null || isRawObject(rawPlans) ? "policy must define at least one plan" : `plans must be a mapping of plan names to plans, got ${describeValue(rawPlans)}`);
   } else {
-    for (const [name, raw] of Object.entries(rawPlans)) {
+    for (const name of inDocumentOrder(rawPlans, planOrder)) {
+      const raw = rawPlans[name];
       const path = joinPath("policy.plans", name);
       if (name.trim() === "") sink.error(path, "a plan name must not be empty");
       const plan = compilePlan(name, raw, path, credits, sink);
@@ -90,6 +94,16 @@ function compileRoot(doc: unknown, version: string, sink: IssueSink): Compiled |
   const entitlementNames = new Set<string>();
   for (const plan of plans.values()) for (const name of plan.entitlements.keys()) entitlementNames.add(name);
   return { version, credits: compiledCredits, plans, defaultPlan, entitlementNames };
+}
+
+/**
+ * The mapping's keys in `order` when that lists exactly them; else the object's own order, which
+ * puts integer-like keys first and would make plan "2" the first default ahead of an earlier "pro".
+ */
+function inDocumentOrder(mapping: RawObject, order: readonly string[] | undefined): readonly string[] {
+  const keys = Object.keys(mapping);
+  if (order === undefined || order.length !== keys.length) return keys;
+  return order.every((k) => Object.hasOwn(mapping, k)) ? order : keys;
 }
 
 /**

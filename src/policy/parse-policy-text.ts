@@ -2,13 +2,19 @@
  * Policy text → a plain document. YAML (1.2 core schema, so `yes` stays a string) or JSON;
  * syntax errors become issues that say where (line and column).
  */
-import { parseDocument } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from "yaml";
 import { jsonDuplicateKey, jsonErrorOffset, lineColumn } from "./json-error-offset.js";
 import { joinPath } from "./policy-issues.js";
 import type { PolicyIssue } from "./types.js";
 
-/** The result of parsing policy text: a plain document, or the syntax errors. */
-export type ParseResult = { readonly ok: true; readonly doc: unknown } | { readonly ok: false; readonly issues: readonly PolicyIssue[] };
+/**
+ * The result of parsing policy text: a plain document, or the syntax errors. `planOrder` lists
+ * the plan names in document order when the parser can tell it: the document's objects list
+ * integer-like keys ("2") first, and "the first default wins" means first in the text.
+ */
+export type ParseResult =
+  | { readonly ok: true; readonly doc: unknown; readonly planOrder?: readonly string[] | undefined }
+  | { readonly ok: false; readonly issues: readonly PolicyIssue[] };
 
 /** Parses YAML or JSON text (`auto`: JSON when it starts with `{`). */
 export function parsePolicyText(source: string, format: "yaml" | "json" | "auto" = "auto"): ParseResult {
@@ -36,7 +42,7 @@ function parseYaml(text: string): ParseResult {
   }
   try {
     // The alias cap stops a "billion laughs" document from expanding into gigabytes.
-    return { ok: true, doc: doc.toJS({ maxAliasCount: 100, reviver: exactIntegers }) };
+    return { ok: true, doc: doc.toJS({ maxAliasCount: 100, reviver: exactIntegers }), planOrder: planOrder(doc) };
   } catch (e) {
     return { ok: false, issues: [{ kind: "error", path: "policy", message: `YAML error: ${firstLine(e instanceof Error ? e.message : String(e))}` }] };
   }
@@ -46,7 +52,7 @@ function parseJson(text: string): ParseResult {
   try {
     const doc = JSON.parse(text) as unknown;
     const duplicate = jsonDuplicateKey(text);
-    if (duplicate === undefined) return { ok: true, doc: exactJson(text) ?? doc };
+    if (duplicate === undefined) return exactJson(text) ?? { ok: true, doc };
     const { line, column } = lineColumn(text, duplicate.offset);
     const key = duplicate.path.at(-1) ?? "";
     return {
@@ -74,13 +80,42 @@ function parseJson(text: string): ParseResult {
  * scan the duplicate keys, so their messages stand; undefined only when the YAML parser cannot
  * (nesting too deep for its recursion), and then JSON.parse's document is used.
  */
-function exactJson(text: string): unknown {
+function exactJson(text: string): ParseResult | undefined {
   try {
     const doc = parseDocument(text, { schema: "json", uniqueKeys: true, intAsBigInt: true });
-    return doc.errors.length === 0 ? doc.toJS({ reviver: exactIntegers }) : undefined;
+    return doc.errors.length === 0 ? { ok: true, doc: doc.toJS({ reviver: exactIntegers }), planOrder: planOrder(doc) } : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The keys of `policy.plans` in document order, merged ones (`<<: *other_plans`) where the merge
+ * puts them, each once. Undefined when the document does not say it plainly (a collection as a
+ * key, `policy` itself merged in); the compiler then takes the object's order.
+ */
+function planOrder(doc: Document): readonly string[] | undefined {
+  const policy = doc.get("policy", true);
+  const plans = isMap(policy) ? policy.get("plans", true) : undefined;
+  if (!isMap(plans)) return undefined;
+  const names = new Set<string>();
+  const collect = (node: unknown): boolean => {
+    const map = isAlias(node) ? node.resolve(doc) : node;
+    if (!isMap(map)) return false;
+    for (const { key, value } of map.items) {
+      if (!isScalar(key)) return false;
+      if (typeof key.value !== "symbol") {
+        // The key the plain object gets (yaml's own rule): null is "", the rest their text.
+        names.add(key.value === null ? "" : String(key.value as string | number | bigint | boolean));
+        continue;
+      }
+      // A merge key: its mappings' keys, in the order the merge inserts them.
+      const sources: readonly unknown[] = isSeq(value) ? value.items : [value as Node];
+      if (!sources.every(collect)) return false;
+    }
+    return true;
+  };
+  return collect(plans) ? [...names] : undefined;
 }
 
 /**

@@ -278,6 +278,25 @@ describe("compiled values", () => {
     ]);
   });
 
+  it("takes the first default in the document even when a later plan's name looks like an integer", () => {
+    const yaml = 'policy:\n  plans:\n    pro: { default: true }\n    "2": { default: true }\n    10: { default: true }\n    free: {}\n';
+    const json = '{"policy": {"plans": {"pro": {"default": true}, "2": {"default": true}, "10": {"default": true}, "free": {}}}}';
+    for (const text of [yaml, json]) {
+      const r = loadPolicy(text, { version: "v" });
+      expect(r.ok && r.policy.defaultPlan).toBe("pro");
+      expect(r.ok && [...r.policy.plans.keys()]).toEqual(["pro", "2", "10", "free"]);
+      expect(r.ok && r.warnings.map((w) => w.path)).toEqual(["policy.plans.2.default", "policy.plans.10.default"]);
+    }
+  });
+
+  it("keeps document order for plans merged in, where the merge puts them", () => {
+    const text = "shared: &shared\n  \"2\": { default: true }\n  team: {}\npolicy:\n  plans:\n    pro: { default: true }\n    <<: *shared\n    free: {}\n    team: { label: Team }\n";
+    const r = loadPolicy(text, { version: "v" });
+    expect(r.ok && r.policy.defaultPlan).toBe("pro");
+    expect(r.ok && [...r.policy.plans.keys()]).toEqual(["pro", "2", "team", "free"]);
+    expect(r.ok && r.policy.plans.get("team")?.label).toBe("Team");
+  });
+
   it("compiles credits with Limitr's defaults", () => {
     const { policy } = compiled({ policy: { credits: { token: null, disk: { stof_units: "GB", price: { amount: "0.25" } }, plain: { stof_units: "float", label: "Plain", unit: "pt", overhead_cost: 0.5 } }, plans: { p: {} } } });
     expect(policy.credits.get("token")).toEqual({ name: "token", label: "token", unit: "credit", stofUnits: undefined, unitKind: "count", price: undefined, overheadCost: 0n });
