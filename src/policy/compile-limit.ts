@@ -10,6 +10,13 @@ import { creditRefSchema, flagSchema, modeSchema, thresholdsSchema, warnUnknownF
 import type { CompiledLimit, ResetRule } from "./types.js";
 import { convertQuantity, parseDurationMs, parseQuantity } from "./units.js";
 
+/**
+ * The longest rolling period. A meter's next reset is reported as a protobuf Timestamp, which
+ * ends at year 9999: a longer period let a call count and then fail to encode its answer. A
+ * century is far beyond any billing period; longer is a unit mistake.
+ */
+const MAX_RESET_INC_DAYS = 36_500;
+
 /** `resets: true` with neither `reset_inc` nor `reset_sch` (Limitr's default period). */
 const DEFAULT_RESET: ResetRule = { kind: "rolling", everyMs: 30 * 86_400_000, text: "30days" };
 
@@ -114,7 +121,10 @@ function compileReset(raw: RawObject, path: string, sink: IssueSink): ResetRule 
   const inc = raw["reset_inc"];
   if (inc !== undefined && inc !== null) {
     const d = parseDurationMs(inc);
-    if (d.ok) rolling = { kind: "rolling", everyMs: d.ms, text: typeof inc === "string" ? inc.trim() : `${d.ms}ms` };
+    if (d.ok && d.ms > MAX_RESET_INC_DAYS * 86_400_000) {
+      sink.error(at("reset_inc"), `reset_inc must be at most ${MAX_RESET_INC_DAYS}days (100 years), got ${describeValue(inc)}`);
+      ok = false;
+    } else if (d.ok) rolling = { kind: "rolling", everyMs: d.ms, text: typeof inc === "string" ? inc.trim() : `${d.ms}ms` };
     else {
       sink.error(at("reset_inc"), `reset_inc ${d.message}`);
       ok = false;

@@ -49,6 +49,8 @@ describe("rejections: one fixture per rule, exact path and message", () => {
     ["quarterly:0", withLimit({ credit: "token", value: 10, resets: true, reset_sch: "quarterly:0" }), err(`${LIMIT}.reset_sch`, 'reset_sch "quarterly:0": the day must be 1..31 (of January, April, July and October)')],
     ["malformed duration", withLimit({ credit: "token", value: 10, resets: true, reset_inc: "1fortnight" }), err(`${LIMIT}.reset_inc`, 'reset_inc unit "fortnight" is not a duration unit; use one of: ms, s, sec, min, h, hr, hour, hours, day, days')],
     ["zero duration", withLimit({ credit: "token", value: 10, resets: true, reset_inc: 0 }), err(`${LIMIT}.reset_inc`, "reset_inc must be greater than zero, got 0")],
+    ["a period past a century, whose next reset no Timestamp holds", withLimit({ credit: "token", value: 10, resets: true, reset_inc: "104000000days" }), err(`${LIMIT}.reset_inc`, 'reset_inc must be at most 36500days (100 years), got "104000000days"')],
+    ["a period a millisecond past a century", withLimit({ credit: "token", value: 10, resets: true, reset_inc: 36_500 * 86_400_000 + 1 }), err(`${LIMIT}.reset_inc`, "reset_inc must be at most 36500days (100 years), got 3153600000001")],
     ["negative price", { policy: { credits: { token: { price: { amount: -1 } } }, plans: { p: {} } } }, err("policy.credits.token.price.amount", "price.amount must not be negative, got -1")],
     ["price without amount", { policy: { credits: { token: { price: {} } }, plans: { p: {} } } }, err("policy.credits.token.price.amount", "price.amount is required (USD per unit)")],
     ["negative overhead_cost", { policy: { credits: { token: { overhead_cost: "-0.5" } }, plans: { p: {} } } }, err("policy.credits.token.overhead_cost", 'overhead_cost must not be negative, got "-0.5"')],
@@ -228,6 +230,7 @@ describe("compiled values", () => {
   it("compiles resets: default rolling 30 days, reset_inc durations and numbers, calendar schedules", () => {
     expect(chatLimit(withLimit({ credit: "token", value: 1, resets: true }))?.reset).toEqual({ kind: "rolling", everyMs: 2_592_000_000, text: "30days" });
     expect(chatLimit(withLimit({ credit: "token", value: 1, resets: true, reset_inc: "5min" }))?.reset).toEqual({ kind: "rolling", everyMs: 300_000, text: "5min" });
+    expect(chatLimit(withLimit({ credit: "token", value: 1, resets: true, reset_inc: "36500days" }))?.reset).toEqual({ kind: "rolling", everyMs: 36_500 * 86_400_000, text: "36500days" });
     expect(chatLimit(withLimit({ credit: "token", value: 1, resets: true, reset_inc: 1000 }))?.reset).toEqual({ kind: "rolling", everyMs: 1000, text: "1000ms" });
     expect(chatLimit(withLimit({ credit: "token", value: 1, resets: true, reset_sch: "Weekly:Friday" }))?.reset).toEqual({ kind: "calendar", schedule: { kind: "weekly", weekday: 5 }, text: "weekly:fri" });
     expect(chatLimit(withLimit({ credit: "token", value: 1, resets: true, reset_sch: "monthly:last" }))?.reset).toEqual({ kind: "calendar", schedule: { kind: "monthly", day: "last" }, text: "monthly:last" });
