@@ -4,7 +4,7 @@
 import type { CreditEntry } from "./compile-credit.js";
 import { compileLimit } from "./compile-limit.js";
 import { checkWith, describeValue, isRawObject, joinPath, type IssueSink } from "./policy-issues.js";
-import { flagSchema, scopeSchema, textSchema, warnUnknownFields } from "./policy-schema.js";
+import { checkEntitlementFields, flagSchema, scopeSchema, textSchema, warnUnknownFields } from "./policy-schema.js";
 import type { CompiledEntitlement, CompiledPlan } from "./types.js";
 
 /** Compiles one plan; reports every problem under `path` (e.g. `policy.plans.pro`). */
@@ -47,7 +47,7 @@ function compileEntitlement(name: string, raw: unknown, path: string, credits: R
     sink.error(path, `entitlement "${name}" must be a mapping (limit, scope, description), true, or empty, got ${describeValue(raw)}`);
     return undefined;
   }
-  warnUnknownFields(raw, "entitlement", path, sink);
+  checkEntitlementFields(raw, path, sink);
   const description = checkWith(textSchema("description"), raw["description"], joinPath(path, "description"), sink);
   const scope = checkWith(scopeSchema, raw["scope"], joinPath(path, "scope"), sink);
   const hasLimit = "limit" in raw;

@@ -1,7 +1,8 @@
 /**
  * Document → validated, compiled policy. Every node is checked independently and reports into
  * one issue list, so a bad policy is rejected with all of its errors at once; unknown fields are
- * warnings, never errors, so upstream Limitr policies load unchanged.
+ * warnings, so upstream Limitr policies load unchanged. The one exception: limit fields that never
+ * reach an entitlement's `limit` (see `checkEntitlementFields`), which would lift the limit.
  */
 import { compileCredit, type CreditEntry } from "./compile-credit.js";
 import { compilePlan } from "./compile-plan.js";

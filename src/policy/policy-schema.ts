@@ -45,8 +45,12 @@ function isUpstreamField(kind: NodeKind, key: string): boolean {
  * enforced", anything else as unknown (with a suggestion when it looks like a typo).
  */
 export function warnUnknownFields(raw: RawObject, kind: NodeKind, path: string, sink: IssueSink): void {
+  warnUnknownKeys(Object.keys(raw), kind, path, sink);
+}
+
+function warnUnknownKeys(keys: readonly string[], kind: NodeKind, path: string, sink: IssueSink): void {
   const known: readonly string[] = KNOWN_FIELDS[kind];
-  for (const key of Object.keys(raw)) {
+  for (const key of keys) {
     if (known.includes(key)) continue;
     const at = joinPath(path, key);
     if (isUpstreamField(kind, key)) {
@@ -56,6 +60,32 @@ export function warnUnknownFields(raw: RawObject, kind: NodeKind, path: string, 
     const guess = closest(key, known);
     sink.warning(at, `unknown field "${key}" is ignored${guess === undefined ? "" : ` (did you mean "${guess}"?)`}`);
   }
+}
+
+/**
+ * Checks an entitlement's fields. Without `limit` an entitlement is an unlimited feature flag, so
+ * a limit that failed to arrive there (`limits:`, or `credit`/`value` written on the entitlement
+ * itself) would silently lift the limit: those are errors. Everything else unknown is a warning,
+ * as `warnUnknownFields` says it; a limit field beside a `limit` is told where it belongs.
+ */
+export function checkEntitlementFields(raw: RawObject, path: string, sink: IssueSink): void {
+  const limitFields: readonly string[] = KNOWN_FIELDS.limit;
+  const known: readonly string[] = KNOWN_FIELDS.entitlement;
+  const keys = Object.keys(raw);
+  const misplaced = keys.filter((key) => limitFields.includes(key));
+  let rest = keys.filter((key) => !misplaced.includes(key));
+  if ("limit" in raw) {
+    for (const key of misplaced) sink.warning(joinPath(path, key), `"${key}" is a field of limit, not of the entitlement; it is ignored here`);
+  } else {
+    if (misplaced.length > 0) {
+      const [one, them] = misplaced.length === 1 ? ["is a field", "it"] : ["are fields", "them"];
+      sink.error(path, `${misplaced.map((k) => `"${k}"`).join(", ")} ${one} of limit: put ${them} under limit: (limit: { credit: …, value: … }); without limit: the entitlement is an unlimited feature flag`);
+    }
+    const limitTypos = rest.filter((key) => !known.includes(key) && !isUpstreamField("entitlement", key) && closest(key, known) === "limit");
+    for (const key of limitTypos) sink.error(joinPath(path, key), `unknown field "${key}" (did you mean "limit"?); without limit: the entitlement is an unlimited feature flag`);
+    rest = rest.filter((key) => !limitTypos.includes(key));
+  }
+  warnUnknownKeys(rest, "entitlement", path, sink);
 }
 
 /** The known field within edit distance 2 of `key`, if any: catches `mdoe`, `reset_sh`. */

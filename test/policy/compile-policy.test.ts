@@ -71,6 +71,9 @@ describe("rejections: one fixture per rule, exact path and message", () => {
     ["text threshold", withLimit({ credit: "token", value: 5, thresholds: ["80%"] }), err(`${LIMIT}.thresholds.0`, 'threshold must be a percent greater than zero, got "80%"')],
     ["empty scope", { policy: { plans: { p: { entitlements: { seats: { scope: "" } } } } } }, err("policy.plans.p.entitlements.seats.scope", 'scope must not be empty; remove it to meter on the caller, or name a customer type such as "org"')],
     ["blank scope", { policy: { plans: { p: { entitlements: { seats: { scope: "  " } } } } } }, err("policy.plans.p.entitlements.seats.scope", 'scope must not be empty; remove it to meter on the caller, or name a customer type such as "org"')],
+    ["limit fields written on the entitlement, an unlimited flag otherwise", { policy: { credits: CREDITS, plans: { p: { entitlements: { images: { credit: "token", value: 10 } } } } } }, err("policy.plans.p.entitlements.images", '"credit", "value" are fields of limit: put them under limit: (limit: { credit: …, value: … }); without limit: the entitlement is an unlimited feature flag')],
+    ["one limit field written on the entitlement", { policy: { plans: { p: { entitlements: { chat: { mode: "soft", description: "Chat" } } } } } }, err("policy.plans.p.entitlements.chat", '"mode" is a field of limit: put it under limit: (limit: { credit: …, value: … }); without limit: the entitlement is an unlimited feature flag')],
+    ["limits: for limit:, an unlimited flag otherwise", { policy: { credits: CREDITS, plans: { p: { entitlements: { chat: { limits: { credit: "token", value: 100 } } } } } } }, err("policy.plans.p.entitlements.chat.limits", 'unknown field "limits" (did you mean "limit"?); without limit: the entitlement is an unlimited feature flag')],
     ["entitlement false", { policy: { plans: { p: { entitlements: { beta: false } } } } }, err("policy.plans.p.entitlements.beta", 'entitlement "beta" is false; remove it from the plan to withhold it')],
     ["limit null", withLimit(null), err(LIMIT, "limit must be a mapping with at least a credit and a value, got nothing; remove it to make a feature flag")],
     ["resets not a boolean", withLimit({ credit: "token", value: 5, resets: "yes" }), err(`${LIMIT}.resets`, 'resets must be true or false, got "yes"')],
@@ -158,6 +161,20 @@ describe("warnings: unknown and upstream-only fields never reject a policy", () 
       warn("policy.credits.token.colour", 'unknown field "colour" is ignored'),
       warn("policy.plans.pro.lable", 'unknown field "lable" is ignored (did you mean "label"?)'),
       warn("policy.plans.pro.entitlements.chat.limit.reset_sh", 'unknown field "reset_sh" is ignored (did you mean "reset_sch"?)'),
+    ]);
+  });
+
+  it("says where a limit field beside a limit belongs, and leaves other near misses and upstream fields warnings", () => {
+    const doc = {
+      policy: {
+        credits: CREDITS,
+        plans: { pro: { entitlements: { chat: { limit: { credit: "token", value: 5 }, mode: "soft" }, seats: { scop: "org", hidden: true } } } },
+      },
+    };
+    expect(compiled(doc).warnings).toEqual([
+      warn("policy.plans.pro.entitlements.chat.mode", '"mode" is a field of limit, not of the entitlement; it is ignored here'),
+      warn("policy.plans.pro.entitlements.seats.scop", 'unknown field "scop" is ignored (did you mean "scope"?)'),
+      warn("policy.plans.pro.entitlements.seats.hidden", 'field "hidden" is not enforced by limitr-sidecar; it is ignored'),
     ]);
   });
 
