@@ -21,7 +21,8 @@ const USAGE = `limitr-sidecar — usage-policy decision sidecar
 
 Usage:
   limitr-sidecar serve --policy FILE [options]     run the sidecar
-  limitr-sidecar check-policy FILE                 validate a policy; print every error, or a summary
+  limitr-sidecar check-policy [--strict] FILE      validate a policy; print every error, or a summary
+                                                   (--strict: warnings fail it too)
   limitr-sidecar export --data-dir DIR [--out F]   write all state as JSON Lines (default stdout)
   limitr-sidecar import --data-dir DIR [--in F]    load JSON Lines state (sidecar stopped; default stdin)
   limitr-sidecar help                              this text (also COMMAND --help or -h)
@@ -164,7 +165,7 @@ function listenForSignals(logger: Logger, graceMs: number): { started(actions: S
 }
 
 function checkPolicy(argv: readonly string[]): number {
-  const { positionals } = parseArgs({ args: [...argv], allowPositionals: true, strict: true });
+  const { positionals, values } = parseArgs({ args: [...argv], options: { strict: { type: "boolean" } }, allowPositionals: true, strict: true });
   const [file] = positionals;
   if (file === undefined || positionals.length !== 1) throw new ConfigError("check-policy takes exactly one FILE");
   const bytes = readInputFile(file);
@@ -178,6 +179,11 @@ function checkPolicy(argv: readonly string[]): number {
     return 1;
   }
   for (const w of result.warnings) process.stdout.write(`  warning: ${formatIssue(w)}\n`);
+  // For CI: a warning may be a typo that loosens a limit (`scop: org` meters each user, not the org).
+  if (values.strict === true && result.warnings.length > 0) {
+    process.stdout.write(`${file}: ${result.warnings.length} warning(s); rejected by --strict\n`);
+    return 1;
+  }
   process.stdout.write(`${file}: valid (version ${result.policy.version})\n\n${summarizePolicy(result.policy)}\n`);
   return 0;
 }

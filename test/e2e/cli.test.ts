@@ -62,6 +62,22 @@ describe("check-policy", () => {
     }
   });
 
+  it("fails a policy with warnings only under --strict", () => {
+    const t = makeTestDir("policy:\n  credits: { seat: {} }\n  plans:\n    p:\n      default: true\n      entitlements:\n        seats: { scop: org, limit: { credit: seat, value: 3 } }\n");
+    try {
+      const lenient = runCli(["check-policy", t.policyPath]);
+      expect(lenient.stdout).toContain('warning: policy.plans.p.entitlements.seats.scop: unknown field "scop" is ignored (did you mean "scope"?)');
+      expect(lenient.status).toBe(0);
+      const strict = runCli(["check-policy", "--strict", t.policyPath]);
+      expect(strict.stdout).toContain('warning: policy.plans.p.entitlements.seats.scop: unknown field "scop" is ignored (did you mean "scope"?)');
+      expect(strict.stdout).toContain("policy.yaml: 1 warning(s); rejected by --strict");
+      expect(strict.status).toBe(1);
+      expect(runCli(["check-policy", "--strict", "examples/policies/combined.yaml"]).status).toBe(0);
+    } finally {
+      t.cleanup();
+    }
+  });
+
   it("exits 2 on wrong usage", () => {
     expect(runCli(["check-policy"]).status).toBe(2);
     expect(runCli(["frobnicate"]).status).toBe(2);
