@@ -16,7 +16,7 @@ const CUSTOMERS = 100_000;
 const WARMUP = 50_000;
 const ITERATIONS = 200_000;
 
-const token: CompiledCredit = { name: "token", label: "Token", unit: "token", stofUnits: undefined, unitKind: "count", price: toNanos(0.00002), overheadCost: toNanos(0.000008) };
+const token: CompiledCredit = { name: "token", label: "Token", unit: "token", stofUnits: undefined, unitKind: "count", price: 20_000_000_000_000n, overheadCost: 8_000_000_000_000n };
 const monthly: ResetRule = { kind: "calendar", schedule: { kind: "monthly", day: 1 }, text: "monthly:1" };
 const modes = ["hard", "soft", "observe"] as const;
 

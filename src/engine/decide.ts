@@ -4,7 +4,7 @@
  * state, returns what should change. Written as plain loops over a few mutable work meters
  * because this is the hot path (one `allow` is budgeted at a few microseconds).
  */
-import { TOLERANCE, mulNanos, type CompiledLimit, type Nanos } from "../policy/index.js";
+import { TOLERANCE, priceNanos, type CompiledLimit, type Nanos } from "../policy/index.js";
 import type { EngineContext } from "./context.js";
 import { resolveScopeOwner, type ResolvedPlan } from "./customer-graph.js";
 import { currentItemView } from "./get-meters.js";
@@ -171,7 +171,7 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
       // nothing), and the provider cost must not fall by usage that was never counted.
       const moved = step.newValue - step.oldValue;
       if (cost !== 0n && moved !== 0n) {
-        w.overhead += mulNanos(moved, cost);
+        w.overhead += priceNanos(moved, cost);
         w.changed = true;
       }
       applyThresholds(events, scope, w, step.oldValue, step.newValue);

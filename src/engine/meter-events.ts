@@ -3,7 +3,7 @@
  * `overage` on an event is the overage that event's change added (what billing sums);
  * `diff` is always `newValue − oldValue`.
  */
-import { mulDiv, mulNanos, toNanos, NANOS_PER_UNIT, type Nanos } from "../policy/index.js";
+import { mulDiv, priceNanos, toNanos, NANOS_PER_UNIT, type Nanos } from "../policy/index.js";
 import type { EngineEvent, MeterEventFields } from "./types.js";
 import { overageOf, type WorkMeter } from "./work-meter.js";
 
@@ -52,7 +52,7 @@ export function meterEvent(
     diff: newValue - oldValue,
     remaining: limit.value - newValue - work.held,
     overage,
-    overagePrice: price === undefined ? undefined : overage === 0n ? 0n : mulNanos(overage, price),
+    overagePrice: price === undefined ? undefined : overage === 0n ? 0n : priceNanos(overage, price),
     periodStart: work.periodStart,
     attributes: scope.attributes,
     policyVersion: scope.policyVersion,

@@ -1,8 +1,8 @@
 /**
  * One entry of `policy.credits` → a `CompiledCredit`, or errors.
  */
-import { parseQuantity, resolveStofUnits, type CreditUnits } from "./units.js";
-import type { Nanos } from "./fixed.js";
+import { resolveStofUnits, type CreditUnits } from "./units.js";
+import { ATTOS_PER_UNIT, parseDecimalScaled, type Attos } from "./fixed.js";
 import { checkWith, describeValue, isRawObject, joinPath, type IssueSink } from "./policy-issues.js";
 import { textSchema, warnUnknownFields } from "./policy-schema.js";
 import type { CompiledCredit } from "./types.js";
@@ -48,7 +48,7 @@ export function compileCredit(name: string, raw: unknown, path: string, sink: Is
     }
   }
 
-  let price: Nanos | undefined;
+  let price: Attos | undefined;
   const rawPrice = fields["price"];
   const pricePath = joinPath(path, "price");
   if (rawPrice !== undefined && rawPrice !== null) {
@@ -62,7 +62,7 @@ export function compileCredit(name: string, raw: unknown, path: string, sink: Is
     }
   }
 
-  let overheadCost: Nanos = 0n;
+  let overheadCost: Attos = 0n;
   if (fields["overhead_cost"] !== undefined && fields["overhead_cost"] !== null) {
     const cost = money(fields["overhead_cost"], "overhead_cost", joinPath(path, "overhead_cost"), sink, false);
     if (cost === undefined) ok = false;
@@ -86,20 +86,27 @@ export function compileCredit(name: string, raw: unknown, path: string, sink: Is
   };
 }
 
-/** A USD amount per unit: a number or decimal text, never negative. */
-function money(raw: unknown, field: string, path: string, sink: IssueSink, required: boolean): Nanos | undefined {
+/** A USD amount per unit: a number or decimal text, never negative, in attos (exact to 18 decimals). */
+function money(raw: unknown, field: string, path: string, sink: IssueSink, required: boolean): Attos | undefined {
   if (raw === undefined || raw === null) {
     if (required) sink.error(path, `${field} is required (USD per unit)`);
     return undefined;
   }
-  const q = typeof raw === "number" || typeof raw === "string" ? parseQuantity(raw) : undefined;
-  if (q === undefined || q.unit !== undefined) {
+  // A double is read as it prints (0.0000000025, not its binary approximation).
+  const text = typeof raw === "number" && Number.isFinite(raw) ? String(raw) : typeof raw === "string" ? raw : undefined;
+  const attos = text === undefined ? undefined : parseDecimalScaled(text, 18);
+  if (text === undefined || attos === undefined) {
     sink.error(path, `${field} must be a number of USD per unit, got ${describeValue(raw)}`);
     return undefined;
   }
-  if (q.nanos < 0n) {
+  if (attos < 0n) {
     sink.error(path, `${field} must not be negative, got ${describeValue(raw)}`);
     return undefined;
   }
-  return q.nanos;
+  // Rounding there would bill (or cost) every unit a little off, silently: refuse it instead.
+  if (attos * ATTOS_PER_UNIT !== parseDecimalScaled(text, 36)) {
+    sink.error(path, `${field} ${describeValue(raw)} has more than 18 decimal places; amounts per unit are kept to 0.000000000000000001 USD`);
+    return undefined;
+  }
+  return attos;
 }

@@ -1,15 +1,16 @@
 /**
  * Exact quantities.
  *
- * Every quantity the product stores or compares (meter values, limits, amounts, prices) is a
- * `bigint` count of nano-units (1 unit = 10^9 nanos), i.e. a decimal with nine fraction digits.
+ * Every quantity the product stores or compares (meter values, limits, amounts, overage prices,
+ * costs) is a `bigint` count of nano-units (1 unit = 10^9 nanos), i.e. a decimal with nine
+ * fraction digits. Prices and costs per unit are finer: attos (10^-18 USD), see `Attos`.
  * Why not `number`: doubles drift (a million additions of 0.1 do not read back as 100000) and
  * lose integers past 2^53. Why not a smaller scale in a `number`: tokens up to 1e15 times 10^9
  * overflows both doubles and int64. A bigint is exact at any magnitude, and nine fraction digits
  * make the SPEC's 1e-9 comparison tolerance exactly one nano.
  */
 
-/** Nano-units of a credit (or of USD for prices and costs). */
+/** Nano-units of a credit (or of USD for overage prices and accumulated costs). */
 export type Nanos = bigint;
 
 /** 10^9: nanos per unit. */
@@ -25,6 +26,14 @@ const DECIMAL = /^([+-])?(\d[\d_]*)?(?:\.(\d[\d_]*)?)?(?:[eE]([+-]?\d+))?$/;
  * half away from zero at the ninth fraction digit. Returns `undefined` for anything else.
  */
 export function parseDecimalNanos(text: string): Nanos | undefined {
+  return parseDecimalScaled(text, 9);
+}
+
+/**
+ * Parses a decimal literal into an integer count of 10^-`digits` (nanos: 9, attos: 18), rounding
+ * half away from zero at the last digit. Returns `undefined` for anything that is no decimal.
+ */
+export function parseDecimalScaled(text: string, digits: number): bigint | undefined {
   const m = DECIMAL.exec(text.trim());
   if (!m) return undefined;
   const [, sign, intRaw = "", fracRaw = "", expRaw = "0"] = m;
@@ -33,18 +42,18 @@ export function parseDecimalNanos(text: string): Nanos | undefined {
   if (intDigits === "" && fracDigits === "") return undefined;
   const exp = Number(expRaw);
   if (!Number.isSafeInteger(exp) || Math.abs(exp) > 400) return undefined;
-  // value = digits × 10^(exp − fracLen); nanos = value × 10^9.
-  const digits = BigInt((intDigits || "0") + fracDigits);
-  const shift = exp - fracDigits.length + 9;
-  let nanos: bigint;
+  // value = mantissa × 10^(exp − fracLen); result = value × 10^digits.
+  const mantissa = BigInt((intDigits || "0") + fracDigits);
+  const shift = exp - fracDigits.length + digits;
+  let scaled: bigint;
   if (shift >= 0) {
-    nanos = digits * 10n ** BigInt(shift);
+    scaled = mantissa * 10n ** BigInt(shift);
   } else {
     const div = 10n ** BigInt(-shift);
-    nanos = digits / div;
-    if ((digits % div) * 2n >= div) nanos += 1n;
+    scaled = mantissa / div;
+    if ((mantissa % div) * 2n >= div) scaled += 1n;
   }
-  return sign === "-" ? -nanos : nanos;
+  return sign === "-" ? -scaled : scaled;
 }
 
 /**
@@ -101,7 +110,31 @@ export function mulDiv(a: Nanos, num: bigint, den: bigint): Nanos {
   return q;
 }
 
-/** The product of two nano quantities, in nanos (e.g. overage × price = overage price). */
+/** The product of two nano quantities, in nanos. */
 export function mulNanos(a: Nanos, b: Nanos): Nanos {
   return mulDiv(a, b, NANOS_PER_UNIT);
+}
+
+/**
+ * Atto-USD (10^-18 USD): a credit's price and provider cost per unit. Nano-USD is too coarse
+ * for them: a cached token at $0.0025 per million is 0.0000000025 USD, which nanos would keep as
+ * 0.000000003 and so bill 20% more on every overage.
+ */
+export type Attos = bigint;
+
+/** 10^18: attos per unit (of USD). */
+export const ATTOS_PER_UNIT = 1_000_000_000_000_000_000n;
+
+/** A quantity (nanos of a credit) × a per-unit amount (attos of USD) = nano-USD, rounded half away from zero. */
+export function priceNanos(quantity: Nanos, perUnit: Attos): Nanos {
+  return mulDiv(quantity, perUnit, ATTOS_PER_UNIT);
+}
+
+/** The decimal text of an atto amount, without trailing zeros (`0.0000000025`). */
+export function formatAttos(a: Attos): string {
+  const neg = a < 0n;
+  const abs = neg ? -a : a;
+  const frac = abs % ATTOS_PER_UNIT;
+  const fracText = frac === 0n ? "" : "." + frac.toString().padStart(18, "0").replace(/0+$/, "");
+  return (neg ? "-" : "") + (abs / ATTOS_PER_UNIT).toString() + fracText;
 }

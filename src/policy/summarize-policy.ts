@@ -2,7 +2,7 @@
  * A compiled policy as a readable plain-text table, for `check-policy` and logs: what each plan
  * allows, in the units a human wrote, so a reviewer can check a pricing change at a glance.
  */
-import { formatNanos } from "./fixed.js";
+import { formatAttos, formatNanos } from "./fixed.js";
 import type { CompiledCredit, CompiledEntitlement, CompiledPolicy } from "./types.js";
 
 /** Plans × entitlements × limits (mode, value with unit, reset, scope), then the credits. */
@@ -24,7 +24,7 @@ export function summarizePolicy(policy: CompiledPolicy): string {
     lines.push("");
     const creditRows: string[][] = [["CREDIT", "UNIT", "KEPT IN", "PRICE (USD/unit)", "COST (USD/unit)"]];
     for (const c of policy.credits.values()) {
-      creditRows.push([c.name, c.unit, c.stofUnits ?? "number", c.price === undefined ? "-" : formatNanos(c.price), formatNanos(c.overheadCost)]);
+      creditRows.push([c.name, c.unit, c.stofUnits ?? "number", c.price === undefined ? "-" : formatAttos(c.price), formatAttos(c.overheadCost)]);
     }
     lines.push(...table(creditRows));
   }

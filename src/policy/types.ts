@@ -2,7 +2,7 @@
  * The compiled policy: what a validated policy document becomes. Immutable; a reload swaps one
  * reference to a new `CompiledPolicy` and each request reads that reference once.
  */
-import type { Nanos } from "./fixed.js";
+import type { Attos, Nanos } from "./fixed.js";
 
 /** How a limit treats usage past its value. */
 export type LimitMode = "hard" | "soft" | "observe";
@@ -19,10 +19,10 @@ export interface CompiledCredit {
   /** The unit meters are kept in (`MB`, `s`); undefined = plain number. */
   readonly stofUnits: string | undefined;
   readonly unitKind: UnitKind;
-  /** List price per unit in USD, in nanos; undefined when the credit has no price. */
-  readonly price: Nanos | undefined;
-  /** Provider cost per unit in USD, in nanos (0 when absent). */
-  readonly overheadCost: Nanos;
+  /** List price per unit in USD, in attos (10^-18); undefined when the credit has no price. */
+  readonly price: Attos | undefined;
+  /** Provider cost per unit in USD, in attos (10^-18; 0 when absent). */
+  readonly overheadCost: Attos;
 }
 
 /** When a meter's period ends (SPEC §2 `reset_inc` / `reset_sch`). */

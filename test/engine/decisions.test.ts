@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { allow, check, getMeters, record, type DecisionResult, type MeterView } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
-import { buildPolicy, createHarness, credit, n, snapshot, T0 } from "./harness.js";
+import { loadPolicy } from "../../src/policy/index.js";
+import { buildPolicy, createHarness, credit, n, snapshot, T0, usd } from "./harness.js";
 
-const token = credit("token", { price: n(0.00002), overheadCost: n(0.000008) });
+const token = credit("token", { price: usd(0.00002), overheadCost: usd(0.000008) });
 const seat = credit("seat");
 const policy = buildPolicy({
   free: {
@@ -222,6 +223,18 @@ describe("events", () => {
     });
   });
 
+  it("a price finer than a nano-USD per unit bills exactly: a cached token at $0.0025 per million", () => {
+    const r = loadPolicy(
+      "policy:\n  credits:\n    cached_token: { unit: token, price: { amount: 0.0000000025 }, overhead_cost: 0.0000000014 }\n  plans:\n    p: { default: true, entitlements: { cached: { limit: { credit: cached_token, mode: soft, value: 0 } } } }\n",
+      { version: "v" },
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    const h = createHarness(r.policy);
+    const out = h.run(allow, { customerId: "u", items: [{ entitlement: "cached", amount: 1_000_000 }] });
+    expect(out.events.at(-1)).toMatchObject({ type: "meter-overage", overage: n(1_000_000), overagePrice: n(0.0025) });
+    expect(h.store.getMeter("u", "cached")?.overhead).toBe(n(0.0014));
+  });
+
   it("no price → overagePrice undefined; observe never reports overage", () => {
     const h = createHarness(policy);
     expect(h.run(allow, { customerId: "u", items: [{ entitlement: "floored", amount: 3 }] }).events.at(-1)).toMatchObject({ overagePrice: undefined });
@@ -240,7 +253,7 @@ describe("events", () => {
 });
 
 describe("minimum clamp", () => {
-  const seatWithCost = credit("seat", { overheadCost: n(2) });
+  const seatWithCost = credit("seat", { overheadCost: usd(2) });
   const clamped = buildPolicy({ free: { isDefault: true, entitlements: { seats: { limit: { credit: seatWithCost, value: 3, minimum: 0 } } } } });
 
   it.each([

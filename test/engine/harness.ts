@@ -5,11 +5,13 @@
  */
 import type { EngineContext, Outcome } from "../../src/engine/index.js";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "../../src/engine/index.js";
-import type { CompiledCredit, CompiledEntitlement, CompiledLimit, CompiledPlan, CompiledPolicy, LimitMode, Nanos, ResetRule } from "../../src/policy/index.js";
-import { toNanos } from "../../src/policy/index.js";
+import type { Attos, CompiledCredit, CompiledEntitlement, CompiledLimit, CompiledPlan, CompiledPolicy, LimitMode, Nanos, ResetRule } from "../../src/policy/index.js";
+import { ATTOS_PER_UNIT, NANOS_PER_UNIT, toNanos } from "../../src/policy/index.js";
 import { createMemoryStore, type MemoryStore } from "../../src/store/memory-store.js";
 
 export const n = (x: number): Nanos => toNanos(x);
+/** USD per unit, as a credit's price and cost are kept (attos). */
+export const usd = (x: number): Attos => toNanos(x) * (ATTOS_PER_UNIT / NANOS_PER_UNIT);
 
 export const T0 = Date.UTC(2026, 0, 15, 12, 0, 0); // 2026-01-15T12:00Z
 export const DAY = 86_400_000;

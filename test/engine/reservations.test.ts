@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { allow, deleteCustomer, release, reserve, setCustomerPlan, settle, upsertCustomer, type DecisionResult, type MeterView } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
-import { buildPolicy, createHarness, credit, n, snapshot, T0 } from "./harness.js";
+import { buildPolicy, createHarness, credit, n, snapshot, T0, usd } from "./harness.js";
 
-const token = credit("token", { price: n(0.01) });
+const token = credit("token", { price: usd(0.01) });
 const policy = buildPolicy({
   free: {
     isDefault: true,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compilePolicy, loadPolicy } from "../../src/policy/compile-policy.js";
+import { summarizePolicy } from "../../src/policy/summarize-policy.js";
 import type { CompileResult, CompiledPolicy, PolicyIssue } from "../../src/policy/types.js";
 
 const CREDITS = {
@@ -52,6 +53,8 @@ describe("rejections: one fixture per rule, exact path and message", () => {
     ["a period past a century, whose next reset no Timestamp holds", withLimit({ credit: "token", value: 10, resets: true, reset_inc: "104000000days" }), err(`${LIMIT}.reset_inc`, 'reset_inc must be at most 36500days (100 years), got "104000000days"')],
     ["a period a millisecond past a century", withLimit({ credit: "token", value: 10, resets: true, reset_inc: 36_500 * 86_400_000 + 1 }), err(`${LIMIT}.reset_inc`, "reset_inc must be at most 36500days (100 years), got 3153600000001")],
     ["negative price", { policy: { credits: { token: { price: { amount: -1 } } }, plans: { p: {} } } }, err("policy.credits.token.price.amount", "price.amount must not be negative, got -1")],
+    ["a price finer than 18 decimals", { policy: { credits: { token: { price: { amount: "0.0000000000000000025" } } }, plans: { p: {} } } }, err("policy.credits.token.price.amount", 'price.amount "0.0000000000000000025" has more than 18 decimal places; amounts per unit are kept to 0.000000000000000001 USD')],
+    ["an overhead_cost finer than 18 decimals", { policy: { credits: { token: { overhead_cost: 1.5e-19 } }, plans: { p: {} } } }, err("policy.credits.token.overhead_cost", "overhead_cost 1.5e-19 has more than 18 decimal places; amounts per unit are kept to 0.000000000000000001 USD")],
     ["price without amount", { policy: { credits: { token: { price: {} } }, plans: { p: {} } } }, err("policy.credits.token.price.amount", "price.amount is required (USD per unit)")],
     ["negative overhead_cost", { policy: { credits: { token: { overhead_cost: "-0.5" } }, plans: { p: {} } } }, err("policy.credits.token.overhead_cost", 'overhead_cost must not be negative, got "-0.5"')],
     ["unknown stof_units", { policy: { credits: { token: { stof_units: "tokens" } }, plans: { p: {} } } }, err("policy.credits.token.stof_units", 'unknown stof_units "tokens"; use "float" or one of: B, byte, bytes, KB, MB, GB, TB, PB, KiB, MiB, GiB, TiB, PiB, ms, s, sec, min, h, hr, hour, hours, day, days')],
@@ -320,9 +323,15 @@ describe("compiled values", () => {
   it("compiles credits with Limitr's defaults", () => {
     const { policy } = compiled({ policy: { credits: { token: null, disk: { stof_units: "GB", price: { amount: "0.25" } }, plain: { stof_units: "float", label: "Plain", unit: "pt", overhead_cost: 0.5 } }, plans: { p: {} } } });
     expect(policy.credits.get("token")).toEqual({ name: "token", label: "token", unit: "credit", stofUnits: undefined, unitKind: "count", price: undefined, overheadCost: 0n });
-    expect(policy.credits.get("disk")).toEqual({ name: "disk", label: "disk", unit: "GB", stofUnits: "GB", unitKind: "size", price: 250_000_000n, overheadCost: 0n });
-    expect(policy.credits.get("plain")).toEqual({ name: "plain", label: "Plain", unit: "pt", stofUnits: undefined, unitKind: "count", price: undefined, overheadCost: 500_000_000n });
+    expect(policy.credits.get("disk")).toEqual({ name: "disk", label: "disk", unit: "GB", stofUnits: "GB", unitKind: "size", price: 250_000_000_000_000_000n, overheadCost: 0n });
+    expect(policy.credits.get("plain")).toEqual({ name: "plain", label: "Plain", unit: "pt", stofUnits: undefined, unitKind: "count", price: undefined, overheadCost: 500_000_000_000_000_000n });
     expect(policy.defaultPlan).toBeUndefined();
     expect(policy.version).toBe("test");
+  });
+
+  it("keeps prices and costs per unit to 18 decimals, so per-token prices are not rounded", () => {
+    const r = loadPolicy("policy: { credits: { cached: { price: { amount: 0.0000000025 }, overhead_cost: '0.0000000014' } }, plans: { p: {} } }", { version: "v" });
+    expect(r.ok && r.policy.credits.get("cached")).toMatchObject({ price: 2_500_000_000n, overheadCost: 1_400_000_000n });
+    expect(r.ok && summarizePolicy(r.policy)).toMatch(/cached +credit +number +0\.0000000025 +0\.0000000014/);
   });
 });

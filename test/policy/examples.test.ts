@@ -49,7 +49,7 @@ describe("examples/policies", () => {
     expect(shape(policy, "free")).toEqual({ gpt_tokens: "soft 1000 monthly:1", claude_tokens: "soft 1000 monthly:1", requests: "observe 0 never" });
     expect(shape(policy, "pro")).toEqual({ gpt_tokens: "hard 10000 monthly:1", claude_tokens: "hard 10000 monthly:1", requests: "hard 1000 daily", streaming: "flag" });
     const token = policy.credits.get("token");
-    expect(token).toMatchObject({ unit: "token", price: 20_000n, overheadCost: 8_000n });
+    expect(token).toMatchObject({ unit: "token", price: 20_000_000_000_000n, overheadCost: 8_000_000_000_000n });
   });
 
   it("ai-tokens.json says exactly what ai-tokens.yaml says", () => {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { formatNanos, mulDiv, mulNanos, nanosToNumber, parseDecimalNanos, toNanos, NANOS_PER_UNIT } from "../../src/policy/fixed.js";
+import { formatAttos, formatNanos, mulDiv, mulNanos, nanosToNumber, parseDecimalNanos, parseDecimalScaled, priceNanos, toNanos, NANOS_PER_UNIT } from "../../src/policy/fixed.js";
 
 const nanosArb = fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n });
 
@@ -20,6 +20,17 @@ describe("fixed-point nanos", () => {
         expect(parseDecimalNanos(formatNanos(n ?? 0n))).toBe(n);
       }),
     );
+  });
+
+  it("attos (prices per unit) keep 18 decimals: parse(format(x)) is x, and a price times a quantity rounds once, to nanos", () => {
+    fc.assert(fc.property(nanosArb, (a) => {
+        expect(parseDecimalScaled(formatAttos(a), 18)).toBe(a);
+      }));
+    expect(formatAttos(2_500_000_000n)).toBe("0.0000000025");
+    expect(parseDecimalScaled("0.0000000025", 18)).toBe(2_500_000_000n);
+    // 1,000,000 tokens at 0.0000000025 USD: 0.0025 USD, where a nano price (0.000000003) made 0.003.
+    expect(priceNanos(toNanos(1_000_000), 2_500_000_000n)).toBe(toNanos(0.0025));
+    expect(priceNanos(toNanos(1), 2_500_000_000n)).toBe(3n); // 2.5 nano-USD, half away from zero
   });
 
   it("toNanos reads doubles as they print, so 0.1 + 0.2 is exactly 0.3 in nanos", () => {
