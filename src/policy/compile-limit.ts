@@ -2,13 +2,13 @@
  * One entitlement's `limit` → a `CompiledLimit`, or errors. All quantities are converted into
  * the credit's `stof_units` here, once, so the engine compares nanos with nanos.
  */
-import { NANOS_PER_UNIT, type Nanos } from "./fixed.js";
+import { formatNanos, NANOS_PER_UNIT, type Nanos } from "./fixed.js";
 import type { CreditEntry } from "./compile-credit.js";
 import { parseResetSchedule } from "./parse-reset-schedule.js";
 import { checkWith, describeValue, isRawObject, joinPath, type IssueSink, type RawObject } from "./policy-issues.js";
 import { creditRefSchema, flagSchema, modeSchema, thresholdsSchema, warnUnknownFields } from "./policy-schema.js";
 import type { CompiledLimit, ResetRule } from "./types.js";
-import { convertQuantity, parseDurationMs, parseQuantity } from "./units.js";
+import { convertQuantity, parseDurationMs, parseQuantity, roundedInUnits } from "./units.js";
 
 /**
  * The longest rolling period. A meter's next reset is reported as a protobuf Timestamp, which
@@ -58,6 +58,16 @@ export function compileLimit(raw: unknown, path: string, credits: ReadonlyMap<st
     if (!converted.ok) {
       sink.error(at(field), `${field} ${describeValue(value)}: ${converted.message}`);
       return "invalid";
+    }
+    // parseQuantity read it, so it is a number or text.
+    if (roundedInUnits(value as number | string, entry.units, creditName, names, converted.value)) {
+      // Meters keep nine decimal places of the credit's unit; say what the limit became.
+      const inUnits = entry.units.kind === "count" ? "" : ` ${entry.units.unit}`;
+      if (converted.value === 0n && (field === "value" || field === "increment")) {
+        sink.error(at(field), `${field} ${describeValue(value)} rounds to 0${inUnits} at nine decimal places, the precision meters keep${inUnits === "" ? "" : `; keep credit "${creditName}" in a smaller stof_units`}`);
+        return "invalid";
+      }
+      sink.warning(at(field), `${field} ${describeValue(value)} is rounded to ${formatNanos(converted.value)}${inUnits}: meters keep nine decimal places of the credit's unit`);
     }
     return converted.value;
   };

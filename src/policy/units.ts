@@ -7,7 +7,7 @@
  * `mulDiv` (rounded half away from zero at the ninth fraction digit). No doubles are involved:
  * `1MiB` in MB is exactly 1.048576.
  */
-import { mulDiv, parseDecimalNanos, toNanos, type Nanos } from "./fixed.js";
+import { mulDiv, parseDecimalNanos, parseDecimalScaled, toNanos, type Nanos } from "./fixed.js";
 import type { CompiledCredit, UnitKind } from "./types.js";
 
 /** A conversion result: the value in the target units, or a sentence saying what is wrong. */
@@ -100,6 +100,24 @@ export function parseQuantity(input: number | string): Quantity | undefined {
   const nanos = parseDecimalNanos(numberText);
   if (nanos === undefined) return undefined;
   return { nanos, unit: unitText === "" ? undefined : unitText };
+}
+
+/** Decimal places the exactness check reads a literal to: far past any unit factor. */
+const FINE_DIGITS = 36;
+
+/**
+ * Whether a quantity literal, in the credit's units, has more than nine decimal places (so its
+ * nanos were rounded): `0.1234567891`, or `'400B'` on a credit kept in TB. Reads the literal to
+ * 36 places and converts it the same way as the nanos, then compares.
+ */
+export function roundedInUnits(input: number | string, target: CreditUnits, creditName: string, names: readonly string[], nanos: Nanos): boolean {
+  const m = typeof input === "number" ? undefined : QUANTITY.exec(input);
+  const numberText = typeof input === "number" ? String(input) : (m?.[1] ?? "");
+  const unit = m?.[2] === "" ? undefined : m?.[2];
+  const fine = parseDecimalScaled(numberText, FINE_DIGITS);
+  if (fine === undefined) return false;
+  const converted = convertQuantity(fine, unit, target, creditName, names);
+  return converted.ok && converted.value !== nanos * 10n ** BigInt(FINE_DIGITS - 9);
 }
 
 /** What a credit's meters are kept in: a plain count, or a physical unit of a kind. */

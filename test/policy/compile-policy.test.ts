@@ -62,6 +62,9 @@ describe("rejections: one fixture per rule, exact path and message", () => {
     ["value a list", withLimit({ credit: "token", value: [1] }), err(`${LIMIT}.value`, 'value a list is not a number or a quantity with units (e.g. 1000, "2GB", "100_000")')],
     ["missing value on a hard limit", withLimit({ credit: "token" }), err(`${LIMIT}.value`, "value is required")],
     ["negative value", withLimit({ credit: "token", value: -5 }), err(`${LIMIT}.value`, "value must not be negative, got -5")],
+    ["a value that rounds to 0 in the credit's unit", { policy: { credits: { disk: { stof_units: "TB" } }, plans: { p: { entitlements: { e: { limit: { credit: "disk", value: "400B" } } } } } } }, err("policy.plans.p.entitlements.e.limit.value", 'value "400B" rounds to 0 TB at nine decimal places, the precision meters keep; keep credit "disk" in a smaller stof_units')],
+    ["an increment that rounds to 0 in the credit's unit", { policy: { credits: { disk: { stof_units: "TB" } }, plans: { p: { entitlements: { e: { limit: { credit: "disk", value: "1TB", increment: "1B" } } } } } } }, err("policy.plans.p.entitlements.e.limit.increment", 'increment "1B" rounds to 0 TB at nine decimal places, the precision meters keep; keep credit "disk" in a smaller stof_units')],
+    ["a plain value that rounds to 0", withLimit({ credit: "token", value: 1e-10 }), err(`${LIMIT}.value`, "value 1e-10 rounds to 0 at nine decimal places, the precision meters keep")],
     ["zero increment", withLimit({ credit: "token", value: 5, increment: 0 }), err(`${LIMIT}.increment`, "increment must be greater than zero, got 0")],
     ["negative increment", withLimit({ credit: "storage", value: 5, increment: "-1MB" }), err(`${LIMIT}.increment`, 'increment must be greater than zero, got "-1MB"')],
     ["size on a duration credit", withLimit({ credit: "time", value: "2GB" }), err(`${LIMIT}.value`, 'value "2GB": unit "GB" is a size but credit "time" is kept in s (a duration)')],
@@ -178,6 +181,20 @@ describe("warnings: unknown and upstream-only fields never reject a policy", () 
       warn("policy.plans.pro.entitlements.chat.mode", '"mode" is a field of limit, not of the entitlement; it is ignored here'),
       warn("policy.plans.pro.entitlements.seats.scop", 'unknown field "scop" is ignored (did you mean "scope"?)'),
       warn("policy.plans.pro.entitlements.seats.hidden", 'field "hidden" is not enforced by limitr-sidecar; it is ignored'),
+    ]);
+  });
+
+  it("says when a quantity is rounded to the nine decimal places meters keep", () => {
+    const { warnings } = compiled({
+      policy: {
+        credits: CREDITS,
+        plans: { pro: { entitlements: { chat: { limit: { credit: "token", value: 0.1234567891, minimum: "-0.0000000001" } }, disk: { limit: { credit: "storage", value: "1.0000005B", increment: "1MiB" } } } } },
+      },
+    });
+    expect(warnings).toEqual([
+      warn("policy.plans.pro.entitlements.chat.limit.value", "value 0.1234567891 is rounded to 0.123456789: meters keep nine decimal places of the credit's unit"),
+      warn("policy.plans.pro.entitlements.chat.limit.minimum", 'minimum "-0.0000000001" is rounded to 0: meters keep nine decimal places of the credit\'s unit'),
+      warn("policy.plans.pro.entitlements.disk.limit.value", 'value "1.0000005B" is rounded to 0.000001 MB: meters keep nine decimal places of the credit\'s unit'),
     ]);
   });
 
