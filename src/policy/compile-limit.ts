@@ -106,6 +106,10 @@ export function compileLimit(raw: unknown, path: string, credits: ReadonlyMap<st
 
   const thresholds = checkWith(thresholdsSchema, raw["thresholds"], at("thresholds"), sink);
   if (raw["thresholds"] !== undefined && thresholds === undefined) ok = false;
+  if (thresholds !== undefined && thresholds.length > 0 && (value === undefined || value === 0n)) {
+    // Percents of nothing: the engine never fires them, and an alert that never comes reads as "all is well".
+    sink.warning(at("thresholds"), "thresholds are percents of value, which is 0 here: they never fire");
+  }
 
   if (!ok || entry?.compiled === undefined || value === "invalid" || increment === "invalid" || minimum === "invalid" || reset === "invalid") return undefined;
   return {

@@ -198,6 +198,13 @@ describe("warnings: unknown and upstream-only fields never reject a policy", () 
     ]);
   });
 
+  it("warns that thresholds on a limit of 0 never fire", () => {
+    const message = "thresholds are percents of value, which is 0 here: they never fire";
+    expect(compiled(withLimit({ credit: "token", value: 0, thresholds: [80] })).warnings).toEqual([warn(`${LIMIT}.thresholds`, message)]);
+    expect(compiled(withLimit({ credit: "token", mode: "observe", thresholds: [50] })).warnings).toEqual([warn(`${LIMIT}.thresholds`, message)]);
+    expect(compiled(withLimit({ credit: "token", value: 10, thresholds: [80] })).warnings).toEqual([]);
+  });
+
   it("says upstream Limitr fields are not enforced", () => {
     const doc = {
       policy: {
