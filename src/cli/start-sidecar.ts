@@ -17,6 +17,7 @@ import { createLmdbStore } from "../store/index.js";
 import type { LmdbStore } from "../store/index.js";
 import { compileWorkerBuilt, createPolicyWatcher, createWorkerCompiler } from "../watch/index.js";
 import type { PolicyWatcher, PolicyStatus as WatchStatus } from "../watch/index.js";
+import { createAltIdConflictWarner } from "./alt-id-conflicts.js";
 import { configWarnings, type ServeConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 import { startMaintenance } from "./maintenance.js";
@@ -134,6 +135,7 @@ async function startOnStore(store: LmdbStore, opened: (() => unknown)[], writer:
   }
   const livePolicy = policy;
 
+  const warnAltIdConflict = createAltIdConflictWarner(logger.child({ component: "engine" }));
   const engine = createEngine({
     store,
     policy: () => policy ?? livePolicy,
@@ -141,6 +143,10 @@ async function startOnStore(store: LmdbStore, opened: (() => unknown)[], writer:
     newId: randomUUID,
     options: { idempotencyWindowMs: config.idempotencyWindow },
     onIdempotentReplay: (operation) => metrics.idempotentReplay(operation),
+    onHintAltIdConflict: (conflict) => {
+      metrics.hintAltIdConflict();
+      warnAltIdConflict(conflict);
+    },
   });
 
   const server = createSidecarServer({
