@@ -4,13 +4,12 @@
  * whole story of a customer.
  */
 import { LimitrError, invalidArgument } from "../errors/index.js";
-import { initialPeriodStart, type CompiledLimit, type CompiledPolicy } from "../policy/index.js";
+import { initialPeriodStart, sameResetRule, type CompiledLimit, type CompiledPolicy } from "../policy/index.js";
 import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
 import { checkCustomerId, customerChanged, dedupe, validateCustomerLists, validateType } from "./customer-fields.js";
 import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
 import { checkId, checkIds } from "./id-rule.js";
 import { pushResetEvents, type EventScope } from "./meter-events.js";
-import { sameResetRule } from "./reset-rule-changes.js";
 import type { Customer, CustomerView, EngineEvent, Meter, Outcome, SetCustomerPlanInput, StateReader, UpsertCustomerInput, Write } from "./types.js";
 import { loadWorkMeter, putMeterWrites, unenforcedLimit, type WorkMeter } from "./work-meter.js";
 

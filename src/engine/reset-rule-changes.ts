@@ -13,8 +13,8 @@
  * The moment of the change is when the engine first decides under the new policy. Known only in
  * memory: a meter untouched between a rule change and a restart is judged by the new rule alone.
  */
-import type { CompiledLimit, CompiledPolicy, ResetRule } from "../policy/index.js";
-import { initialPeriodStart, nextResetAfter } from "../policy/index.js";
+import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
+import { initialPeriodStart, nextResetAfter, sameResetRule } from "../policy/index.js";
 
 /** A limit whose reset rule differs from the one the previous policy had for the same plan and entitlement. */
 export interface ResetRuleChange {
@@ -66,31 +66,6 @@ export function createResetRuleTracker(): ResetRuleTracker {
   };
 }
 
-/**
- * Whether two rules end periods at the same moments. Compared by meaning, not by `text`: a
- * rolling rule's text is the author's spelling, and rewriting `1day` as `24hr` must not re-anchor
- * every running meter at the moment of the swap.
- */
-export function sameResetRule(a: ResetRule | undefined, b: ResetRule | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.kind === "rolling") return b.kind === "rolling" && a.everyMs === b.everyMs;
-  if (b.kind !== "calendar") return false;
-  const x = a.schedule;
-  const y = b.schedule;
-  switch (x.kind) {
-    case "hourly":
-    case "daily":
-      return y.kind === x.kind;
-    case "weekly":
-      return y.kind === "weekly" && y.weekday === x.weekday;
-    case "monthly":
-      return y.kind === "monthly" && y.day === x.day;
-    case "quarterly":
-      return y.kind === "quarterly" && y.day === x.day;
-    case "yearly":
-      return y.kind === "yearly" && y.month === x.month && y.day === x.day;
-  }
-}
 
 /**
  * The period a stored meter is in under `limit` once earlier rule changes are taken into account:

@@ -6,10 +6,11 @@
  */
 import { compileCredit, type CreditEntry } from "./compile-credit.js";
 import { compilePlan } from "./compile-plan.js";
+import { sameResetRule } from "./periods.js";
 import { parsePolicyText } from "./parse-policy-text.js";
 import { createIssueSink, describeValue, isRawObject, joinPath, type IssueSink, type RawObject } from "./policy-issues.js";
 import { warnUnknownFields } from "./policy-schema.js";
-import type { CompiledCredit, CompiledPlan, CompileResult } from "./types.js";
+import type { CompiledCredit, CompiledLimit, CompiledPlan, CompileResult } from "./types.js";
 
 export { parsePolicyText, type ParseResult } from "./parse-policy-text.js";
 
@@ -89,6 +90,7 @@ function compileRoot(doc: unknown, version: string, planOrder: readonly string[]
   }
 
   warnCreditMismatches(plans, sink);
+  warnScopedResetMismatches(plans, sink);
   if (sink.hasErrors()) return undefined;
   const compiledCredits = new Map<string, CompiledCredit>();
   for (const [name, entry] of credits) if (entry.compiled) compiledCredits.set(name, entry.compiled);
@@ -126,4 +128,32 @@ function warnCreditMismatches(plans: ReadonlyMap<string, CompiledPlan>, sink: Is
       }
     }
   }
+}
+
+/**
+ * A scoped meter (`scope: org`) is shared by every caller that reaches its owner, and each call
+ * judges its period by the caller's plan. Where two plans reset it differently, a call under one
+ * zeroes the count the other's period still holds, or revives one it had ended.
+ */
+function warnScopedResetMismatches(plans: ReadonlyMap<string, CompiledPlan>, sink: IssueSink): void {
+  const first = new Map<string, { plan: string; limit: CompiledLimit }>();
+  for (const plan of plans.values()) {
+    for (const ent of plan.entitlements.values()) {
+      if (ent.limit === undefined || ent.scope === undefined) continue;
+      const key = `${ent.scope}\u0000${ent.name}`;
+      const seen = first.get(key);
+      if (seen === undefined) first.set(key, { plan: plan.name, limit: ent.limit });
+      else if (!sameResetRule(seen.limit.reset, ent.limit.reset)) {
+        sink.warning(
+          joinPath("policy.plans", plan.name, "entitlements", ent.name, "limit"),
+          `entitlement "${ent.name}" is shared through scope "${ent.scope}" and resets ${describeReset(ent.limit)} here but ${describeReset(seen.limit)} in plan "${seen.plan}"; ` +
+            `each call judges the shared meter by its caller's plan, so calls under one plan zero or revive the other's count: give it one reset rule`,
+        );
+      }
+    }
+  }
+}
+
+function describeReset(limit: CompiledLimit): string {
+  return limit.reset === undefined ? "never" : `"${limit.reset.text}"`;
 }

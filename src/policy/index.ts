@@ -10,7 +10,7 @@ export type * from "./types.js";
  * Meter periods under a reset rule (epoch ms, UTC): where a new meter's period starts, when a
  * period ends, and which period `now` falls in (missed periods collapse into one).
  */
-export { initialPeriodStart, nextResetAfter, currentPeriodStart } from "./periods.js";
+export { initialPeriodStart, nextResetAfter, currentPeriodStart, sameResetRule } from "./periods.js";
 /** Converts a request amount with an optional unit (`'250MB'`, `'30s'`) into a credit's units, exactly. */
 export { convertAmount, type Conversion } from "./units.js";
 /** Whether a request unit is known at all, for items no credit converts (feature flags, entitlements a plan lacks). */

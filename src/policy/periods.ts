@@ -152,3 +152,29 @@ function utcMidnight(year: number, month0: number, day: number): number {
 function mod(a: number, b: number): number {
   return ((a % b) + b) % b;
 }
+
+/**
+ * Whether two rules end periods at the same moments. Compared by meaning, not by `text`: a
+ * rolling rule's text is the author's spelling, and rewriting `1day` as `24hr` must not re-anchor
+ * every running meter at the moment of the swap.
+ */
+export function sameResetRule(a: ResetRule | undefined, b: ResetRule | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.kind === "rolling") return b.kind === "rolling" && a.everyMs === b.everyMs;
+  if (b.kind !== "calendar") return false;
+  const x = a.schedule;
+  const y = b.schedule;
+  switch (x.kind) {
+    case "hourly":
+    case "daily":
+      return y.kind === x.kind;
+    case "weekly":
+      return y.kind === "weekly" && y.weekday === x.weekday;
+    case "monthly":
+      return y.kind === "monthly" && y.day === x.day;
+    case "quarterly":
+      return y.kind === "quarterly" && y.day === x.day;
+    case "yearly":
+      return y.kind === "yearly" && y.month === x.month && y.day === x.day;
+  }
+}

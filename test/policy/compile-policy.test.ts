@@ -240,6 +240,29 @@ describe("warnings: unknown and upstream-only fields never reject a policy", () 
     ]);
   });
 
+  it("warns when a scoped entitlement resets differently in different plans (the meter is shared), not when unscoped", () => {
+    const limit = (reset: Record<string, unknown>) => ({ limit: { credit: "token", value: 5, ...reset } });
+    const doc = {
+      policy: {
+        credits: CREDITS,
+        plans: {
+          a: { entitlements: { seats: { scope: "org", ...limit({ resets: true, reset_sch: "monthly:1" }) }, x: limit({ resets: true, reset_sch: "daily" }) } },
+          b: { entitlements: { seats: { scope: "org", ...limit({ resets: true, reset_sch: "daily" }) }, x: limit({ resets: true, reset_sch: "monthly:1" }) } },
+          // Another scope type is another meter; the same rule spelt otherwise is the same rule.
+          c: { entitlements: { seats: { scope: "team", ...limit({ resets: true, reset_inc: "1day" }) } } },
+          d: { entitlements: { seats: { scope: "team", ...limit({ resets: true, reset_inc: "24hr" }) } } },
+          e: { entitlements: { seats: { scope: "org", ...limit({}) } } },
+        },
+      },
+    };
+    const shared = (plan: string, here: string, there: string) =>
+      warn(
+        `policy.plans.${plan}.entitlements.seats.limit`,
+        `entitlement "seats" is shared through scope "org" and resets ${here} here but ${there} in plan "a"; each call judges the shared meter by its caller's plan, so calls under one plan zero or revive the other's count: give it one reset rule`,
+      );
+    expect(compiled(doc).warnings).toEqual([shared("b", '"daily"', '"monthly:1"'), shared("e", "never", '"monthly:1"')]);
+  });
+
   it("warns that reset_inc / reset_sch without resets: true have no effect, and leaves the meter unreset", () => {
     const r = compiled(withLimit({ credit: "token", value: 5, reset_sch: "daily" }));
     expect(r.warnings).toEqual([warn(`${LIMIT}.reset_sch`, "reset_sch has no effect without resets: true; this meter never resets")]);
