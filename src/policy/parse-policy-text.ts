@@ -29,7 +29,14 @@ function parseYaml(text: string): ParseResult {
   // override. merge: YAML 1.2 dropped `<<: *anchor`, but policies use it to share entitlements
   // between plans; without it `<<` became an entitlement and the shared ones were lost. Merged
   // keys are no duplicates: a key written in the mapping itself overrides a merged one.
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, intAsBigInt: true, merge: true });
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, intAsBigInt: true, merge: true });
+  } catch (e) {
+    // The parser recurses per nesting level: thousands of `[` overflow the stack. That is the
+    // document's fault, so it is a rejection, not a crash of check-policy or the compiler.
+    return { ok: false, issues: [{ kind: "error", path: "policy", message: `YAML error: ${e instanceof RangeError ? "the document nests too deeply to read" : firstLine(e instanceof Error ? e.message : String(e))}` }] };
+  }
   if (doc.errors.length > 0) {
     return {
       ok: false,

@@ -177,6 +177,13 @@ describe("hostile YAML", () => {
     const r = parsePolicyText(lines.join("\n"));
     expect(r.ok).toBe(false);
   });
+
+  it("rejects a document nested too deeply to parse, rather than throwing", () => {
+    const deep = `policy:\n  plans:\n    p:\n      x: ${"[".repeat(20_000)}${"]".repeat(20_000)}\n`;
+    expect(parsePolicyText(deep)).toEqual({ ok: false, issues: [{ kind: "error", path: "policy", message: "YAML error: the document nests too deeply to read" }] });
+    // As JSON it is read by JSON.parse, whose depth is not limited the same way.
+    expect(loadPolicy(`{"policy": {"plans": {"p": {"x": ${"[".repeat(20_000)}${"]".repeat(20_000)}}}}}`, { version: "v" }).ok).toBe(true);
+  });
 });
 
 describe("YAML merge keys", () => {
