@@ -5,9 +5,10 @@
  * policy. A signal sent then is the case a pod deleted during start-up produces.
  */
 import { execFileSync } from "node:child_process";
-import { constants, rmSync } from "node:fs";
+import { constants, existsSync, rmSync, writeFileSync } from "node:fs";
 import { open, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { spawnSidecar, type SpawnedSidecar } from "./helpers/sidecar-process.js";
 import { versionOf } from "./helpers/reload-fixture.js";
@@ -46,7 +47,39 @@ afterEach(async () => {
   t = undefined;
 });
 
+/** Preload that holds the CLI's loading at a gate file (helpers/hold-cli-load.mjs). */
+const HOLD_CLI_LOAD = fileURLToPath(new URL("./helpers/hold-cli-load.mjs", import.meta.url));
+
+async function waitForFile(path: string): Promise<void> {
+  for (let i = 0; i < 400 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 25));
+  expect(existsSync(path), `${path} never appeared`).toBe(true);
+}
+
 describe("signals during start-up", () => {
+  it("SIGTERM while the CLI's modules still load: start-up completes, then a clean stop and exit 0", async () => {
+    t = makeTestDir();
+    const gate = join(t.dir, "load-gate");
+    const s = (sidecar = spawnSidecar(["--policy", t.policyPath, "--data-dir", t.dataDir], {
+      env: { NODE_OPTIONS: `--import=${HOLD_CLI_LOAD}`, LIMITR_TEST_LOAD_GATE: gate },
+    }));
+    // The entry point holds the stop signals and is importing the rest: grpc-js, lmdb and the
+    // sidecar are not loaded yet. The signal used to take its default action here (exit 143).
+    await waitForFile(`${gate}.reached`);
+    s.child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 100));
+    writeFileSync(gate, "");
+
+    expect(await s.exited).toEqual({ code: 0, signal: null });
+    const msgs = s.logs.map((l) => l["msg"]);
+    expect(msgs.filter((m) => m === "signal received" || m === "listening" || m === "shutting down" || m === "stopped")).toEqual([
+      "signal received",
+      "listening",
+      "shutting down",
+      "stopped",
+    ]);
+    expect(s.logs.find((l) => l["msg"] === "signal received")).toMatchObject({ signal: "SIGTERM", duringStartUp: true });
+  });
+
   it("SIGTERM while the first policy read waits: start-up completes, then a clean stop and exit 0", async () => {
     t = dirWithPolicyPipe();
     const s = (sidecar = spawnSidecar(["--policy", t.policyPath, "--data-dir", t.dataDir]));
