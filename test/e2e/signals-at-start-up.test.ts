@@ -55,6 +55,18 @@ async function waitForFile(path: string): Promise<void> {
   expect(existsSync(path), `${path} never appeared`).toBe(true);
 }
 
+/** A signal kept during start-up: start-up finishes, then the clean stop, exit 0. */
+async function expectStopAfterStartUp(s: SpawnedSidecar): Promise<void> {
+  expect(await s.exited).toEqual({ code: 0, signal: null });
+  const msgs = s.logs.map((l) => l["msg"]);
+  expect(msgs.filter((m) => m === "signal received" || m === "listening" || m === "shutting down" || m === "stopped")).toEqual([
+    "signal received",
+    "listening",
+    "shutting down",
+    "stopped",
+  ]);
+}
+
 describe("signals during start-up", () => {
   it("SIGTERM while the CLI's modules still load: start-up completes, then a clean stop and exit 0", async () => {
     t = makeTestDir();
@@ -69,14 +81,7 @@ describe("signals during start-up", () => {
     await new Promise((r) => setTimeout(r, 100));
     writeFileSync(gate, "");
 
-    expect(await s.exited).toEqual({ code: 0, signal: null });
-    const msgs = s.logs.map((l) => l["msg"]);
-    expect(msgs.filter((m) => m === "signal received" || m === "listening" || m === "shutting down" || m === "stopped")).toEqual([
-      "signal received",
-      "listening",
-      "shutting down",
-      "stopped",
-    ]);
+    await expectStopAfterStartUp(s);
     expect(s.logs.find((l) => l["msg"] === "signal received")).toMatchObject({ signal: "SIGTERM", duringStartUp: true });
   });
 
@@ -89,14 +94,7 @@ describe("signals during start-up", () => {
     expect(await s.logLine("signal received")).toMatchObject({ signal: "SIGTERM", duringStartUp: true });
 
     await feedPipe(t.policyPath, COUNTER_POLICY);
-    expect(await s.exited).toEqual({ code: 0, signal: null });
-    const msgs = s.logs.map((l) => l["msg"]);
-    expect(msgs.filter((m) => m === "signal received" || m === "listening" || m === "shutting down" || m === "stopped")).toEqual([
-      "signal received",
-      "listening",
-      "shutting down",
-      "stopped",
-    ]);
+    await expectStopAfterStartUp(s);
     expect(s.logs.filter((l) => l["level"] === "error")).toEqual([]);
   });
 
