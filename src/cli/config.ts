@@ -76,7 +76,7 @@ const positiveInt = z.string().regex(/^\d+$/, "must be a whole number").transfor
  * The largest message gRPC and Connect can frame (a 32-bit length prefix); connect-node refuses a
  * larger `readMaxBytes` when the HTTP port is set up, which would fail start-up with the store open.
  */
-export const MAX_MESSAGE_BYTES_LIMIT = 4_294_967_295;
+const MAX_MESSAGE_BYTES_LIMIT = 4_294_967_295;
 
 const ServeConfigSchema = z.object({
   policy: z.string({ error: "is required: the policy file to serve" }).min(1, "is required: the policy file to serve"),

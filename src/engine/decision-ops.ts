@@ -34,7 +34,7 @@ export function record(ctx: EngineContext, req: DecisionRequest): Outcome<Decisi
  * unit mistake, and one past the year 9999 could not even be reported (protobuf Timestamps end
  * there), so the hold would be committed behind an error answer and never released.
  */
-export const MAX_HOLD_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+const MAX_HOLD_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** Holds room for the items for `ttlMs` if a check of them passes. */
 export function reserve(ctx: EngineContext, req: ReserveRequest): Outcome<DecisionResult> {

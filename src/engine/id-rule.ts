@@ -20,7 +20,7 @@ export const MAX_ID_BYTES = 512;
  * owner's meters, its holds) takes in the other's rows, and pruning would try to remove the key
  * it read back, which is not the one stored. So no id that goes into a key may be both.
  */
-export const CONTROL_CHARS_ESCAPED_BELOW = 64;
+const CONTROL_CHARS_ESCAPED_BELOW = 64;
 
 /** Why `id` is too long to be a key, or `undefined`. */
 export function idLengthProblem(id: string): string | undefined {

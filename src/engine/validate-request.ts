@@ -37,7 +37,7 @@ export function validateItems(items: readonly UsageItem[], field: string, option
  * doubles on the wire (2^53 ≈ 9e15) for the first nine of them; a larger item is a unit mistake
  * or garbage.
  */
-export const MAX_ITEM_AMOUNT = 1e15;
+const MAX_ITEM_AMOUNT = 1e15;
 const MAX_ITEM_NANOS: Nanos = BigInt(MAX_ITEM_AMOUNT) * NANOS_PER_UNIT;
 
 /**

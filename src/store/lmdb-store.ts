@@ -177,7 +177,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   let nextSeq = 1;
   // Claimed before the last sequence is read: a commit of an earlier writer lands before the
   // claim (and is read here) or is refused by its own writer check.
-  const claim = (): void => {
+  const takeDir = (): void => {
     if (options.readOnly !== true) writer = claimWriter(layout);
     const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
     const prunedThrough = layout.meta.get(EVENTS_PRUNED_THROUGH);
@@ -185,7 +185,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     writtenSeq = durableSeq;
     nextSeq = durableSeq + 1;
   };
-  if (!claimPending) claim();
+  if (!claimPending) takeDir();
   const recent = createRecentEvents(options.recentEvents ?? DEFAULT_RECENT_EVENTS);
 
   let gen = 0;
@@ -447,7 +447,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     claim() {
       if (!claimPending) return;
       if (closed || closing) throw closedError("claiming the data dir");
-      claim();
+      takeDir();
       claimPending = false;
     },
   };
