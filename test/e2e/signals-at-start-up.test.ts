@@ -4,13 +4,13 @@
  * sidecar has opened its store and waits, inside its first policy read, until the test writes the
  * policy. A signal sent then is the case a pod deleted during start-up produces.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { constants, existsSync, rmSync, writeFileSync } from "node:fs";
 import { open, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { spawnSidecar, type SpawnedSidecar } from "./helpers/sidecar-process.js";
+import { CLI, REPO_ROOT, spawnSidecar, type SpawnedSidecar } from "./helpers/sidecar-process.js";
 import { versionOf } from "./helpers/reload-fixture.js";
 import { COUNTER_POLICY, makeTestDir, type TestDir } from "./helpers/test-policy.js";
 
@@ -83,6 +83,22 @@ describe("signals during start-up", () => {
 
     await expectStopAfterStartUp(s);
     expect(s.logs.find((l) => l["msg"] === "signal received")).toMatchObject({ signal: "SIGTERM", duringStartUp: true });
+  });
+
+  it("a SIGTERM while another command's modules load takes its default action, as it did before they were held", async () => {
+    t = makeTestDir();
+    const gate = join(t.dir, "load-gate");
+    const child = spawn(process.execPath, [CLI, "check-policy", t.policyPath], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, NODE_OPTIONS: `--import=${HOLD_CLI_LOAD}`, LIMITR_TEST_LOAD_GATE: gate },
+      stdio: "ignore",
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    await waitForFile(`${gate}.reached`);
+    child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 100));
+    writeFileSync(gate, "");
+    expect(await exited).toEqual({ code: null, signal: "SIGTERM" });
   });
 
   it("SIGTERM while the first policy read waits: start-up completes, then a clean stop and exit 0", async () => {
