@@ -116,7 +116,9 @@ export function parseServeConfig(argv: readonly string[], env: Readonly<Record<s
   for (const spec of Object.values(SERVE_OPTIONS)) parseOptions[spec.flag] = { type: spec.type };
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: [...argv], options: parseOptions, strict: true, allowPositionals: false }));
+    // A flag given twice counts as given last, so an overlay can append an override to a base's
+    // args; `--no-fsync` turns off what LIMITR_FSYNC=true (say, a shared ConfigMap) turned on.
+    ({ values } = parseArgs({ args: [...argv], options: parseOptions, strict: true, allowPositionals: false, allowNegative: true }));
   } catch (e) {
     throw new ConfigError(`${(e as Error).message}\nRun 'limitr-sidecar help' for the options.`);
   }
@@ -192,6 +194,6 @@ function parseBool(text: string, name: string): boolean {
 /** The `serve` options as help text lines. */
 export function serveOptionsHelp(): string {
   return Object.values(SERVE_OPTIONS)
-    .map((o) => `  --${o.flag}${o.type === "string" ? " VALUE" : ""}`.padEnd(32) + `${o.help} [${o.env}]`)
+    .map((o) => `  --${o.type === "boolean" ? "[no-]" : ""}${o.flag}${o.type === "string" ? " VALUE" : ""}`.padEnd(32) + `${o.help} [${o.env}]`)
     .join("\n");
 }

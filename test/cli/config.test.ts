@@ -33,6 +33,19 @@ describe("parseServeConfig", () => {
     expect(parseServeConfig(["--policy", "p", "--max-data-bytes", "900000000"], {}).maxDataBytes).toBe(900_000_000);
   });
 
+  it("turns --fsync off with --no-fsync, over LIMITR_FSYNC=true", () => {
+    // A shared ConfigMap may set LIMITR_FSYNC for every pod; one pod's args must be able to undo it.
+    expect(parseServeConfig(["--policy", "p", "--no-fsync"], { LIMITR_FSYNC: "true" }).fsync).toBe(false);
+    expect(parseServeConfig(["--policy", "p", "--fsync", "--no-fsync"], {}).fsync).toBe(false);
+    expect(parseServeConfig(["--policy", "p", "--no-fsync", "--fsync"], {}).fsync).toBe(true);
+    // Only booleans have a negative form: a string option has no "off" spelled that way.
+    expect(() => parseServeConfig(["--policy", "p", "--no-data-dir"], {})).toThrow(/Unknown option '--no-data-dir'/);
+  });
+
+  it("takes the last of a flag given twice, so args appended by an overlay override the base's", () => {
+    expect(parseServeConfig(["--policy", "a.yaml", "--data-dir", "/a", "--data-dir", "/b", "--policy", "b.yaml"], {})).toMatchObject({ policy: "b.yaml", dataDir: "/b" });
+  });
+
   it("accepts IPv6 and port 0 and 'off' for http", () => {
     const c = parseServeConfig(["--policy", "p", "--grpc-address", "[::1]:0", "--http-address", "off", "--health-address", "0.0.0.0:50052"], {});
     expect(c.grpcAddress).toBe("[::1]:0");
