@@ -168,10 +168,12 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
       }
       const cost = w.limit.credit.overheadCost;
       // The change the meter actually made: a decrease clamped at `minimum` moved less (or
-      // nothing), and the provider cost must not fall by usage that was never counted.
-      const moved = step.newValue - step.oldValue;
-      if (cost !== 0n && moved !== 0n) {
-        w.overhead += priceNanos(moved, cost);
+      // nothing), and the provider cost must not fall by usage that was never counted. Priced as
+      // the difference of the two values' costs, each rounded to nano-USD, so that the roundings
+      // cancel over a period: pricing each call's amount alone would round 1.4 nano-USD down to 1
+      // on every one-token call, and the meter would under-report the cost by 29%.
+      if (cost !== 0n && step.newValue !== step.oldValue) {
+        w.overhead += priceNanos(step.newValue, cost) - priceNanos(step.oldValue, cost);
         w.changed = true;
       }
       applyThresholds(events, scope, w, step.oldValue, step.newValue);

@@ -235,6 +235,20 @@ describe("events", () => {
     expect(h.store.getMeter("u", "cached")?.overhead).toBe(n(0.0014));
   });
 
+  it("a provider cost finer than a nano-USD per unit adds up exactly over many small calls", () => {
+    const r = loadPolicy(
+      "policy:\n  credits:\n    cached_token: { unit: token, overhead_cost: 0.0000000014 }\n  plans:\n    p: { default: true, entitlements: { cached: { limit: { credit: cached_token, value: 1_000_000 } } } }\n",
+      { version: "v" },
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    const h = createHarness(r.policy);
+    // 1.4 nano-USD a call: each call's cost alone would round to 1, and 1,000 calls to 1,000.
+    for (let i = 0; i < 1000; i++) h.run(allow, { customerId: "u", items: [{ entitlement: "cached", amount: 1 }] });
+    expect(h.store.getMeter("u", "cached")?.overhead).toBe(n(0.0000014));
+    for (let i = 0; i < 500; i++) h.run(allow, { customerId: "u", items: [{ entitlement: "cached", amount: -1 }] });
+    expect(h.store.getMeter("u", "cached")?.overhead).toBe(n(0.0000007));
+  });
+
   it("no price → overagePrice undefined; observe never reports overage", () => {
     const h = createHarness(policy);
     expect(h.run(allow, { customerId: "u", items: [{ entitlement: "floored", amount: 3 }] }).events.at(-1)).toMatchObject({ overagePrice: undefined });
