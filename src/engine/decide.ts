@@ -114,7 +114,9 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     itemWorks[reached++] = work;
     const oldValue = work.value;
     let newValue = oldValue + amount;
-    if (limit.minimum !== undefined && newValue < limit.minimum) newValue = limit.minimum;
+    // The floor stops a decrease there and never lifts a meter: a fresh or reset meter starts at 0,
+    // below a positive minimum, and an increase, a zero or a decrease must not raise it to that.
+    if (amount < 0n && limit.minimum !== undefined && newValue < limit.minimum) newValue = oldValue < limit.minimum ? oldValue : limit.minimum;
     const lim = limit.value;
     let allowed = true;
     let pastLimit = false;

@@ -90,8 +90,8 @@ export function compileLimit(raw: unknown, path: string, credits: ReadonlyMap<st
   const minimum = quantity("minimum", false);
   if (minimum === "invalid") ok = false;
   else if (minimum !== undefined && typeof value === "bigint" && minimum > value && effectiveMode !== "observe") {
-    // Almost certainly swapped or mistyped: a hard limit would deny every increase, a soft one bill it.
-    sink.warning(at("minimum"), `minimum ${describeValue(raw["minimum"])} is above value ${describeValue(raw["value"])}: a meter is never below its minimum, so every increase lands past the limit`);
+    // Almost certainly swapped or mistyped: removing seats or storage would never lower the meter.
+    sink.warning(at("minimum"), `minimum ${describeValue(raw["minimum"])} is above value ${describeValue(raw["value"])}: a decrease never takes a meter below its minimum, so within the limit no usage is ever given back`);
   }
 
   const hardTrailing = checkWith(flagSchema("hard_trailing"), raw["hard_trailing"], at("hard_trailing"), sink);

@@ -282,6 +282,40 @@ describe("minimum clamp", () => {
     expect(meter(last as DecisionResult).value).toBe(n(value));
     expect(h.store.getMeter("u", "seats")?.overhead ?? 0n).toBe(n(overhead));
   });
+
+  // A fresh (or reset) meter starts at 0, below a positive minimum: the floor must not lift it.
+  const floorOf2 = buildPolicy({
+    free: {
+      isDefault: true,
+      entitlements: {
+        seats: { limit: { credit: seatWithCost, value: 10, minimum: 2 } },
+        soft: { limit: { credit: credit("gb", { price: usd(1) }), mode: "soft", value: 1, minimum: 2 } },
+      },
+    },
+  });
+  it.each([
+    // [amounts, final value]
+    [[0], 0],
+    [[-1], 0],
+    [[1], 1],
+    [[5, -1], 4],
+    [[5, -4], 2],
+    [[1, -1], 1],
+  ] as const)("minimum 2: %j → value %d, never raised by the floor", (amounts, value) => {
+    const h = createHarness(floorOf2);
+    let last: DecisionResult | undefined;
+    for (const amount of amounts) last = h.run(allow, { customerId: "u", items: [{ entitlement: "seats", amount }] }).result;
+    expect(meter(last as DecisionResult).value).toBe(n(value));
+  });
+
+  it("a decrease on a soft limit below its minimum bills no overage and emits no event", () => {
+    const h = createHarness(floorOf2);
+    const out = h.run(record, { customerId: "u", items: [{ entitlement: "soft", amount: -1 }] });
+    expect(out.result.reason).toBe("OK");
+    expect(meter(out.result).value).toBe(0n);
+    expect(meter(out.result).overage).toBe(0n);
+    expect(out.events.filter((e) => e.type.startsWith("meter-"))).toEqual([]);
+  });
 });
 
 describe("record", () => {

@@ -332,7 +332,7 @@ describe("compiled values", () => {
 
   it("warns when a hard or soft limit's minimum is above its value, not when it is below", () => {
     expect(compiled(withLimit({ credit: "token", value: 10, minimum: 20 })).warnings).toEqual([
-      warn(`${LIMIT}.minimum`, "minimum 20 is above value 10: a meter is never below its minimum, so every increase lands past the limit"),
+      warn(`${LIMIT}.minimum`, "minimum 20 is above value 10: a decrease never takes a meter below its minimum, so within the limit no usage is ever given back"),
     ]);
     expect(compiled(withLimit({ credit: "storage", mode: "soft", value: "1GB", minimum: "2GB" })).warnings).toHaveLength(1);
     expect(compiled(withLimit({ credit: "storage", value: "1GB", minimum: "999MB" })).warnings).toEqual([]);
