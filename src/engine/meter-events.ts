@@ -33,8 +33,9 @@ export function meterEvent(
 ): EngineEvent & MeterEventFields {
   const limit = work.limit;
   const observe = limit.mode === "observe";
-  const added = observe ? 0n : overageOf(newValue, limit.value) - overageOf(oldValue, limit.value);
-  const overage = added > 0n ? added : 0n;
+  const overBefore = observe ? 0n : overageOf(oldValue, limit.value);
+  const overAfter = observe ? 0n : overageOf(newValue, limit.value);
+  const overage = overAfter > overBefore ? overAfter - overBefore : 0n;
   const price = limit.credit.price;
   return {
     type,
@@ -52,7 +53,10 @@ export function meterEvent(
     diff: newValue - oldValue,
     remaining: limit.value - newValue - work.held,
     overage,
-    overagePrice: price === undefined ? undefined : overage === 0n ? 0n : priceNanos(overage, price),
+    // The difference of the meter's overage costs before and after, each rounded to nano-USD, so
+    // that the roundings cancel over a period: pricing each event's overage alone would round 2.5
+    // nano-USD up on every one-token overage, and billing would sum 20% too much.
+    overagePrice: price === undefined ? undefined : overage === 0n ? 0n : priceNanos(overAfter, price) - priceNanos(overBefore, price),
     periodStart: work.periodStart,
     attributes: scope.attributes,
     policyVersion: scope.policyVersion,

@@ -235,6 +235,23 @@ describe("events", () => {
     expect(h.store.getMeter("u", "cached")?.overhead).toBe(n(0.0014));
   });
 
+  it("overage prices finer than a nano-USD per event add up exactly over many small overages", () => {
+    const r = loadPolicy(
+      "policy:\n  credits:\n    cached_token: { unit: token, price: { amount: 0.0000000025 } }\n  plans:\n    p: { default: true, entitlements: { cached: { limit: { credit: cached_token, mode: soft, value: 0 } } } }\n",
+      { version: "v" },
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    const h = createHarness(r.policy);
+    let billed = 0n;
+    // 2.5 nano-USD an event: each event's price alone would round to 3, and 400 events to 1,200.
+    for (let i = 0; i < 400; i++) {
+      for (const e of h.run(allow, { customerId: "u", items: [{ entitlement: "cached", amount: 1 }] }).events) {
+        if (e.type === "meter-overage") billed += e.overagePrice ?? 0n;
+      }
+    }
+    expect(billed).toBe(n(0.000001));
+  });
+
   it("a provider cost finer than a nano-USD per unit adds up exactly over many small calls", () => {
     const r = loadPolicy(
       "policy:\n  credits:\n    cached_token: { unit: token, overhead_cost: 0.0000000014 }\n  plans:\n    p: { default: true, entitlements: { cached: { limit: { credit: cached_token, value: 1_000_000 } } } }\n",

@@ -207,7 +207,9 @@ export type MeterEvent = Message<"limitr.v1.MeterEvent"> & {
   overage: number;
 
   /**
-   * This event's overage x the credit's price, in USD; absent when the credit has no price.
+   * This event's overage x the credit's price, in USD; absent when the credit has no price. Exactly:
+   * what this overage adds to the price of the meter's overage, each rounded to nano-USD, so that
+   * the prices summed over a period are its overage x price within a nano-USD.
    *
    * @generated from field: optional double overage_price = 14;
    */
