@@ -99,7 +99,11 @@ export function settle(ctx: EngineContext, req: SettleRequest): Outcome<Decision
   return { result, writes, events };
 }
 
-/** Removes the reservation and its holds; `released: false` when there is no such reservation. */
+/**
+ * Removes the reservation and its holds; `released: false` when there is no such reservation, or
+ * when its ttl had already run out (its holds no longer counted: this release freed nothing). An
+ * expired one is still removed, as the maintenance prune would remove it.
+ */
 export function release(ctx: EngineContext, req: ReleaseRequest): Outcome<{ readonly released: boolean }> {
   if (typeof req.reservationId !== "string" || req.reservationId === "") throw invalidArgument("reservation_id", "must not be empty");
   checkId("reservation_id", req.reservationId);
@@ -107,7 +111,7 @@ export function release(ctx: EngineContext, req: ReleaseRequest): Outcome<{ read
   if (reservation === undefined) return readOnly({ released: false });
   const writes: Write[] = holdRemovals(ctx, reservation, []);
   writes.push({ kind: "reservation-delete", id: reservation.id });
-  return { result: { released: true }, writes, events: NO_EVENTS };
+  return { result: { released: reservation.expiresAt > ctx.now }, writes, events: NO_EVENTS };
 }
 
 function validateSettle(ctx: EngineContext, req: SettleRequest): void {

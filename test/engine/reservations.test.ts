@@ -240,4 +240,14 @@ describe("release", () => {
     expect(again).toEqual({ result: { released: false }, writes: [], events: [] });
     expect(h.run(allow, { customerId: "u", items: tokens(80) }).result.allowed).toBe(true);
   });
+
+  it("an expired reservation is removed, but released:false: its hold had stopped counting", () => {
+    const h = createHarness(policy);
+    h.run(reserve, { customerId: "u", items: tokens(70), ttlMs: 1_000 });
+    h.now = T0 + 1_000;
+    const out = h.run(release, { reservationId: "r1" });
+    expect(out.result).toEqual({ released: false });
+    expect(h.store.getReservation("r1")).toBeUndefined();
+    expect(h.store.getHolds("u", "tokens")).toEqual([]);
+  });
 });
