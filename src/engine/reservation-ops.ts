@@ -127,6 +127,19 @@ function validateSettle(ctx: EngineContext, req: SettleRequest): void {
     // counted); an unknown one is still an error (SPEC §6), as in every other request.
     checkItemUnit(item, i, ctx.policy, "actual");
   }
+  // A line without an amount settles an entitlement at what was reserved; a second line naming it
+  // would count that again (or add to it), which no caller means.
+  for (let i = 1; i < req.actual.length; i++) {
+    const item = req.actual[i] as UsageItem;
+    for (let j = 0; j < i; j++) {
+      const other = req.actual[j] as UsageItem;
+      if (other.entitlement !== item.entitlement || (other.amount !== undefined && item.amount !== undefined)) continue;
+      throw invalidArgument(
+        `actual[${i}].entitlement`,
+        `"${item.entitlement}" is also in actual[${j}], and a line without an amount settles it at what was reserved: give every line an amount, or one line`,
+      );
+    }
+  }
 }
 
 /**

@@ -91,6 +91,18 @@ describe("settle", () => {
     expect(h.store.getMeter("u", "soft")?.holdSummary.count).toBe(0);
   });
 
+  it("refuses an entitlement on two lines when one has no amount, which would count the reservation twice", () => {
+    const h = createHarness(policy);
+    h.run(reserve, { customerId: "u", items: tokens(15) });
+    for (const actual of [[{ entitlement: "tokens" }, { entitlement: "tokens" }], [{ entitlement: "tokens", amount: 3 }, { entitlement: "tokens" }]]) {
+      expect(() => h.run(settle, { reservationId: "r1", actual })).toThrow(/^actual\[1\]\.entitlement: "tokens" is also in actual\[0\], and a line without an amount/);
+    }
+    expect(h.store.getHolds("u", "tokens")).toHaveLength(1);
+    // Lines that all have amounts add up (input and output tokens of one call, say).
+    const out = h.run(settle, { reservationId: "r1", actual: [...tokens(4), ...tokens(5)] });
+    expect(view(out.result).value).toBe(n(9));
+  });
+
   it("an actual line without an amount settles at what was reserved; expired reservations still record", () => {
     const h = createHarness(policy);
     h.run(reserve, { customerId: "u", items: tokens(7), ttlMs: 10 });

@@ -507,7 +507,9 @@ export type SettleRequest = Message<"limitr.v1.SettleRequest"> & {
 
   /**
    * Actual usage per entitlement; an entitlement of the reservation that is not listed settles
-   * at zero.
+   * at zero. A line without an amount settles its entitlement at what was reserved; lines with
+   * amounts naming the same entitlement add up, and one without an amount may not share its
+   * entitlement with another line (INVALID_ARGUMENT).
    *
    * @generated from field: repeated limitr.v1.UsageItem actual = 2;
    */
