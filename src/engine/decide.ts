@@ -164,9 +164,12 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     for (const step of steps) {
       if (step === undefined) continue;
       const w = step.work;
+      // Overage is billed from the period's peak: usage given back and used again is billed once.
+      const billedTo = w.peak > step.oldValue ? w.peak : step.oldValue;
+      if (step.newValue > w.peak) w.peak = step.newValue;
       if (step.newValue !== step.oldValue) {
         w.changed = true;
-        events.push(meterEvent(step.pastLimit ? "meter-overage" : "meter-changed", scope, w, step.oldValue, step.newValue));
+        events.push(meterEvent(step.pastLimit ? "meter-overage" : "meter-changed", scope, w, step.oldValue, step.newValue, billedTo));
       }
       const cost = w.limit.credit.overheadCost;
       // The change the meter actually made: a decrease clamped at `minimum` moved less (or
@@ -178,7 +181,7 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
         w.overhead += priceNanos(step.newValue, cost) - priceNanos(step.oldValue, cost);
         w.changed = true;
       }
-      applyThresholds(events, scope, w, step.oldValue, step.newValue);
+      applyThresholds(events, scope, w, step.oldValue, step.newValue, billedTo);
     }
   }
   const writes = emit ? meterWrites(works) : [];

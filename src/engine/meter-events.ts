@@ -1,6 +1,7 @@
 /**
  * Meter events (SPEC §5, issue 5): one builder so every event carries every field the same way.
- * `overage` on an event is the overage that event's change added (what billing sums);
+ * `overage` on an event is the overage that event's change added past the period's peak (what
+ * billing sums: usage given back and used again is billed once);
  * `diff` is always `newValue − oldValue`.
  */
 import { mulDiv, priceNanos, toNanos, NANOS_PER_UNIT, type Nanos } from "../policy/index.js";
@@ -19,21 +20,26 @@ export interface EventScope {
 
 type MeterEventType = "meter-changed" | "meter-overage" | "meter-limit" | "meter-reset";
 
-export function meterFields(scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos): MeterEventFields {
-  return meterEvent("meter-changed", scope, work, oldValue, newValue);
+export function meterFields(scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos, billedTo: Nanos = oldValue): MeterEventFields {
+  return meterEvent("meter-changed", scope, work, oldValue, newValue, billedTo);
 }
 
-/** Built as one object literal (no spread): this runs on every counted call. */
+/**
+ * Built as one object literal (no spread): this runs on every counted call. `billedTo` is the
+ * value up to which overage was already billed this period (the meter's peak before this change,
+ * at least `oldValue`): only what goes past it is this event's overage.
+ */
 export function meterEvent(
   type: MeterEventType,
   scope: EventScope,
   work: WorkMeter,
   oldValue: Nanos,
   newValue: Nanos,
+  billedTo: Nanos = oldValue,
 ): EngineEvent & MeterEventFields {
   const limit = work.limit;
   const observe = limit.mode === "observe";
-  const overBefore = observe ? 0n : overageOf(oldValue, limit.value);
+  const overBefore = observe ? 0n : overageOf(billedTo, limit.value);
   const overAfter = observe ? 0n : overageOf(newValue, limit.value);
   const overage = overAfter > overBefore ? overAfter - overBefore : 0n;
   const price = limit.credit.price;
@@ -82,7 +88,7 @@ export function thresholdLevel(limit: Nanos, percent: number): Nanos {
  * threshold first reached and `meter-threshold-cleared` for each reached one fallen below.
  * A limit of 0 has no meaningful percentages: skipped.
  */
-export function applyThresholds(events: EngineEvent[], scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos): void {
+export function applyThresholds(events: EngineEvent[], scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos, billedTo: Nanos = oldValue): void {
   const limit = work.limit;
   if (limit.thresholds.length === 0 || limit.value <= 0n) return;
   let reached = work.thresholdsReached;
@@ -91,10 +97,10 @@ export function applyThresholds(events: EngineEvent[], scope: EventScope, work: 
     const was = reached.includes(t);
     if (!was && newValue >= level) {
       reached = [...reached, t].sort((a, b) => a - b);
-      events.push({ ...meterFields(scope, work, oldValue, newValue), type: "meter-threshold", threshold: t });
+      events.push({ ...meterFields(scope, work, oldValue, newValue, billedTo), type: "meter-threshold", threshold: t });
     } else if (was && newValue < level) {
       reached = reached.filter((r) => r !== t);
-      events.push({ ...meterFields(scope, work, oldValue, newValue), type: "meter-threshold-cleared", threshold: t });
+      events.push({ ...meterFields(scope, work, oldValue, newValue, billedTo), type: "meter-threshold-cleared", threshold: t });
     }
   }
   if (reached !== work.thresholdsReached) {

@@ -62,6 +62,11 @@ export interface Meter {
   readonly value: Nanos;
   /** Provider cost recorded this period, in nano-USD. */
   readonly overhead: Nanos;
+  /**
+   * The highest value the meter reached this period (at least `value`). Overage up to it has been
+   * billed, so usage given back and used again is not billed twice.
+   */
+  readonly peak: Nanos;
   /** Must describe the holds stored with the meter (`summarizeHolds`). */
   readonly holdSummary: HoldSummary;
   /** Threshold percents already reached this period (issue 5). */

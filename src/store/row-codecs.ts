@@ -102,6 +102,10 @@ export function encodeMeter(m: Meter): Row {
     encodeNanos(m.overhead),
     s.count === 0 ? null : [encodeNanos(s.held), s.count, s.nextExpiry],
     [...m.thresholdsReached],
+    // Null while the meter is at its peak, as a meter that only grows always is. Rows written
+    // before the peak was kept have no element here: read as at their peak, which is what their
+    // events billed.
+    m.peak === m.value ? null : encodeNanos(m.peak),
   ];
 }
 
@@ -118,13 +122,16 @@ export function decodeMeter(v: unknown): Meter {
     throw corrupt(`meter row version ${String(v[0])} is not supported`);
   }
   const r = v as Row;
+  const value = decodeNanos(r[5]);
+  const peak = r[9] === null || r[9] === undefined ? value : decodeNanos(r[9]);
   return {
     owner: str(r[1]),
     entitlement: str(r[2]),
     credit: str(r[3]),
     periodStart: num(r[4]),
-    value: decodeNanos(r[5]),
+    value,
     overhead: decodeNanos(r[6]),
+    peak: peak > value ? peak : value,
     holdSummary,
     thresholdsReached: Array.isArray(r[8]) ? r[8].map(num) : [],
   };

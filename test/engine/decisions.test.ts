@@ -198,7 +198,8 @@ describe("events", () => {
     );
     const last = calls.map((evs) => evs.at(-1));
     expect(last.map((e) => e?.type)).toEqual(["meter-changed", "meter-overage", "meter-overage", "meter-changed", "meter-overage"]);
-    expect(last.map((e) => (e !== undefined && "overage" in e ? e.overage : -1n))).toEqual([0n, n(2), n(3), 0n, n(2)]);
+    // 8, 12, 15, 10, 12: the last call goes past the limit again, but only up to 15, billed already.
+    expect(last.map((e) => (e !== undefined && "overage" in e ? e.overage : -1n))).toEqual([0n, n(2), n(3), 0n, 0n]);
     expect(last[1]).toEqual({
       type: "meter-overage",
       time: T0,
@@ -264,6 +265,36 @@ describe("events", () => {
     expect(h.store.getMeter("u", "cached")?.overhead).toBe(n(0.0000014));
     for (let i = 0; i < 500; i++) h.run(allow, { customerId: "u", items: [{ entitlement: "cached", amount: -1 }] });
     expect(h.store.getMeter("u", "cached")?.overhead).toBe(n(0.0000007));
+  });
+
+  it("usage given back and used again is billed once: overage counts from the period's peak", () => {
+    const r = loadPolicy(
+      "policy:\n  credits:\n    token: { price: { amount: 0.01 } }\n  plans:\n    p: { default: true, entitlements: { chat: { limit: { credit: token, mode: soft, value: 100, resets: true, reset_inc: 1day } } } }\n",
+      { version: "v" },
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    const h = createHarness(r.policy);
+    const billed = (amounts: number[]): [bigint, bigint] => {
+      let overage = 0n;
+      let price = 0n;
+      for (const e of h.run(allow, { customerId: "u", items: amounts.map((amount) => ({ entitlement: "chat", amount })) }).events) {
+        if (e.type === "meter-overage") [overage, price] = [overage + e.overage, price + (e.overagePrice ?? 0n)];
+      }
+      return [overage, price];
+    };
+    expect(billed([120])).toEqual([n(20), n(0.2)]);
+    expect(billed([-30])).toEqual([0n, 0n]);
+    expect(billed([30])).toEqual([0n, 0n]);
+    expect(billed([10])).toEqual([n(10), n(0.1)]);
+    // Within one request too: down and up again past the limit bills only what passes the peak.
+    expect(billed([-50, 55])).toEqual([n(5), n(0.05)]);
+    expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(135), peak: n(135) });
+    billed([-35]);
+    expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(100), peak: n(135) });
+    // A new period starts from zero, and its overage is billed afresh.
+    h.now += 86_400_000;
+    expect(billed([101])).toEqual([n(1), n(0.01)]);
+    expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(101), peak: n(101) });
   });
 
   it("no price → overagePrice undefined; observe never reports overage", () => {

@@ -51,6 +51,15 @@ describe("meter rows", () => {
     expect(decodeMeter(encodeMeter(bare))).toEqual(bare);
   });
 
+  it("keeps a peak above the value; a meter at its peak, or a row from before peaks were kept, stores none and reads as at it", () => {
+    const given = meter("c1", "chat", 7n, { peak: 12n });
+    expect(encodeMeter(given)[9]).toBe(encodeNanos(12n));
+    expect(decodeMeter(encodeMeter(given))).toEqual(given);
+    expect(encodeMeter(meter("c1", "chat", 7n))[9]).toBeNull();
+    const before = encodeMeter(meter("c1", "chat", 7n)).slice(0, 9);
+    expect(decodeMeter(before)).toMatchObject({ value: 7n, peak: 7n });
+  });
+
   it("a v1 row without holds reads as a meter with none; one with holds, or an unknown version, is refused", () => {
     expect(decodeMeter(v1([]))).toEqual(meter("c1", "chat", 7n, { holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [50] }));
     expect(() => decodeMeter(v1([["r1", 5, 9_000]]))).toThrow(/still carries its holds/);

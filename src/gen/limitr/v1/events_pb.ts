@@ -198,9 +198,12 @@ export type MeterEvent = Message<"limitr.v1.MeterEvent"> & {
   remaining: number;
 
   /**
-   * The overage this event added: the part of this call's usage above the limit (what billing
-   * sums over meter-overage events). On meter-limit, the overage the denied call would have added.
-   * The meter's total overage is in MeterState.overage.
+   * The overage this event added: the part of this call's usage above the limit and above the
+   * highest value the meter reached earlier this period (what billing sums over meter-overage
+   * events: usage given back and used again is billed once, so the sum over a period is the most
+   * the meter went past the limit). A call past the limit that stays within that peak is still a
+   * meter-overage, with 0. On meter-limit, the overage the denied call would have added. The
+   * meter's overage now is in MeterState.overage.
    *
    * @generated from field: double overage = 13;
    */
