@@ -65,6 +65,16 @@ describe("DecisionService over grpc-js", () => {
     expect((res.items as Obj[])[0]).toMatchObject({ owner: "acme", unit: "MB", value: 500, limit: 1000 });
   });
 
+  it("the example policy's seats have a floor: a member removed twice frees no extra seat", async () => {
+    await unary(h.admin, "UpsertCustomer", { customer_id: "floor-org", type: "org" });
+    const seat = (customer_id: string, amount: number) => allow({ customer_id, customer_hint: { refs: ["floor-org"] }, items: [{ entitlement: "seats", amount }] });
+    await seat("m1", 1);
+    await seat("m1", -1);
+    expect(((await seat("m1", -1)).items as Obj[])[0]).toMatchObject({ owner: "floor-org", value: 0, limit: 3 });
+    for (const m of ["m1", "m2", "m3"]) expect((await seat(m, 1)).allowed).toBe(true);
+    expect(await seat("m4", 1)).toMatchObject({ allowed: false, reason: "REASON_HARD_LIMIT" });
+  });
+
   it("a scoped entitlement without an owner of its type is SCOPE_UNRESOLVED", async () => {
     const res = await allow({ customer_id: "loner", items: [{ entitlement: "seats" }] });
     expect(res).toMatchObject({ allowed: false, reason: "REASON_SCOPE_UNRESOLVED", denied_item: 0 });
