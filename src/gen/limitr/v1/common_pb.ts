@@ -447,7 +447,10 @@ export enum MeterKind {
   METERED = 1,
 
   /**
-   * The entitlement is a feature flag: only `granted` is meaningful, nothing is metered.
+   * The entitlement is a feature flag, or one the caller cannot use here: only `granted` is
+   * meaningful, nothing is metered. An entitlement the plan lacks, one no plan has (a typo) and a
+   * scoped one with no owner of its type are reported as a feature not granted; in a decision,
+   * its reason (NOT_ENTITLED, UNKNOWN_ENTITLEMENT, SCOPE_UNRESOLVED) tells them apart.
    *
    * @generated from enum value: METER_KIND_FEATURE = 2;
    */

@@ -153,7 +153,7 @@ export type CheckRequest = Message<"limitr.v1.CheckRequest"> & {
   items: UsageItem[];
 
   /**
-   * Creates or updates the customer on first use.
+   * Decided as if applied (the plan, refs and type it names), but nothing is created or stored.
    *
    * @generated from field: limitr.v1.CustomerHint customer_hint = 3;
    */
