@@ -1,8 +1,8 @@
 /**
  * A billing consumer: follows `meter-overage` events and prints one billing line per overage.
  * Its cursor (the next sequence to process) is durable: written to a temporary file, flushed,
- * and renamed over the cursor file after each event, so a restart of the consumer or of the
- * sidecar resumes exactly where it stopped. Each line carries the event's sequence (`seq=`),
+ * and renamed over the cursor file after each event and each position the sidecar reports, so
+ * a restart of the consumer or of the sidecar resumes exactly where it stopped. Each line carries the event's sequence (`seq=`),
  * the key a billing system deduplicates on if the process is killed between printing a line
  * and saving the cursor (the only window where a line can repeat; a normal stop never repeats).
  */
@@ -50,14 +50,26 @@ export interface ConsumerOptions {
 
 /** Runs until `signal` aborts; reconnects by itself while the sidecar restarts. */
 export async function runBillingConsumer(o: ConsumerOptions): Promise<void> {
-  const fromSequence = readCursor(o.cursorFile);
-  for await (const item of o.limitr.events({ types: ["meter-overage"], fromSequence, ...(o.signal ? { signal: o.signal } : {}) })) {
+  // The cursor means "every overage below it is billed". The stream is filtered, so most of the
+  // log goes by without an event to advance it: the positions the sidecar reports after quiet
+  // stretches move it past those too. Without them a restart after retention pruned the
+  // unbilled-but-unbillable events behind a stale cursor would warn of a loss that never was.
+  let cursor = readCursor(o.cursorFile);
+  const advance = (next: number): void => {
+    if (next <= cursor) return;
+    writeCursor(o.cursorFile, next);
+    cursor = next;
+  };
+  // A position is reported while the iterator is asked for its next item, so every event
+  // before it has been printed and its cursor written.
+  const events = o.limitr.events({ types: ["meter-overage"], fromSequence: cursor, onPosition: advance, ...(o.signal ? { signal: o.signal } : {}) });
+  for await (const item of events) {
     if (item.kind === "events-lost") {
       o.warn?.(`events ${item.requestedSequence}..${item.firstAvailableSequence - 1} were pruned before being billed`);
-      writeCursor(o.cursorFile, item.firstAvailableSequence);
+      advance(item.firstAvailableSequence);
       continue;
     }
     o.print(billingLine(item));
-    writeCursor(o.cursorFile, item.sequence + 1);
+    advance(item.sequence + 1);
   }
 }

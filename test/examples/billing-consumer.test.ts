@@ -29,10 +29,12 @@ afterAll(async () => {
 });
 
 /** One running consumer process-equivalent: its own client, its cursor from the file. */
-function startConsumer(cursorFile: string, lines: string[]) {
-  const limitr = createLimitrClient({ address, initialBackoffMs: 20, maxBackoffMs: 200 });
+function startConsumer(cursorFile: string, lines: string[], warnings: string[] = [], at = address) {
+  const limitr = createLimitrClient({ address: at, initialBackoffMs: 20, maxBackoffMs: 200 });
   const stop = new AbortController();
-  const done = runBillingConsumer({ limitr, cursorFile, print: (l) => lines.push(l), signal: stop.signal }).finally(() => limitr.close());
+  const done = runBillingConsumer({ limitr, cursorFile, print: (l) => lines.push(l), warn: (w) => warnings.push(w), signal: stop.signal }).finally(() =>
+    limitr.close(),
+  );
   return {
     async stop() {
       stop.abort();
@@ -41,9 +43,27 @@ function startConsumer(cursorFile: string, lines: string[]) {
   };
 }
 
-const until = async (cond: () => boolean): Promise<void> => {
-  while (!cond()) await sleep(20);
+const until = async (cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`not reached in ${timeoutMs} ms: ${String(cond)}`);
+    await sleep(20);
+  }
 };
+
+/** The sequence the next event will get (the position a live subscription opens at). */
+async function nextSequence(limitr: LimitrClient): Promise<number> {
+  const stop = new AbortController();
+  let next = 0;
+  for await (const _ of limitr.events({ signal: stop.signal, onPosition: (n) => (next = n, stop.abort()) })) break;
+  return next;
+}
+
+/** Whether retention has pruned the event at `sequence`. */
+async function pruned(limitr: LimitrClient, sequence: number): Promise<boolean> {
+  for await (const item of limitr.events({ fromSequence: sequence, reconnect: false })) return item.kind === "events-lost";
+  return false;
+}
 
 it("writes the cursor atomically (write-then-rename, never a stray temp file)", () => {
   const f = join(dir, "unit-cursor.json");
@@ -111,5 +131,52 @@ it("prints one line per meter-overage across consumer and sidecar restarts, none
     expect(JSON.parse(readFileSync(cursorFile, "utf8"))).toEqual({ nextSequence: logged.at(-1)! + 1 });
   } finally {
     writer.close();
+  }
+});
+
+it("moves its cursor past other events, so retention pruning them warns of nothing; a pruned overage warns", async () => {
+  const keep = 20;
+  const ret = await startSidecar([...POLICY, "--data-dir", join(dir, "retention-data"), "--event-retention-count", String(keep), "--maintenance-interval", "100ms"]);
+  const writer = createLimitrClient({ address: ret.grpcAddress });
+  const cursorFile = join(dir, "retention-cursor.json");
+  const lines: string[] = [];
+  const warnings: string[] = [];
+  /** Events a billing consumer never sees: a user well under its limit. */
+  const others = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await writer.record("steady_user", "gpt_tokens", 1);
+  };
+  try {
+    await writer.record("ret_1", "gpt_tokens", 2001);
+    let consumer = startConsumer(cursorFile, lines, warnings, ret.grpcAddress);
+    await until(() => lines.length === 1);
+    const afterOverage = readCursor(cursorFile);
+    await others(3 * keep);
+    const end = await nextSequence(writer);
+    // The sidecar reports the filtered stream's position after 5 quiet seconds past others' events.
+    await until(() => readCursor(cursorFile) >= end, 15_000);
+    await consumer.stop();
+    await until(() => pruned(writer, afterOverage));
+
+    // Nothing billable was pruned: no warning, and the next overage is billed.
+    consumer = startConsumer(cursorFile, lines, warnings, ret.grpcAddress);
+    await writer.record("ret_2", "gpt_tokens", 2002);
+    await until(() => lines.length === 2);
+    expect(warnings).toEqual([]);
+
+    // An overage pruned while the consumer was down is a loss it names.
+    await consumer.stop();
+    const lost = readCursor(cursorFile);
+    await writer.record("ret_3", "gpt_tokens", 2003);
+    const overageAtMost = (await nextSequence(writer)) - 1;
+    await others(3 * keep);
+    await until(() => pruned(writer, overageAtMost));
+    consumer = startConsumer(cursorFile, lines, warnings, ret.grpcAddress);
+    await until(() => warnings.length === 1);
+    await consumer.stop();
+    expect(warnings[0]).toMatch(new RegExp(`^events ${lost}\\.\\.\\d+ were pruned before being billed$`));
+    expect(lines).toHaveLength(2);
+  } finally {
+    writer.close();
+    await stopSidecar(ret);
   }
 });
