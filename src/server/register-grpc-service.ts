@@ -240,6 +240,10 @@ function makeHandler(
           return;
         }
         const ctx = contextFor(service, spec.method, call, options);
+        // grpc-js would send the response headers with the first message, and a filtered
+        // WatchEvents may have none for hours: a client or proxy waiting on headers would time the
+        // call out. Sent now, they cost the stream the one HEADERS frame it had to send anyway.
+        call.sendMetadata(new grpc.Metadata());
         const writer = createStreamWriter(call, serialize, unsupported);
         writeAll(call, spec.impl(req.message as never, ctx), spec.method.output, writer)
           .then(

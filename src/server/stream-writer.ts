@@ -116,8 +116,9 @@ export function createStreamWriter(
       if (fallback !== undefined) return fallback.write(response);
       if (over()) return true;
       if (!stream.headersSent) {
-        // grpc-js sends the response headers with the first message; so do we, through its own
-        // call, so that its end of the call (trailers, or a trailers-only error) still follows.
+        // The headers go out through grpc-js's own call, so that its end of the call (trailers,
+        // or a trailers-only error) still follows. registerGrpcService sends them as the stream
+        // starts; this is for a writer on a call that has not.
         call.sendMetadata(new Metadata());
         if (!stream.headersSent) {
           unsupported("grpc-js did not send the response headers on sendMetadata");

@@ -12,7 +12,7 @@ import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { createEngine, type StateRecord } from "../../src/engine/index.js";
 import { ImportStateRequestSchema } from "../../src/gen/limitr/v1/admin_pb.js";
-import { AllowRequestSchema, DecisionService } from "../../src/gen/limitr/v1/decision_pb.js";
+import { AllowRequestSchema, DecisionService, WatchEventsRequestSchema } from "../../src/gen/limitr/v1/decision_pb.js";
 import { createHttpEndpoint, createSidecarServer, type CallEnd, type HttpEndpoint, type SidecarServer, type StateAdmin } from "../../src/server/index.js";
 import { createMemoryStore, type MemoryStore } from "../../src/store/memory-store.js";
 import { examplePolicy } from "./harness.js";
@@ -257,6 +257,41 @@ describe("HTTP endpoint", () => {
     const res = await post(importMessage(contentType, "big", "x".repeat(600)));
     expect(streamOutcome(contentType, res.headers, Buffer.from(await res.arrayBuffer()))).toMatch(/512/);
     expect(imported).toEqual([]);
+  });
+
+  it.each(importProtocols)("WatchEvents over %s: the response headers go out as the stream starts, before any event", async (_name, contentType) => {
+    const { server, base } = await setup();
+    server.setServing(true);
+    const watch = (fields: { customerId: string; fromSequence?: bigint }, signal?: AbortSignal): Promise<Response> => {
+      const message = contentType.endsWith("+json")
+        ? Buffer.from(JSON.stringify({ ...fields, fromSequence: fields.fromSequence?.toString() }))
+        : Buffer.from(toBinary(WatchEventsRequestSchema, create(WatchEventsRequestSchema, fields)));
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(message.length, 1);
+      return fetch(`${base}/limitr.v1.DecisionService/WatchEvents`, {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body: Buffer.concat([head, message]),
+        ...(signal ? { signal } : {}),
+      });
+    };
+    // Live only, no send_position, nothing matching yet: fetch resolves on the headers alone.
+    const stop = new AbortController();
+    const noHeaders = setTimeout(() => stop.abort(new Error("no response headers within 5 s")), 5000);
+    const res = await watch({ customerId: "quiet" }, stop.signal);
+    clearTimeout(noHeaders);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe(contentType);
+    // The events still follow.
+    const reader = res.body!.getReader();
+    expect((await allowJson(base, "quiet")).status).toBe(200);
+    const { value } = await reader.read();
+    expect(value!.length).toBeGreaterThan(5);
+    stop.abort();
+    // An error of the handler's own still ends the stream, in its body.
+    const bad = await watch({ customerId: "quiet", fromSequence: 1_000_000n });
+    expect(bad.status).toBe(200);
+    expect(streamOutcome(contentType, bad.headers, Buffer.from(await bad.arrayBuffer()))).toMatch(/from_sequence: 1000000 is past the newest event/);
   });
 
   it("an HTTP/1.0 request without a Host header is 400, and the port keeps serving", async () => {

@@ -74,6 +74,8 @@ function rawCall(port: number, path: string, body: Uint8Array) {
   const messages: Buffer[] = [];
   let pending = Buffer.alloc(0);
   let trailers: http2.IncomingHttpHeaders | undefined;
+  let headers: http2.IncomingHttpHeaders | undefined;
+  stream.on("response", (h) => void (headers = h));
   stream.on("data", (chunk: Buffer) => {
     chunks.push(chunk);
     pending = Buffer.concat([pending, chunk]);
@@ -91,6 +93,7 @@ function rawCall(port: number, path: string, body: Uint8Array) {
     messages,
     ended,
     trailers: () => trailers,
+    headers: () => headers,
     close: () => {
       stream.close();
       session.close();
@@ -338,5 +341,21 @@ describe("the sidecar's WatchEvents", () => {
     // One frame per message before; the 30 are read from the log in one turn.
     expect(c.chunks.length).toBeLessThanOrEqual(3);
     expect(h.logs.filter((l) => l.level === "warn")).toEqual([]);
+  });
+
+  it("sends the response headers as a live stream starts, before any event matches", async () => {
+    h = await startHarness();
+    const port = Number(h.address.slice(h.address.lastIndexOf(":") + 1));
+    // Live only, no send_position, a filter nothing matches: no message for as long as it lasts.
+    const req = toBinary(WatchEventsRequestSchema, create(WatchEventsRequestSchema, { customerId: "nobody-yet" }));
+    const c = rawCall(port, "/limitr.v1.DecisionService/WatchEvents", req);
+    onCleanup(c.close);
+    await until(() => c.headers() !== undefined);
+    expect(c.headers()).toMatchObject({ ":status": 200, "content-type": "application/grpc+proto" });
+    expect(c.messages).toEqual([]);
+    // The events still come after them, each its own message.
+    await unary(h.decision, "Allow", { customer_id: "nobody-yet", items: [{ entitlement: "gpt_tokens", amount: 1 }] });
+    await until(() => c.messages.length >= 1);
+    expect(fromBinary(WatchEventsResponseSchema, c.messages[0]!).kind.case).toBe("event");
   });
 });

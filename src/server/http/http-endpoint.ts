@@ -7,7 +7,7 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { AdminService } from "../../gen/limitr/v1/admin_pb.js";
 import { DecisionService } from "../../gen/limitr/v1/decision_pb.js";
@@ -78,6 +78,7 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
     // An unknown key or enum name is an error: ignored, a typo would drop an idempotency key or
     // empty a `types` filter.
     jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false },
+    interceptors: [streamHeadersNow],
   });
   router.service(DecisionService, deps.decisionService);
   router.service(AdminService, deps.adminService);
@@ -111,7 +112,8 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
       }
       let uReq: UniversalServerRequest;
       try {
-        uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+        const values = kind === "server_streaming" ? createContextValues().set(SEND_HEADERS, (header) => sendHeadersNow(res, header)) : undefined;
+        uReq = universalRequestFromNodeRequest(req, res, undefined, values);
       } catch {
         // Thrown for a request with no authority (HTTP/1.0 without Host). Uncaught, it would end
         // the process: any local client could stop the sidecar with one request.
@@ -130,6 +132,31 @@ export function createHttpEndpoint(deps: HttpEndpointDeps): HttpEndpoint {
     deps.logger,
     "http",
   );
+}
+
+/** How a server stream's handler reaches its node response to send the headers (see below). */
+const SEND_HEADERS = createContextKey<((header: Headers) => void) | undefined>(undefined, { description: "send a stream's response headers" });
+
+/**
+ * connect-node sends a stream's response headers with its first message, and a filtered
+ * WatchEvents may have none for hours: a client or proxy waiting on headers would time the call
+ * out. Once the request has parsed and the handler is running, the headers are final (our
+ * handlers add none), so they go out at once; an error after that ends the stream in its body
+ * (Connect's end-of-stream message, gRPC-Web's trailer frame) as it does after a message.
+ */
+const streamHeadersNow: Interceptor = (next) => async (req) => {
+  const res = await next(req);
+  if (res.stream && req.method.methodKind === "server_streaming") req.contextValues.get(SEND_HEADERS)?.(res.header);
+  return res;
+};
+
+/** Writes the status line and `header` now, and makes connect-node's own writeHead a no-op. */
+function sendHeadersNow(res: http.ServerResponse, header: Headers): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(200, Object.fromEntries(header));
+  res.flushHeaders();
+  // connect-node writes the head with the first message, or at the end; it is out already.
+  res.writeHead = (() => res) as typeof res.writeHead;
 }
 
 /**
