@@ -114,6 +114,14 @@ async function startOnStore(store: LmdbStore, opened: (() => unknown)[], writer:
       // The watcher has logged the rejection with its issues; this records it.
       logPolicyEvent(policyRejectedEvent(info.version, issues, info.source, info.rejectedAt.getTime()));
     },
+    onRestored: (info) => {
+      // The rejected edit was rolled back: the policy in force is the mounted document again.
+      // Said with a policy-applied of its version, so that whatever a policy-rejected raised (an
+      // alert) is cleared from the stream, and counted as one, so the metric agrees with the log.
+      if (policy === undefined) return;
+      metrics.policyApplied(policy.version);
+      logPolicyEvent(policyAppliedEvent(policy, policy, info.source, info.restoredAt.getTime()));
+    },
     pollIntervalMs: config.policyPollInterval,
     fsEvents: config.policyWatch === "events",
     logger: watchLogger,

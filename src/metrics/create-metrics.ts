@@ -51,7 +51,10 @@ export interface Metrics {
   idempotentReplay(operation: ReplayedOperation): void;
   /** A decision's customer hint named another customer's alt id (the engine's `onHintAltIdConflict`). */
   hintAltIdConflict(): void;
-  /** A policy was applied (at start and on every reload); its version becomes the live one. */
+  /**
+   * A policy was applied (at start and on every reload), or a rejected edit was rolled back to
+   * it: one per policy-applied event. Its version becomes (or stays) the live one.
+   */
   policyApplied(version: string): void;
   /** A policy document was rejected (the previous one stays in force). */
   policyRejected(): void;

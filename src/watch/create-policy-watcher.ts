@@ -118,13 +118,17 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
 
     const version = contentVersion(bytes);
     if (version === appliedVersion) {
-      if (lastError) {
+      // Rejections are counted on even when the file was missing in between: the missing file's
+      // return clears its own error, not theirs.
+      if (lastError || rejectedSinceLastSuccess > 0) {
         // The file agrees with the live policy again (a bad edit rolled back, a deleted file
         // restored): nothing is wrong any more, so the status must stop saying so.
         logger.info("policy source matches the live policy again", { source, version, reason });
+        const rejections = rejectedSinceLastSuccess;
         lastError = undefined;
         rejectedSinceLastSuccess = 0;
         rejected = undefined;
+        if (rejections > 0) restored(version, rejections, at, reason);
       }
       return { kind: "unchanged", version };
     }
@@ -195,6 +199,15 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
       logger.error("onRejected handler failed", { source, version, err });
     }
     return { kind: "rejected", version, issues };
+  }
+
+  /** Tells the caller, who reported the rejections, that they no longer stand. */
+  function restored(version: string, rejections: number, at: Date, reason: ReloadReason): void {
+    try {
+      options.onRestored?.({ version, source, reason, restoredAt: at, rejectedSinceLastSuccess: rejections });
+    } catch (err) {
+      logger.error("onRestored handler failed", { source, version, err });
+    }
   }
 
   function readFailed(err: unknown, at: Date, reason: ReloadReason): ReloadOutcome {

@@ -18,6 +18,7 @@ export type {
   PolicyWatcherOptions,
   RejectedInfo,
   ReloadOutcome,
+  RestoredInfo,
   ReloadReason,
   WatchLogger,
 } from "./types.js";

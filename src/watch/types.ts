@@ -43,6 +43,17 @@ export interface RejectedInfo {
   readonly rejectedSinceLastSuccess: number;
 }
 
+/** Passed to `onRestored` when the file is back to the live policy's bytes after rejections. */
+export interface RestoredInfo {
+  /** Content hash of the document: the live policy's version. */
+  readonly version: string;
+  readonly source: string;
+  readonly reason: ReloadReason;
+  readonly restoredAt: Date;
+  /** The rejections this ends (at least 1). */
+  readonly rejectedSinceLastSuccess: number;
+}
+
 /**
  * Why the file on disk is not the live policy. `rejected`: it failed validation; `missing`: the
  * file is gone; `unreadable`: another I/O error; `compile-failed`: the compiler threw or rejected
@@ -105,6 +116,12 @@ export interface PolicyWatcherOptions {
   readonly onApplied: (policy: CompiledPolicy, info: AppliedInfo) => void;
   /** Called with every issue of a rejected document; the last good policy stays live. */
   readonly onRejected: (issues: readonly PolicyIssue[], info: RejectedInfo) => void;
+  /**
+   * Called when, after `onRejected`, the file holds the live policy's bytes again (the bad edit
+   * rolled back): the rejections no longer stand, though nothing is applied. Not called when no
+   * rejection came between (a deleted file restored as it was).
+   */
+  readonly onRestored?: (info: RestoredInfo) => void;
   /** Quiet time after the last file event before re-reading (default 150 ms). */
   readonly debounceMs?: number;
   /** Periodic re-read, the fallback for missed notifications (default 30 000 ms; 0 = off). */

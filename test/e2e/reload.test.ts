@@ -149,6 +149,45 @@ describe("policy reload in a running sidecar (kubelet ..data swaps)", () => {
     ]);
   });
 
+  it("a rejected edit rolled back to the document in force: policy-applied of that version again, counted as applied", async () => {
+    const good = proPolicy(10);
+    const vA = versionOf(good);
+    const s = (running = await startReloadSidecar(good, ["--http-address", "127.0.0.1:0"]));
+    const appliedAt = timestampMs((await s.status()).applied_at);
+    const vBad = await s.write(invalidPolicy("bad edit"));
+    await waitFor("the rejection", async () => ((await s.status()).rejections_since_applied === 1 ? true : undefined), 2_000);
+
+    await s.write(good);
+    const back = await waitFor("the rollback in GetPolicyStatus", async () => {
+      const st = await s.status();
+      return st.rejections_since_applied === 0 ? st : undefined;
+    }, 2_000);
+    expect(back).toMatchObject({ version: vA, last_errors: [] });
+    // Nothing was applied anew: the policy in force has been in force since start-up.
+    expect(timestampMs(back.applied_at)).toBe(appliedAt);
+
+    // The stream says the rejection no longer stands: the version in force, applied again.
+    const policyEvents = await waitFor("the third policy event", async () => {
+      const events = await s.events(["EVENT_TYPE_POLICY_APPLIED", "EVENT_TYPE_POLICY_REJECTED"]);
+      return events.length === 3 ? events : undefined;
+    }, 2_000);
+    expect(policyEvents.map((e) => [e.type, ((e.policy_applied ?? e.policy_rejected) as Obj).policy_version])).toEqual([
+      ["EVENT_TYPE_POLICY_APPLIED", vA],
+      ["EVENT_TYPE_POLICY_REJECTED", vBad],
+      ["EVENT_TYPE_POLICY_APPLIED", vA],
+    ]);
+    expect(policyEvents[2]?.policy_applied).toMatchObject({ source: s.policyPath, removed_plans: [] });
+    // One applied per policy-applied event.
+    const metrics = await (await fetch(`http://${s.sidecar.httpAddress}/metrics`)).text();
+    expect(metrics).toMatch(/^limitr_policy_reloads_total\{result="applied"\} 2$/m);
+    expect(metrics).toMatch(/^limitr_policy_reloads_total\{result="rejected"\} 1$/m);
+    expect(metrics).toMatch(new RegExp(`^limitr_policy_info\\{version="${vA}"\\} 1$`, "m"));
+    // Re-reads of the same bytes (SIGHUP) add nothing.
+    s.sidecar.kill("SIGHUP");
+    await sleep(300);
+    expect(await s.events(["EVENT_TYPE_POLICY_APPLIED", "EVENT_TYPE_POLICY_REJECTED"])).toHaveLength(3);
+  });
+
   it("applies a policy with two default plans: the first is the default, and the second is logged as a warning", async () => {
     const s = (running = await startReloadSidecar(proPolicy(10)));
     // SPEC: "the first default wins". pro (100 tokens) is the first default here, free (5) the second.

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CompiledPolicy, PolicyIssue } from "../../src/policy/index.js";
-import { createPolicyWatcher, type AppliedInfo, type PolicyWatcher, type PolicyWatcherOptions, type RejectedInfo } from "../../src/watch/index.js";
+import { createPolicyWatcher, type AppliedInfo, type PolicyWatcher, type PolicyWatcherOptions, type RejectedInfo, type RestoredInfo } from "../../src/watch/index.js";
 import { compile } from "./fixtures.js";
 
 export interface LogLine {
@@ -18,6 +18,7 @@ export interface Harness {
   readonly watcher: PolicyWatcher;
   readonly applied: { policy: CompiledPolicy; info: AppliedInfo }[];
   readonly rejected: { issues: readonly PolicyIssue[]; info: RejectedInfo }[];
+  readonly restored: RestoredInfo[];
   readonly logs: LogLine[];
   /** The version of the live policy, as the caller (the one who swaps the reference) sees it. */
   live(): string | undefined;
@@ -31,6 +32,7 @@ export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<v
 export function createHarness(options: Partial<PolicyWatcherOptions> & { readonly path: string }): Harness {
   const applied: Harness["applied"] = [];
   const rejected: Harness["rejected"] = [];
+  const restored: RestoredInfo[] = [];
   const logs: LogLine[] = [];
   let live: string | undefined;
   const log = (level: string) => (msg: string, fields: Readonly<Record<string, unknown>> = {}) => void logs.push({ level, msg, fields });
@@ -41,10 +43,11 @@ export function createHarness(options: Partial<PolicyWatcherOptions> & { readonl
       live = policy.version;
     },
     onRejected: (issues, info) => void rejected.push({ issues, info }),
+    onRestored: (info) => void restored.push(info),
     logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
     ...options,
   });
-  return { watcher, applied, rejected, logs, live: () => live };
+  return { watcher, applied, rejected, restored, logs, live: () => live };
 }
 
 /** Polls `condition` every 20 ms until it holds or `withinMs` passes (then throws `what`). */

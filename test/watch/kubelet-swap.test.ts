@@ -92,13 +92,44 @@ describe("policy watcher on a kubelet-projected ConfigMap", () => {
     expect(status.lastRejectedAt).toEqual(secondRejectedAt);
   });
 
-  it("clears the error when a rejected edit is rolled back to the live content, without re-applying", async () => {
+  it("clears the error when a rejected edit is rolled back to the live content, without re-applying, and says so once", async () => {
     const harness = await start();
     await kubelet.write({ "policy.yaml": invalidPolicy(1) });
     await waitFor("rejection", () => harness.rejected.length === 1);
+    await kubelet.write({ "policy.yaml": invalidPolicy(2) });
+    await waitFor("second rejection", () => harness.rejected.length === 2);
     await kubelet.write({ "policy.yaml": validPolicy(100) });
     await waitFor("error cleared", () => harness.watcher.status().lastError === undefined);
     expect(harness.watcher.status().rejectedSinceLastSuccess).toBe(0);
+    expect(harness.applied).toHaveLength(1);
+    // The caller reported the rejections: it is told they no longer stand.
+    expect(harness.restored).toMatchObject([{ version: v(validPolicy(100)), rejectedSinceLastSuccess: 2, source: join(dir, "policy.yaml") }]);
+    // Later re-reads of the same bytes change nothing and say nothing.
+    await harness.watcher.reload("SIGHUP");
+    expect(harness.restored).toHaveLength(1);
+  });
+
+  it("a rejection, then the key gone, then the live content back: the rejection no longer stands either", async () => {
+    const harness = await start();
+    await kubelet.write({ "policy.yaml": invalidPolicy(1) });
+    await waitFor("rejection", () => harness.rejected.length === 1);
+    await kubelet.write({ "other.yaml": "x: 1\n" });
+    await waitFor("source missing", () => harness.watcher.status().sourceMissing);
+    await kubelet.write({ "policy.yaml": validPolicy(100) });
+    await waitFor("restored", () => harness.restored.length === 1);
+    expect(harness.watcher.status()).toMatchObject({ sourceMissing: false, lastError: undefined, rejectedSinceLastSuccess: 0 });
+    expect(harness.applied).toHaveLength(1);
+  });
+
+  it("a deleted key restored as it was, with no rejection between, restores nothing", async () => {
+    const harness = await start();
+    await kubelet.write({ "other.yaml": "x: 1\n" });
+    await waitFor("source missing", () => harness.watcher.status().sourceMissing);
+    await kubelet.write({ "policy.yaml": validPolicy(100) });
+    await waitFor("back", () => !harness.watcher.status().sourceMissing);
+    await harness.watcher.reload("SIGHUP");
+    expect(harness.watcher.status()).toMatchObject({ lastError: undefined, rejectedSinceLastSuccess: 0 });
+    expect(harness.restored).toEqual([]);
     expect(harness.applied).toHaveLength(1);
   });
 

@@ -346,7 +346,10 @@ export const CustomerPlanChangedEventSchema: GenMessage<CustomerPlanChangedEvent
   messageDesc(file_limitr_v1_events, 4);
 
 /**
- * A policy was applied.
+ * A policy was applied. Also sent, with the version already in force, when a rejected document
+ * is replaced by the one in force again (the bad edit rolled back): nothing changed in
+ * enforcement, but the rejections reported since the last policy-applied no longer stand. So
+ * the same version can follow itself, with a policy-rejected in between.
  *
  * @generated from message limitr.v1.PolicyAppliedEvent
  */
