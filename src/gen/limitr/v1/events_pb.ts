@@ -489,7 +489,10 @@ export enum EventType {
   CUSTOMER_REMOVED = 8,
 
   /**
-   * A customer's plan was changed through the admin API.
+   * A customer's own plan was changed: by SetCustomerPlan (also its reset_meters on the same
+   * plan), UpsertCustomer, or a decision's customer_hint naming another plan; a customer-set
+   * comes before it when the record changed. A change of the plan it inherits (through its refs,
+   * or the policy's default) is not one.
    *
    * @generated from enum value: EVENT_TYPE_CUSTOMER_PLAN_CHANGED = 9;
    */
