@@ -185,7 +185,8 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
     const first = errors[0] ?? issues[0];
     const message = `policy ${version} rejected: ${errors.length} error(s)` + (first ? `; first: ${first.path}: ${first.message}` : "");
     setError({ kind: "rejected", at, version, message, issues });
-    logger.error("policy rejected; keeping the last good policy", {
+    // At start-up there is none to keep: the caller stops instead.
+    logger.error(appliedVersion === undefined ? "policy rejected" : "policy rejected; keeping the last good policy", {
       source,
       version,
       keptVersion: appliedVersion,
@@ -217,7 +218,7 @@ export function createPolicyWatcher(options: PolicyWatcherOptions): PolicyWatche
       if (!sourceMissing) {
         sourceMissing = true;
         setError({ kind: "missing", at, version: undefined, message, issues: [] });
-        logger.warn("policy source missing; keeping the last good policy", { source, keptVersion: appliedVersion, reason });
+        logger.warn(appliedVersion === undefined ? "policy source missing" : "policy source missing; keeping the last good policy", { source, keptVersion: appliedVersion, reason });
       }
       return { kind: "missing", message };
     }

@@ -93,6 +93,8 @@ describe("policy watcher on a plain file", () => {
     const outcome = await h.watcher.start();
     expect(outcome.kind).toBe("missing");
     expect(h.watcher.status()).toMatchObject({ version: undefined, sourceMissing: true, lastError: { kind: "missing" } });
+    // There is no last good policy to keep yet, and the log must not claim one.
+    expect(h.logs.map((l) => l.msg)).toContain("policy source missing");
     await writeFile(file, validPolicy(100));
     const harness = h;
     await waitFor("late file applied", () => harness.live() === v(validPolicy(100)));
@@ -106,6 +108,7 @@ describe("policy watcher on a plain file", () => {
     expect(h.applied).toHaveLength(0);
     expect(h.rejected[0]?.info.keptVersion).toBeUndefined();
     expect(h.watcher.status()).toMatchObject({ version: undefined, rejectedSinceLastSuccess: 1 });
+    expect(h.logs.map((l) => l.msg)).toContain("policy rejected");
   });
 
   it("does not re-report an unchanged bad file on every periodic re-read, but reload() does", async () => {
