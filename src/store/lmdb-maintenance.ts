@@ -84,9 +84,11 @@ export interface StoreMaintenance {
   /** Every customer, meter and reservation as committed now (one consistent snapshot). */
   exportState(): Iterable<StateRecord>;
   /**
-   * Writes the records in batched commits (customers keep their alt-id index), in order: if the
-   * stream fails or a record is refused, the records before it are imported and none after it.
-   * Errors name the record's field as `fieldOf(index)` does (default `records[7]`).
+   * Applies each record as it arrives (customers keep their alt-id index): a call decided after
+   * it sees it, one decided before it is what it is checked against. Written to disk by the
+   * store's group commit, so records that arrive together share transactions. If the stream
+   * fails or a record is refused, the records before it are imported and none after it. Errors
+   * name the record's field as `fieldOf(index)` does (default `records[7]`).
    */
   importState(records: Iterable<StateRecord> | AsyncIterable<StateRecord>, fieldOf?: RecordField): Promise<{ readonly count: number }>;
   listEvents(query: EventQuery): EventPage;
@@ -118,6 +120,7 @@ export interface MaintenanceContext {
 
 /** Rows deleted per transaction when pruning: short write locks, a turn between them. */
 const PRUNE_CHUNK = 500;
+/** Records (and writes) an import hands the store before it waits for them to be on disk. */
 const IMPORT_CHUNK = 500;
 const IMPORT_CHUNK_WRITES = 5_000;
 const DEFAULT_SCAN_LIMIT = 100_000;
@@ -183,36 +186,46 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
     async importState(records, fieldOf = DEFAULT_RECORD_FIELD) {
       const checker = createImportChecker(ctx.reader, fieldOf);
       let count = 0;
-      let chunk: Write[] = [];
+      /** The first commit that failed: it and every commit queued after it were rejected. */
+      let failure: unknown;
+      let latest: Promise<void> | undefined;
       let inChunk = 0;
-      const customersInChunk = new Set<string>();
-      const flush = async (): Promise<void> => {
-        if (chunk.length === 0) return;
-        const writes = chunk;
-        chunk = [];
-        inChunk = 0;
-        customersInChunk.clear();
-        await ctx.commit(writes, []);
-        checker.committed();
-      };
+      let writesInChunk = 0;
+      let refusal: { readonly error: unknown } | undefined;
       try {
         for await (const r of records) {
-          // `previous` must see the earlier record of the same customer: commit that one first.
-          if (r.kind === "customer" && customersInChunk.has(r.customer.id)) await flush();
-          for (const w of checker.writes(r, count, (id) => ctx.reader.getCustomer(id))) chunk.push(w);
-          if (r.kind === "customer") customersInChunk.add(r.customer.id);
+          // A later commit would land after the gap the failed batch left.
+          if (failure !== undefined) break;
+          // Checked and handed to the store in one synchronous step, as a decision is: the record
+          // is checked against what the calls before it left, every call after it reads it (the
+          // store's group commit writes it to disk on a later turn), and nothing decided in
+          // between can make the check stale. Held back for a chunk instead, a record was
+          // applied later, over what calls made meanwhile had acknowledged.
+          const writes = checker.writes(r, count, (id) => ctx.reader.getCustomer(id));
+          checker.committed();
+          latest = ctx.commit(writes, []).then(
+            () => undefined,
+            (e: unknown) => void (failure ??= e),
+          );
           count++;
-          // Records, and writes: a meter brings one per hold.
-          if (++inChunk >= IMPORT_CHUNK || chunk.length >= IMPORT_CHUNK_WRITES) await flush();
+          // Records, and writes (a meter brings one per hold): how much may wait unacknowledged.
+          writesInChunk += writes.length;
+          if (++inChunk >= IMPORT_CHUNK || writesInChunk >= IMPORT_CHUNK_WRITES) {
+            inChunk = 0;
+            writesInChunk = 0;
+            await latest;
+          }
         }
       } catch (e) {
         // A stream is applied in order, as it arrives: when a record is refused (or the stream
         // fails), every record before it is imported and none after, so the caller knows where
-        // to resume. Which records landed must not depend on where a chunk happened to end.
-        await flush();
-        throw e;
+        // to resume.
+        refusal = { error: e };
       }
-      await flush();
+      await latest;
+      // A failed commit came before whatever the stream did after it.
+      if (failure !== undefined) throw failure;
+      if (refusal !== undefined) throw refusal.error;
       return { count };
     },
 

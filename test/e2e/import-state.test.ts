@@ -71,3 +71,39 @@ it("names a refused record as requests[i].record, whichever check refuses it, ke
   const m = await unary<{ meters: Obj[] }>(c.decision, "GetMeters", { customer_id: "m", entitlements: ["chat"] });
   expect(m.meters[0]).toMatchObject({ value: 0, held: 0 });
 });
+
+/** Polls `read` until `done` holds of its answer, at most ~3 s; resolves with the last answer. */
+async function until<T>(read: () => Promise<T>, done: (r: T) => boolean): Promise<T> {
+  let r = await read();
+  for (let i = 0; i < 60 && !done(r); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    r = await read();
+  }
+  return r;
+}
+
+it("applies a record as it arrives: calls made while the stream stays open see it, and the end of the stream does not undo them", async () => {
+  let finished!: (r: { ok?: Obj; err?: grpc.ServiceError }) => void;
+  const result = new Promise<{ ok?: Obj; err?: grpc.ServiceError }>((resolve) => (finished = resolve));
+  const call = (c.admin as unknown as { ImportState(cb: (e: grpc.ServiceError | null, r: Obj) => void): grpc.ClientWritableStream<Obj> }).ImportState((err, ok) =>
+    finished(err ? { err } : { ok }),
+  );
+  const getCustomer = (id: string): Promise<Obj> => unary<Obj>(c.admin, "GetCustomer", { customer_id: id }).catch((e: grpc.ServiceError) => ({ code: e.code }));
+  const chat = async (): Promise<unknown> => (await unary<{ meters: Obj[] }>(c.decision, "GetMeters", { customer_id: "u9", entitlements: ["chat"] })).meters[0]?.value;
+
+  call.write({ record: { customer: { id: "impA", alt_ids: ["sk_shared"] } } });
+  expect(await until(() => getCustomer("sk_shared"), (r) => r.customer !== undefined)).toMatchObject({ customer: { id: "impA" } });
+  const taken = await unary(c.admin, "UpsertCustomer", { customer_id: "custB", alt_ids: ["sk_shared"] }).catch((e: grpc.ServiceError) => e);
+  expect((taken as grpc.ServiceError).code).toBe(grpc.status.ALREADY_EXISTS);
+
+  call.write({ record: meter("u9", { value: "10" }) });
+  expect(await until(chat, (v) => v === 10)).toBe(10);
+  const allowed = await unary<{ items: Obj[] }>(c.decision, "Allow", { customer_id: "u9", items: [{ entitlement: "chat", amount: 100 }] });
+  expect(allowed.items[0]).toMatchObject({ value: 110 });
+
+  call.end();
+  expect((await result).ok).toEqual({ count: "2" });
+  expect(await chat()).toBe(110);
+  expect(await getCustomer("sk_shared")).toMatchObject({ customer: { id: "impA", alt_ids: ["sk_shared"] } });
+  expect(await getCustomer("custB")).toEqual({ code: grpc.status.NOT_FOUND });
+});

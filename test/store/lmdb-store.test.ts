@@ -583,21 +583,28 @@ describe("lmdb store", () => {
     expect(s.getHolds("c1", "chat")).toEqual([b, c]);
   });
 
-  it("an import replaces the holds stored when it is applied, also one a Reserve added while the chunk was read", async () => {
+  it("an import applies each record as it arrives: a call after it builds on it, and is checked against what the calls before it left", async () => {
     const s = openAt(dir());
-    const hold = (reservationId: string, amount: bigint, expiresAt: number) => ({ reservationId, amount, expiresAt });
-    const a = hold("a", 1n, 10);
-    const m = meter("c1", "chat", 1n, { holdSummary: summarizeHolds([a]) });
+    const a = { reservationId: "a", amount: 1n, expiresAt: 10 };
+    const seen: unknown[] = [];
     async function* stream(): AsyncIterable<StateRecord> {
-      yield { kind: "meter", meter: m, holds: [a] };
-      // A decision commits between the record and the chunk's commit.
-      const late = hold("late", 4n, 15);
-      await s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 2n, { holdSummary: summarizeHolds([late]) }) }, { kind: "hold-put", owner: "c1", entitlement: "chat", hold: late }], []);
-      yield { kind: "customer", customer: customer("x") };
+      yield { kind: "meter", meter: meter("c1", "chat", 10n, { holdSummary: summarizeHolds([a]) }), holds: [a] };
+      // The next record has not arrived; a decision meanwhile counts on top of the imported meter.
+      const m = s.getMeter("c1", "chat");
+      seen.push(m?.value, s.getHolds("c1", "chat"));
+      if (m !== undefined) await s.commit([{ kind: "meter-put", meter: { ...m, value: m.value + 100n } }], []);
+      yield { kind: "customer", customer: customer("imported", { altIds: ["sk_shared"] }) };
+      // An upsert meanwhile finds the alt id taken (the admin API refuses it then), and takes another.
+      seen.push(s.resolveAltId("sk_shared"));
+      await s.commit([{ kind: "customer-put", customer: customer("b", { altIds: ["sk_b"] }), previous: undefined }], []);
+      yield { kind: "customer", customer: customer("late", { altIds: ["sk_b"] }) };
     }
-    await s.importState(stream());
+    const e = await rejection(s.importState(stream()));
+    expect(seen).toEqual([10n, [a], "imported"]);
+    expect((e as Error).message).toBe('records[2].customer.alt_ids[0]: alt id "sk_b" already belongs to customer "b"');
+    expect(s.getMeter("c1", "chat")?.value).toBe(110n);
     expect(s.getHolds("c1", "chat")).toEqual([a]);
-    expect(s.getMeter("c1", "chat")?.holdSummary).toEqual(summarizeHolds([a]));
+    expect([s.resolveAltId("sk_shared"), s.resolveAltId("sk_b"), s.getCustomer("late")]).toEqual(["imported", "b", undefined]);
   });
 
   it("a second writer on the same dir takes it over: the first stops committing, nothing acknowledged is overwritten", async () => {
