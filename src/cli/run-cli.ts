@@ -5,9 +5,10 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { LimitrError } from "../errors/index.js";
+import type { StateRecord } from "../engine/index.js";
+import { isLimitrError, LimitrError } from "../errors/index.js";
 import { decodePolicyBytes, loadPolicy, summarizePolicy } from "../policy/index.js";
-import { checkStateRecords, createLmdbStore, DATA_FILE } from "../store/index.js";
+import { checkStateRecords, createLmdbStore, DATA_FILE, type LmdbStore } from "../store/index.js";
 import { contentVersion } from "../watch/index.js";
 import { ConfigError, parseServeConfig, serveOptionsHelp, type ServeConfig } from "./config.js";
 import { readInputFile } from "./input-files.js";
@@ -232,15 +233,55 @@ async function importState(argv: readonly string[]): Promise<number> {
   // Bad input changes nothing: read the whole file once and check every record as the store
   // will before writing one, against what the dir holds (a new dir is not created for a file
   // refused). (stdin cannot be read twice: it is imported up to a refused record.)
-  let store = existsSync(join(dataDir, DATA_FILE)) ? createLmdbStore({ path: dataDir }) : undefined;
+  let store: LmdbStore | undefined;
   try {
-    if (input !== "-") await checkStateRecords(readStateFile(input, () => undefined), store);
+    if (input !== "-") store = await checkStateFile(input, dataDir);
     store ??= createLmdbStore({ path: dataDir });
     await store.importState(readStateFile(input, progressReporter("imported")));
     return 0;
   } finally {
     await store?.close();
   }
+}
+
+/**
+ * Checks the state file against what `dataDir` holds. Read through a read-only open: the writer
+ * role is taken only by the import, so a file refused leaves a sidecar still serving the dir (the
+ * import wants it stopped) serving it. A dir of an older storage format has no read-only open;
+ * the import would upgrade it anyway, so it is opened to write for the check, and returned then.
+ */
+async function checkStateFile(input: string, dataDir: string): Promise<LmdbStore | undefined> {
+  const records = (): AsyncIterable<StateRecord> => readStateFile(input, () => undefined);
+  if (!existsSync(join(dataDir, DATA_FILE))) {
+    await checkStateRecords(records());
+    return undefined;
+  }
+  let reader: LmdbStore;
+  try {
+    reader = createLmdbStore({ path: dataDir, readOnly: true });
+  } catch (e) {
+    // An environment with no data yet (NOT_FOUND) holds nothing to check against.
+    if (isLimitrError(e, "NOT_FOUND")) {
+      await checkStateRecords(records());
+      return undefined;
+    }
+    if (!isLimitrError(e, "FAILED_PRECONDITION")) throw e;
+    // An older format (upgraded by the writer's open) or one this build refuses (refused again).
+    const writer = createLmdbStore({ path: dataDir });
+    try {
+      await checkStateRecords(records(), writer);
+    } catch (checkError) {
+      await writer.close();
+      throw checkError;
+    }
+    return writer;
+  }
+  try {
+    await checkStateRecords(records(), reader);
+  } finally {
+    await reader.close();
+  }
+  return undefined;
 }
 
 function requireFlag(value: string | undefined, flag: string): string {

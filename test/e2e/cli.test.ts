@@ -188,6 +188,27 @@ describe("export and import", () => {
     expect(lines[0]).toContain('"id":"bob"');
   });
 
+  it("checks a file without taking the dir over: a sidecar still serving it keeps serving when the file is refused", async () => {
+    const dataDir = join(t.dir, "served");
+    const s = await startSidecar(["--policy", t.policyPath, "--data-dir", dataDir]);
+    const c = connectClients(s.grpcAddress);
+    try {
+      await unary(c.admin, "UpsertCustomer", { customer_id: "bob", alt_ids: ["stripe_bob"] });
+      const refused = join(t.dir, "refused.jsonl");
+      for (const line of ['{"customer":{"id":"eve","altIds":["stripe_bob"]}}', '{"meter":{"owner":"x","entitlement":"limited","periodStart":"2026-12-07T17:41:54Z","value":"oops"}}']) {
+        writeFileSync(refused, `${line}\n`);
+        const r = runCli(["import", "--data-dir", dataDir, "--in", refused]);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(/alt id "stripe_bob" already belongs to customer "bob"|must be a decimal number/);
+      }
+      expect(await allowOne(c, "bob", "limited", 0.1)).toMatchObject({ allowed: true });
+      expect(s.logs.filter((l) => String(l["msg"]).includes("another process"))).toEqual([]);
+    } finally {
+      c.close();
+      await stopSidecar(s);
+    }
+  });
+
   it("refuses to export a dir that holds no data (a mistyped path), exit 1, creating nothing", () => {
     const typo = join(t.dir, "no-such-data");
     const out = join(t.dir, "typo-backup.jsonl");
