@@ -5,7 +5,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { StateRecord } from "../engine/index.js";
 import { isLimitrError, LimitrError } from "../errors/index.js";
 import { decodePolicyBytes, loadPolicy, summarizePolicy } from "../policy/index.js";
 import { checkStateRecords, createLmdbStore, DATA_FILE, type LmdbStore } from "../store/index.js";
@@ -14,7 +13,7 @@ import { ConfigError, parseServeConfig, serveOptionsHelp, type ServeConfig } fro
 import { readInputFile } from "./input-files.js";
 import { createLogger, type Logger } from "./logger.js";
 import { formatIssue } from "./policy-events.js";
-import { readStateFile, writeStateFile, type Progress } from "./state-file.js";
+import { createRecordLines, readStateFile, writeStateFile, type Progress } from "./state-file.js";
 import { startSidecar, StartupError } from "./start-sidecar.js";
 
 const USAGE = `limitr-sidecar — usage-policy decision sidecar
@@ -237,7 +236,15 @@ async function importState(argv: readonly string[]): Promise<number> {
   try {
     if (input !== "-") store = await checkStateFile(input, dataDir);
     store ??= createLmdbStore({ path: dataDir });
-    await store.importState(readStateFile(input, progressReporter("imported")));
+    const lines = createRecordLines();
+    try {
+      await store.importState(readStateFile(input, progressReporter("imported"), lines), (i) => `line ${lines.lineOf(i)}`);
+    } catch (e) {
+      // The store says how far the import got; what to do next is for the operator of an offline
+      // dir: nothing else writes it, so more room and the same command finish the import.
+      if (!isLimitrError(e, "RESOURCE_EXHAUSTED")) throw e;
+      throw new LimitrError(e.code, `${e.message}. Nothing else writes ${dataDir}: free space on its file system and run the import again (records replace, so the ones already imported are written again unchanged)`, { cause: e });
+    }
     return 0;
   } finally {
     await store?.close();
@@ -251,9 +258,11 @@ async function importState(argv: readonly string[]): Promise<number> {
  * the import would upgrade it anyway, so it is opened to write for the check, and returned then.
  */
 async function checkStateFile(input: string, dataDir: string): Promise<LmdbStore | undefined> {
-  const records = (): AsyncIterable<StateRecord> => readStateFile(input, () => undefined);
+  const lines = createRecordLines();
+  const check = (stored: LmdbStore | undefined): Promise<number> =>
+    checkStateRecords(readStateFile(input, () => undefined, lines), stored, (i) => `line ${lines.lineOf(i)}`);
   if (!existsSync(join(dataDir, DATA_FILE))) {
-    await checkStateRecords(records());
+    await check(undefined);
     return undefined;
   }
   let reader: LmdbStore;
@@ -262,14 +271,14 @@ async function checkStateFile(input: string, dataDir: string): Promise<LmdbStore
   } catch (e) {
     // An environment with no data yet (NOT_FOUND) holds nothing to check against.
     if (isLimitrError(e, "NOT_FOUND")) {
-      await checkStateRecords(records());
+      await check(undefined);
       return undefined;
     }
     if (!isLimitrError(e, "FAILED_PRECONDITION")) throw e;
     // An older format (upgraded by the writer's open) or one this build refuses (refused again).
     const writer = createLmdbStore({ path: dataDir });
     try {
-      await checkStateRecords(records(), writer);
+      await check(writer);
     } catch (checkError) {
       await writer.close();
       throw checkError;
@@ -277,7 +286,7 @@ async function checkStateFile(input: string, dataDir: string): Promise<LmdbStore
     return writer;
   }
   try {
-    await checkStateRecords(records(), reader);
+    await check(reader);
   } finally {
     await reader.close();
   }

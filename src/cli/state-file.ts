@@ -42,16 +42,50 @@ export async function writeStateFile(records: Iterable<StateRecord>, path: strin
   return count;
 }
 
+/** Which line of a state file each record came from: blank lines are skipped, so the two differ. */
+export interface RecordLines {
+  /** The line (1-based) of record `index` (0-based), for a record already read. */
+  lineOf(index: number): number;
+  /** Told by the reader, record by record. */
+  read(index: number, line: number): void;
+}
+
+export function createRecordLines(): RecordLines {
+  // Only where blank lines shift records: a file without them keeps nothing, however long.
+  const from: number[] = [];
+  const shift: number[] = [];
+  return {
+    read(index, line) {
+      const s = line - index - 1;
+      if (s !== (shift[shift.length - 1] ?? 0)) {
+        from.push(index);
+        shift.push(s);
+      }
+    },
+    lineOf(index) {
+      let lo = 0;
+      let hi = from.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if ((from[mid] as number) <= index) lo = mid + 1;
+        else hi = mid;
+      }
+      return index + 1 + (lo === 0 ? 0 : (shift[lo - 1] as number));
+    },
+  };
+}
+
 /**
  * Reads JSON Lines from `path` (`-` = stdin) as records, lazily. A bad line is an
- * INVALID_ARGUMENT naming its line number; blank lines are skipped.
+ * INVALID_ARGUMENT naming its line number; blank lines are skipped. `lines` learns the line of
+ * each record.
  */
-export async function* readStateFile(path: string, progress: Progress): AsyncGenerator<StateRecord> {
+export async function* readStateFile(path: string, progress: Progress, lines?: RecordLines): AsyncGenerator<StateRecord> {
   const input = path === "-" ? process.stdin : createReadStream(path);
-  const lines = createInterface({ input, crlfDelay: Infinity });
+  const reader = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
   let count = 0;
-  const iterator = lines[Symbol.asyncIterator]();
+  const iterator = reader[Symbol.asyncIterator]();
   // Only the reading is the file's failure; a refused record names its line instead.
   const next = async (): Promise<IteratorResult<string>> => {
     try {
@@ -71,6 +105,7 @@ export async function* readStateFile(path: string, progress: Progress): AsyncGen
       if (e instanceof LimitrError) throw e;
       throw new LimitrError("INVALID_ARGUMENT", (e as Error).message, { field: `line ${lineNo}`, cause: e });
     }
+    lines?.read(count, lineNo);
     yield record;
     count += 1;
     if (count % PROGRESS_EVERY === 0) progress(count, false);

@@ -116,8 +116,12 @@ function recordPath(kind: StateRecord["kind"], writeField: string): string {
  * Checks `records` as importing them into `stored` would, writing nothing: a state file is
  * checked whole before any of it is imported. Resolves with the count.
  */
-export async function checkStateRecords(records: AsyncIterable<StateRecord>, stored: CustomerLookup = NOTHING_STORED): Promise<number> {
-  const checker = createImportChecker(stored, DEFAULT_RECORD_FIELD);
+export async function checkStateRecords(
+  records: AsyncIterable<StateRecord>,
+  stored: CustomerLookup = NOTHING_STORED,
+  fieldOf: RecordField = DEFAULT_RECORD_FIELD,
+): Promise<number> {
+  const checker = createImportChecker(stored, fieldOf);
   let index = 0;
   for await (const r of records) checker.writes(r, index++, () => undefined);
   return index;

@@ -15,6 +15,7 @@ import {
   type StoredEvent,
   type Write,
 } from "../engine/index.js";
+import { LimitrError } from "../errors/index.js";
 import { pagesOf, type PageStat } from "./data-pages.js";
 import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
 import { holdRowsOf } from "./lmdb-reader.js";
@@ -144,6 +145,16 @@ function eventMatches(e: EngineEvent, q: EventQuery, customerId: string | undefi
   return true;
 }
 
+/**
+ * A commit of an import failed (storage full, I/O): says how far the import got, so that the
+ * caller knows what is stored and where to resume.
+ */
+function cutShort(failure: unknown, imported: number, fieldOf: RecordField): LimitrError {
+  const error = storeError(failure, "importing state");
+  const how = imported === 0 ? "no record imported" : `${imported} record(s) imported (through ${fieldOf(imported - 1)}), none after`;
+  return new LimitrError(error.code, `${error.message}; ${how}`, { cause: error });
+}
+
 export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
   const { env, tables, meta, file } = ctx.layout;
 
@@ -186,6 +197,8 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
     async importState(records, fieldOf = DEFAULT_RECORD_FIELD) {
       const checker = createImportChecker(ctx.reader, fieldOf);
       let count = 0;
+      /** Records on disk: a prefix of those handed to the store, as batches settle in order. */
+      let imported = 0;
       /** The first commit that failed: it and every commit queued after it were rejected. */
       let failure: unknown;
       let latest: Promise<void> | undefined;
@@ -204,7 +217,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
           const writes = checker.writes(r, count, (id) => ctx.reader.getCustomer(id));
           checker.committed();
           latest = ctx.commit(writes, []).then(
-            () => undefined,
+            () => void imported++,
             (e: unknown) => void (failure ??= e),
           );
           count++;
@@ -224,7 +237,7 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
       }
       await latest;
       // A failed commit came before whatever the stream did after it.
-      if (failure !== undefined) throw failure;
+      if (failure !== undefined) throw cutShort(failure, imported, fieldOf);
       if (refusal !== undefined) throw refusal.error;
       return { count };
     },

@@ -2,8 +2,9 @@
  * The CLI subcommands operators script: check-policy (CI for ConfigMap edits) and
  * export / import of state as JSON Lines.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { allowOne, connectClients, unary, type Obj } from "./helpers/clients.js";
@@ -108,6 +109,20 @@ describe("files the subcommands cannot read or write", () => {
   });
 });
 
+/** Whether this process may mount a tmpfs (root). */
+function canMount(): boolean {
+  const mnt = mkdtempSync(join(tmpdir(), "limitr-mount-probe-"));
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt], { stdio: "ignore" });
+    execFileSync("umount", [mnt]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmdirSync(mnt);
+  }
+}
+
 describe("export and import", () => {
   const t = makeTestDir();
   afterAll(() => t.cleanup());
@@ -167,7 +182,7 @@ describe("export and import", () => {
     writeFileSync(file, '{"customer":{"id":"ok"}}\n'.repeat(600) + `{"customer":{"id":"${"x".repeat(600)}"}}\n`);
     const r = runCli(["import", "--data-dir", join(t.dir, "bad-id-import"), "--in", file]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain("records[600].customer.id: must be at most 512 bytes (UTF-8)");
+    expect(r.stderr).toContain("line 601.customer.id: must be at most 512 bytes (UTF-8)");
     expect(r.stderr).not.toMatch(/imported/);
     expect(existsSync(join(t.dir, "bad-id-import"))).toBe(false);
   });
@@ -182,7 +197,7 @@ describe("export and import", () => {
     writeFileSync(file, '{"customer":{"id":"ok"}}\n'.repeat(600) + '{"customer":{"id":"eve","altIds":["stripe_bob"]}}\n');
     const r = runCli(["import", "--data-dir", dataDir, "--in", file]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe('limitr-sidecar: records[600].customer.alt_ids[0]: alt id "stripe_bob" already belongs to customer "bob"\n');
+    expect(r.stderr).toBe('limitr-sidecar: line 601.customer.alt_ids[0]: alt id "stripe_bob" already belongs to customer "bob"\n');
     const lines = runCli(["export", "--data-dir", dataDir]).stdout.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('"id":"bob"');
@@ -206,6 +221,35 @@ describe("export and import", () => {
     } finally {
       c.close();
       await stopSidecar(s);
+    }
+  });
+
+  // A file system that really fills up: mounting a tmpfs needs root (CI runs as root).
+  it.skipIf(!canMount())("an import cut short by a full disk says how many records it imported and through which line; run again, it finishes", () => {
+    const mnt = mkdtempSync(join(tmpdir(), "limitr-import-full-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]);
+    try {
+      const file = join(t.dir, "many.jsonl");
+      const record = (i: number): string => JSON.stringify({ customer: { id: `c${i}`, metadata: { pad: "x".repeat(100) } } });
+      // A blank line: records and lines differ by one after it.
+      writeFileSync(file, `${record(0)}\n\n${Array.from({ length: 9999 }, (_, i) => record(i + 1)).join("\n")}\n`);
+      const dataDir = join(mnt, "data");
+      const r = runCli(["import", "--data-dir", dataDir, "--in", file]);
+      expect(r.status).toBe(1);
+      const m = /; (\d+) record\(s\) imported \(through line (\d+)\), none after\. Nothing else writes .*: free space on its file system and run the import again \(records replace/.exec(r.stderr);
+      expect(m, r.stderr).not.toBeNull();
+      const imported = Number(m?.[1]);
+      expect(Number(m?.[2])).toBe(imported + 1);
+      expect(runCli(["export", "--data-dir", dataDir]).stdout.trim().split("\n")).toHaveLength(imported);
+
+      execFileSync("mount", ["-o", "remount,size=16m", mnt]);
+      expect(runCli(["import", "--data-dir", dataDir, "--in", file]).status).toBe(0);
+      const out = join(t.dir, "many-out.jsonl");
+      expect(runCli(["export", "--data-dir", dataDir, "--out", out]).status).toBe(0);
+      expect(readFileSync(out, "utf8").trim().split("\n")).toHaveLength(10_000);
+    } finally {
+      execFileSync("umount", [mnt]);
+      rmdirSync(mnt);
     }
   });
 

@@ -704,6 +704,21 @@ describe("lmdb store", () => {
     }
   });
 
+  it("an import cut short by a full store says how many records it imported, through which, and keeps exactly those", async () => {
+    const s = openAt(dir(), { maxDataBytes: 256 * 1024 });
+    const records = Array.from({ length: 5000 }, (_, i): StateRecord => ({ kind: "customer", customer: customer(`c${i}`, { metadata: { pad: "x".repeat(200) } }) }));
+    const e = await rejection(s.importState(records, (i) => `line ${i + 1}`));
+    expect(isLimitrError(e, "RESOURCE_EXHAUSTED")).toBe(true);
+    const m = /; (\d+) record\(s\) imported \(through line (\d+)\), none after$/.exec((e as Error).message);
+    expect(m, (e as Error).message).not.toBeNull();
+    const imported = Number(m?.[1]);
+    expect(Number(m?.[2])).toBe(imported);
+    expect(imported).toBeGreaterThan(0);
+    expect(imported).toBeLessThan(5000);
+    const ids = [...s.exportState()].map((r) => (r.kind === "customer" ? r.customer.id : "?"));
+    expect(new Set(ids)).toEqual(new Set(Array.from({ length: imported }, (_, i) => `c${i}`)));
+  });
+
   it("an import refuses a record the store cannot key on its own: the records before it are kept, whatever the chunking", async () => {
     for (const badAt of [0, 2, 600]) {
       const s = openAt(dir());
