@@ -57,6 +57,26 @@ export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: s
       if (v.expiresAt < v.createdAt) throw invalidArgument(`${p}expires_at`, "must not be before created_at");
       return;
     }
+    case "idempotency": {
+      const { expiresAt, result } = r.record;
+      const p = `${at}.idempotency.`;
+      time(expiresAt, `${p}expires_at`);
+      if (result.reservationExpiresAt !== undefined) time(result.reservationExpiresAt, `${p}answer.reservation_expires_at`);
+      result.items.forEach((item, i) => {
+        if (item.kind === "feature") return;
+        const q = `${p}answer.items[${i}].`;
+        for (const k of ["value", "limit", "remaining", "held", "overage"] as const) quantity(item[k], `${q}${k}`);
+        time(item.periodStart, `${q}period_start`);
+        if (item.nextReset !== undefined) time(item.nextReset, `${q}next_reset`);
+      });
+      return;
+    }
+    case "event-log":
+      // Sequences are doubles in memory: past 2^53 the next one would not be one more.
+      if (!Number.isSafeInteger(r.lastSequence) || r.lastSequence < 0) {
+        throw invalidArgument(`${at}.event_log.last_sequence`, `must be at most ${Number.MAX_SAFE_INTEGER}, got ${r.lastSequence}`);
+      }
+      return;
   }
 }
 

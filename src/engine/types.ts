@@ -424,4 +424,7 @@ export interface EventLog {
 export type StateRecord =
   | { readonly kind: "customer"; readonly customer: Customer }
   | { readonly kind: "meter"; readonly meter: Meter; readonly holds: readonly Hold[] }
-  | { readonly kind: "reservation"; readonly reservation: Reservation };
+  | { readonly kind: "reservation"; readonly reservation: Reservation }
+  | { readonly kind: "idempotency"; readonly record: IdempotencyRecord }
+  /** How far the event log had numbered its events: an import numbers the next event after it. */
+  | { readonly kind: "event-log"; readonly lastSequence: number };

@@ -4,13 +4,13 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { summarizeHolds, type Customer, type StateRecord } from "../engine/index.js";
+import { summarizeHolds, type Customer, type DecisionResult, type ItemView, type Reason, type StateRecord } from "../engine/index.js";
 import { invalidArgument } from "../errors/index.js";
-import type { Nanos } from "../policy/index.js";
+import type { LimitMode, Nanos } from "../policy/index.js";
 import { formatNanos, parseDecimalNanos } from "../policy/index.js";
-import type { StateRecord as StateRecordPb, StateRecordSchema } from "../gen/limitr/v1/admin_pb.js";
-import type { Customer as CustomerPb } from "../gen/limitr/v1/common_pb.js";
-import { fromTimestamp, requireId, toCustomerPb, toTimestamp } from "./map-common.js";
+import type { StateRecord as StateRecordPb, StateRecordSchema, StoredDecision as StoredDecisionPb, StoredDecisionSchema } from "../gen/limitr/v1/admin_pb.js";
+import { MeterKind, type Customer as CustomerPb } from "../gen/limitr/v1/common_pb.js";
+import { fromTimestamp, requireId, toCustomerPb, toLimitModePb, toReasonPb, toTimestamp } from "./map-common.js";
 
 /** A stored record → proto. */
 export function toStateRecordPb(r: StateRecord): MessageInitShape<typeof StateRecordSchema> {
@@ -56,7 +56,93 @@ export function toStateRecordPb(r: StateRecord): MessageInitShape<typeof StateRe
         },
       };
     }
+    case "idempotency": {
+      const { key, fingerprint, expiresAt, result } = r.record;
+      return { kind: { case: "idempotency", value: { key, fingerprint, expiresAt: toTimestamp(expiresAt), answer: toStoredDecisionPb(result) } } };
+    }
+    case "event-log":
+      return { kind: { case: "eventLog", value: { lastSequence: BigInt(r.lastSequence) } } };
   }
+}
+
+function toStoredDecisionPb(d: DecisionResult): MessageInitShape<typeof StoredDecisionSchema> {
+  return {
+    allowed: d.allowed,
+    reason: toReasonPb(d.reason),
+    ...(d.allowed ? {} : { deniedItem: d.deniedItem }),
+    items: d.items.map((i) =>
+      i.kind === "feature"
+        ? { entitlement: i.entitlement, kind: MeterKind.FEATURE, granted: i.granted }
+        : {
+            entitlement: i.entitlement,
+            kind: MeterKind.METERED,
+            granted: true,
+            owner: i.owner,
+            credit: i.credit,
+            unit: i.unit,
+            mode: toLimitModePb(i.mode),
+            value: formatNanos(i.value),
+            limit: formatNanos(i.limit),
+            remaining: formatNanos(i.remaining),
+            held: formatNanos(i.held),
+            overage: formatNanos(i.overage),
+            periodStart: toTimestamp(i.periodStart),
+            ...(i.nextReset === undefined ? {} : { nextReset: toTimestamp(i.nextReset) }),
+          },
+    ),
+    customerId: d.customerId,
+    plan: d.plan,
+    policyVersion: d.policyVersion,
+    ...(d.reservationId === undefined ? {} : { reservationId: d.reservationId }),
+    ...(d.reservationExpiresAt === undefined ? {} : { reservationExpiresAt: toTimestamp(d.reservationExpiresAt) }),
+  };
+}
+
+const REASONS: readonly Reason[] = ["OK", "SOFT_LIMIT_EXCEEDED", "HARD_LIMIT", "NOT_ENTITLED", "UNKNOWN_CUSTOMER", "UNKNOWN_ENTITLEMENT", "SCOPE_UNRESOLVED"];
+const MODES: readonly LimitMode[] = ["hard", "soft", "observe"];
+
+function fromStoredDecisionPb(d: StoredDecisionPb | undefined, at: string): DecisionResult {
+  if (d === undefined) throw invalidArgument(at, "is required");
+  const items = d.items.map((i, n): ItemView => {
+    const p = `${at}.items[${n}]`;
+    const entitlement = requireId(i.entitlement, `${p}.entitlement`);
+    if (i.kind === MeterKind.FEATURE) return { kind: "feature", entitlement, granted: i.granted };
+    if (i.kind !== MeterKind.METERED) throw invalidArgument(`${p}.kind`, "must be METERED or FEATURE");
+    const mode = MODES.find((m) => toLimitModePb(m) === i.mode);
+    if (mode === undefined) throw invalidArgument(`${p}.mode`, "must be HARD, SOFT or OBSERVE");
+    return {
+      kind: "metered",
+      entitlement,
+      owner: requireId(i.owner, `${p}.owner`),
+      credit: i.credit,
+      unit: i.unit,
+      mode,
+      value: decimal(i.value, `${p}.value`),
+      limit: decimal(i.limit, `${p}.limit`),
+      remaining: decimal(i.remaining, `${p}.remaining`),
+      held: decimal(i.held, `${p}.held`),
+      overage: decimal(i.overage, `${p}.overage`),
+      periodStart: time(i.periodStart, `${p}.period_start`),
+      nextReset: i.nextReset === undefined ? undefined : fromTimestamp(i.nextReset, `${p}.next_reset`),
+    };
+  });
+  const reason = REASONS.find((r) => toReasonPb(r) === d.reason);
+  if (reason === undefined) throw invalidArgument(`${at}.reason`, "must be a reason a decision gives");
+  const common = {
+    customerId: d.customerId,
+    plan: d.plan,
+    policyVersion: d.policyVersion,
+    items,
+    ...(d.reservationId === "" ? {} : { reservationId: d.reservationId }),
+    ...(d.reservationExpiresAt === undefined ? {} : { reservationExpiresAt: fromTimestamp(d.reservationExpiresAt, `${at}.reservation_expires_at`) }),
+  };
+  if (d.allowed) {
+    if (reason !== "OK" && reason !== "SOFT_LIMIT_EXCEEDED") throw invalidArgument(`${at}.reason`, `${reason} is not a reason to allow`);
+    return { ...common, allowed: true, reason };
+  }
+  if (reason === "OK" || reason === "SOFT_LIMIT_EXCEEDED") throw invalidArgument(`${at}.reason`, `${reason} is not a reason to deny`);
+  if (d.deniedItem === undefined || d.deniedItem < 0) throw invalidArgument(`${at}.denied_item`, "is required when not allowed");
+  return { ...common, allowed: false, reason, deniedItem: d.deniedItem };
 }
 
 function decimal(text: string, field: string): Nanos {
@@ -135,7 +221,25 @@ export function fromStateRecordPb(r: StateRecordPb | undefined, at: string): Sta
         },
       };
     }
+    case "idempotency": {
+      const v = k.value;
+      const p = `${at}.idempotency`;
+      return {
+        kind: "idempotency",
+        record: {
+          key: requireId(v.key, `${p}.key`),
+          fingerprint: v.fingerprint,
+          expiresAt: time(v.expiresAt, `${p}.expires_at`),
+          result: fromStoredDecisionPb(v.answer, `${p}.answer`),
+        },
+      };
+    }
+    case "eventLog": {
+      const last = k.value.lastSequence;
+      if (last > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`${at}.event_log.last_sequence`, `must be at most ${Number.MAX_SAFE_INTEGER}, got ${last}`);
+      return { kind: "event-log", lastSequence: Number(last) };
+    }
     default:
-      throw invalidArgument(at, "must be a customer, meter or reservation");
+      throw invalidArgument(at, "must be a customer, meter, reservation, idempotency key or event log position");
   }
 }

@@ -55,7 +55,7 @@ export interface EventPage {
 
 /** Bulk state access for the admin API (implemented by the store). */
 export interface StateAdmin {
-  /** Every stored customer, meter and reservation, from one consistent snapshot. */
+  /** The event log's position and every stored customer, meter, reservation and idempotency key, from one consistent snapshot. */
   exportState(): Iterable<StateRecord> | AsyncIterable<StateRecord>;
   /**
    * Stores the records (same key = replaced); resolves with how many were stored. A refused

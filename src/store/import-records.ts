@@ -86,6 +86,12 @@ function recordWrites(r: StateRecord, at: string, previousOf: (id: string) => Cu
     case "reservation":
       writes.push({ kind: "reservation-put", reservation: r.reservation });
       break;
+    case "idempotency":
+      writes.push({ kind: "idempotency-put", record: r.record });
+      break;
+    case "event-log":
+      // Not a row: the store raises its numbering (`importState`).
+      break;
     default:
       throw invalidArgument(`${at}.kind`, `unknown record kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
   }
@@ -108,6 +114,7 @@ function recordPath(kind: StateRecord["kind"], writeField: string): string {
   const [write, path] = m === null ? [0, writeField] : [Number(m[1]), m[2] ?? ""];
   const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   if (kind === "meter" && path.startsWith("hold.")) return `meter.holds[${write - 2}].${snake(path.slice("hold.".length))}`;
+  if (kind === "idempotency" && path.startsWith("record.")) return `idempotency.${snake(path.slice("record.".length))}`;
   const within = path.startsWith(`${kind}.`) ? path.slice(kind.length + 1) : path;
   return `${kind}.${snake(within)}`;
 }

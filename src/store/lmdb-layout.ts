@@ -4,8 +4,9 @@
  *
  *   meta            "format" → FORMAT_VERSION
  *                   "writer" → the token of the process that last opened the dir to write it
- *                   "events-pruned-through" → the highest sequence pruning deleted (so the next
- *                   sequence is known when pruning emptied the events table)
+ *                   "events-pruned-through" → the highest sequence pruning deleted, or an
+ *                   import's log position if higher (so the next sequence is known when the
+ *                   events table holds none at or past it)
  *   customers       id → customer row
  *   alt-ids         alt id → primary id
  *   meters          [owner, entitlement] → meter row (ordered keys: metersOf(owner) is a range)
@@ -74,8 +75,16 @@ export interface Layout {
   readonly upgradeOnClaim: boolean;
 }
 
-/** The meta key under which pruning records the highest sequence it deleted. */
+/**
+ * The meta key of a sequence the log has numbered through though it may hold no event at or past
+ * it: the highest pruning deleted, or an import's (the log position of the dir it came from).
+ */
 export const EVENTS_PRUNED_THROUGH = "events-pruned-through";
+
+/** The stored `EVENTS_PRUNED_THROUGH` mark; 0 when there is none. */
+export function markOf(stored: unknown): number {
+  return typeof stored === "number" ? stored : 0;
+}
 
 /** The meta key holding the token of the process that opened the dir last to write it. */
 const WRITER = "writer";

@@ -17,7 +17,7 @@ import {
 } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
 import { pagesOf, type PageStat } from "./data-pages.js";
-import { EVENTS_PRUNED_THROUGH, type Layout } from "./lmdb-layout.js";
+import { EVENTS_PRUNED_THROUGH, markOf, type Layout } from "./lmdb-layout.js";
 import { holdRowsOf } from "./lmdb-reader.js";
 import { decodeCustomer, decodeEvent, decodeIdempotency, decodeMeter, decodeReservation } from "./row-codecs.js";
 import { storeError } from "./store-error.js";
@@ -82,7 +82,10 @@ export interface StoreStats {
 }
 
 export interface StoreMaintenance {
-  /** Every customer, meter and reservation as committed now (one consistent snapshot). */
+  /**
+   * The event log's position (when it numbered any event), then every customer, meter,
+   * reservation and idempotency key as committed now (one consistent snapshot).
+   */
   exportState(): Iterable<StateRecord>;
   /**
    * Applies each record as it arrives (customers keep their alt-id index): a call decided after
@@ -116,6 +119,8 @@ export interface MaintenanceContext {
   /** Throws unless this process is still the dir's writer; called inside each write transaction. */
   readonly assertWriter: () => void;
   readonly commit: (writes: readonly Write[], events: readonly EngineEvent[]) => Promise<CommitReceipt>;
+  /** Numbers the next event after `last` unless it already would; settles as a commit does. */
+  readonly raiseSequence: (last: number) => Promise<CommitReceipt>;
   readonly counters: () => { listenerErrors: number; batchesCommitted: number; pendingCommits: number };
 }
 
@@ -166,8 +171,10 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
       ctx.assertWriter();
       for (const k of keys) if (tables.events.removeSync(k)) deleted++;
       // The next sequence is read from the newest event at open: once pruning may have deleted
-      // it, the mark keeps a reopened store from giving the same sequences out again.
-      meta.putSync(EVENTS_PRUNED_THROUGH, keys[keys.length - 1]);
+      // it, the mark keeps a reopened store from giving the same sequences out again. Only
+      // raised: an import may have set it past the events pruned here.
+      const through = Number(keys[keys.length - 1]);
+      if (through > markOf(meta.get(EVENTS_PRUNED_THROUGH))) meta.putSync(EVENTS_PRUNED_THROUGH, through);
     });
     return deleted;
   }
@@ -178,6 +185,11 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
       // One read transaction for the whole export: a consistent snapshot even while commits go on.
       const txn = env.useReadTransaction();
       try {
+        // First, so that the numbering is raised before any record of the import is applied; none
+        // for a log that never numbered an event.
+        const newest = [...tables.events.getKeys({ reverse: true, limit: 1, transaction: txn })][0];
+        const lastSequence = Math.max(typeof newest === "number" ? newest : 0, markOf(meta.get(EVENTS_PRUNED_THROUGH, { transaction: txn })));
+        if (lastSequence > 0) yield { kind: "event-log", lastSequence };
         for (const { value } of tables.customers.getRange({ transaction: txn })) {
           yield { kind: "customer", customer: decodeCustomer(value) };
         }
@@ -188,6 +200,10 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
         }
         for (const { value } of tables.reservations.getRange({ transaction: txn })) {
           yield { kind: "reservation", reservation: decodeReservation(value) };
+        }
+        // Expired keys too, until pruning removes them: a retry checks the expiry, not the row.
+        for (const { value } of tables.idempotency.getRange({ transaction: txn })) {
+          yield { kind: "idempotency", record: decodeIdempotency(value) };
         }
       } finally {
         txn.done();
@@ -216,7 +232,8 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
           // applied later, over what calls made meanwhile had acknowledged.
           const writes = checker.writes(r, count, (id) => ctx.reader.getCustomer(id));
           checker.committed();
-          latest = ctx.commit(writes, []).then(
+          const committed = r.kind === "event-log" ? ctx.raiseSequence(r.lastSequence) : ctx.commit(writes, []);
+          latest = committed.then(
             () => void imported++,
             (e: unknown) => void (failure ??= e),
           );

@@ -36,7 +36,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import { EVENTS_PRUNED_THROUGH, assertWriter, claimWriter, openLayout, type Layout, type Tables } from "./lmdb-layout.js";
+import { EVENTS_PRUNED_THROUGH, assertWriter, claimWriter, markOf, openLayout, type Layout, type Tables } from "./lmdb-layout.js";
 import { createDataPages } from "./data-pages.js";
 import { createLmdbReader } from "./lmdb-reader.js";
 import {
@@ -122,6 +122,8 @@ interface PendingCommit {
 interface Batch {
   readonly gen: number;
   readonly commits: PendingCommit[];
+  /** A sequence the log's numbering is raised to in this batch's transaction (`raiseSequence`). */
+  raiseTo?: number;
 }
 
 function receiptOf(events: readonly StoredEvent[]): CommitReceipt {
@@ -180,8 +182,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   const takeDir = (): void => {
     if (options.readOnly !== true) writer = claimWriter(layout);
     const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
-    const prunedThrough = layout.meta.get(EVENTS_PRUNED_THROUGH);
-    durableSeq = Math.max(typeof lastStored === "number" ? lastStored : 0, typeof prunedThrough === "number" ? prunedThrough : 0);
+    durableSeq = Math.max(typeof lastStored === "number" ? lastStored : 0, markOf(layout.meta.get(EVENTS_PRUNED_THROUGH)));
     writtenSeq = durableSeq;
     nextSeq = durableSeq + 1;
   };
@@ -249,9 +250,12 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
         if (budget !== undefined) written.add(op.table);
       }
     }
-    if (count === 0) return; // a barrier: nothing to write
+    const raiseTo = batch.raiseTo;
+    if (count === 0 && raiseTo === undefined) return; // a barrier: nothing to write
     env.transactionSync(() => {
       assertStillWriter();
+      // The mark an open reads the next sequence from (with the newest event): only ever raised.
+      if (raiseTo !== undefined && raiseTo > markOf(layout.meta.get(EVENTS_PRUNED_THROUGH))) layout.meta.putSync(EVENTS_PRUNED_THROUGH, raiseTo);
       for (const c of batch.commits) {
         for (const op of c.ops) {
           if (op.slot !== undefined && last.get(op.slot) !== op) continue;
@@ -300,6 +304,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       writtenSeq = (events[events.length - 1] as StoredEvent).seq;
       break;
     }
+    if (batch.raiseTo !== undefined) writtenSeq = Math.max(writtenSeq, batch.raiseTo);
     let flushError: LimitrError | undefined;
     if (fsync) {
       try {
@@ -314,6 +319,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     // Even when a flush fails the transaction is committed and readable, so the event log must not
     // show a gap; the callers still learn that durability was not confirmed.
     if (last) durableSeq = last.seq;
+    if (batch.raiseTo !== undefined) durableSeq = Math.max(durableSeq, batch.raiseTo);
     if (keepers > 0) recent.append(events);
     for (const c of batch.commits) {
       if (flushError) c.reject(flushError);
@@ -370,6 +376,26 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     return promise;
   }
 
+  /**
+   * Numbers the log's next event after `last` (an import of another dir's log position), unless
+   * it already would: later commits are numbered after it at once, and the mark is written with
+   * the next batch, so a reopened store goes on from it too. Settles as a commit does.
+   */
+  function raiseSequence(last: number): Promise<CommitReceipt> {
+    if (closed || closing) return Promise.reject(closedError("committing"));
+    if (claimPending) return Promise.reject(notClaimedError("committing"));
+    if (last < nextSeq) return commit([], []);
+    nextSeq = last + 1;
+    if (!open) open = { gen: ++gen, commits: [] };
+    const batch = open;
+    batch.raiseTo = Math.max(batch.raiseTo ?? 0, last);
+    const promise = new Promise<CommitReceipt>((resolve, reject) => {
+      batch.commits.push({ ops: [], events: [], resolve, reject });
+    });
+    schedule();
+    return promise;
+  }
+
   const eventLog: EventLog = {
     readEvents(fromSeq, limit) {
       guard("reading events");
@@ -418,6 +444,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     guard,
     assertWriter: assertStillWriter,
     commit,
+    raiseSequence,
     counters: () => ({ listenerErrors, batchesCommitted, pendingCommits: open?.commits.length ?? 0 }),
   });
 

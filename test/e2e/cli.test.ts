@@ -141,9 +141,10 @@ describe("export and import", () => {
     const file = join(t.dir, "state.jsonl");
     const exported = runCli(["export", "--data-dir", t.dataDir, "--out", file]);
     expect(exported.status).toBe(0);
-    expect(exported.stderr).toMatch(/exported 4 records in [\d.]+s/); // 2 customers (org_1, auto-created u2) + 2 meters
+    // The event log's position, 2 customers (org_1, auto-created u2), 2 meters.
+    expect(exported.stderr).toMatch(/exported 5 records in [\d.]+s/);
     const lines = readFileSync(file, "utf8").trim().split("\n");
-    expect(lines).toHaveLength(4);
+    expect(lines).toHaveLength(5);
     expect(lines.some((l) => l.includes('"value":"0.3"'))).toBe(true); // exact, not 0.30000000000000004
 
     const stdoutExport = runCli(["export", "--data-dir", t.dataDir]);
@@ -152,7 +153,7 @@ describe("export and import", () => {
     const newDir = join(t.dir, "restored");
     const imported = runCli(["import", "--data-dir", newDir, "--in", file]);
     expect(imported.status).toBe(0);
-    expect(imported.stderr).toMatch(/imported 4 records/);
+    expect(imported.stderr).toMatch(/imported 5 records/);
 
     const s2 = await startSidecar(["--policy", t.policyPath, "--data-dir", newDir]);
     const c2 = connectClients(s2.grpcAddress);

@@ -141,7 +141,9 @@ function memoryStateAdmin(store: MemoryStore): StateAdmin {
           const { owner, entitlement } = r.meter;
           writes.push({ kind: "meter-delete", owner, entitlement }, { kind: "meter-put", meter: { ...r.meter, holdSummary: summarizeHolds(r.holds) } });
           for (const hold of r.holds) writes.push({ kind: "hold-put", owner, entitlement, hold });
-        } else writes.push({ kind: "reservation-put", reservation: r.reservation });
+        } else if (r.kind === "reservation") writes.push({ kind: "reservation-put", reservation: r.reservation });
+        else if (r.kind === "idempotency") writes.push({ kind: "idempotency-put", record: r.record });
+        // The memory store's numbering is not raised: its log lives as long as the test.
       }
       await store.commit(writes, []);
       return { count };

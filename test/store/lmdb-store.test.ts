@@ -583,6 +583,48 @@ describe("lmdb store", () => {
     expect(s.getHolds("c1", "chat")).toEqual([b, c]);
   });
 
+  it("exports idempotency keys and the log's position; imported, a key replays and the numbering goes on after the old log's", async () => {
+    const source = openAt(dir());
+    await source.commit([{ kind: "idempotency-put", record: idempotency("k1", 5_000) }, { kind: "idempotency-put", record: idempotency("k2", 9_000) }], []);
+    await source.commit([], Array.from({ length: 20 }, () => meterEvent("a", "chat", 1n)));
+    await source.pruneEvents({ maxCount: 5, now: 0 });
+    const exported = [...source.exportState()];
+    expect(exported).toEqual([
+      { kind: "event-log", lastSequence: 20 },
+      { kind: "idempotency", record: idempotency("k1", 5_000) },
+      { kind: "idempotency", record: idempotency("k2", 9_000) },
+    ]);
+
+    const path = dir();
+    const target = openAt(path);
+    expect((await target.commit([], [meterEvent("b", "chat", 1n)])).sequences).toEqual([1]);
+    expect(await target.importState(exported)).toEqual({ count: 3 });
+    expect(target.getIdempotency("k1")).toEqual(idempotency("k1", 5_000));
+    // The dir keeps its own event; the next is numbered after the old log's.
+    expect([target.lastSequence(), target.firstSequence()]).toEqual([20, 1]);
+    expect((await target.commit([], [meterEvent("b", "chat", 2n)])).sequences).toEqual([21]);
+    // The expiry index came with the key: pruning finds it.
+    expect(await target.pruneIdempotency(6_000)).toEqual({ deleted: 1 });
+    // Pruning the events below the mark does not lower it; neither does an import of a lower one.
+    await target.pruneEvents({ maxCount: 0, now: 0 });
+    expect(await target.importState([{ kind: "event-log", lastSequence: 3 }])).toEqual({ count: 1 });
+    await target.close();
+    const reopened = openAt(path);
+    expect([reopened.lastSequence(), reopened.firstSequence()]).toEqual([21, 22]);
+    expect((await reopened.commit([], [meterEvent("b", "chat", 3n)])).sequences).toEqual([22]);
+  });
+
+  it("a log position imported into a fresh store survives a reopen with no event after it", async () => {
+    const path = dir();
+    const s = openAt(path);
+    expect(await s.importState([{ kind: "event-log", lastSequence: 13 }])).toEqual({ count: 1 });
+    expect([s.lastSequence(), s.firstSequence()]).toEqual([13, 14]);
+    await s.close();
+    const reopened = openAt(path);
+    expect([reopened.lastSequence(), reopened.firstSequence()]).toEqual([13, 14]);
+    expect((await reopened.commit([], [meterEvent("a", "chat", 1n)])).sequences).toEqual([14]);
+  });
+
   it("an import applies each record as it arrives: a call after it builds on it, and is checked against what the calls before it left", async () => {
     const s = openAt(dir());
     const a = { reservationId: "a", amount: 1n, expiresAt: 10 };
@@ -656,7 +698,7 @@ describe("lmdb store", () => {
     await writer.commit([], [meterEvent("a", "chat", 1n)]);
     const reader = createLmdbStore({ path, readOnly: true });
     cleanups.push(() => reader.close());
-    expect([...reader.exportState()]).toEqual([]);
+    expect([...reader.exportState()]).toEqual([{ kind: "event-log", lastSequence: 1 }]);
     expect(isLimitrError(await rejection(reader.commit([], [meterEvent("r", "chat", 1n)])), "FAILED_PRECONDITION")).toBe(true);
     expect((await writer.commit([], [meterEvent("a", "chat", 2n)])).sequences).toEqual([2]);
   });

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Customer } from "./common_pb.js";
+import type { Customer, LimitMode, MeterKind, Reason } from "./common_pb.js";
 import { file_limitr_v1_common } from "./common_pb.js";
 import type { Event, EventType } from "./events_pb.js";
 import { file_limitr_v1_events } from "./events_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file limitr/v1/admin.proto.
  */
 export const file_limitr_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChVsaW1pdHIvdjEvYWRtaW4ucHJvdG8SCWxpbWl0ci52MSL2AQoVVXBzZXJ0Q3VzdG9tZXJSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKBHBsYW4YAiABKAlIAIgBARIRCgR0eXBlGAMgASgJSAGIAQESDAoEcmVmcxgEIAMoCRIPCgdhbHRfaWRzGAUgAygJEkAKCG1ldGFkYXRhGAYgAygLMi4ubGltaXRyLnYxLlVwc2VydEN1c3RvbWVyUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHCgVfcGxhbkIHCgVfdHlwZSI/ChZVcHNlcnRDdXN0b21lclJlc3BvbnNlEiUKCGN1c3RvbWVyGAEgASgLMhMubGltaXRyLnYxLkN1c3RvbWVyIikKEkdldEN1c3RvbWVyUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSI8ChNHZXRDdXN0b21lclJlc3BvbnNlEiUKCGN1c3RvbWVyGAEgASgLMhMubGltaXRyLnYxLkN1c3RvbWVyIiwKFURlbGV0ZUN1c3RvbWVyUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSI/ChZEZWxldGVDdXN0b21lclJlc3BvbnNlEiUKCGN1c3RvbWVyGAEgASgLMhMubGltaXRyLnYxLkN1c3RvbWVyIlEKFlNldEN1c3RvbWVyUGxhblJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSDAoEcGxhbhgCIAEoCRIUCgxyZXNldF9tZXRlcnMYAyABKAgiQAoXU2V0Q3VzdG9tZXJQbGFuUmVzcG9uc2USJQoIY3VzdG9tZXIYASABKAsyEy5saW1pdHIudjEuQ3VzdG9tZXIiPQoUTGlzdEN1c3RvbWVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoVTGlzdEN1c3RvbWVyc1Jlc3BvbnNlEiYKCWN1c3RvbWVycxgBIAMoCzITLmxpbWl0ci52MS5DdXN0b21lchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiGAoWR2V0UG9saWN5U3RhdHVzUmVxdWVzdCLXAQoXR2V0UG9saWN5U3RhdHVzUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIuCgphcHBsaWVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzb3VyY2UYAyABKAkSEwoLbGFzdF9lcnJvcnMYBCADKAkSNAoQbGFzdF9yZWplY3RlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIAoYcmVqZWN0aW9uc19zaW5jZV9hcHBsaWVkGAYgASgNIhQKEkV4cG9ydFN0YXRlUmVxdWVzdCI9ChNFeHBvcnRTdGF0ZVJlc3BvbnNlEiYKBnJlY29yZBgBIAEoCzIWLmxpbWl0ci52MS5TdGF0ZVJlY29yZCI8ChJJbXBvcnRTdGF0ZVJlcXVlc3QSJgoGcmVjb3JkGAEgASgLMhYubGltaXRyLnYxLlN0YXRlUmVjb3JkIiQKE0ltcG9ydFN0YXRlUmVzcG9uc2USDQoFY291bnQYASABKAQinAEKC1N0YXRlUmVjb3JkEicKCGN1c3RvbWVyGAEgASgLMhMubGltaXRyLnYxLkN1c3RvbWVySAASJwoFbWV0ZXIYAiABKAsyFi5saW1pdHIudjEuTWV0ZXJSZWNvcmRIABIzCgtyZXNlcnZhdGlvbhgDIAEoCzIcLmxpbWl0ci52MS5SZXNlcnZhdGlvblJlY29yZEgAQgYKBGtpbmQi5AEKC01ldGVyUmVjb3JkEg0KBW93bmVyGAEgASgJEhMKC2VudGl0bGVtZW50GAIgASgJEg4KBmNyZWRpdBgDIAEoCRIwCgxwZXJpb2Rfc3RhcnQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAUgASgJEhAKCG92ZXJoZWFkGAYgASgJEiQKBWhvbGRzGAcgAygLMhUubGltaXRyLnYxLkhvbGRSZWNvcmQSGgoSdGhyZXNob2xkc19yZWFjaGVkGAggAygBEgwKBHBlYWsYCSABKAkiZAoKSG9sZFJlY29yZBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRIOCgZhbW91bnQYAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiugIKEVJlc2VydmF0aW9uUmVjb3JkEgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEi8KBWl0ZW1zGAMgAygLMiAubGltaXRyLnYxLlJlc2VydmF0aW9uSXRlbVJlY29yZBIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJACgphdHRyaWJ1dGVzGAYgAygLMiwubGltaXRyLnYxLlJlc2VydmF0aW9uUmVjb3JkLkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJLChVSZXNlcnZhdGlvbkl0ZW1SZWNvcmQSEwoLZW50aXRsZW1lbnQYASABKAkSDQoFb3duZXIYAiABKAkSDgoGYW1vdW50GAMgASgJIugBChFMaXN0RXZlbnRzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIUCgxlbnRpdGxlbWVudHMYAiADKAkSIwoFdHlwZXMYAyADKA4yFC5saW1pdHIudjEuRXZlbnRUeXBlEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCSJPChJMaXN0RXZlbnRzUmVzcG9uc2USIAoGZXZlbnRzGAEgAygLMhAubGltaXRyLnYxLkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTL9BQoMQWRtaW5TZXJ2aWNlElUKDlVwc2VydEN1c3RvbWVyEiAubGltaXRyLnYxLlVwc2VydEN1c3RvbWVyUmVxdWVzdBohLmxpbWl0ci52MS5VcHNlcnRDdXN0b21lclJlc3BvbnNlEkwKC0dldEN1c3RvbWVyEh0ubGltaXRyLnYxLkdldEN1c3RvbWVyUmVxdWVzdBoeLmxpbWl0ci52MS5HZXRDdXN0b21lclJlc3BvbnNlElUKDkRlbGV0ZUN1c3RvbWVyEiAubGltaXRyLnYxLkRlbGV0ZUN1c3RvbWVyUmVxdWVzdBohLmxpbWl0ci52MS5EZWxldGVDdXN0b21lclJlc3BvbnNlElgKD1NldEN1c3RvbWVyUGxhbhIhLmxpbWl0ci52MS5TZXRDdXN0b21lclBsYW5SZXF1ZXN0GiIubGltaXRyLnYxLlNldEN1c3RvbWVyUGxhblJlc3BvbnNlElIKDUxpc3RDdXN0b21lcnMSHy5saW1pdHIudjEuTGlzdEN1c3RvbWVyc1JlcXVlc3QaIC5saW1pdHIudjEuTGlzdEN1c3RvbWVyc1Jlc3BvbnNlElgKD0dldFBvbGljeVN0YXR1cxIhLmxpbWl0ci52MS5HZXRQb2xpY3lTdGF0dXNSZXF1ZXN0GiIubGltaXRyLnYxLkdldFBvbGljeVN0YXR1c1Jlc3BvbnNlEk4KC0V4cG9ydFN0YXRlEh0ubGltaXRyLnYxLkV4cG9ydFN0YXRlUmVxdWVzdBoeLmxpbWl0ci52MS5FeHBvcnRTdGF0ZVJlc3BvbnNlMAESTgoLSW1wb3J0U3RhdGUSHS5saW1pdHIudjEuSW1wb3J0U3RhdGVSZXF1ZXN0Gh4ubGltaXRyLnYxLkltcG9ydFN0YXRlUmVzcG9uc2UoARJJCgpMaXN0RXZlbnRzEhwubGltaXRyLnYxLkxpc3RFdmVudHNSZXF1ZXN0Gh0ubGltaXRyLnYxLkxpc3RFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_limitr_v1_common, file_limitr_v1_events]);
+  fileDesc("ChVsaW1pdHIvdjEvYWRtaW4ucHJvdG8SCWxpbWl0ci52MSL2AQoVVXBzZXJ0Q3VzdG9tZXJSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKBHBsYW4YAiABKAlIAIgBARIRCgR0eXBlGAMgASgJSAGIAQESDAoEcmVmcxgEIAMoCRIPCgdhbHRfaWRzGAUgAygJEkAKCG1ldGFkYXRhGAYgAygLMi4ubGltaXRyLnYxLlVwc2VydEN1c3RvbWVyUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHCgVfcGxhbkIHCgVfdHlwZSI/ChZVcHNlcnRDdXN0b21lclJlc3BvbnNlEiUKCGN1c3RvbWVyGAEgASgLMhMubGltaXRyLnYxLkN1c3RvbWVyIikKEkdldEN1c3RvbWVyUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSI8ChNHZXRDdXN0b21lclJlc3BvbnNlEiUKCGN1c3RvbWVyGAEgASgLMhMubGltaXRyLnYxLkN1c3RvbWVyIiwKFURlbGV0ZUN1c3RvbWVyUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSI/ChZEZWxldGVDdXN0b21lclJlc3BvbnNlEiUKCGN1c3RvbWVyGAEgASgLMhMubGltaXRyLnYxLkN1c3RvbWVyIlEKFlNldEN1c3RvbWVyUGxhblJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSDAoEcGxhbhgCIAEoCRIUCgxyZXNldF9tZXRlcnMYAyABKAgiQAoXU2V0Q3VzdG9tZXJQbGFuUmVzcG9uc2USJQoIY3VzdG9tZXIYASABKAsyEy5saW1pdHIudjEuQ3VzdG9tZXIiPQoUTGlzdEN1c3RvbWVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoVTGlzdEN1c3RvbWVyc1Jlc3BvbnNlEiYKCWN1c3RvbWVycxgBIAMoCzITLmxpbWl0ci52MS5DdXN0b21lchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiGAoWR2V0UG9saWN5U3RhdHVzUmVxdWVzdCLXAQoXR2V0UG9saWN5U3RhdHVzUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIuCgphcHBsaWVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzb3VyY2UYAyABKAkSEwoLbGFzdF9lcnJvcnMYBCADKAkSNAoQbGFzdF9yZWplY3RlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIAoYcmVqZWN0aW9uc19zaW5jZV9hcHBsaWVkGAYgASgNIhQKEkV4cG9ydFN0YXRlUmVxdWVzdCI9ChNFeHBvcnRTdGF0ZVJlc3BvbnNlEiYKBnJlY29yZBgBIAEoCzIWLmxpbWl0ci52MS5TdGF0ZVJlY29yZCI8ChJJbXBvcnRTdGF0ZVJlcXVlc3QSJgoGcmVjb3JkGAEgASgLMhYubGltaXRyLnYxLlN0YXRlUmVjb3JkIiQKE0ltcG9ydFN0YXRlUmVzcG9uc2USDQoFY291bnQYASABKAQigQIKC1N0YXRlUmVjb3JkEicKCGN1c3RvbWVyGAEgASgLMhMubGltaXRyLnYxLkN1c3RvbWVySAASJwoFbWV0ZXIYAiABKAsyFi5saW1pdHIudjEuTWV0ZXJSZWNvcmRIABIzCgtyZXNlcnZhdGlvbhgDIAEoCzIcLmxpbWl0ci52MS5SZXNlcnZhdGlvblJlY29yZEgAEjMKC2lkZW1wb3RlbmN5GAQgASgLMhwubGltaXRyLnYxLklkZW1wb3RlbmN5UmVjb3JkSAASLgoJZXZlbnRfbG9nGAUgASgLMhkubGltaXRyLnYxLkV2ZW50TG9nUmVjb3JkSABCBgoEa2luZCInCg5FdmVudExvZ1JlY29yZBIVCg1sYXN0X3NlcXVlbmNlGAEgASgEIpABChFJZGVtcG90ZW5jeVJlY29yZBILCgNrZXkYASABKAkSEwoLZmluZ2VycHJpbnQYAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGYW5zd2VyGAQgASgLMhkubGltaXRyLnYxLlN0b3JlZERlY2lzaW9uIqgCCg5TdG9yZWREZWNpc2lvbhIPCgdhbGxvd2VkGAEgASgIEiEKBnJlYXNvbhgCIAEoDjIRLmxpbWl0ci52MS5SZWFzb24SGAoLZGVuaWVkX2l0ZW0YAyABKAVIAIgBARIpCgVpdGVtcxgEIAMoCzIaLmxpbWl0ci52MS5TdG9yZWRJdGVtU3RhdGUSEwoLY3VzdG9tZXJfaWQYBSABKAkSDAoEcGxhbhgGIAEoCRIWCg5wb2xpY3lfdmVyc2lvbhgHIAEoCRIWCg5yZXNlcnZhdGlvbl9pZBgIIAEoCRI6ChZyZXNlcnZhdGlvbl9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIOCgxfZGVuaWVkX2l0ZW0i3gIKD1N0b3JlZEl0ZW1TdGF0ZRITCgtlbnRpdGxlbWVudBgBIAEoCRIiCgRraW5kGAIgASgOMhQubGltaXRyLnYxLk1ldGVyS2luZBIPCgdncmFudGVkGAMgASgIEg0KBW93bmVyGAQgASgJEg4KBmNyZWRpdBgFIAEoCRIMCgR1bml0GAYgASgJEiIKBG1vZGUYByABKA4yFC5saW1pdHIudjEuTGltaXRNb2RlEg0KBXZhbHVlGAggASgJEg0KBWxpbWl0GAkgASgJEhEKCXJlbWFpbmluZxgKIAEoCRIMCgRoZWxkGAsgASgJEg8KB292ZXJhZ2UYDCABKAkSMAoMcGVyaW9kX3N0YXJ0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpuZXh0X3Jlc2V0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLkAQoLTWV0ZXJSZWNvcmQSDQoFb3duZXIYASABKAkSEwoLZW50aXRsZW1lbnQYAiABKAkSDgoGY3JlZGl0GAMgASgJEjAKDHBlcmlvZF9zdGFydBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdmFsdWUYBSABKAkSEAoIb3ZlcmhlYWQYBiABKAkSJAoFaG9sZHMYByADKAsyFS5saW1pdHIudjEuSG9sZFJlY29yZBIaChJ0aHJlc2hvbGRzX3JlYWNoZWQYCCADKAESDAoEcGVhaxgJIAEoCSJkCgpIb2xkUmVjb3JkEhYKDnJlc2VydmF0aW9uX2lkGAEgASgJEg4KBmFtb3VudBgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK6AgoRUmVzZXJ2YXRpb25SZWNvcmQSCgoCaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSLwoFaXRlbXMYAyADKAsyIC5saW1pdHIudjEuUmVzZXJ2YXRpb25JdGVtUmVjb3JkEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkAKCmF0dHJpYnV0ZXMYBiADKAsyLC5saW1pdHIudjEuUmVzZXJ2YXRpb25SZWNvcmQuQXR0cmlidXRlc0VudHJ5GjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIksKFVJlc2VydmF0aW9uSXRlbVJlY29yZBITCgtlbnRpdGxlbWVudBgBIAEoCRINCgVvd25lchgCIAEoCRIOCgZhbW91bnQYAyABKAki6AEKEUxpc3RFdmVudHNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhQKDGVudGl0bGVtZW50cxgCIAMoCRIjCgV0eXBlcxgDIAMoDjIULmxpbWl0ci52MS5FdmVudFR5cGUSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIk8KEkxpc3RFdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5saW1pdHIudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMv0FCgxBZG1pblNlcnZpY2USVQoOVXBzZXJ0Q3VzdG9tZXISIC5saW1pdHIudjEuVXBzZXJ0Q3VzdG9tZXJSZXF1ZXN0GiEubGltaXRyLnYxLlVwc2VydEN1c3RvbWVyUmVzcG9uc2USTAoLR2V0Q3VzdG9tZXISHS5saW1pdHIudjEuR2V0Q3VzdG9tZXJSZXF1ZXN0Gh4ubGltaXRyLnYxLkdldEN1c3RvbWVyUmVzcG9uc2USVQoORGVsZXRlQ3VzdG9tZXISIC5saW1pdHIudjEuRGVsZXRlQ3VzdG9tZXJSZXF1ZXN0GiEubGltaXRyLnYxLkRlbGV0ZUN1c3RvbWVyUmVzcG9uc2USWAoPU2V0Q3VzdG9tZXJQbGFuEiEubGltaXRyLnYxLlNldEN1c3RvbWVyUGxhblJlcXVlc3QaIi5saW1pdHIudjEuU2V0Q3VzdG9tZXJQbGFuUmVzcG9uc2USUgoNTGlzdEN1c3RvbWVycxIfLmxpbWl0ci52MS5MaXN0Q3VzdG9tZXJzUmVxdWVzdBogLmxpbWl0ci52MS5MaXN0Q3VzdG9tZXJzUmVzcG9uc2USWAoPR2V0UG9saWN5U3RhdHVzEiEubGltaXRyLnYxLkdldFBvbGljeVN0YXR1c1JlcXVlc3QaIi5saW1pdHIudjEuR2V0UG9saWN5U3RhdHVzUmVzcG9uc2USTgoLRXhwb3J0U3RhdGUSHS5saW1pdHIudjEuRXhwb3J0U3RhdGVSZXF1ZXN0Gh4ubGltaXRyLnYxLkV4cG9ydFN0YXRlUmVzcG9uc2UwARJOCgtJbXBvcnRTdGF0ZRIdLmxpbWl0ci52MS5JbXBvcnRTdGF0ZVJlcXVlc3QaHi5saW1pdHIudjEuSW1wb3J0U3RhdGVSZXNwb25zZSgBEkkKCkxpc3RFdmVudHMSHC5saW1pdHIudjEuTGlzdEV2ZW50c1JlcXVlc3QaHS5saW1pdHIudjEuTGlzdEV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_limitr_v1_common, file_limitr_v1_events]);
 
 /**
  * Creates or replaces a customer.
@@ -479,6 +479,24 @@ export type StateRecord = Message<"limitr.v1.StateRecord"> & {
      */
     value: ReservationRecord;
     case: "reservation";
+  } | {
+    /**
+     * A remembered answer to a request with an idempotency key: a retry after a restore is
+     * answered with it and counts nothing again.
+     *
+     * @generated from field: limitr.v1.IdempotencyRecord idempotency = 4;
+     */
+    value: IdempotencyRecord;
+    case: "idempotency";
+  } | {
+    /**
+     * How far the event log had numbered its events. Exports from before it was exported lack
+     * it; they still import (the numbering then goes on from what the data dir holds).
+     *
+     * @generated from field: limitr.v1.EventLogRecord event_log = 5;
+     */
+    value: EventLogRecord;
+    case: "eventLog";
   } | { case: undefined; value?: undefined };
 };
 
@@ -488,6 +506,263 @@ export type StateRecord = Message<"limitr.v1.StateRecord"> & {
  */
 export const StateRecordSchema: GenMessage<StateRecord> = /*@__PURE__*/
   messageDesc(file_limitr_v1_admin, 16);
+
+/**
+ * The event log's position at export. Imported, it makes the data dir number its next event
+ * after it, never lower than it already would (an import into a dir that has gone further
+ * changes nothing); and since the events themselves are not exported, a WatchEvents resume
+ * from a sequence at or below it gets `events_lost` for them, not silence.
+ *
+ * @generated from message limitr.v1.EventLogRecord
+ */
+export type EventLogRecord = Message<"limitr.v1.EventLogRecord"> & {
+  /**
+   * Sequence number of the newest event written when the export was taken; 0 = none.
+   *
+   * @generated from field: uint64 last_sequence = 1;
+   */
+  lastSequence: bigint;
+};
+
+/**
+ * Describes the message limitr.v1.EventLogRecord.
+ * Use `create(EventLogRecordSchema)` to create a new message.
+ */
+export const EventLogRecordSchema: GenMessage<EventLogRecord> = /*@__PURE__*/
+  messageDesc(file_limitr_v1_admin, 17);
+
+/**
+ * A request decided under an idempotency key, remembered until `expires_at`.
+ *
+ * @generated from message limitr.v1.IdempotencyRecord
+ */
+export type IdempotencyRecord = Message<"limitr.v1.IdempotencyRecord"> & {
+  /**
+   * The key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * What identifies the request the key was used for (opaque): the same key on a request with
+   * another fingerprint is refused.
+   *
+   * @generated from field: string fingerprint = 2;
+   */
+  fingerprint: string;
+
+  /**
+   * When the key is forgotten.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * The answer a retry gets.
+   *
+   * @generated from field: limitr.v1.StoredDecision answer = 4;
+   */
+  answer?: StoredDecision | undefined;
+};
+
+/**
+ * Describes the message limitr.v1.IdempotencyRecord.
+ * Use `create(IdempotencyRecordSchema)` to create a new message.
+ */
+export const IdempotencyRecordSchema: GenMessage<IdempotencyRecord> = /*@__PURE__*/
+  messageDesc(file_limitr_v1_admin, 18);
+
+/**
+ * A decision's answer as remembered (an Allow/Check/Record/Reserve/Settle response, with
+ * quantities as exact decimal strings).
+ *
+ * @generated from message limitr.v1.StoredDecision
+ */
+export type StoredDecision = Message<"limitr.v1.StoredDecision"> & {
+  /**
+   * Whether the request was allowed.
+   *
+   * @generated from field: bool allowed = 1;
+   */
+  allowed: boolean;
+
+  /**
+   * Why.
+   *
+   * @generated from field: limitr.v1.Reason reason = 2;
+   */
+  reason: Reason;
+
+  /**
+   * Index of the first denied item; absent when allowed.
+   *
+   * @generated from field: optional int32 denied_item = 3;
+   */
+  deniedItem?: number | undefined;
+
+  /**
+   * The items' states after the call.
+   *
+   * @generated from field: repeated limitr.v1.StoredItemState items = 4;
+   */
+  items: StoredItemState[];
+
+  /**
+   * The caller's primary id.
+   *
+   * @generated from field: string customer_id = 5;
+   */
+  customerId: string;
+
+  /**
+   * The caller's effective plan.
+   *
+   * @generated from field: string plan = 6;
+   */
+  plan: string;
+
+  /**
+   * Version of the policy it was decided on.
+   *
+   * @generated from field: string policy_version = 7;
+   */
+  policyVersion: string;
+
+  /**
+   * Reserve: the reservation made; empty otherwise.
+   *
+   * @generated from field: string reservation_id = 8;
+   */
+  reservationId: string;
+
+  /**
+   * Reserve: when the reservation expires.
+   *
+   * @generated from field: google.protobuf.Timestamp reservation_expires_at = 9;
+   */
+  reservationExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limitr.v1.StoredDecision.
+ * Use `create(StoredDecisionSchema)` to create a new message.
+ */
+export const StoredDecisionSchema: GenMessage<StoredDecision> = /*@__PURE__*/
+  messageDesc(file_limitr_v1_admin, 19);
+
+/**
+ * One item of a StoredDecision: a MeterState with exact decimal quantities.
+ *
+ * @generated from message limitr.v1.StoredItemState
+ */
+export type StoredItemState = Message<"limitr.v1.StoredItemState"> & {
+  /**
+   * Entitlement name.
+   *
+   * @generated from field: string entitlement = 1;
+   */
+  entitlement: string;
+
+  /**
+   * Metered limit or feature flag.
+   *
+   * @generated from field: limitr.v1.MeterKind kind = 2;
+   */
+  kind: MeterKind;
+
+  /**
+   * For feature flags: whether the plan grants the feature.
+   *
+   * @generated from field: bool granted = 3;
+   */
+  granted: boolean;
+
+  /**
+   * Meter owner id; empty for feature flags.
+   *
+   * @generated from field: string owner = 4;
+   */
+  owner: string;
+
+  /**
+   * Credit of the limit; empty for feature flags.
+   *
+   * @generated from field: string credit = 5;
+   */
+  credit: string;
+
+  /**
+   * Unit the quantities are in.
+   *
+   * @generated from field: string unit = 6;
+   */
+  unit: string;
+
+  /**
+   * How the limit treats usage past its value.
+   *
+   * @generated from field: limitr.v1.LimitMode mode = 7;
+   */
+  mode: LimitMode;
+
+  /**
+   * Usage this period, as an exact decimal string.
+   *
+   * @generated from field: string value = 8;
+   */
+  value: string;
+
+  /**
+   * The limit's value, as an exact decimal string.
+   *
+   * @generated from field: string limit = 9;
+   */
+  limit: string;
+
+  /**
+   * limit - value - held, as an exact decimal string.
+   *
+   * @generated from field: string remaining = 10;
+   */
+  remaining: string;
+
+  /**
+   * Room held by open reservations, as an exact decimal string.
+   *
+   * @generated from field: string held = 11;
+   */
+  held: string;
+
+  /**
+   * Usage past the limit this period, as an exact decimal string.
+   *
+   * @generated from field: string overage = 12;
+   */
+  overage: string;
+
+  /**
+   * Start of the current period.
+   *
+   * @generated from field: google.protobuf.Timestamp period_start = 13;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * When the meter next resets; absent when it never resets.
+   *
+   * @generated from field: google.protobuf.Timestamp next_reset = 14;
+   */
+  nextReset?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message limitr.v1.StoredItemState.
+ * Use `create(StoredItemStateSchema)` to create a new message.
+ */
+export const StoredItemStateSchema: GenMessage<StoredItemState> = /*@__PURE__*/
+  messageDesc(file_limitr_v1_admin, 20);
 
 /**
  * A stored meter: usage of one entitlement by one owner in the current period.
@@ -565,7 +840,7 @@ export type MeterRecord = Message<"limitr.v1.MeterRecord"> & {
  * Use `create(MeterRecordSchema)` to create a new message.
  */
 export const MeterRecordSchema: GenMessage<MeterRecord> = /*@__PURE__*/
-  messageDesc(file_limitr_v1_admin, 17);
+  messageDesc(file_limitr_v1_admin, 21);
 
 /**
  * An open hold on a meter.
@@ -600,7 +875,7 @@ export type HoldRecord = Message<"limitr.v1.HoldRecord"> & {
  * Use `create(HoldRecordSchema)` to create a new message.
  */
 export const HoldRecordSchema: GenMessage<HoldRecord> = /*@__PURE__*/
-  messageDesc(file_limitr_v1_admin, 18);
+  messageDesc(file_limitr_v1_admin, 22);
 
 /**
  * A stored reservation.
@@ -656,7 +931,7 @@ export type ReservationRecord = Message<"limitr.v1.ReservationRecord"> & {
  * Use `create(ReservationRecordSchema)` to create a new message.
  */
 export const ReservationRecordSchema: GenMessage<ReservationRecord> = /*@__PURE__*/
-  messageDesc(file_limitr_v1_admin, 19);
+  messageDesc(file_limitr_v1_admin, 23);
 
 /**
  * One line of a reservation.
@@ -691,7 +966,7 @@ export type ReservationItemRecord = Message<"limitr.v1.ReservationItemRecord"> &
  * Use `create(ReservationItemRecordSchema)` to create a new message.
  */
 export const ReservationItemRecordSchema: GenMessage<ReservationItemRecord> = /*@__PURE__*/
-  messageDesc(file_limitr_v1_admin, 20);
+  messageDesc(file_limitr_v1_admin, 24);
 
 /**
  * An audit query over the event log. Filters combine with AND.
@@ -756,7 +1031,7 @@ export type ListEventsRequest = Message<"limitr.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_limitr_v1_admin, 21);
+  messageDesc(file_limitr_v1_admin, 25);
 
 /**
  * A page of events.
@@ -785,7 +1060,7 @@ export type ListEventsResponse = Message<"limitr.v1.ListEventsResponse"> & {
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_limitr_v1_admin, 22);
+  messageDesc(file_limitr_v1_admin, 26);
 
 /**
  * Manages customers, reports the policy in force, moves state in and out, and queries the
@@ -856,7 +1131,8 @@ export const AdminService: GenService<{
     output: typeof GetPolicyStatusResponseSchema;
   },
   /**
-   * Streams every stored customer, meter and reservation (a consistent backup).
+   * Streams the event log's position, then every stored customer, meter, reservation and
+   * idempotency key (a consistent backup). The events themselves are not exported.
    *
    * @generated from rpc limitr.v1.AdminService.ExportState
    */
@@ -869,7 +1145,8 @@ export const AdminService: GenService<{
    * Loads records produced by ExportState; records with the same key are replaced. Records are
    * applied in order as they arrive: a refused record ends the call with INVALID_ARGUMENT naming
    * it (`requests[i]...`), and the records before it stay imported, none after it. Send the
-   * stream again from that record (or the corrected stream from the start: it replaces).
+   * stream again from that record (or the corrected stream from the start: it replaces). A
+   * storage failure ends it likewise, its message saying how many records were imported.
    *
    * @generated from rpc limitr.v1.AdminService.ImportState
    */
