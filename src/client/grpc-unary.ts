@@ -10,10 +10,13 @@
  * reconnecting, closing when idle) stays with connect-node's `Http2SessionManager`, shared with the
  * streaming calls, which still use connect's transport.
  *
- * Failures are `ConnectError`s shaped as connect-node's own, so the retry rules read them as they
- * did: a connection that could not be opened keeps the socket error as `cause`; a stream error
- * (a socket's ECONNRESET, a reset by the server) keeps the Node error as `cause`; a stream reset
- * with CANCEL and no error, as a killed sidecar's connection leaves it, is CANCELLED.
+ * Failures are `ConnectError`s with the Node error they came from as `cause`. A connection that
+ * could not be opened or that died under the call (refused, no such unix socket, reset, a stream
+ * refused or reset with CANCEL by a server going away) is UNAVAILABLE, as gRPC's own clients
+ * report it, because that is the code apps retry: connect-node's codes for these (INTERNAL for a
+ * missing unix socket, ABORTED for a reset socket, CANCELLED for a stream a dying connection
+ * reset) read as a sidecar bug or as the app's own cancellation. CANCELLED is left for the
+ * caller's signal.
  */
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -81,7 +84,7 @@ class UnaryCall<O extends DescMessage> {
     signal.addEventListener("abort", this);
     this.session.request("POST", path, headers, {}).then(
       (stream) => this.send(stream),
-      (e: unknown) => this.fail(e instanceof ConnectError ? e : fromNodeError(e)),
+      (e: unknown) => this.fail(fromNodeError(e)),
     );
   }
 
@@ -138,13 +141,16 @@ class UnaryCall<O extends DescMessage> {
     }
     const status = this.trailers?.["grpc-status"] ?? headers?.["grpc-status"];
     if (status !== undefined) return this.finish(status, (this.trailers ?? headers) as IncomingHttpHeaders);
-    // As connect-node: a stream error first (a reset included: Node reports it as
-    // ERR_HTTP2_STREAM_ERROR, which the retry rules treat as a lost connection), then a reset
-    // without one (CANCEL, as a connection closing under the stream leaves it).
-    if (this.error !== undefined) return this.fail(fromNodeError(this.error));
+    // A reset by the server is read by its HTTP/2 code (Node reports it as ERR_HTTP2_STREAM_ERROR,
+    // whatever the code: REFUSED_STREAM, "never processed", would read as INTERNAL); any other
+    // stream error by its Node code; then a reset without an error (CANCEL, as a connection
+    // closing under the stream leaves it).
     const rst = this.stream?.rstCode ?? constants.NGHTTP2_NO_ERROR;
-    const reset = rst === constants.NGHTTP2_NO_ERROR ? undefined : fromResetCode(rst);
+    const error = this.error;
+    if (error !== undefined && (error as { code?: unknown }).code !== "ERR_HTTP2_STREAM_ERROR") return this.fail(fromNodeError(error));
+    const reset = rst === constants.NGHTTP2_NO_ERROR ? undefined : fromResetCode(rst, error);
     if (reset !== undefined) return this.fail(reset);
+    if (error !== undefined) return this.fail(fromNodeError(error));
     if (headers !== undefined) {
       const httpStatus = Number(headers[":status"]);
       if (httpStatus !== 200) return this.fail(new ConnectError(`HTTP ${httpStatus} without a gRPC status`, codeOfHttpStatus(httpStatus)));
@@ -244,23 +250,39 @@ function grpcMessage(raw: string | string[] | undefined): string {
 }
 
 /**
- * As connect-node: an error the connection manager already made a ConnectError (a PING timeout)
- * as it is; any other, classified by the Node codes along its cause chain and kept as `cause`.
+ * Node error codes of a connection that could not be opened or that died under the call. The
+ * last two are what Node says of a stream whose session was destroyed (connect-node: ABORTED).
+ */
+const CONNECTION_FAILURES: ReadonlySet<unknown> = new Set([
+  "ECONNREFUSED",
+  "ENOENT",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ERR_STREAM_DESTROYED",
+  "ERR_HTTP2_INVALID_STREAM",
+]);
+
+/**
+ * A failure classified by the Node codes along its cause chain, the Node error kept as `cause`: a
+ * connection failure is UNAVAILABLE, whether it comes as a Node error or as the ConnectError the
+ * connection manager made of one (connect-node's INTERNAL for a missing unix socket, ABORTED for
+ * a reset one); any other ConnectError (a PING timeout) as it is, anything else INTERNAL.
  */
 function fromNodeError(e: unknown): ConnectError {
+  for (let x: unknown = e, n = 0; x instanceof Error && n < 8; x = x.cause, n++) {
+    if (CONNECTION_FAILURES.has((x as { code?: unknown }).code)) {
+      const cause = e instanceof ConnectError && e.cause !== undefined ? e.cause : e;
+      return new ConnectError(e instanceof ConnectError ? e.rawMessage : (e as Error).message, Code.Unavailable, undefined, undefined, cause);
+    }
+  }
   if (e instanceof ConnectError) return e;
-  const codes = new Set<unknown>();
-  for (let x: unknown = e; x instanceof Error && !codes.has(x); x = x.cause) {
-    codes.add(x);
-    codes.add((x as { code?: unknown }).code);
-  }
-  let code = Code.Internal;
-  if (codes.has("ERR_STREAM_WRITE_AFTER_END") || codes.has("ERR_STREAM_DESTROYED") || codes.has("ERR_HTTP2_INVALID_STREAM") || codes.has("ECONNRESET")) {
-    code = Code.Aborted;
-  } else if (codes.has("ETIMEDOUT") || codes.has("ENOTFOUND") || codes.has("EAI_AGAIN") || codes.has("ECONNREFUSED")) {
-    code = Code.Unavailable;
-  }
-  return new ConnectError(e instanceof Error ? e.message : String(e), code, undefined, undefined, e);
+  return new ConnectError(e instanceof Error ? e.message : String(e), Code.Internal, undefined, undefined, e);
 }
 
 const ignore = (): void => undefined;
@@ -271,10 +293,18 @@ function isGrpc(headers: IncomingHttpHeaders): boolean {
   return typeof type === "string" && /^application\/grpc(?:[+;]|$)/i.test(type);
 }
 
-/** As connect-node: a stream reset without a stream error (CANCEL, chiefly), by HTTP/2 code. */
-function fromResetCode(rst: number): ConnectError | undefined {
+/**
+ * A stream reset by its HTTP/2 code, mapped as connect-node does, except CANCEL: a call the caller
+ * cancelled never gets here (it failed first), so a CANCEL is the server's or a dying connection's,
+ * UNAVAILABLE. The cause carries the code as `NGHTTP2_<NAME>` (the retry rules read
+ * `NGHTTP2_REFUSED_STREAM`: a refused stream was never processed) and Node's error, if any.
+ */
+function fromResetCode(rst: number, nodeError: Error | undefined): ConnectError | undefined {
   const known = RESET_CODES[rst];
-  return known === undefined ? undefined : new ConnectError(`http/2 stream closed with error code ${known[0]} (0x${rst.toString(16)})`, known[1]);
+  if (known === undefined) return undefined;
+  const message = `http/2 stream closed with error code ${known[0]} (0x${rst.toString(16)})`;
+  const cause = Object.assign(new Error(message, nodeError === undefined ? undefined : { cause: nodeError }), { code: `NGHTTP2_${known[0]}` });
+  return new ConnectError(message, known[1], undefined, undefined, cause);
 }
 
 /** HTTP/2 error codes (RFC 9113 §7) by number, with the gRPC code each maps to; NO_ERROR and STREAM_CLOSED map to none. */
@@ -287,7 +317,7 @@ const RESET_CODES: readonly (readonly [string, Code] | undefined)[] = [
   undefined,
   ["FRAME_SIZE_ERROR", Code.Internal],
   ["REFUSED_STREAM", Code.Unavailable],
-  ["CANCEL", Code.Canceled],
+  ["CANCEL", Code.Unavailable],
   ["COMPRESSION_ERROR", Code.Internal],
   ["CONNECT_ERROR", Code.Internal],
   ["ENHANCE_YOUR_CALM", Code.ResourceExhausted],

@@ -62,28 +62,29 @@ export function cancelledError(signal: AbortSignal, method: string, attempts: nu
 }
 
 /**
- * Whether a failed attempt is worth another: UNAVAILABLE, DEADLINE_EXCEEDED and a lost
- * connection. A connection failure arrives with the socket error as cause (UNAVAILABLE for a
- * refused connection, ABORTED for a reset one, INTERNAL for a missing unix socket); a connection
- * that died under an open stream (the sidecar killed with kill -9, a proxy dropping it) can also
- * arrive as CANCELLED (the stream reset with CANCEL), the same code as the caller's own
- * cancellation. So CANCELLED counts as a lost connection unless `own`, the signal of the caller
- * and of `close()`, has aborted: then it is the caller's decision, final.
+ * Whether a failed attempt is worth another: UNAVAILABLE (which is what the unary calls report
+ * for a connection that could not be opened or died under them), DEADLINE_EXCEEDED, and a lost
+ * connection as the event stream's transport (connect-node) reports it: the socket error as
+ * cause, or CANCELLED, the stream a dying connection (kill -9, a proxy dropping it) reset with
+ * CANCEL. CANCELLED is the caller's own decision, final, when `own` (the signal of the caller and
+ * of `close()`) has aborted.
  */
 export function isRetryable(e: unknown, own: AbortSignal | undefined): boolean {
   if (own?.aborted) return false;
   const ce = ConnectError.from(e);
   if (ce.code === Code.Unavailable || ce.code === Code.DeadlineExceeded || ce.code === Code.Canceled) return true;
   const cause = ce.cause as { code?: unknown } | undefined;
-  return typeof cause?.code === "string" && /^(ECONNREFUSED|ECONNRESET|EPIPE|ENOENT|ETIMEDOUT|ERR_HTTP2_)/.test(cause.code);
+  return typeof cause?.code === "string" && /^(ECONNREFUSED|ECONNRESET|EPIPE|ENOENT|ETIMEDOUT|ERR_HTTP2_|NGHTTP2_)/.test(cause.code);
 }
 
 /**
- * Whether a failure proves the request never left the client: the connection could not be opened
- * (refused, no such unix socket). Anything else retryable (DEADLINE_EXCEEDED, a connection lost
- * under the stream, UNAVAILABLE from the server) may follow a request the sidecar committed.
+ * Whether a failure proves the sidecar never processed the request: the connection could not be
+ * opened (refused, no such unix socket), or the server refused the stream (REFUSED_STREAM, which
+ * HTTP/2 guarantees was not processed: a sidecar shutting down answers so). Anything else
+ * retryable (DEADLINE_EXCEEDED, a connection lost under the stream, UNAVAILABLE from the server)
+ * may follow a request the sidecar committed.
  */
 export function neverSent(e: unknown): boolean {
   const cause = ConnectError.from(e).cause as { code?: unknown } | undefined;
-  return cause?.code === "ECONNREFUSED" || cause?.code === "ENOENT";
+  return cause?.code === "ECONNREFUSED" || cause?.code === "ENOENT" || cause?.code === "NGHTTP2_REFUSED_STREAM";
 }

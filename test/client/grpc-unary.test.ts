@@ -7,10 +7,14 @@
 import { connect as connectSocket, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { Http2SessionManager } from "@connectrpc/connect-node";
+import { DeleteCustomerResponseSchema } from "../../src/gen/limitr/v1/admin_pb.js";
 import { DecisionService, ReleaseRequestSchema, ReleaseResponseSchema } from "../../src/gen/limitr/v1/decision_pb.js";
 import { createUnaryCaller } from "../../src/client/grpc-unary.js";
 import { createLimitrClient, LimitrError, type LimitrClient } from "../../src/client/index.js";
@@ -206,16 +210,27 @@ describe("the answer", () => {
   });
 
   it.each([
-    ["REFUSED_STREAM", constants.NGHTTP2_REFUSED_STREAM],
+    // What a server going away answers a stream it will not process (a gRPC server shutting down).
+    ["REFUSED_STREAM", "UNAVAILABLE", constants.NGHTTP2_REFUSED_STREAM],
     // What Node's HTTP/2 server answers a stream it has no memory for, before any handler runs.
-    ["ENHANCE_YOUR_CALM", constants.NGHTTP2_ENHANCE_YOUR_CALM],
-    ["INTERNAL_ERROR", constants.NGHTTP2_INTERNAL_ERROR],
-  ])("a stream the server resets with %s is retried as a lost connection, then fails naming the code", async (name, code) => {
+    ["ENHANCE_YOUR_CALM", "RESOURCE_EXHAUSTED", constants.NGHTTP2_ENHANCE_YOUR_CALM],
+    ["INTERNAL_ERROR", "INTERNAL", constants.NGHTTP2_INTERNAL_ERROR],
+    // Not the caller's cancellation: the server's, or a connection going away under the stream.
+    ["CANCEL", "UNAVAILABLE", constants.NGHTTP2_CANCEL],
+  ])("a stream the server resets with %s is retried as a lost connection, then fails with %s", async (name, status, code) => {
     answer = (stream) => stream.close(code);
     const e = await failure(client({ retries: 2 }).release("res-11"));
     expect(seen).toHaveLength(3);
-    expect(e.code).toBe("INTERNAL");
-    expect(e.message).toContain(`NGHTTP2_${name}`);
+    expect(e.code).toBe(status);
+    expect(e.message).toContain(name);
+  });
+
+  it("a refused stream was never processed: even a call that must not run twice is retried", async () => {
+    // deleteCustomer is retried only when the request provably never reached the sidecar.
+    const deleted = toBinary(DeleteCustomerResponseSchema, create(DeleteCustomerResponseSchema, { customer: { id: "cu-1" } }));
+    answer = (stream, headers) => (seen.length === 1 ? stream.close(constants.NGHTTP2_REFUSED_STREAM) : reply(framed(deleted))(stream, headers));
+    expect(await client({ retries: 1 }).deleteCustomer("cu-1")).toMatchObject({ id: "cu-1" });
+    expect(seen).toHaveLength(2);
   });
 });
 
@@ -230,6 +245,28 @@ describe("a connection lost under the call", () => {
     };
     expect(await client({ retries: 1 }).release("res-17")).toBe(true);
     expect(seen).toHaveLength(2);
+  });
+
+  it.each([
+    ["reset (TCP RST)", (socket: Socket) => socket.resetAndDestroy()],
+    ["closed (FIN)", (socket: Socket) => socket.destroy()],
+  ])("%s with no retry left fails with UNAVAILABLE, not CANCELLED or ABORTED", async (_, cut) => {
+    answer = () => cut(lastSocket!);
+    const e = await failure(client({ retries: 0 }).release("res-19"));
+    expect(e.code).toBe("UNAVAILABLE");
+  });
+});
+
+describe("a connection that cannot be opened", () => {
+  it("to a unix socket that does not exist is UNAVAILABLE, and retried even for a call that must not run twice", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "limitr-unix-")), "gone.sock");
+    const attempts: unknown[] = [];
+    const c = createLimitrClient({ address: `unix:${path}`, retries: 2, initialBackoffMs: 1, maxBackoffMs: 5, onRetry: (i) => attempts.push(i) });
+    clients.push(c);
+    const e = await failure(c.deleteCustomer("cu-2"));
+    expect(e).toMatchObject({ code: "UNAVAILABLE", attempts: 3 });
+    expect(((e.cause as Error).cause as { code?: string }).code).toBe("ENOENT");
+    expect(attempts).toHaveLength(2);
   });
 });
 
