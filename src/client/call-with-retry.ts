@@ -44,20 +44,21 @@ export async function callWithRetry<T>(
   signal: AbortSignal | undefined,
   attempt: () => Promise<T>,
   idempotent = true,
+  idempotencyKey?: string,
 ): Promise<T> {
   for (let n = 1; ; n++) {
     try {
       return await attempt();
     } catch (e) {
-      if (signal?.aborted) throw cancelledError(signal, method, n, e);
-      if (n > policy.retries || !isRetryable(e, signal) || (!idempotent && !neverSent(e))) throw toLimitrError(e, method, n);
+      if (signal?.aborted) throw cancelledError(signal, method, n, e, idempotencyKey);
+      if (n > policy.retries || !isRetryable(e, signal) || (!idempotent && !neverSent(e))) throw toLimitrError(e, method, n, idempotencyKey);
       const delayMs = backoffMs(policy, n);
       policy.onRetry?.({ method, attempt: n, delayMs, error: e as Error });
       try {
         await sleep(delayMs, signal);
       } catch {
         // Only the signal ends the sleep early: the call was cancelled while waiting to retry.
-        throw cancelledError(signal!, method, n, e);
+        throw cancelledError(signal!, method, n, e, idempotencyKey);
       }
     }
   }

@@ -109,12 +109,14 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
   /**
    * Runs `fn` with the per-attempt deadline and the retry policy, the request fixed by the caller.
    * `idempotent: false` for a request that must not run twice: retried only if it never left.
+   * `idempotencyKey`, the request's, goes on the error, for the caller's own retry.
    */
   function run<T>(
     method: string,
     o: CallOptions | undefined,
     fn: (call: { timeoutMs: number; signal: AbortSignal }) => Promise<T>,
     idempotent = true,
+    idempotencyKey?: string,
   ): Promise<T> {
     if (closedCtl.signal.aborted) return Promise.reject(new LimitrError(`${method}: client is closed`, "CANCELLED", method, 0));
     const timeoutMs = o?.timeoutMs ?? defaultTimeoutMs;
@@ -124,7 +126,7 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
     const signal = o?.signal ? AbortSignal.any([o.signal, closedCtl.signal]) : closedCtl.signal;
     // A deadline already past fails every attempt alike: no retry.
     const policy = timeoutMs <= 0 ? { ...retry, retries: 0 } : o?.retries === undefined ? retry : { ...retry, retries: o.retries };
-    return callWithRetry(method, policy, signal, () => fn({ timeoutMs, signal }), idempotent);
+    return callWithRetry(method, policy, signal, () => fn({ timeoutMs, signal }), idempotent, idempotencyKey);
   }
 
   const itemsOf = (what: string | readonly UsageInput[], amount: Amount | undefined): readonly UsageInput[] =>
@@ -156,21 +158,21 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
       return rejecting(() => {
         const [items, o] = args(what, a, b);
         const req = decisionRequest(customerId, items, o);
-        return run("Allow", o, (c) => unary(decision.allow, req, c)).then(toDecision);
+        return run("Allow", o, (c) => unary(decision.allow, req, c), true, req.idempotencyKey).then(toDecision);
       });
     },
     check(customerId: string, what: string | readonly UsageInput[], a?: Amount | DecisionOptions, b?: DecisionOptions) {
       return rejecting(() => {
         const [items, o] = args(what, a, b);
         const req = { ...decisionRequest(customerId, items, o), idempotencyKey: o?.idempotencyKey ?? "" };
-        return run("Check", o, (c) => unary(decision.check, req, c)).then(toDecision);
+        return run("Check", o, (c) => unary(decision.check, req, c), true, req.idempotencyKey).then(toDecision);
       });
     },
     record(customerId: string, what: string | readonly UsageInput[], a?: Amount | DecisionOptions, b?: DecisionOptions) {
       return rejecting(() => {
         const [items, o] = args(what, a, b);
         const req = decisionRequest(customerId, items, o);
-        return run("Record", o, (c) => unary(decision.record, req, c)).then(toDecision);
+        return run("Record", o, (c) => unary(decision.record, req, c), true, req.idempotencyKey).then(toDecision);
       });
     },
     reserve(customerId: string, what: string | readonly UsageInput[], a?: Amount | ReserveOptions, b?: ReserveOptions) {
@@ -180,7 +182,7 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
           ...decisionRequest(customerId, items, o),
           ...(o?.ttlMs === undefined ? {} : { ttl: msToDuration(o.ttlMs) }),
         };
-        return run("Reserve", o, (c) => unary(decision.reserve, req, c)).then((r) => ({
+        return run("Reserve", o, (c) => unary(decision.reserve, req, c), true, req.idempotencyKey).then((r) => ({
           ...toDecision(r),
           reservationId: r.reservationId || undefined,
           expiresAt: date(r.reservationExpiresAt),
@@ -191,7 +193,7 @@ export function createLimitrClient(options: LimitrClientOptions): LimitrClient {
       return rejecting(() => {
         const [actual, o] = args(what, a, b);
         const req = { reservationId, actual: toUsageItems(actual), attributes: { ...o?.attributes }, idempotencyKey: keyOf(o) };
-        return run("Settle", o, (c) => unary(decision.settle, req, c)).then(toDecision);
+        return run("Settle", o, (c) => unary(decision.settle, req, c), true, req.idempotencyKey).then(toDecision);
       });
     },
     release(reservationId, o) {

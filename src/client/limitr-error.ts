@@ -28,26 +28,34 @@ const CODE_NAMES = [
 /** A gRPC status code name such as `INVALID_ARGUMENT` or `UNAVAILABLE`. */
 export type StatusCodeName = (typeof CODE_NAMES)[number];
 
-/** A failed call: `code` is the gRPC status, `attempts` how many times it was tried. */
+/**
+ * A failed call: `code` is the gRPC status, `attempts` how many times it was tried, and for a call
+ * that carried an idempotency key (Allow, Record, Reserve, Settle; Check when given one) that key.
+ * A failure that may follow a request the sidecar committed (DEADLINE_EXCEEDED, UNAVAILABLE, …)
+ * is safe to try again only with the same key: a new one would count the usage twice.
+ */
 export class LimitrError extends Error {
   override readonly name = "LimitrError";
+  /** The key every attempt of the call sent; pass it as `idempotencyKey` to retry the call yourself. */
+  declare readonly idempotencyKey?: string;
   constructor(
     message: string,
     readonly code: StatusCodeName,
     readonly method: string,
     readonly attempts: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; idempotencyKey?: string | undefined },
   ) {
     super(message, options);
+    if (options?.idempotencyKey) this.idempotencyKey = options.idempotencyKey;
   }
 }
 
 /** Wraps any failure of a call as a LimitrError (keeping the original as `cause`). */
-export function toLimitrError(e: unknown, method: string, attempts: number): LimitrError {
+export function toLimitrError(e: unknown, method: string, attempts: number, idempotencyKey?: string): LimitrError {
   if (e instanceof LimitrError) return e;
   const ce = ConnectError.from(e);
   const code = CODE_NAMES[ce.code] ?? "UNKNOWN";
-  return new LimitrError(`${method}: ${code}: ${ce.rawMessage}`, code, method, attempts, { cause: e });
+  return new LimitrError(`${method}: ${code}: ${ce.rawMessage}`, code, method, attempts, { cause: e, idempotencyKey });
 }
 
 /**
@@ -55,10 +63,10 @@ export function toLimitrError(e: unknown, method: string, attempts: number): Lim
  * CANCELLED, whatever the last attempt failed with (e.g. UNAVAILABLE before a backoff), as the
  * `close()` contract says; that attempt's error stays reachable as `cause`.
  */
-export function cancelledError(signal: AbortSignal, method: string, attempts: number, last: unknown): LimitrError {
+export function cancelledError(signal: AbortSignal, method: string, attempts: number, last: unknown, idempotencyKey?: string): LimitrError {
   const reason: unknown = signal.reason;
   const why = reason instanceof Error ? reason.message : String(reason);
-  return new LimitrError(`${method}: CANCELLED: ${why}`, "CANCELLED", method, attempts, { cause: last });
+  return new LimitrError(`${method}: CANCELLED: ${why}`, "CANCELLED", method, attempts, { cause: last, idempotencyKey });
 }
 
 /**

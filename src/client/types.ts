@@ -67,7 +67,11 @@ export interface DecisionOptions extends CallOptions {
   readonly attributes?: Readonly<Record<string, string>>;
   /** Creates or updates the customer on first use. */
   readonly customer?: CustomerHintInput;
-  /** Defaults to a fresh UUIDv7 per call (also when ""), reused by its retries. */
+  /**
+   * Defaults to a fresh UUIDv7 per call (also when ""), reused by its retries. To retry a failed
+   * call yourself, pass the failure's `LimitrError.idempotencyKey`: a call that timed out or lost
+   * its connection may have been counted, and only the same key keeps a retry from counting again.
+   */
   readonly idempotencyKey?: string;
 }
 
@@ -80,6 +84,7 @@ export interface ReserveOptions extends DecisionOptions {
 /** Options of Settle. */
 export interface SettleOptions extends CallOptions {
   readonly attributes?: Readonly<Record<string, string>>;
+  /** As for Allow: a fresh UUIDv7 by default; the failure's `LimitrError.idempotencyKey` to retry it yourself. */
   readonly idempotencyKey?: string;
 }
 

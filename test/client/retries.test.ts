@@ -90,6 +90,28 @@ afterAll(async () => {
 });
 
 describe("retries", () => {
+  it("a failed call that was counted carries its idempotency key: the app's own retry with it counts once", async () => {
+    await behindProxy({ timeoutMs: 300, retries: 0 }, async ({ proxy, direct, client }) => {
+      expect((await client.record("appretry_1", "gpt_tokens", 1)).value).toBe(1); // connection up
+      proxy.pause(); // the request reaches the sidecar and commits; its answer is held back
+      const e = await client.record("appretry_1", "gpt_tokens", 100).then(() => undefined, (err: unknown) => err as LimitrError);
+      expect(e).toMatchObject({ name: "LimitrError", code: "DEADLINE_EXCEEDED", method: "Record", attempts: 1 });
+      expect(e?.idempotencyKey).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
+      expect((await direct.getMeters("appretry_1", ["gpt_tokens"]))[0]?.value).toBe(101); // counted despite the error
+      proxy.resume();
+      const again = await client.record("appretry_1", "gpt_tokens", 100, { idempotencyKey: e!.idempotencyKey! });
+      expect(again.value).toBe(101); // the first answer, replayed
+      expect((await direct.getMeters("appretry_1", ["gpt_tokens"]))[0]?.value).toBe(101);
+      // A key of the caller's own is the one on the error; a call without a key has none.
+      proxy.pause();
+      const mine = await client.settle("no-such-reservation", "gpt_tokens", 1, { idempotencyKey: "settle-key-1" }).catch((err: unknown) => err as LimitrError);
+      expect(mine).toMatchObject({ code: "DEADLINE_EXCEEDED", idempotencyKey: "settle-key-1" });
+      const release = await client.release("no-such-reservation").catch((err: unknown) => err as LimitrError);
+      expect(release).toMatchObject({ code: "DEADLINE_EXCEEDED" });
+      expect(release).not.toHaveProperty("idempotencyKey");
+    });
+  });
+
   it("a call made while the sidecar is down is retried until it is back, and counts once", async () => {
     const { client, retries, retried } = recordingClient(address);
     try {
