@@ -24,7 +24,7 @@ export interface RegisterOptions {
   readonly logger: ServerLogger;
   /** Aborts every call's `HandlerContext.signal` (used to end long streams at shutdown). */
   readonly shutdownSignal?: AbortSignal;
-  /** Told of each unary call answered without reaching its handler (the request did not decode). */
+  /** Told of each unary call answered without reaching its handler (the request did not decode, or came too late). */
   readonly onRefused?: (rpc: string, code: number) => void;
 }
 
@@ -215,6 +215,11 @@ function makeHandler(
           options.onRefused?.(spec.method.name, refused.code);
           return callback(refused);
         }
+        const late = pastDeadline(call);
+        if (late !== undefined) {
+          options.onRefused?.(spec.method.name, late.code);
+          return callback(late);
+        }
         let pending: unknown;
         try {
           pending = impl(req.message, new LazyContext(service, spec.method, call, options));
@@ -272,6 +277,21 @@ function makeHandler(
         call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "bidi streaming is not supported" });
       };
   }
+}
+
+/**
+ * DEADLINE_EXCEEDED for a unary call whose deadline has passed before its handler runs (a busy
+ * event loop got to it late): the client has failed it or is about to, and deciding it would count
+ * usage the client can only see as a failure. It narrows the window, no more: a call whose
+ * deadline passes while the engine commits it still fails at the client after being counted,
+ * which is why clients retry such failures with the same idempotency key. One clock read for a
+ * call with a deadline, nothing allocated unless it is late.
+ */
+function pastDeadline(call: AnyCall): { code: number; details: string } | undefined {
+  const deadline = call.getDeadline();
+  const ms = typeof deadline === "number" ? deadline : deadline.getTime();
+  if (ms === Infinity || ms > Date.now()) return undefined;
+  return { code: grpc.status.DEADLINE_EXCEEDED, details: "deadline exceeded before the call was decided" };
 }
 
 /** Runs `f`, turning a synchronous throw into a rejection. */

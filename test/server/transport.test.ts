@@ -3,14 +3,16 @@
  * requests, unix sockets, the health-only listener, lost-events marker and graceful shutdown.
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { connect as connectHttp2 } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { AllowRequestSchema } from "../../src/gen/limitr/v1/decision_pb.js";
 import type { Engine, EventLog } from "../../src/engine/index.js";
 import { LimitrError } from "../../src/errors/index.js";
 import type { ErrorCode } from "../../src/errors/index.js";
@@ -166,6 +168,46 @@ describe("error → status", () => {
     const { error } = await collect((h.decision as unknown as { WatchEvents(r: Obj): grpc.ClientReadableStream<Obj> }).WatchEvents({ customer_id: "x" }));
     expect(error?.code).toBe(grpc.status.UNAVAILABLE);
     expect(error?.details).toBe("store closed");
+  });
+});
+
+/**
+ * Sends a framed AllowRequest over a raw HTTP/2 stream with `headers` added (grpc-js's client
+ * never sends a deadline already over); resolves with the grpc-status the server answered.
+ */
+async function rawAllow(h: Harness, headers: Record<string, string>): Promise<string | undefined> {
+  const session = connectHttp2(`http://${h.address}`);
+  session.on("error", () => undefined);
+  try {
+    const msg = toBinary(AllowRequestSchema, create(AllowRequestSchema, { customerId: ALLOW.customer_id, items: [{ entitlement: "gpt_tokens", amount: 1 }] }));
+    const body = Buffer.alloc(5 + msg.length);
+    body.writeUInt32BE(msg.length, 1);
+    body.set(msg, 5);
+    const stream = session.request({ ":method": "POST", ":path": "/limitr.v1.DecisionService/Allow", "content-type": "application/grpc+proto", te: "trailers", ...headers });
+    let status: string | undefined;
+    stream.on("response", (hs) => (status = (hs["grpc-status"] as string | undefined) ?? status));
+    stream.on("trailers", (ts) => (status = ts["grpc-status"] as string | undefined));
+    stream.on("error", () => undefined);
+    stream.resume();
+    stream.end(body);
+    await new Promise((resolve) => stream.on("close", resolve));
+    return status;
+  } finally {
+    session.close();
+  }
+}
+
+describe("a call past its deadline", () => {
+  it("before its handler runs is DEADLINE_EXCEEDED and is not decided", async () => {
+    const decided: unknown[] = [];
+    const h = await start({ engine: stubEngine(new Error("not reached"), async (req) => (decided.push(req), Promise.reject(new Error("decided")))) });
+    // grpc-timeout 0: the deadline is over as the request arrives.
+    expect(await rawAllow(h, { "grpc-timeout": "0m" })).toBe(String(grpc.status.DEADLINE_EXCEEDED));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(decided).toEqual([]);
+    // With time left it is decided.
+    expect(await rawAllow(h, { "grpc-timeout": "5S" })).toBe(String(grpc.status.INTERNAL));
+    expect(decided).toHaveLength(1);
   });
 });
 
