@@ -54,7 +54,8 @@ export type AllowRequest = Message<"limitr.v1.AllowRequest"> & {
 
   /**
    * Makes retries safe: a request with a key already decided returns the first answer and
-   * counts nothing again (within the configured window, 24h by default). Empty = none.
+   * counts nothing again (within the configured window, 24h by default). Empty = none. A retry
+   * after an error that may have followed a commit (see DecisionService) must reuse the key.
    *
    * @generated from field: string idempotency_key = 5;
    */
@@ -907,8 +908,13 @@ export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__P
 
 /**
  * Decides whether a customer may use an entitlement, counts usage, and streams the resulting
- * events. Denials are answers (`allowed = false` with a `reason`), not errors; errors
- * (INVALID_ARGUMENT naming the field, UNAVAILABLE, ...) mean nothing was decided or changed.
+ * events. Denials are answers (`allowed = false` with a `reason`), not errors. An error the
+ * sidecar decided on (INVALID_ARGUMENT naming the field, NOT_FOUND, RESOURCE_EXHAUSTED, ...)
+ * means nothing was decided or changed. DEADLINE_EXCEEDED, UNAVAILABLE, CANCELLED, ABORTED,
+ * INTERNAL and UNKNOWN may follow a request the sidecar committed whose answer was lost (a
+ * deadline passing during the commit, a connection dropped after it): repeat such a call with
+ * the same idempotency_key, which returns the first answer if it was counted; a new key would
+ * count it twice.
  *
  * @generated from service limitr.v1.DecisionService
  */
