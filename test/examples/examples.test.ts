@@ -63,6 +63,74 @@ describe("chat backend", () => {
   });
 });
 
+describe("chat backend, bad requests and a sidecar restart", () => {
+  /** The chat server on a loopback port over `client`, with `model`; closed after `body`. */
+  async function withChat(client: LimitrClient, model: typeof fakeModel, body: (chat: (req: unknown) => Promise<{ status: number; body: Record<string, unknown> }>) => Promise<void>): Promise<void> {
+    const server = createChatServer(client, model).listen(0, "127.0.0.1");
+    await new Promise((resolve) => server.once("listening", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/chat`;
+    try {
+      await body(async (req) => {
+        const res = await fetch(url, { method: "POST", body: JSON.stringify(req) });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+
+  it("answers 400 with a message for a request the caller must fix, and reserves nothing", async () => {
+    await withChat(limitr, fakeModel, async (chat) => {
+      const ok = { userId: "chat_bad", prompt: "hi", maxTokens: 10 };
+      for (const [req, why] of [
+        [{ ...ok, maxTokens: -100 }, /maxTokens must be a positive integer/],
+        [{ ...ok, maxTokens: "abc" }, /maxTokens must be a positive integer/],
+        [{ ...ok, maxTokens: 1.5 }, /maxTokens must be a positive integer/],
+        [{ ...ok, userId: 42 }, /userId must be a non-empty string/],
+        [{ ...ok, prompt: ["hi"] }, /prompt must be a non-empty string/],
+        [null, /the body must be a JSON object/],
+        [[ok], /the body must be a JSON object/],
+        // Refused by the sidecar (ids are at most 512 bytes): the caller's mistake all the same.
+        [{ ...ok, userId: "u".repeat(600) }, /customer_id/],
+      ] as const) {
+        const res = await chat(req);
+        expect(res.status, JSON.stringify(req).slice(0, 80)).toBe(400);
+        expect(JSON.stringify(res.body)).toMatch(why);
+      }
+      expect((await limitr.getMeters("chat_bad", ["gpt_tokens"]))[0]).toMatchObject({ value: 0, held: 0 });
+    });
+  });
+
+  it("counts the tokens used when the sidecar restarts while the model runs", async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), "limitr-examples-restart-"));
+    const flags = ["--policy", "examples/policies/combined.yaml", "--data-dir", dir2];
+    let side = await startSidecar(flags);
+    const address = side.grpcAddress;
+    const client = createLimitrClient({ address });
+    let restarted: Promise<void> | undefined;
+    // The sidecar is killed (kill -9) while the model runs and is back ~1 s later, after the answer.
+    const crashingModel: typeof fakeModel = async (prompt, maxTokens) => {
+      side.kill("SIGKILL");
+      await side.exited;
+      restarted = startSidecar([...flags, "--grpc-address", address]).then((s) => void (side = s));
+      return fakeModel(prompt, maxTokens);
+    };
+    try {
+      await withChat(client, crashingModel, async (chat) => {
+        const res = await chat({ userId: "chat_restart", prompt: "x".repeat(40), maxTokens: 50 });
+        expect(res).toMatchObject({ status: 200, body: { usage: { total: 10 + 20 } } });
+      });
+      await restarted;
+      expect((await client.getMeters("chat_restart", ["gpt_tokens"]))[0]).toMatchObject({ value: 30, held: 0 });
+    } finally {
+      client.close();
+      await restarted?.catch(() => undefined);
+      await stopSidecar(side);
+      rmSync(dir2, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("seats", () => {
   it("fills 3 seats on free, denies the 4th, admits it after the upgrade to pro, frees a seat on removal", async () => {
     const seats = createSeats(limitr);
