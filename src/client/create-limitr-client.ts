@@ -68,8 +68,9 @@ export interface LimitrClient {
   deleteCustomer(customerId: string, options?: CallOptions): Promise<Customer | undefined>;
   /**
    * Moves a customer to another plan (empty = inherit/default), keeping meters unless `resetMeters`.
-   * With `resetMeters` it is retried only when the sidecar could not be reached at all: a reset is
-   * not idempotent, so after a timeout or a lost connection it fails and the caller checks.
+   * With `resetMeters` it is retried only when the sidecar provably never saw it (connection or
+   * stream refused): a reset is not idempotent, so after a timeout or a lost connection it fails
+   * and the caller checks.
    */
   setCustomerPlan(customerId: string, plan: string, options?: CallOptions & { readonly resetMeters?: boolean }): Promise<Customer>;
   /** The policy in force and the latest reload attempts. */
