@@ -23,7 +23,8 @@ Usage:
   limitr-sidecar check-policy [--strict] FILE      validate a policy; print every error, or a summary
                                                    (--strict: warnings fail it too)
   limitr-sidecar export --data-dir DIR [--out F]   write all state as JSON Lines (default stdout)
-  limitr-sidecar import --data-dir DIR [--in F]    load JSON Lines state (sidecar stopped; default stdin)
+  limitr-sidecar import --data-dir DIR [--in F]    load JSON Lines state (sidecar stopped; F is checked whole first;
+                                                   from stdin, the default, records are imported up to a refused one)
   limitr-sidecar help                              this text (also COMMAND --help or -h)
 
 serve options (flags override the LIMITR_* environment variables):
