@@ -175,7 +175,7 @@ function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope:
     base: 0n,
     value: 0n,
     overhead: 0n,
-    peak: 0n,
+    billed: 0n,
     thresholdsReached: [],
     changed: true,
   };

@@ -164,12 +164,14 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
     for (const step of steps) {
       if (step === undefined) continue;
       const w = step.work;
-      // Overage is billed from the period's peak: usage given back and used again is billed once.
-      const billedTo = w.peak > step.oldValue ? w.peak : step.oldValue;
-      if (step.newValue > w.peak) w.peak = step.newValue;
+      // Only overage beyond what this period already billed is billed: usage given back and used
+      // again is billed once.
+      const billed = w.billed;
       if (step.newValue !== step.oldValue) {
         w.changed = true;
-        events.push(meterEvent(step.pastLimit ? "meter-overage" : "meter-changed", scope, w, step.oldValue, step.newValue, billedTo));
+        const e = meterEvent(step.pastLimit ? "meter-overage" : "meter-changed", scope, w, step.oldValue, step.newValue, billed);
+        events.push(e);
+        if (e.overage > 0n) w.billed = billed + e.overage;
       }
       const cost = w.limit.credit.overheadCost;
       // The change the meter actually made: a decrease clamped at `minimum` moved less (or
@@ -181,7 +183,7 @@ export function decide(ctx: EngineContext, input: DecideInput): Decided {
         w.overhead += priceNanos(step.newValue, cost) - priceNanos(step.oldValue, cost);
         w.changed = true;
       }
-      applyThresholds(events, scope, w, step.oldValue, step.newValue, billedTo);
+      applyThresholds(events, scope, w, step.oldValue, step.newValue, billed);
     }
   }
   const writes = emit ? meterWrites(works) : [];

@@ -1,7 +1,7 @@
 /**
  * Meter events (SPEC §5, issue 5): one builder so every event carries every field the same way.
- * `overage` on an event is the overage that event's change added past the period's peak (what
- * billing sums: usage given back and used again is billed once);
+ * `overage` on an event is what an increase takes the meter's overage past the overage already
+ * billed this period (what billing sums: usage given back and used again is billed once);
  * `diff` is always `newValue − oldValue`.
  */
 import { mulDiv, priceNanos, toNanos, NANOS_PER_UNIT, type Nanos } from "../policy/index.js";
@@ -20,14 +20,14 @@ export interface EventScope {
 
 type MeterEventType = "meter-changed" | "meter-overage" | "meter-limit" | "meter-reset";
 
-export function meterFields(scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos, billedTo: Nanos = oldValue): MeterEventFields {
-  return meterEvent("meter-changed", scope, work, oldValue, newValue, billedTo);
+export function meterFields(scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos, billed: Nanos = work.billed): MeterEventFields {
+  return meterEvent("meter-changed", scope, work, oldValue, newValue, billed);
 }
 
 /**
- * Built as one object literal (no spread): this runs on every counted call. `billedTo` is the
- * value up to which overage was already billed this period (the meter's peak before this change,
- * at least `oldValue`): only what goes past it is this event's overage.
+ * Built as one object literal (no spread): this runs on every counted call. `billed` is the
+ * overage already billed this period before this change: an increase's overage is what takes the
+ * meter's overage past it (a decrease, or observe mode, has none).
  */
 export function meterEvent(
   type: MeterEventType,
@@ -35,13 +35,11 @@ export function meterEvent(
   work: WorkMeter,
   oldValue: Nanos,
   newValue: Nanos,
-  billedTo: Nanos = oldValue,
+  billed: Nanos = work.billed,
 ): EngineEvent & MeterEventFields {
   const limit = work.limit;
-  const observe = limit.mode === "observe";
-  const overBefore = observe ? 0n : overageOf(billedTo, limit.value);
-  const overAfter = observe ? 0n : overageOf(newValue, limit.value);
-  const overage = overAfter > overBefore ? overAfter - overBefore : 0n;
+  const over = newValue > oldValue && limit.mode !== "observe" ? overageOf(newValue, limit.value) : 0n;
+  const overage = over > billed ? over - billed : 0n;
   const price = limit.credit.price;
   return {
     type,
@@ -59,10 +57,10 @@ export function meterEvent(
     diff: newValue - oldValue,
     remaining: limit.value - newValue - work.held,
     overage,
-    // The difference of the meter's overage costs before and after, each rounded to nano-USD, so
-    // that the roundings cancel over a period: pricing each event's overage alone would round 2.5
+    // The difference of the costs of the overage billed before and after, each rounded to nano-USD,
+    // so that the roundings cancel over a period: pricing each event's overage alone would round 2.5
     // nano-USD up on every one-token overage, and billing would sum 20% too much.
-    overagePrice: price === undefined ? undefined : overage === 0n ? 0n : priceNanos(overAfter, price) - priceNanos(overBefore, price),
+    overagePrice: price === undefined ? undefined : overage === 0n ? 0n : priceNanos(over, price) - priceNanos(billed, price),
     periodStart: work.periodStart,
     attributes: scope.attributes,
     policyVersion: scope.policyVersion,
@@ -88,7 +86,7 @@ export function thresholdLevel(limit: Nanos, percent: number): Nanos {
  * threshold first reached and `meter-threshold-cleared` for each reached one fallen below.
  * A limit of 0 has no meaningful percentages: skipped.
  */
-export function applyThresholds(events: EngineEvent[], scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos, billedTo: Nanos = oldValue): void {
+export function applyThresholds(events: EngineEvent[], scope: EventScope, work: WorkMeter, oldValue: Nanos, newValue: Nanos, billed: Nanos = work.billed): void {
   const limit = work.limit;
   if (limit.thresholds.length === 0 || limit.value <= 0n) return;
   let reached = work.thresholdsReached;
@@ -97,10 +95,10 @@ export function applyThresholds(events: EngineEvent[], scope: EventScope, work: 
     const was = reached.includes(t);
     if (!was && newValue >= level) {
       reached = [...reached, t].sort((a, b) => a - b);
-      events.push({ ...meterFields(scope, work, oldValue, newValue, billedTo), type: "meter-threshold", threshold: t });
+      events.push({ ...meterFields(scope, work, oldValue, newValue, billed), type: "meter-threshold", threshold: t });
     } else if (was && newValue < level) {
       reached = reached.filter((r) => r !== t);
-      events.push({ ...meterFields(scope, work, oldValue, newValue, billedTo), type: "meter-threshold-cleared", threshold: t });
+      events.push({ ...meterFields(scope, work, oldValue, newValue, billed), type: "meter-threshold-cleared", threshold: t });
     }
   }
   if (reached !== work.thresholdsReached) {

@@ -37,8 +37,7 @@ export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: s
       time(m.periodStart, `${p}period_start`);
       quantity(m.value, `${p}value`);
       quantity(m.overhead, `${p}overhead`);
-      quantity(m.peak, `${p}peak`);
-      if (m.peak < m.value) throw invalidArgument(`${p}peak`, "must not be below value (a meter's peak is the highest value of its period)");
+      if (m.billedOverage !== undefined) notNegative(m.billedOverage, `${p}billed_overage`);
       r.holds.forEach((h, i) => {
         notNegative(h.amount, `${p}holds[${i}].amount`);
         time(h.expiresAt, `${p}holds[${i}].expires_at`);

@@ -63,10 +63,12 @@ export interface Meter {
   /** Provider cost recorded this period, in nano-USD. */
   readonly overhead: Nanos;
   /**
-   * The highest value the meter reached this period (at least `value`). Overage up to it has been
-   * billed, so usage given back and used again is not billed twice.
+   * The overage billed this period: what its meter-overage events added up to, in the credit's
+   * units. A call bills only the meter's overage beyond it, so usage given back and used again is
+   * billed once, whatever limits and modes the period saw. Undefined in a meter stored before it
+   * was kept: then as much as its value is over the limit it is judged by.
    */
-  readonly peak: Nanos;
+  readonly billedOverage: Nanos | undefined;
   /** Must describe the holds stored with the meter (`summarizeHolds`). */
   readonly holdSummary: HoldSummary;
   /** Threshold percents already reached this period (issue 5). */

@@ -26,8 +26,8 @@ export interface WorkMeter {
   readonly base: Nanos;
   value: Nanos;
   overhead: Nanos;
-  /** The highest value this period before the step being applied (`Meter.peak`). */
-  peak: Nanos;
+  /** The overage billed this period before the step being applied (`Meter.billedOverage`). */
+  billed: Nanos;
   /**
    * What the meter's holds add up to as this call leaves them (expired ones dropped, its own added
    * or removed). Holds are rows of their own, read one at a time: a decision on a meter with
@@ -76,7 +76,7 @@ export function loadWorkMeter(
       base: 0n,
       value: 0n,
       overhead: 0n,
-      peak: 0n,
+      billed: 0n,
       holdSummary: stored === undefined ? NO_HOLD_SUMMARY : stored.holdSummary,
       holdWrites: undefined,
       holdsChanged: false,
@@ -106,7 +106,7 @@ export function loadWorkMeter(
     base: rolled ? 0n : stored.value,
     value: rolled ? 0n : stored.value,
     overhead: rolled ? 0n : stored.overhead,
-    peak: rolled ? 0n : stored.peak,
+    billed: rolled ? 0n : (stored.billedOverage ?? (limit.mode === "observe" ? 0n : overageOf(stored.value, limit.value))),
     holdSummary: stored.holdSummary,
     holdWrites: undefined,
     holdsChanged: false,
@@ -243,7 +243,7 @@ function toStoredMeter(work: WorkMeter): Meter {
     periodStart: work.periodStart,
     value: work.value,
     overhead: work.overhead,
-    peak: work.peak > work.value ? work.peak : work.value,
+    billedOverage: work.billed,
     holdSummary: work.holdSummary,
     thresholdsReached: work.thresholdsReached,
   };

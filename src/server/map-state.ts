@@ -35,7 +35,7 @@ export function toStateRecordPb(r: StateRecord): MessageInitShape<typeof StateRe
               expiresAt: toTimestamp(h.expiresAt),
             })),
             thresholdsReached: [...m.thresholdsReached],
-            peak: m.peak === m.value ? "" : formatNanos(m.peak),
+            billedOverage: m.billedOverage === undefined ? "" : formatNanos(m.billedOverage),
           },
         },
       };
@@ -184,7 +184,6 @@ export function fromStateRecordPb(r: StateRecordPb | undefined, at: string): Sta
         amount: decimal(h.amount, `${p}.holds[${i}].amount`),
         expiresAt: time(h.expiresAt, `${p}.holds[${i}].expires_at`),
       }));
-      const value = decimal(m.value, `${p}.value`);
       return {
         kind: "meter",
         meter: {
@@ -192,10 +191,10 @@ export function fromStateRecordPb(r: StateRecordPb | undefined, at: string): Sta
           entitlement: requireId(m.entitlement, `${p}.entitlement`),
           credit: m.credit,
           periodStart: time(m.periodStart, `${p}.period_start`),
-          value,
+          value: decimal(m.value, `${p}.value`),
           overhead: m.overhead === "" ? 0n : decimal(m.overhead, `${p}.overhead`),
-          // Files exported before the peak was kept have none: what their events billed ends at the value.
-          peak: m.peak === "" ? value : decimal(m.peak, `${p}.peak`),
+          // Files exported before it was kept have none: as much as the value is over its limit.
+          billedOverage: m.billedOverage === "" ? undefined : decimal(m.billedOverage, `${p}.billed_overage`),
           holdSummary: summarizeHolds(holds),
           thresholdsReached: [...m.thresholdsReached],
         },

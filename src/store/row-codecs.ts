@@ -92,7 +92,7 @@ const METER_ROW_V2 = 2;
 
 export function encodeMeter(m: Meter): Row {
   const s = m.holdSummary;
-  return [
+  const row: unknown[] = [
     METER_ROW_V2,
     m.owner,
     m.entitlement,
@@ -102,11 +102,11 @@ export function encodeMeter(m: Meter): Row {
     encodeNanos(m.overhead),
     s.count === 0 ? null : [encodeNanos(s.held), s.count, s.nextExpiry],
     [...m.thresholdsReached],
-    // Null while the meter is at its peak, as a meter that only grows always is. Rows written
-    // before the peak was kept have no element here: read as at their peak, which is what their
-    // events billed.
-    m.peak === m.value ? null : encodeNanos(m.peak),
   ];
+  // The overage billed this period: null for none, as on most meters. A row without the element
+  // was written before it was kept (or by an import that did not know it).
+  if (m.billedOverage !== undefined) row.push(m.billedOverage === 0n ? null : encodeNanos(m.billedOverage));
+  return row;
 }
 
 export function decodeMeter(v: unknown): Meter {
@@ -122,16 +122,14 @@ export function decodeMeter(v: unknown): Meter {
     throw corrupt(`meter row version ${String(v[0])} is not supported`);
   }
   const r = v as Row;
-  const value = decodeNanos(r[5]);
-  const peak = r[9] === null || r[9] === undefined ? value : decodeNanos(r[9]);
   return {
     owner: str(r[1]),
     entitlement: str(r[2]),
     credit: str(r[3]),
     periodStart: num(r[4]),
-    value,
+    value: decodeNanos(r[5]),
     overhead: decodeNanos(r[6]),
-    peak: peak > value ? peak : value,
+    billedOverage: r.length < 10 ? undefined : r[9] === null ? 0n : decodeNanos(r[9]),
     holdSummary,
     thresholdsReached: Array.isArray(r[8]) ? r[8].map(num) : [],
   };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { allow, check, getMeters, record, type DecisionResult, type MeterView } from "../../src/engine/index.js";
+import { allow, check, getMeters, record, setCustomerPlan, type DecisionResult, type MeterView } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
-import { loadPolicy } from "../../src/policy/index.js";
+import { loadPolicy, type CompiledPolicy } from "../../src/policy/index.js";
 import { buildPolicy, createHarness, credit, n, snapshot, T0, usd } from "./harness.js";
 
 const token = credit("token", { price: usd(0.00002), overheadCost: usd(0.000008) });
@@ -267,34 +267,73 @@ describe("events", () => {
     expect(h.store.getMeter("u", "cached")?.overhead).toBe(n(0.0000007));
   });
 
-  it("usage given back and used again is billed once: overage counts from the period's peak", () => {
-    const r = loadPolicy(
-      "policy:\n  credits:\n    token: { price: { amount: 0.01 } }\n  plans:\n    p: { default: true, entitlements: { chat: { limit: { credit: token, mode: soft, value: 100, resets: true, reset_inc: 1day } } } }\n",
-      { version: "v" },
-    );
-    if (!r.ok) throw new Error(JSON.stringify(r.issues));
-    const h = createHarness(r.policy);
-    const billed = (amounts: number[]): [bigint, bigint] => {
+  describe("overage is billed once per period: only what passes the overage already billed", () => {
+    const load = (text: string): CompiledPolicy => {
+      const r = loadPolicy(text, { version: text.length.toString() });
+      if (!r.ok) throw new Error(JSON.stringify(r.issues));
+      return r.policy;
+    };
+    const chat = (mode: string, value: number): string =>
+      `{ chat: { limit: { credit: token, mode: ${mode}, value: ${value}, resets: true, reset_inc: 1day } } }`;
+    const soft100 = load(`policy:\n  credits:\n    token: { price: { amount: 0.01 } }\n  plans:\n    p: { default: true, entitlements: ${chat("soft", 100)} }\n    small: { entitlements: ${chat("soft", 10)} }\n`);
+    /** The overage and price that one Allow's meter-overage events bill. */
+    const billedBy = (h: ReturnType<typeof createHarness>, amounts: number[], customerId = "u"): [bigint, bigint] => {
       let overage = 0n;
       let price = 0n;
-      for (const e of h.run(allow, { customerId: "u", items: amounts.map((amount) => ({ entitlement: "chat", amount })) }).events) {
+      for (const e of h.run(allow, { customerId, items: amounts.map((amount) => ({ entitlement: "chat", amount })) }).events) {
         if (e.type === "meter-overage") [overage, price] = [overage + e.overage, price + (e.overagePrice ?? 0n)];
       }
       return [overage, price];
     };
-    expect(billed([120])).toEqual([n(20), n(0.2)]);
-    expect(billed([-30])).toEqual([0n, 0n]);
-    expect(billed([30])).toEqual([0n, 0n]);
-    expect(billed([10])).toEqual([n(10), n(0.1)]);
-    // Within one request too: down and up again past the limit bills only what passes the peak.
-    expect(billed([-50, 55])).toEqual([n(5), n(0.05)]);
-    expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(135), peak: n(135) });
-    billed([-35]);
-    expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(100), peak: n(135) });
-    // A new period starts from zero, and its overage is billed afresh.
-    h.now += 86_400_000;
-    expect(billed([101])).toEqual([n(1), n(0.01)]);
-    expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(101), peak: n(101) });
+
+    it("usage given back and used again is billed once, within a request too; a new period bills afresh", () => {
+      const h = createHarness(soft100);
+      expect(billedBy(h, [120])).toEqual([n(20), n(0.2)]);
+      expect(billedBy(h, [-30])).toEqual([0n, 0n]);
+      expect(billedBy(h, [30])).toEqual([0n, 0n]);
+      expect(billedBy(h, [10])).toEqual([n(10), n(0.1)]);
+      expect(billedBy(h, [-50, 55])).toEqual([n(5), n(0.05)]);
+      expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(135), billedOverage: n(35) });
+      billedBy(h, [-35]);
+      expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(100), billedOverage: n(35) });
+      h.now += 86_400_000;
+      expect(billedBy(h, [101])).toEqual([n(1), n(0.01)]);
+      expect(h.store.getMeter("u", "chat")).toMatchObject({ value: n(101), billedOverage: n(1) });
+    });
+
+    it("a lower limit (a plan changed down) bills the overage it makes at the next call, not 0", () => {
+      const h = createHarness(soft100);
+      billedBy(h, [50]);
+      billedBy(h, [-45]);
+      h.run(setCustomerPlan, { customerId: "u", plan: "small", resetMeters: false });
+      // 5 → 20 against 10: 10 over, none billed before.
+      expect(billedBy(h, [15])).toEqual([n(10), n(0.1)]);
+    });
+
+    it("observe bills nothing, and a switch to soft bills the overage from then", () => {
+      const h = createHarness(load(`policy:\n  credits:\n    token: { price: { amount: 0.01 } }\n  plans:\n    p: { default: true, entitlements: ${chat("observe", 10)} }\n`));
+      expect(billedBy(h, [50])).toEqual([0n, 0n]);
+      billedBy(h, [-45]);
+      h.policy = load(`policy:\n  credits:\n    token: { price: { amount: 0.01 } }\n  plans:\n    p: { default: true, entitlements: ${chat("soft", 10)} }\n`);
+      expect(billedBy(h, [15])).toEqual([n(10), n(0.1)]);
+    });
+
+    it("a higher limit bills only overage past what was already billed", () => {
+      const h = createHarness(soft100);
+      billedBy(h, [120]);
+      h.policy = load(`policy:\n  credits:\n    token: { price: { amount: 0.01 } }\n  plans:\n    p: { default: true, entitlements: ${chat("soft", 150)} }\n`);
+      expect(billedBy(h, [40])).toEqual([0n, 0n]); // 10 over 150, 20 already billed
+      expect(billedBy(h, [15])).toEqual([n(5), n(0.05)]); // 25 over
+    });
+
+    it("a meter stored before the billed overage was kept counts as billed as far as it is over", () => {
+      const h = createHarness(soft100);
+      billedBy(h, [120]);
+      const m = h.store.getMeter("u", "chat");
+      if (m === undefined) throw new Error("no meter");
+      void h.store.commit([{ kind: "meter-put", meter: { ...m, billedOverage: undefined } }], []);
+      expect(billedBy(h, [5])).toEqual([n(5), n(0.05)]);
+    });
   });
 
   it("no price → overagePrice undefined; observe never reports overage", () => {

@@ -69,17 +69,17 @@ describe("AdminService", () => {
     await unary(h.decision, "Record", { customer_id: "exp", items: [{ entitlement: "gpt_tokens", amount: 0.1 }] });
     await unary(h.decision, "Record", { customer_id: "exp", items: [{ entitlement: "gpt_tokens", amount: 0.2 }] });
     await unary(h.decision, "Reserve", { customer_id: "exp", items: [{ entitlement: "claude_tokens", amount: 5 }] });
-    // Given back since: the meter's peak (what its overage was billed up to) stays above its value.
-    await unary(h.decision, "Record", { customer_id: "exp", items: [{ entitlement: "claude_tokens", amount: 9 }] });
+    // Past the limit (a Record is never denied), then given back: the overage billed stays.
+    await unary(h.decision, "Record", { customer_id: "exp", items: [{ entitlement: "claude_tokens", amount: 2009 }] });
     await unary(h.decision, "Record", { customer_id: "exp", items: [{ entitlement: "claude_tokens", amount: -4 }] });
     const exported = await collect((h.admin as unknown as { ExportState(r: Obj): grpc.ClientReadableStream<Obj> }).ExportState({}));
     expect(exported.error).toBeUndefined();
     const records = exported.messages.map((m) => m.record as Obj);
     const meter = records.find((r) => (r.meter as Obj | null)?.owner === "exp" && (r.meter as Obj).entitlement === "gpt_tokens");
     expect((meter?.meter as Obj).value).toBe("0.3"); // exact decimal, not 0.30000000000000004
-    expect((meter?.meter as Obj).peak).toBe(""); // at its peak
+    expect((meter?.meter as Obj).billed_overage).toBe("0");
     const given = records.find((r) => (r.meter as Obj | null)?.owner === "exp" && (r.meter as Obj).entitlement === "claude_tokens");
-    expect(given?.meter).toMatchObject({ value: "5", peak: "9" });
+    expect(given?.meter).toMatchObject({ value: "2005", billed_overage: "9" });
     expect(records.some((r) => r.reservation)).toBe(true);
 
     const fresh = await startHarness();

@@ -26,7 +26,7 @@ export function meter(owner: string, entitlement: string, value: bigint, over: P
     periodStart: 1_700_000_000_000,
     value,
     overhead: 0n,
-    peak: value,
+    billedOverage: undefined,
     holdSummary: NO_HOLD_SUMMARY,
     thresholdsReached: [],
     ...over,

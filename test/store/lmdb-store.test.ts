@@ -786,7 +786,7 @@ describe("lmdb store", () => {
       ["a negative hold", { kind: "meter", meter: meter("m", "chat", 5n), holds: [hold(-100n * 10n ** 9n)] }, "records[1].meter.holds[0].amount: must not be negative"],
       ["a hold with no valid expiry", { kind: "meter", meter: meter("m", "chat", 5n), holds: [hold(1n, NaN)] }, "records[1].meter.holds[0].expires_at: is not a valid time"],
       ["a value no double holds", { kind: "meter", meter: meter("m", "chat", 10n ** 408n), holds: [] }, "records[1].meter.value: is too large"],
-      ["a peak below the value", { kind: "meter", meter: meter("m", "chat", 5n, { peak: 4n }), holds: [] }, "records[1].meter.peak: must not be below value (a meter's peak is the highest value of its period)"],
+      ["a negative billed overage", { kind: "meter", meter: meter("m", "chat", 5n, { billedOverage: -1n }), holds: [] }, "records[1].meter.billed_overage: must not be negative"],
       ["a threshold that is no percent", { kind: "meter", meter: meter("m", "chat", 5n, { thresholdsReached: [50, NaN] }), holds: [] }, "records[1].meter.thresholds_reached[1]: must be a percent (a finite number, not negative), got NaN"],
       ["a period start that is no time", { kind: "meter", meter: meter("m", "chat", 5n, { periodStart: Infinity }), holds: [] }, "records[1].meter.period_start: is not a valid time"],
       ["a reservation that expires before it was made", { kind: "reservation", reservation: reservation("r", { createdAt: 2_000, expiresAt: 1_000 }) }, "records[1].reservation.expires_at: must not be before created_at"],

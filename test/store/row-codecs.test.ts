@@ -51,13 +51,15 @@ describe("meter rows", () => {
     expect(decodeMeter(encodeMeter(bare))).toEqual(bare);
   });
 
-  it("keeps a peak above the value; a meter at its peak, or a row from before peaks were kept, stores none and reads as at it", () => {
-    const given = meter("c1", "chat", 7n, { peak: 12n });
-    expect(encodeMeter(given)[9]).toBe(encodeNanos(12n));
-    expect(decodeMeter(encodeMeter(given))).toEqual(given);
-    expect(encodeMeter(meter("c1", "chat", 7n))[9]).toBeNull();
-    const before = encodeMeter(meter("c1", "chat", 7n)).slice(0, 9);
-    expect(decodeMeter(before)).toMatchObject({ value: 7n, peak: 7n });
+  it("keeps the overage billed this period: none as null, and a row from before it was kept reads as not known", () => {
+    const billed = meter("c1", "chat", 7n, { billedOverage: 2n });
+    expect(encodeMeter(billed)[9]).toBe(encodeNanos(2n));
+    expect(decodeMeter(encodeMeter(billed))).toEqual(billed);
+    const none = meter("c1", "chat", 7n, { billedOverage: 0n });
+    expect(encodeMeter(none)[9]).toBeNull();
+    expect(decodeMeter(encodeMeter(none))).toEqual(none);
+    const before = encodeMeter(billed).slice(0, 9);
+    expect(decodeMeter(before).billedOverage).toBeUndefined();
   });
 
   it("a v1 row without holds reads as a meter with none; one with holds, or an unknown version, is refused", () => {

@@ -198,12 +198,14 @@ export type MeterEvent = Message<"limitr.v1.MeterEvent"> & {
   remaining: number;
 
   /**
-   * The overage this event added: the part of this call's usage above the limit and above the
-   * highest value the meter reached earlier this period (what billing sums over meter-overage
-   * events: usage given back and used again is billed once, so the sum over a period is the most
-   * the meter went past the limit). A call past the limit that stays within that peak is still a
-   * meter-overage, with 0. On meter-limit, the overage the denied call would have added. The
-   * meter's overage now is in MeterState.overage.
+   * The overage this event bills: how far this call's increase takes the meter's overage (its value
+   * past the limit in force) beyond the overage already billed this period. What billing sums over
+   * meter-overage events: usage given back and used again is billed once, and the sum over a
+   * period is the most the meter's overage reached at a counted call (a limit lowered mid-period,
+   * or a switch from observe, bills the overage it makes at the next increase). A call past the
+   * limit within what was billed is still a meter-overage, with 0; a decrease and observe mode
+   * bill none. On meter-limit, what the denied call would have billed. The meter's overage now is
+   * in MeterState.overage.
    *
    * @generated from field: double overage = 13;
    */
@@ -211,8 +213,9 @@ export type MeterEvent = Message<"limitr.v1.MeterEvent"> & {
 
   /**
    * This event's overage x the credit's price, in USD; absent when the credit has no price. Exactly:
-   * what this overage adds to the price of the meter's overage, each rounded to nano-USD, so that
-   * the prices summed over a period are its overage x price within a nano-USD.
+   * the price of the overage billed after this event less that before it, each rounded to
+   * nano-USD, so that the prices summed over a period are its billed overage x price within a
+   * nano-USD.
    *
    * @generated from field: optional double overage_price = 14;
    */
