@@ -22,6 +22,7 @@ import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from "nod
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { fromNodeError } from "./connection-failure.js";
 
 export interface UnaryCallOptions {
   /** Deadline of this call; 0 or less fails at once; `Infinity` (or anything past ~24.8 days, `setTimeout`'s limit) means none. */
@@ -247,42 +248,6 @@ function grpcMessage(raw: string | string[] | undefined): string {
   } catch {
     return text;
   }
-}
-
-/**
- * Node error codes of a connection that could not be opened or that died under the call. The
- * last two are what Node says of a stream whose session was destroyed (connect-node: ABORTED).
- */
-const CONNECTION_FAILURES: ReadonlySet<unknown> = new Set([
-  "ECONNREFUSED",
-  "ENOENT",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ERR_STREAM_DESTROYED",
-  "ERR_HTTP2_INVALID_STREAM",
-]);
-
-/**
- * A failure classified by the Node codes along its cause chain, the Node error kept as `cause`: a
- * connection failure is UNAVAILABLE, whether it comes as a Node error or as the ConnectError the
- * connection manager made of one (connect-node's INTERNAL for a missing unix socket, ABORTED for
- * a reset one); any other ConnectError (a PING timeout) as it is, anything else INTERNAL.
- */
-function fromNodeError(e: unknown): ConnectError {
-  for (let x: unknown = e, n = 0; x instanceof Error && n < 8; x = x.cause, n++) {
-    if (CONNECTION_FAILURES.has((x as { code?: unknown }).code)) {
-      const cause = e instanceof ConnectError && e.cause !== undefined ? e.cause : e;
-      return new ConnectError(e instanceof ConnectError ? e.rawMessage : (e as Error).message, Code.Unavailable, undefined, undefined, cause);
-    }
-  }
-  if (e instanceof ConnectError) return e;
-  return new ConnectError(e instanceof Error ? e.message : String(e), Code.Internal, undefined, undefined, e);
 }
 
 const ignore = (): void => undefined;

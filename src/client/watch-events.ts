@@ -9,6 +9,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { DecisionService } from "../gen/limitr/v1/decision_pb.js";
 import { backoffMs, sleep, type RetryPolicy } from "./call-with-retry.js";
+import { fromStreamFailure } from "./connection-failure.js";
 import { isRetryable, toLimitrError } from "./limitr-error.js";
 import { eventTypeValue, toWatchItems } from "./map-messages.js";
 import type { WatchItem, WatchOptions } from "./types.js";
@@ -78,7 +79,9 @@ export async function* watchEvents(
         // The feed never ends by itself: a clean end means the server went away (shutdown).
         error = new ConnectError("event stream ended by the server", Code.Unavailable);
       } catch (e) {
-        error = e;
+        // Not the caller's cancellation (checked next): a lost sidecar, whatever connect-node
+        // called it.
+        error = stop.aborted ? e : fromStreamFailure(e);
       }
       if (stop.aborted) return;
       const attempts = failures + 1;

@@ -255,6 +255,16 @@ describe("a connection lost under the call", () => {
     const e = await failure(client({ retries: 0 }).release("res-19"));
     expect(e.code).toBe("UNAVAILABLE");
   });
+
+  it.each([
+    // grpc-js's forceShutdown, at the end of a sidecar's shutdown grace, destroys its sessions so.
+    ["destroyed with CANCEL", (stream: ServerHttp2Stream) => stream.session?.destroy(undefined, constants.NGHTTP2_CANCEL)],
+    ["sent a GOAWAY with INTERNAL_ERROR", (stream: ServerHttp2Stream) => stream.session?.goaway(constants.NGHTTP2_INTERNAL_ERROR)],
+  ])("a session the server %s under the call is UNAVAILABLE, not INTERNAL", async (_, end) => {
+    answer = (stream) => end(stream);
+    const e = await failure(client({ retries: 0 }).release("res-20"));
+    expect(e.code).toBe("UNAVAILABLE");
+  });
 });
 
 describe("a connection that cannot be opened", () => {

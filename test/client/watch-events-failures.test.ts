@@ -4,10 +4,14 @@
  * still exhausts maxReconnectAttempts, with a growing backoff. The server here is connect's
  * in-memory router: the accounting is the client's own logic.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import type { RetryInfo, WatchOptions } from "../../src/client/index.js";
 import { watchEvents } from "../../src/client/watch-events.js";
+import { createLimitrClient } from "../../src/client/index.js";
 import { DecisionService } from "../../src/gen/limitr/v1/decision_pb.js";
 
 /**
@@ -64,5 +68,30 @@ describe("events() reconnect accounting with send_position", () => {
     expect((await s.it.next()).done).toBe(true); // ended by close(), never given up
     expect(s.attempts()).toBeGreaterThanOrEqual(6);
     expect(s.retries.every((r) => r.attempt === 1)).toBe(true);
+  });
+});
+
+describe("events() failures", () => {
+  it("a stream a dying connection reset (connect-node: CANCELLED) is UNAVAILABLE, not the caller's cancellation", async () => {
+    const transport = createRouterTransport(({ service }) => {
+      service(DecisionService, {
+        // eslint-disable-next-line require-yield
+        async *watchEvents() {
+          throw new ConnectError("http/2 stream closed with error code CANCEL (0x8)", Code.Canceled);
+        },
+      } as never);
+    });
+    const it = watchEvents(createClient(DecisionService, transport), { reconnect: false }, { retries: 0, initialBackoffMs: 1, maxBackoffMs: 1, onRetry: undefined }, new AbortController().signal);
+    await expect(it.next()).rejects.toMatchObject({ code: "UNAVAILABLE" });
+  });
+
+  it("a unix socket that does not exist is UNAVAILABLE, as for a unary call", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "limitr-unix-")), "gone.sock");
+    const c = createLimitrClient({ address: `unix:${path}` });
+    try {
+      await expect(c.events({ reconnect: false })[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    } finally {
+      c.close();
+    }
   });
 });
