@@ -270,7 +270,9 @@ export function createMaintenance(ctx: MaintenanceContext): StoreMaintenance {
       let cursor = q.afterSeq ?? 0;
       if (q.limit <= 0) return { events, nextAfterSeq: cursor < last ? cursor : undefined };
       try {
-        const range = { start: (cursor + 1) as Key, end: last as Key, inclusiveEnd: true };
+        // Not below the log's first available sequence: events under an import's mark are the
+        // dir's own from before it, not the imported log's (see firstSequence).
+        const range = { start: Math.max(cursor + 1, ctx.eventLog.firstSequence()) as Key, end: last as Key, inclusiveEnd: true };
         for (const { key, value } of tables.events.getRange(range)) {
           const seq = Number(key);
           const event = decodeEvent(value);

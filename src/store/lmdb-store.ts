@@ -417,7 +417,11 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     firstSequence() {
       guard("reading events");
       const first = [...tables.events.getKeys({ limit: 1 })][0];
-      return typeof first === "number" && first <= durableSeq ? first : durableSeq + 1;
+      // Events the dir numbered before an import raised its numbering past them are not the
+      // imported log's: a cursor from that log at or below the mark gets `events_lost` up to it
+      // instead of the dir's own events under the old log's numbers.
+      const after = markOf(layout.meta.get(EVENTS_PRUNED_THROUGH)) + 1;
+      return Math.min(Math.max(typeof first === "number" ? first : 0, after), durableSeq + 1);
     },
     subscribe(listener) {
       // Wrapped so the same function can subscribe twice and unsubscribe each independently.

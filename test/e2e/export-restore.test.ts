@@ -5,10 +5,11 @@
  * resuming with its old cursor is told which events it cannot get instead of silently skipping
  * new ones.
  */
+import type * as grpc from "@grpc/grpc-js";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { unary, type Obj } from "./helpers/clients.js";
+import { collect, unary, type Obj } from "./helpers/clients.js";
 import { createWorkspace, lastSequence, seqOf, startEventsSidecar, subscribe, type RunningEventsSidecar } from "./helpers/event-stream.js";
 import { runCli } from "./helpers/sidecar-process.js";
 
@@ -70,3 +71,53 @@ it("keeps idempotency keys and the event numbering across export and import into
     await o.stop();
   }
 });
+
+it("ImportState into a serving sidecar whose log has events of its own: a resume from an old cursor gets events_lost, also after a restart", async () => {
+  const source = createWorkspace();
+  const target = createWorkspace();
+  try {
+    const old = await startEventsSidecar(source);
+    for (let i = 0; i < 8; i++) await allow(old, 20);
+    const oldLast = await lastSequence(old.clients);
+    const admin = old.clients.admin as unknown as { ExportState(r: Obj): grpc.ClientReadableStream<Obj> };
+    const records = (await collect(admin.ExportState({}))).messages.map((m) => m.record as Obj);
+    await old.stop();
+
+    let s = await startEventsSidecar(target); // its start-up's policy-applied is its event 1
+    try {
+      expect(await lastSequence(s.clients)).toBeLessThan(3);
+      await new Promise<Obj>((resolve, reject) => {
+        const importer = s.clients.admin as unknown as { ImportState(cb: (e: grpc.ServiceError | null, r: Obj) => void): grpc.ClientWritableStream<Obj> };
+        const call = importer.ImportState((e, ok) => (e ? reject(e) : resolve(ok)));
+        for (const record of records) call.write({ record });
+        call.end();
+      });
+      await allow(s, 1);
+      // A consumer that had read events 1..2 of the old log resumes from 3: the dir's own event 1
+      // is not the old log's, so it neither hides the loss nor is delivered.
+      const lost = { requested_sequence: "3", first_available_sequence: String(oldLast + 1) };
+      const resumed = subscribe(s.clients, { from_sequence: 3 });
+      await resumed.until((m) => m.some((x) => x.event !== undefined), "the first new event");
+      resumed.cancel();
+      expect(resumed.messages[0]?.events_lost).toEqual(lost);
+      expect(resumed.events().map(seqOf)).toEqual([oldLast + 1]);
+      const fromStart = subscribe(s.clients, { from_sequence: 1 });
+      await fromStart.until((m) => m.some((x) => x.event !== undefined), "the first new event");
+      fromStart.cancel();
+      expect(fromStart.events().map(seqOf)).toEqual([oldLast + 1]);
+
+      await s.stop();
+      s = await startEventsSidecar(target);
+      const again = subscribe(s.clients, { from_sequence: 3 });
+      await again.until((m) => m.some((x) => x.event !== undefined), "the first new event");
+      again.cancel();
+      expect(again.messages[0]?.events_lost).toEqual(lost);
+      expect(again.events().map(seqOf)[0]).toBe(oldLast + 1);
+    } finally {
+      await s.stop();
+    }
+  } finally {
+    source.remove();
+    target.remove();
+  }
+}, 60_000);

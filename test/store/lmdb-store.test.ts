@@ -596,13 +596,18 @@ describe("lmdb store", () => {
     ]);
 
     const path = dir();
-    const target = openAt(path);
+    let target = openAt(path);
     expect((await target.commit([], [meterEvent("b", "chat", 1n)])).sequences).toEqual([1]);
     expect(await target.importState(exported)).toEqual({ count: 3 });
     expect(target.getIdempotency("k1")).toEqual(idempotency("k1", 5_000));
-    // The dir keeps its own event; the next is numbered after the old log's.
-    expect([target.lastSequence(), target.firstSequence()]).toEqual([20, 1]);
+    // The dir keeps its own event, but under the old log's numbers it is not that log's: the log
+    // is available from after the mark, and the next event is numbered after it.
+    expect([target.lastSequence(), target.firstSequence()]).toEqual([20, 21]);
     expect((await target.commit([], [meterEvent("b", "chat", 2n)])).sequences).toEqual([21]);
+    expect(target.listEvents({ limit: 10 }).events.map((e) => e.seq)).toEqual([21]);
+    await target.close();
+    target = openAt(path);
+    expect([target.lastSequence(), target.firstSequence()]).toEqual([21, 21]);
     // The expiry index came with the key: pruning finds it.
     expect(await target.pruneIdempotency(6_000)).toEqual({ deleted: 1 });
     // Pruning the events below the mark does not lower it; neither does an import of a lower one.
