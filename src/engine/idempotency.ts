@@ -38,6 +38,24 @@ export function fingerprint(
   return WITH_ATTRIBUTES + JSON.stringify([op, subject, canonicalItems, canonicalHint, extra, canonicalAttributes]);
 }
 
+/**
+ * Why `print` is not a fingerprint any version wrote (the JSON array of `fingerprint`, with or
+ * without the attributes' mark), or `undefined`. Imports check it: a record whose fingerprint no
+ * request has would refuse every retry of its key as "a different request" until it expires.
+ */
+export function fingerprintProblem(print: string): string | undefined {
+  if (print === "") return "is required";
+  const json = print.startsWith(WITH_ATTRIBUTES) ? print.slice(WITH_ATTRIBUTES.length) : print;
+  let parts: unknown;
+  try {
+    parts = JSON.parse(json);
+  } catch {
+    parts = undefined;
+  }
+  if (!Array.isArray(parts) || typeof parts[0] !== "string") return "must be a request fingerprint as the sidecar exports it";
+  return undefined;
+}
+
 /** What an earlier version stored for the same request: the array without the attributes. */
 function legacyForm(print: string): string {
   const parts = JSON.parse(print.slice(WITH_ATTRIBUTES.length)) as unknown[];

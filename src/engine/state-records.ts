@@ -6,6 +6,8 @@
 import { LimitrError, invalidArgument, isLimitrError } from "../errors/index.js";
 import { nanosToNumber, type Nanos } from "../policy/index.js";
 import { checkCustomerId, validateCustomerLists, type CustomerLookup } from "./customer-fields.js";
+import { idProblem } from "./id-rule.js";
+import { fingerprintProblem } from "./idempotency.js";
 import type { StateRecord } from "./types.js";
 
 /**
@@ -57,14 +59,26 @@ export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: s
       return;
     }
     case "idempotency": {
-      const { expiresAt, result } = r.record;
+      const { expiresAt, result, fingerprint } = r.record;
       const p = `${at}.idempotency.`;
+      const badPrint = fingerprintProblem(fingerprint);
+      if (badPrint !== undefined) throw invalidArgument(`${p}fingerprint`, badPrint);
       time(expiresAt, `${p}expires_at`);
+      // Only an unknown caller's denial has no customer (and no items): the others name the caller.
+      if (result.reason !== "UNKNOWN_CUSTOMER" || result.customerId !== "") id(result.customerId, `${p}answer.customer_id`);
+      if (result.reservationId !== undefined) id(result.reservationId, `${p}answer.reservation_id`);
       if (result.reservationExpiresAt !== undefined) time(result.reservationExpiresAt, `${p}answer.reservation_expires_at`);
+      // A retry's answer points at the item that was denied; a request has at least one item.
+      if (!result.allowed && !(Number.isSafeInteger(result.deniedItem) && result.deniedItem >= 0 && result.deniedItem < Math.max(1, result.items.length))) {
+        throw invalidArgument(`${p}answer.denied_item`, `must be the index of one of the answer's ${result.items.length} item(s), got ${result.deniedItem}`);
+      }
       result.items.forEach((item, i) => {
         if (item.kind === "feature") return;
         const q = `${p}answer.items[${i}].`;
-        for (const k of ["value", "limit", "remaining", "held", "overage"] as const) quantity(item[k], `${q}${k}`);
+        // Remaining may be negative (past the limit, or holds over it); held and overage never are.
+        for (const k of ["value", "limit", "remaining"] as const) quantity(item[k], `${q}${k}`);
+        notNegative(item.held, `${q}held`);
+        notNegative(item.overage, `${q}overage`);
         time(item.periodStart, `${q}period_start`);
         if (item.nextReset !== undefined) time(item.nextReset, `${q}next_reset`);
       });
@@ -88,6 +102,13 @@ function quantity(n: Nanos, field: string): void {
 function notNegative(n: Nanos, field: string): void {
   quantity(n, field);
   if (n < 0n) throw invalidArgument(field, "must not be negative");
+}
+
+/** An id the answer names, as a request's would have been checked: not blank, and one the storage can key. */
+function id(value: string, field: string): void {
+  if (value.trim() === "") throw invalidArgument(field, value === "" ? "is required" : "must not be blank");
+  const problem = idProblem(value);
+  if (problem !== undefined) throw invalidArgument(field, problem);
 }
 
 function time(ms: number, field: string): void {

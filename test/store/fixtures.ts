@@ -48,7 +48,7 @@ export function reservation(id: string, over: Partial<Reservation> = {}): Reserv
 export function idempotency(key: string, expiresAt: number): IdempotencyRecord {
   return {
     key,
-    fingerprint: `allow:${key}`,
+    fingerprint: `a:${JSON.stringify(["allow", key])}`,
     expiresAt,
     result: {
       allowed: false,

@@ -5,7 +5,18 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from "node:path";
 import { open, type Key } from "lmdb";
 import { afterEach, describe, expect, it } from "vitest";
-import { NO_HOLD_SUMMARY, summarizeHolds, type EngineEvent, type StateRecord, type StoredEvent, type Write } from "../../src/engine/index.js";
+import {
+  NO_HOLD_SUMMARY,
+  summarizeHolds,
+  type DecisionResult,
+  type EngineEvent,
+  type IdempotencyRecord,
+  type ItemView,
+  type MeterView,
+  type StateRecord,
+  type StoredEvent,
+  type Write,
+} from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { FORMAT_VERSION, createLmdbStore, type LmdbStore } from "../../src/store/index.js";
 import { encodeMeter } from "../../src/store/row-codecs.js";
@@ -781,6 +792,10 @@ describe("lmdb store", () => {
 
   it("an import refuses a record no admin call or decision could have stored, naming its field, and keeps the records before it", async () => {
     const hold = (amount: bigint, expiresAt = 2_000_000_000_000) => ({ reservationId: "r", amount, expiresAt });
+    const denied = idempotency("k", 2_000_000_000_000).result;
+    const metered = denied.items[1] as MeterView;
+    const keyed = (change: Partial<IdempotencyRecord>): StateRecord => ({ kind: "idempotency", record: { ...idempotency("k", 2_000_000_000_000), ...change } });
+    const answered = (change: Partial<DecisionResult>): StateRecord => keyed({ result: { ...denied, ...change } as DecisionResult });
     const cases: [string, StateRecord, string][] = [
       ["an alt id another stored customer holds", { kind: "customer", customer: customer("eve", { altIds: ["stripe_bob"] }) }, 'records[1].customer.alt_ids[0]: alt id "stripe_bob" already belongs to customer "bob"'],
       ["an alt id an earlier record of the import took", { kind: "customer", customer: customer("eve", { altIds: ["new_alt"] }) }, 'records[1].customer.alt_ids[0]: alt id "new_alt" already belongs to customer "first"'],
@@ -799,6 +814,13 @@ describe("lmdb store", () => {
       ["a hold listed twice", { kind: "meter", meter: meter("m", "chat", 5n), holds: [hold(1n), hold(2n)] }, 'records[1].meter.holds[1]: reservation "r" holds this meter twice with the same expiry'],
       ["a reservation id the storage cannot key", { kind: "reservation", reservation: reservation("x".repeat(600)) }, "records[1].reservation.id: must be at most 512 bytes (UTF-8)"],
       ["an alt id the storage cannot key", { kind: "customer", customer: customer("long", { altIds: ["y".repeat(600)] }) }, "records[1].customer.alt_ids[0]: must be at most 512 bytes (UTF-8)"],
+      ["a key with no fingerprint", keyed({ fingerprint: "" }), "records[1].idempotency.fingerprint: is required"],
+      ["a fingerprint no request has", keyed({ fingerprint: "allow:k" }), "records[1].idempotency.fingerprint: must be a request fingerprint as the sidecar exports it"],
+      ["a denied item past the answer's items", answered({ deniedItem: 2 }), "records[1].idempotency.answer.denied_item: must be the index of one of the answer's 2 item(s), got 2"],
+      ["an answer holding a negative amount", answered({ items: [denied.items[0] as ItemView, { ...metered, held: -5n }] }), "records[1].idempotency.answer.items[1].held: must not be negative"],
+      ["an answer with a negative overage", answered({ items: [denied.items[0] as ItemView, { ...metered, overage: -1n }] }), "records[1].idempotency.answer.items[1].overage: must not be negative"],
+      ["a limit's denial with no customer", answered({ customerId: "" }), "records[1].idempotency.answer.customer_id: is required"],
+      ["a blank reservation id", answered({ reservationId: "  " }), "records[1].idempotency.answer.reservation_id: must not be blank"],
     ];
     for (const [name, bad, message] of cases) {
       const s = openAt(dir());
@@ -812,6 +834,13 @@ describe("lmdb store", () => {
       expect(after, name).toHaveLength(before.length + 1);
       expect(after, name).toEqual(expect.arrayContaining([...before, { kind: "customer", customer: first }]));
     }
+    // What decisions do store still imports: an unknown caller's denial names no customer and no
+    // item; remaining goes below zero past the limit; a fingerprint from before attributes.
+    const s = openAt(dir());
+    const unknownCaller = answered({ reason: "UNKNOWN_CUSTOMER", deniedItem: 0, customerId: "", plan: "", items: [] });
+    const overLimit = answered({ items: [denied.items[0] as ItemView, { ...metered, value: 12n, limit: 10n, remaining: -2n, held: 0n }] });
+    const legacy = keyed({ fingerprint: JSON.stringify(["allow", "c1", [["chat", 1, ""]], null, ""]) });
+    expect(await s.importState([unknownCaller, overLimit, legacy])).toEqual({ count: 3 });
   });
 
   it("an import may replace customers with the alt ids they hold, and move an alt id a record before it freed", async () => {
