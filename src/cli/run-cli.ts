@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isLimitrError, LimitrError } from "../errors/index.js";
+import type { StateRecord } from "../engine/index.js";
 import { decodePolicyBytes, loadPolicy, summarizePolicy } from "../policy/index.js";
 import { checkStateRecords, createLmdbStore, DATA_FILE, type LmdbStore } from "../store/index.js";
 import { contentVersion } from "../watch/index.js";
@@ -24,7 +25,8 @@ Usage:
                                                    (--strict: warnings fail it too)
   limitr-sidecar export --data-dir DIR [--out F]   write all state as JSON Lines (default stdout)
   limitr-sidecar import --data-dir DIR [--in F]    load JSON Lines state (sidecar stopped; F is checked whole first;
-                                                   from stdin, the default, records are imported up to a refused one)
+                                                   from stdin, the default, only its first 10,000 records are;
+                                                   after them, records are imported up to a refused one)
   limitr-sidecar help                              this text (also COMMAND --help or -h)
 
 serve options (flags override the LIMITR_* environment variables):
@@ -226,20 +228,43 @@ async function exportState(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * How many records from stdin are read and checked before the dir is opened to write. Bounded:
+ * stdin cannot be read twice, and a whole export may not fit in memory.
+ */
+const STDIN_CHECKED_AHEAD = 10_000;
+
 async function importState(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({ args: [...argv], options: { "data-dir": { type: "string" }, in: { type: "string" } }, strict: true });
   const dataDir = requireFlag(values["data-dir"], "--data-dir");
   const input = values.in ?? "-";
   // Bad input changes nothing: read the whole file once and check every record as the store
   // will before writing one, against what the dir holds (a new dir is not created for a file
-  // refused). (stdin cannot be read twice: it is imported up to a refused record.)
+  // refused). stdin cannot be read twice: its first records are read and checked so, which is
+  // all of a small input, and a refused start (the wrong stream piped in) still takes nothing
+  // over; past them, records are imported up to a refused one.
+  const lines = createRecordLines();
+  const fieldOf = (i: number): string => `line ${lines.lineOf(i)}`;
   let store: LmdbStore | undefined;
   try {
-    if (input !== "-") store = await checkStateFile(input, dataDir);
+    let records: AsyncIterable<StateRecord>;
+    if (input === "-") {
+      const source = readStateFile(input, progressReporter("imported"), lines);
+      const ahead: StateRecord[] = [];
+      for (let next = await source.next(); next.done !== true; next = await source.next()) {
+        ahead.push(next.value);
+        if (ahead.length >= STDIN_CHECKED_AHEAD) break;
+      }
+      store = await checkStateFile(dataDir, () => fromArray(ahead), fieldOf);
+      records = thenRest(ahead, source);
+    } else {
+      const checkLines = createRecordLines();
+      store = await checkStateFile(dataDir, () => readStateFile(input, () => undefined, checkLines), (i) => `line ${checkLines.lineOf(i)}`);
+      records = readStateFile(input, progressReporter("imported"), lines);
+    }
     store ??= createLmdbStore({ path: dataDir });
-    const lines = createRecordLines();
     try {
-      await store.importState(readStateFile(input, progressReporter("imported"), lines), (i) => `line ${lines.lineOf(i)}`);
+      await store.importState(records, fieldOf);
     } catch (e) {
       // The store says how far the import got; what to do next is for the operator of an offline
       // dir: nothing else writes it, so more room and the same command finish the import.
@@ -252,16 +277,25 @@ async function importState(argv: readonly string[]): Promise<number> {
   }
 }
 
+async function* fromArray<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
+}
+
+/** `first`, then what `rest` has left. */
+async function* thenRest<T>(first: readonly T[], rest: AsyncIterator<T>): AsyncGenerator<T> {
+  yield* first;
+  for (let next = await rest.next(); next.done !== true; next = await rest.next()) yield next.value;
+}
+
 /**
- * Checks the state file against what `dataDir` holds. Read through a read-only open: the writer
- * role is taken only by the import, so a file refused leaves a sidecar still serving the dir (the
- * import wants it stopped) serving it. A dir of an older storage format has no read-only open;
- * the import would upgrade it anyway, so it is opened to write for the check, and returned then.
+ * Checks `records` (read afresh by each call) against what `dataDir` holds. Read through a
+ * read-only open: the writer role is taken only by the import, so input refused leaves a sidecar
+ * still serving the dir (the import wants it stopped) serving it. A dir of an older storage
+ * format has no read-only open; the import would upgrade it anyway, so it is opened to write for
+ * the check, and returned then.
  */
-async function checkStateFile(input: string, dataDir: string): Promise<LmdbStore | undefined> {
-  const lines = createRecordLines();
-  const check = (stored: LmdbStore | undefined): Promise<number> =>
-    checkStateRecords(readStateFile(input, () => undefined, lines), stored, (i) => `line ${lines.lineOf(i)}`);
+async function checkStateFile(dataDir: string, records: () => AsyncIterable<StateRecord>, fieldOf: (index: number) => string): Promise<LmdbStore | undefined> {
+  const check = (stored: LmdbStore | undefined): Promise<number> => checkStateRecords(records(), stored, fieldOf);
   if (!existsSync(join(dataDir, DATA_FILE))) {
     await check(undefined);
     return undefined;

@@ -225,6 +225,43 @@ describe("export and import", () => {
     }
   });
 
+  it("from stdin, checks the first records without taking the dir over: a sidecar still serving it keeps serving when they are refused", async () => {
+    const dataDir = join(t.dir, "served-stdin");
+    const s = await startSidecar(["--policy", t.policyPath, "--data-dir", dataDir]);
+    const c = connectClients(s.grpcAddress);
+    const fromStdin = (input: string) => spawnSync(process.execPath, [CLI, "import", "--data-dir", dataDir], { cwd: REPO_ROOT, encoding: "utf8", input, timeout: 30_000 });
+    try {
+      await unary(c.admin, "UpsertCustomer", { customer_id: "bob", alt_ids: ["stripe_bob"] });
+      const refused: [string, RegExp][] = [
+        ['{"bogus":1}\n', /^limitr-sidecar: line 1: .*key "bogus" is unknown\n$/],
+        ['{"customer":{"id":"eve","altIds":["stripe_bob"]}}\n', /line 1\.customer\.alt_ids\[0\]: alt id "stripe_bob" already belongs to customer "bob"/],
+        // Refused after a good record: an input this small is checked whole, so neither is imported.
+        ['{"customer":{"id":"ok"}}\n\n{"meter":{"owner":"x","entitlement":"limited","periodStart":"2026-12-07T17:41:54Z","value":"oops"}}\n', /line 3\.meter\.value: must be a decimal number/],
+      ];
+      for (const [input, message] of refused) {
+        const r = fromStdin(input);
+        expect(r.status, input).toBe(1);
+        expect(r.stderr, input).toMatch(message);
+      }
+      expect(await allowOne(c, "bob", "limited", 0.1)).toMatchObject({ allowed: true });
+      expect(s.logs.filter((l) => String(l["msg"]).includes("another process"))).toEqual([]);
+      expect(await unary(c.admin, "GetCustomer", { customer_id: "ok" }).catch((e: Error) => e.message)).toMatch(/NOT_FOUND|not found/i);
+    } finally {
+      c.close();
+      await stopSidecar(s);
+    }
+    // Past the records checked first, stdin is imported up to a refused record.
+    const many = Array.from({ length: 10_000 }, (_, i) => `{"customer":{"id":"c${i}"}}\n`).join("") + '{"customer":{"id":""}}\n';
+    const r = fromStdin(many);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/line 10001\.customer\.id: is required/);
+    const out = join(t.dir, "served-stdin.jsonl");
+    expect(runCli(["export", "--data-dir", dataDir, "--out", out]).status).toBe(0);
+    const exported = readFileSync(out, "utf8");
+    expect(exported).toContain('"id":"c9999"');
+    expect(exported).not.toContain('"id":"ok"');
+  });
+
   // A file system that really fills up: mounting a tmpfs needs root (CI runs as root).
   it.skipIf(!canMount())("an import cut short by a full disk says how many records it imported and through which line; run again, it finishes", () => {
     const mnt = mkdtempSync(join(tmpdir(), "limitr-import-full-"));
