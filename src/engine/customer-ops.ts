@@ -176,6 +176,7 @@ function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope:
     value: 0n,
     overhead: 0n,
     billed: 0n,
+    billedGuess: undefined,
     thresholdsReached: [],
     changed: true,
   };

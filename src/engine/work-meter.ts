@@ -29,6 +29,13 @@ export interface WorkMeter {
   /** The overage billed this period before the step being applied (`Meter.billedOverage`). */
   billed: Nanos;
   /**
+   * For a meter stored before the billed overage was kept: what `billed` was taken to be, from
+   * the limit in force now. Stored as still unknown while nothing is billed: written down, a guess
+   * made under a raised limit or observe mode (0) would have the overage its events billed billed
+   * again once the limit came back.
+   */
+  readonly billedGuess: Nanos | undefined;
+  /**
    * What the meter's holds add up to as this call leaves them (expired ones dropped, its own added
    * or removed). Holds are rows of their own, read one at a time: a decision on a meter with
    * thousands of open reservations costs what it costs on one with none.
@@ -77,6 +84,7 @@ export function loadWorkMeter(
       value: 0n,
       overhead: 0n,
       billed: 0n,
+      billedGuess: undefined,
       holdSummary: stored === undefined ? NO_HOLD_SUMMARY : stored.holdSummary,
       holdWrites: undefined,
       holdsChanged: false,
@@ -94,6 +102,7 @@ export function loadWorkMeter(
   const end = reset === undefined ? undefined : nextResetAfter(reset, from);
   const rolled = end !== undefined && now >= end;
   const start = rolled ? currentPeriodStart(reset, from, now) : from;
+  const billedGuess = rolled || stored.billedOverage !== undefined ? undefined : limit.mode === "observe" ? 0n : overageOf(stored.value, limit.value);
   // Open holds survive a reset: the reservation is still outstanding in the new period.
   const work: WorkMeter = {
     owner,
@@ -106,7 +115,8 @@ export function loadWorkMeter(
     base: rolled ? 0n : stored.value,
     value: rolled ? 0n : stored.value,
     overhead: rolled ? 0n : stored.overhead,
-    billed: rolled ? 0n : (stored.billedOverage ?? (limit.mode === "observe" ? 0n : overageOf(stored.value, limit.value))),
+    billed: rolled ? 0n : (stored.billedOverage ?? billedGuess ?? 0n),
+    billedGuess,
     holdSummary: stored.holdSummary,
     holdWrites: undefined,
     holdsChanged: false,
@@ -243,7 +253,7 @@ function toStoredMeter(work: WorkMeter): Meter {
     periodStart: work.periodStart,
     value: work.value,
     overhead: work.overhead,
-    billedOverage: work.billed,
+    billedOverage: work.billedGuess !== undefined && work.billed === work.billedGuess ? undefined : work.billed,
     holdSummary: work.holdSummary,
     thresholdsReached: work.thresholdsReached,
   };

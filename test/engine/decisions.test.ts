@@ -334,6 +334,23 @@ describe("events", () => {
       void h.store.commit([{ kind: "meter-put", meter: { ...m, billedOverage: undefined } }], []);
       expect(billedBy(h, [5])).toEqual([n(5), n(0.05)]);
     });
+
+    it("such a meter stays unknown until it bills: a call under a raised limit does not write its guess of 0", () => {
+      const h = createHarness(soft100);
+      billedBy(h, [120]);
+      const m = h.store.getMeter("u", "chat");
+      if (m === undefined) throw new Error("no meter");
+      void h.store.commit([{ kind: "meter-put", meter: { ...m, billedOverage: undefined } }], []);
+      h.policy = load(`policy:\n  credits:\n    token: { price: { amount: 0.01 } }\n  plans:\n    p: { default: true, entitlements: ${chat("soft", 1000)} }\n`);
+      billedBy(h, [-1]);
+      expect(h.store.getMeter("u", "chat")?.billedOverage).toBeUndefined();
+      h.policy = soft100;
+      // 119 → 120: guessed from the value now (19 over), as before the billed overage was kept, it
+      // bills 1; with the guess of 0 written down it billed all 20 again.
+      expect(billedBy(h, [1])).toEqual([n(1), n(0.01)]);
+      expect(h.store.getMeter("u", "chat")?.billedOverage).toBe(n(20));
+      expect(billedBy(h, [1])).toEqual([n(1), n(0.01)]);
+    });
   });
 
   it("no price → overagePrice undefined; observe never reports overage", () => {
