@@ -4,7 +4,7 @@
  * whole story of a customer.
  */
 import { LimitrError, invalidArgument } from "../errors/index.js";
-import { initialPeriodStart, sameResetRule, type CompiledLimit, type CompiledPolicy } from "../policy/index.js";
+import { initialPeriodStart, resetRuleKey, sameResetRule, type CompiledLimit, type CompiledPolicy } from "../policy/index.js";
 import { NO_ATTRIBUTES, readOnly, type EngineContext } from "./context.js";
 import { checkCustomerId, customerChanged, dedupe, validateCustomerLists, validateType } from "./customer-fields.js";
 import { findCustomer, resolvePlan, type ResolvedPlan } from "./customer-graph.js";
@@ -127,7 +127,8 @@ function planChanged(ctx: EngineContext, customerId: string, previousPlan: strin
  * A meter whose period had ended under the old plan's rule starts afresh now (with the meter-reset
  * event a lazy reset gives); one still running carries its count into the new rule's period that
  * contains the change (a limit that never resets keeps the meter's own start). Only the customer's
- * own meters: customers inheriting its plan through refs are judged by the new rule alone.
+ * own meters, now: the meters of customers inheriting its plan through refs name the rule they were
+ * written under, and are carried when next used (`judgedPeriod`).
  */
 export function carryPeriods(ctx: EngineContext, customer: Customer, before: ResolvedPlan, after: ResolvedPlan, writes: Write[], events: EngineEvent[]): void {
   if (before.plan === after.plan) return;
@@ -139,7 +140,8 @@ export function carryPeriods(ctx: EngineContext, customer: Customer, before: Res
     const old = loadWorkMeter(ctx.state, m.owner, m.entitlement, oldLimit, ctx.now, ctx.resetRuleChanges);
     if (!old.rolled) {
       const periodStart = newLimit.reset === undefined ? old.periodStart : initialPeriodStart(newLimit.reset, ctx.now);
-      if (periodStart !== m.periodStart) writes.push({ kind: "meter-put", meter: { ...m, periodStart } });
+      const resetRule = resetRuleKey(newLimit.reset);
+      if (periodStart !== m.periodStart || resetRule !== m.resetRule) writes.push({ kind: "meter-put", meter: { ...m, periodStart, resetRule } });
       continue;
     }
     scope ??= resetScope(ctx, customer, after);

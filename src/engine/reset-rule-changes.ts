@@ -10,11 +10,16 @@
  * - otherwise its value carries into the new rule's period that contains the moment of the
  *   change, and the new rule resets it from there as usual.
  *
- * The moment of the change is when the engine first decides under the new policy. Known only in
- * memory: a meter untouched between a rule change and a restart is judged by the new rule alone.
+ * The moment of the change is when the engine first decides under the new policy; this is known
+ * only in memory, for policy swaps that keep the plan. Every other way a meter comes to be judged
+ * by another rule (a plan changed through refs, removed, or no longer the default; a restart in
+ * between) is seen from the rule the meter's row was written under, and its moment is now: until
+ * a meter is counted under the new rule it lives by the old one (see `judgedPeriod`).
  */
-import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
-import { initialPeriodStart, nextResetAfter, sameResetRule } from "../policy/index.js";
+import { LimitrError } from "../errors/index.js";
+import type { CompiledLimit, CompiledPolicy, ResetRule } from "../policy/index.js";
+import { initialPeriodStart, nextResetAfter, resetRuleKey, resetRuleOfKey, sameResetRule } from "../policy/index.js";
+import type { Meter } from "./types.js";
 
 /** A limit whose reset rule differs from the one the previous policy had for the same plan and entitlement. */
 export interface ResetRuleChange {
@@ -67,23 +72,73 @@ export function createResetRuleTracker(): ResetRuleTracker {
 }
 
 
+/** Where a stored meter's period stands under the live limit: its start, or over (`expired`). */
+export interface JudgedPeriod {
+  readonly start: number;
+  readonly expired: boolean;
+}
+
+/**
+ * How `stored` is judged under `limit` at `now` when its period start was computed under another
+ * reset rule; undefined when it was not (the common case: one string comparison).
+ *
+ * - A row that names its rule: when the policy swaps above saw the change, their moment decides;
+ *   otherwise the change is taken to happen now. A meter whose period had ended under its own
+ *   rule by then is over; one still running carries into the live rule's period that contains
+ *   now. Reads report that and write nothing; the first call that counts writes the carried start
+ *   and the live rule, and from then on the live rule alone decides.
+ * - A row from before rules were stored: the policy swaps' changes only, as before.
+ * - The stand-in limit of a meter its plan no longer meters (`unenforced`) judges nothing: such a
+ *   meter keeps its start and its rule until a plan meters it again.
+ */
+export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: CompiledLimit, stored: Meter, now: number): JudgedPeriod | undefined {
+  if (limit.unenforced === true) return undefined;
+  const written = stored.resetRule;
+  if (written === undefined) return changes !== undefined && changes.get(limit) !== undefined ? carriedPeriod(changes, limit, stored.periodStart) : undefined;
+  if (written === resetRuleKey(limit.reset)) return undefined;
+  if (changes !== undefined && swapsReach(changes, limit, written)) return carriedPeriod(changes, limit, stored.periodStart);
+  return carryAcross(writtenRule(stored, written), limit.reset, stored.periodStart, now, undefined);
+}
+
+/** Whether the policy swaps behind `limit` pass through the rule `key` (then they know when it changed). */
+function swapsReach(changes: ResetRuleChanges, limit: CompiledLimit, key: string): boolean {
+  for (let c = changes.get(limit); c !== undefined; c = changes.get(c.previous)) {
+    if (resetRuleKey(c.previous.reset) === key) return true;
+  }
+  return false;
+}
+
+function writtenRule(stored: Meter, key: string): ResetRule | undefined {
+  const r = resetRuleOfKey(key);
+  if (r.ok) return r.rule;
+  // Rows are written from compiled rules and imports are checked: only a damaged row gets here.
+  throw new LimitrError("INTERNAL", `stored meter (${stored.owner}, ${stored.entitlement}): reset rule ${r.message}`);
+}
+
 /**
  * The period a stored meter is in under `limit` once earlier rule changes are taken into account:
  * `expired` when its period had ended under the rule it was written under; else the period start
  * to judge it from under `limit` (the stored one when no change concerns it).
  */
-export function carriedPeriod(changes: ResetRuleChanges, limit: CompiledLimit, storedStart: number): { readonly start: number; readonly expired: boolean } {
+export function carriedPeriod(changes: ResetRuleChanges, limit: CompiledLimit, storedStart: number): JudgedPeriod {
   const change = changes.get(limit);
   if (change === undefined) return { start: storedStart, expired: false };
-  const anchored = initialPeriodStart(limit.reset, change.at);
+  return carryAcross(change.previous.reset, limit.reset, storedStart, change.at, () => carriedPeriod(changes, change.previous, storedStart));
+}
+
+/**
+ * One rule change at `at`, from `oldRule` to `newRule`, for a meter stored with `storedStart`;
+ * `before` says where the meter stood under `oldRule` (earlier changes), when there were any.
+ */
+function carryAcross(oldRule: ResetRule | undefined, newRule: ResetRule | undefined, storedStart: number, at: number, before: (() => JudgedPeriod) | undefined): JudgedPeriod {
+  const anchored = initialPeriodStart(newRule, at);
   // Started in (or after) the new rule's period of the change: all of its usage is in that period
   // (a start written under the old calendar is reported on the new rule's boundary).
-  if (storedStart >= anchored) return { start: limit.reset?.kind === "calendar" ? initialPeriodStart(limit.reset, storedStart) : storedStart, expired: false };
-  const before = carriedPeriod(changes, change.previous, storedStart);
-  if (before.expired) return before;
-  const oldRule = change.previous.reset;
-  if (oldRule !== undefined && nextResetAfter(oldRule, before.start) <= change.at) return { start: before.start, expired: true };
+  if (storedStart >= anchored) return { start: newRule?.kind === "calendar" ? initialPeriodStart(newRule, storedStart) : storedStart, expired: false };
+  const was = before === undefined ? { start: storedStart, expired: false } : before();
+  if (was.expired) return was;
+  if (oldRule !== undefined && nextResetAfter(oldRule, was.start) <= at) return { start: was.start, expired: true };
   // Still running when the rule changed: carried into the new rule's period of the change (a meter
   // that now never resets keeps its own start).
-  return { start: limit.reset === undefined ? storedStart : anchored, expired: false };
+  return { start: newRule === undefined ? storedStart : anchored, expired: false };
 }

@@ -4,7 +4,7 @@
  * call could have made (an alt id two customers list, a negative hold, a meter past any double).
  */
 import { LimitrError, invalidArgument, isLimitrError } from "../errors/index.js";
-import { nanosToNumber, type Nanos } from "../policy/index.js";
+import { nanosToNumber, resetRuleOfKey, type Nanos } from "../policy/index.js";
 import { checkCustomerId, validateCustomerLists, type CustomerLookup } from "./customer-fields.js";
 import { idProblem } from "./id-rule.js";
 import { fingerprintProblem } from "./idempotency.js";
@@ -40,6 +40,10 @@ export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: s
       quantity(m.value, `${p}value`);
       quantity(m.overhead, `${p}overhead`);
       if (m.billedOverage !== undefined) notNegative(m.billedOverage, `${p}billed_overage`);
+      if (m.resetRule !== undefined) {
+        const rule = resetRuleOfKey(m.resetRule);
+        if (!rule.ok) throw invalidArgument(`${p}reset_rule`, rule.message);
+      }
       r.holds.forEach((h, i) => {
         notNegative(h.amount, `${p}holds[${i}].amount`);
         time(h.expiresAt, `${p}holds[${i}].expires_at`);

@@ -69,6 +69,12 @@ export interface Meter {
    * was kept: then as much as its value is over the limit it is judged by.
    */
   readonly billedOverage: Nanos | undefined;
+  /**
+   * The reset rule `periodStart` was computed under (`resetRuleKey`): a call judging the meter by
+   * another rule carries it across (reset-rule-changes.ts). Undefined in a meter stored before it
+   * was kept.
+   */
+  readonly resetRule: string | undefined;
   /** Must describe the holds stored with the meter (`summarizeHolds`). */
   readonly holdSummary: HoldSummary;
   /** Threshold percents already reached this period (issue 5). */

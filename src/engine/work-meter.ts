@@ -4,9 +4,9 @@
  * operation's outcome is committed. Mutable on purpose: it lives for one call and saves the
  * hot path from copying a meter per item.
  */
-import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, type CompiledLimit, type CompiledPolicy, type Nanos } from "../policy/index.js";
+import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, resetRuleKey, type CompiledLimit, type CompiledPolicy, type Nanos } from "../policy/index.js";
 import type { Hold, HoldSummary, Meter, MeterView, StateReader, Write } from "./types.js";
-import { carriedPeriod, type ResetRuleChanges } from "./reset-rule-changes.js";
+import { judgedPeriod, type ResetRuleChanges } from "./reset-rule-changes.js";
 
 const NO_THRESHOLDS: readonly number[] = [];
 export const NO_HOLD_SUMMARY: HoldSummary = { held: 0n, count: 0, nextExpiry: Infinity };
@@ -55,8 +55,10 @@ export interface WorkMeter {
 }
 
 /**
- * Loads a meter in its current period (SPEC §4: lazy, exact resets; reads never write).
- * `resetRuleChanges` (from policy swaps) keeps a reset-period change from zeroing or reviving it.
+ * Loads a meter in its current period (SPEC §4: lazy, exact resets; reads never write). A meter
+ * written under another reset rule than `limit`'s is carried across (`judgedPeriod`), so the
+ * change neither zeroes nor revives it; `resetRuleChanges` (from policy swaps) dates the change
+ * where it is known.
  */
 export function loadWorkMeter(
   state: StateReader,
@@ -67,8 +69,8 @@ export function loadWorkMeter(
   resetRuleChanges?: ResetRuleChanges,
 ): WorkMeter {
   const stored = state.getMeter(owner, entitlement);
-  // Only limits whose reset rule changed in a policy swap need the longer judgement.
-  const carried = stored !== undefined && resetRuleChanges?.get(limit) !== undefined ? carriedPeriod(resetRuleChanges, limit, stored.periodStart) : undefined;
+  // Only a meter written under another rule needs the longer judgement.
+  const carried = stored === undefined ? undefined : judgedPeriod(resetRuleChanges, limit, stored, now);
   if (stored === undefined || carried?.expired === true) {
     // Never used, or its period ended under the reset rule it was written under: a fresh period.
     const expired = stored !== undefined;
@@ -254,6 +256,8 @@ function toStoredMeter(work: WorkMeter): Meter {
     value: work.value,
     overhead: work.overhead,
     billedOverage: work.billedGuess !== undefined && work.billed === work.billedGuess ? undefined : work.billed,
+    // A stand-in limit judges nothing: the meter keeps the rule its period was computed under.
+    resetRule: work.limit.unenforced === true ? work.stored?.resetRule : resetRuleKey(work.limit.reset),
     holdSummary: work.holdSummary,
     thresholdsReached: work.thresholdsReached,
   };
@@ -309,5 +313,5 @@ export function unenforcedLimit(policy: CompiledPolicy, creditName: string): Com
     price: undefined,
     overheadCost: 0n,
   };
-  return { credit, mode: "observe", value: 0n, increment: 0n, minimum: undefined, hardTrailing: false, reset: undefined, thresholds: [] };
+  return { credit, mode: "observe", value: 0n, increment: 0n, minimum: undefined, hardTrailing: false, reset: undefined, thresholds: [], unenforced: true };
 }

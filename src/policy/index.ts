@@ -11,6 +11,8 @@ export type * from "./types.js";
  * period ends, and which period `now` falls in (missed periods collapse into one).
  */
 export { initialPeriodStart, nextResetAfter, currentPeriodStart, sameResetRule } from "./periods.js";
+/** A reset rule as the short string meter rows keep (`monthly:1`, `86400000ms`, `never`), and back. */
+export { resetRuleKey, resetRuleOfKey, NEVER_RESETS, type ResetRuleKeyResult } from "./reset-rule-key.js";
 /** Converts a request amount with an optional unit (`'250MB'`, `'30s'`) into a credit's units, exactly. */
 export { convertAmount, type Conversion } from "./units.js";
 /** Whether a request unit is known at all, for items no credit converts (feature flags, entitlements a plan lacks). */

@@ -57,6 +57,11 @@ export interface CompiledLimit {
   readonly reset: ResetRule | undefined;
   /** Percent thresholds (issue 5), ascending; empty when none. */
   readonly thresholds: readonly number[];
+  /**
+   * Set only on the stand-in limit of a meter its customer's plan no longer meters (observe, limit
+   * 0, never resets): the meter keeps the period and reset rule it was written under.
+   */
+  readonly unenforced?: true;
 }
 
 /** An entitlement of a plan: a feature flag (no limit) or a metered limit. */

@@ -36,6 +36,7 @@ export function toStateRecordPb(r: StateRecord): MessageInitShape<typeof StateRe
             })),
             thresholdsReached: [...m.thresholdsReached],
             billedOverage: m.billedOverage === undefined ? "" : formatNanos(m.billedOverage),
+            resetRule: m.resetRule ?? "",
           },
         },
       };
@@ -195,6 +196,7 @@ export function fromStateRecordPb(r: StateRecordPb | undefined, at: string): Sta
           overhead: m.overhead === "" ? 0n : decimal(m.overhead, `${p}.overhead`),
           // Files exported before it was kept have none: as much as the value is over its limit.
           billedOverage: m.billedOverage === "" ? undefined : decimal(m.billedOverage, `${p}.billed_overage`),
+          resetRule: m.resetRule === "" ? undefined : m.resetRule,
           holdSummary: summarizeHolds(holds),
           thresholdsReached: [...m.thresholdsReached],
         },

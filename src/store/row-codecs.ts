@@ -103,9 +103,12 @@ export function encodeMeter(m: Meter): Row {
     s.count === 0 ? null : [encodeNanos(s.held), s.count, s.nextExpiry],
     [...m.thresholdsReached],
   ];
-  // The overage billed this period: null for none, as on most meters. A row without the element
-  // was written before it was kept (or by an import that did not know it).
-  if (m.billedOverage !== undefined) row.push(m.billedOverage === 0n ? null : encodeNanos(m.billedOverage));
+  // The overage billed this period: null for none, as on most meters; false when not known. A row
+  // without the element was written before it was kept.
+  const billed = m.billedOverage === undefined ? false : m.billedOverage === 0n ? null : encodeNanos(m.billedOverage);
+  // The reset rule the period start was computed under (absent: written before it was kept).
+  if (m.resetRule !== undefined) row.push(billed, m.resetRule);
+  else if (billed !== false) row.push(billed);
   return row;
 }
 
@@ -129,7 +132,8 @@ export function decodeMeter(v: unknown): Meter {
     periodStart: num(r[4]),
     value: decodeNanos(r[5]),
     overhead: decodeNanos(r[6]),
-    billedOverage: r.length < 10 ? undefined : r[9] === null ? 0n : decodeNanos(r[9]),
+    billedOverage: r.length < 10 || r[9] === false ? undefined : r[9] === null ? 0n : decodeNanos(r[9]),
+    resetRule: typeof r[10] === "string" ? r[10] : undefined,
     holdSummary,
     thresholdsReached: Array.isArray(r[8]) ? r[8].map(num) : [],
   };

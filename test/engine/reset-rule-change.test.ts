@@ -132,3 +132,101 @@ describe("reset rule changes across policy swaps", () => {
     expect(await meter()).toMatchObject({ value: n(3), periodStart: start, nextReset: start + length });
   });
 });
+
+/**
+ * Changes no policy swap of the same plan shows: a restart, a plan removed, the default moved. The
+ * meter's row names the rule its period was computed under; until it is counted under the new
+ * rule it lives by that one.
+ */
+describe("reset rules named by the meter's row", () => {
+  const twoPlans = (pro: ResetRule | undefined, free: ResetRule | undefined, version: string, withPro = true): CompiledPolicy =>
+    buildPolicy(
+      {
+        ...(withPro ? { pro: { entitlements: { t: { limit: { credit: token, value: 100, ...(pro ? { reset: pro } : {}) } } } } } : {}),
+        free: { isDefault: true, entitlements: { t: { limit: { credit: token, value: 100, ...(free ? { reset: free } : {}) } } } },
+      },
+      version,
+    );
+
+  it("a restart between a rule change and the next use does not zero a running meter", async () => {
+    const { use, store } = setup(policyWith(monthly1, "a"), NOV_21_10H);
+    await use(40);
+    expect(store.getMeter("u", "t")?.resetRule).toBe("monthly:1");
+    // A new engine over the same store sees "b" from its first call: it never saw "a".
+    const later = { policy: policyWith(daily, "b"), now: NOV_21_10H + 60_000 };
+    const engine = createEngine({ store, policy: () => later.policy, clock: () => later.now, newId: () => "id" });
+    const meter = async () => (await engine.getMeters("u", ["t"]))[0];
+    expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21, nextReset: NOV_21 + DAY });
+    const r = await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 1 }] });
+    expect(r.items[0]).toMatchObject({ value: n(41), periodStart: NOV_21 });
+    expect(store.getMeter("u", "t")).toMatchObject({ resetRule: "daily", periodStart: NOV_21 });
+    later.now = NOV_21 + DAY;
+    expect(await meter()).toMatchObject({ value: n(0), periodStart: NOV_21 + DAY });
+  });
+
+  it("a month that had ended is not revived by a restart under a rule that never resets", async () => {
+    const { use, store } = setup(policyWith(monthly1, "a"), Date.UTC(2026, 9, 20));
+    await use(30);
+    const engine = createEngine({ store, policy: () => policyWith(undefined, "b"), clock: () => NOV_21_10H, newId: () => "id" });
+    expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(0) });
+  });
+
+  it("a plan removed from the policy: its customers' meters carry into the default plan's rule", async () => {
+    const { s, engine, meter, use, store } = setup(twoPlans(monthly1, daily, "a"), NOV_21_10H);
+    await engine.upsertCustomer({ id: "u", plan: "pro" });
+    await use(40);
+    s.policy = twoPlans(monthly1, daily, "b", false);
+    s.now = NOV_21_10H + 60_000;
+    expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21, nextReset: NOV_21 + DAY });
+    expect(store.getMeter("u", "t")).toMatchObject({ value: n(40), resetRule: "monthly:1" }); // reads write nothing
+    // Not counted yet under the day: its month still runs, so it carries into the day it is next
+    // counted in, and the day's end resets it.
+    s.now = NOV_21 + DAY + 60_000;
+    expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21 + DAY });
+    expect((await use(2)).items[0]).toMatchObject({ value: n(42), periodStart: NOV_21 + DAY });
+    expect(store.getMeter("u", "t")).toMatchObject({ resetRule: "daily", periodStart: NOV_21 + DAY });
+    s.now = NOV_21 + 2 * DAY;
+    expect(await meter()).toMatchObject({ value: n(0) });
+  });
+
+  it("the default moved to a plan with another rule: a running month carries into the day, a day into the month", async () => {
+    const defaultPro = (version: string): CompiledPolicy =>
+      buildPolicy(
+        {
+          pro: { isDefault: true, entitlements: { t: { limit: { credit: token, value: 100, reset: daily } } } },
+          free: { entitlements: { t: { limit: { credit: token, value: 100, reset: monthly1 } } } },
+        },
+        version,
+      );
+    const { s, meter, use } = setup(twoPlans(monthly1, monthly1, "a"), NOV_21_10H);
+    await use(40);
+    s.policy = defaultPro("b");
+    s.now = NOV_21_10H + 60_000;
+    expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21 });
+
+    const back = setup(defaultPro("a"), Date.UTC(2026, 10, 19, 8));
+    await back.use(7);
+    back.s.policy = twoPlans(monthly1, monthly1, "b");
+    back.s.now = NOV_21_10H;
+    // An earlier day of this month counts toward the month, as it does across a policy swap.
+    expect(await back.meter()).toMatchObject({ value: n(7), periodStart: NOV_1 });
+  });
+
+  it("a meter its plan no longer meters keeps the rule it was written under when a reservation on it settles", async () => {
+    const { s, engine, store } = setup(policyWith(monthly1, "a"), NOV_21_10H);
+    const held = await engine.reserve({ customerId: "u", items: [{ entitlement: "t", amount: 5 }] });
+    s.policy = buildPolicy({ free: { isDefault: true, entitlements: { t: {} } } }, "b");
+    await engine.settle({ reservationId: held.reservationId as string, actual: [{ entitlement: "t", amount: 3 }] });
+    expect(store.getMeter("u", "t")).toMatchObject({ value: n(3), resetRule: "monthly:1", periodStart: NOV_1 });
+  });
+
+  it("a row naming a rule no key stands for is refused, not judged by a guess", async () => {
+    const { use, store } = setup(policyWith(monthly1, "a"), NOV_21_10H);
+    await use(1);
+    const m = store.getMeter("u", "t");
+    if (m === undefined) throw new Error("no meter");
+    await store.commit([{ kind: "meter-put", meter: { ...m, resetRule: "fortnightly" } }], []);
+    await expect(use(1)).rejects.toMatchObject({ code: "INTERNAL", message: expect.stringContaining('stored meter (u, t): reset rule "fortnightly" is not a reset rule') });
+    expect(store.getMeter("u", "t")?.value).toBe(n(1));
+  });
+});

@@ -60,9 +60,22 @@ describe("lazy resets", () => {
     const h = createHarness(policy());
     h.run(allow, use("roll", 8));
     h.policy = policy(20, rolling(7 * DAY));
+    // No policy swap was seen (the harness keeps no tracker): the meter's row names the rule it was
+    // written under, and its day was still running when it is next counted.
+    h.now = T0 + DAY / 2;
+    const r = h.run(allow, use("roll", 5)).result.items[0];
+    expect(r).toMatchObject({ value: n(13), limit: n(20), periodStart: T0 + DAY / 2, nextReset: T0 + DAY / 2 + 7 * DAY });
+    h.now = T0 + 2 * DAY;
+    expect(h.run(allow, use("roll", 1)).result.items[0]).toMatchObject({ value: n(14), periodStart: T0 + DAY / 2 });
+  });
+
+  it("a meter whose period had ended under the rule it was written under is not revived by a longer one", () => {
+    const h = createHarness(policy());
+    h.run(allow, use("roll", 8));
+    h.policy = policy(20, rolling(7 * DAY));
     h.now = T0 + 2 * DAY;
     const r = h.run(allow, use("roll", 5)).result.items[0];
-    expect(r).toMatchObject({ value: n(13), limit: n(20), periodStart: T0, nextReset: T0 + 7 * DAY });
+    expect(r).toMatchObject({ value: n(5), periodStart: T0 + 2 * DAY, nextReset: T0 + 9 * DAY });
   });
 });
 

@@ -123,8 +123,10 @@ describe("combined.yaml", () => {
     expect(await w.engine.getCustomer("sk_live_alice")).toMatchObject({ effectivePlan: "pro", planSource: "inherited" });
     const after = await w.engine.allow({ customerId: "alice@acme.example", items: [{ entitlement: "gpt_tokens", amount: 40_000 }, { entitlement: "priority_support" }] });
     expect(after).toMatchObject({ allowed: true, plan: "pro" });
-    // Usage kept (1,800 + 40,000) and the period kept, under pro's soft 50,000 limit.
-    expect(mv(after)).toMatchObject({ value: n(41_800), limit: n(50_000), mode: "soft", periodStart: MAR3 });
+    // Usage kept (1,800 + 40,000) under pro's soft 50,000 limit: free's rolling 30 days were still
+    // running, so the count carries into pro's calendar month (alice's row names the rule it was
+    // written under; she inherits the plan, so the org's plan change did not rewrite it).
+    expect(mv(after)).toMatchObject({ value: n(41_800), limit: n(50_000), mode: "soft", periodStart: Date.UTC(2026, 2, 1), nextReset: Date.UTC(2026, 3, 1) });
     expect(w.events.filter((e) => e.type === "meter-threshold").map((e) => (e.type === "meter-threshold" ? e.threshold : 0))).toEqual([80]);
     const m = await w.engine.getMeters("cus_StripeAcme", []);
     expect(m.map((v) => v.entitlement)).toEqual(["seats", "storage_mb", "gpt_tokens", "claude_tokens", "priority_support"]);

@@ -78,6 +78,7 @@ describe("AdminService", () => {
     const meter = records.find((r) => (r.meter as Obj | null)?.owner === "exp" && (r.meter as Obj).entitlement === "gpt_tokens");
     expect((meter?.meter as Obj).value).toBe("0.3"); // exact decimal, not 0.30000000000000004
     expect((meter?.meter as Obj).billed_overage).toBe("0");
+    expect((meter?.meter as Obj).reset_rule).toBe("2592000000ms"); // free's gpt_tokens: rolling 30 days
     const given = records.find((r) => (r.meter as Obj | null)?.owner === "exp" && (r.meter as Obj).entitlement === "claude_tokens");
     expect(given?.meter).toMatchObject({ value: "2005", billed_overage: "9" });
     expect(records.some((r) => r.reservation)).toBe(true);

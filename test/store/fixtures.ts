@@ -27,6 +27,7 @@ export function meter(owner: string, entitlement: string, value: bigint, over: P
     value,
     overhead: 0n,
     billedOverage: undefined,
+    resetRule: undefined,
     holdSummary: NO_HOLD_SUMMARY,
     thresholdsReached: [],
     ...over,

@@ -807,6 +807,8 @@ describe("lmdb store", () => {
       ["a hold with no valid expiry", { kind: "meter", meter: meter("m", "chat", 5n), holds: [hold(1n, NaN)] }, "records[1].meter.holds[0].expires_at: is not a valid time"],
       ["a value no double holds", { kind: "meter", meter: meter("m", "chat", 10n ** 408n), holds: [] }, "records[1].meter.value: is too large"],
       ["a negative billed overage", { kind: "meter", meter: meter("m", "chat", 5n, { billedOverage: -1n }), holds: [] }, "records[1].meter.billed_overage: must not be negative"],
+      ["a reset rule no policy has", { kind: "meter", meter: meter("m", "chat", 5n, { resetRule: "fortnightly" }), holds: [] }, 'records[1].meter.reset_rule: "fortnightly" is not a reset rule: expected "never", a period in ms ("86400000ms") or a calendar schedule ("monthly:1")'],
+      ["a reset rule spelt as a policy spells it", { kind: "meter", meter: meter("m", "chat", 5n, { resetRule: "1day" }), holds: [] }, 'records[1].meter.reset_rule: "1day" is not a reset rule: expected "never", a period in ms ("86400000ms") or a calendar schedule ("monthly:1")'],
       ["a threshold that is no percent", { kind: "meter", meter: meter("m", "chat", 5n, { thresholdsReached: [50, NaN] }), holds: [] }, "records[1].meter.thresholds_reached[1]: must be a percent (a finite number, not negative), got NaN"],
       ["a period start that is no time", { kind: "meter", meter: meter("m", "chat", 5n, { periodStart: Infinity }), holds: [] }, "records[1].meter.period_start: is not a valid time"],
       ["a reservation that expires before it was made", { kind: "reservation", reservation: reservation("r", { createdAt: 2_000, expiresAt: 1_000 }) }, "records[1].reservation.expires_at: must not be before created_at"],

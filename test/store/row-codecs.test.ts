@@ -62,6 +62,18 @@ describe("meter rows", () => {
     expect(decodeMeter(before).billedOverage).toBeUndefined();
   });
 
+  it("keeps the reset rule the period was computed under; a row from before it was kept names none", () => {
+    const ruled = meter("c1", "chat", 7n, { billedOverage: 2n, resetRule: "monthly:1" });
+    expect(encodeMeter(ruled).slice(9)).toEqual([encodeNanos(2n), "monthly:1"]);
+    expect(decodeMeter(encodeMeter(ruled))).toEqual(ruled);
+    // The billed overage not known (a meter stored before it was kept): its slot says so.
+    const unknown = meter("c1", "chat", 7n, { billedOverage: undefined, resetRule: "86400000ms" });
+    expect(encodeMeter(unknown)[9]).toBe(false);
+    expect(decodeMeter(encodeMeter(unknown))).toEqual(unknown);
+    expect(decodeMeter(encodeMeter(ruled).slice(0, 10))).toEqual({ ...ruled, resetRule: undefined });
+    expect(encodeMeter(meter("c1", "chat", 7n, { billedOverage: undefined }))).toHaveLength(9);
+  });
+
   it("a v1 row without holds reads as a meter with none; one with holds, or an unknown version, is refused", () => {
     expect(decodeMeter(v1([]))).toEqual(meter("c1", "chat", 7n, { holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [50] }));
     expect(() => decodeMeter(v1([["r1", 5, 9_000]]))).toThrow(/still carries its holds/);
