@@ -80,13 +80,17 @@ export interface JudgedPeriod {
 
 /**
  * How `stored` is judged under `limit` at `now` when its period start was computed under another
- * reset rule; undefined when it was not (the common case: one string comparison).
+ * reset rule; undefined when nothing needs judging (the common case: one string comparison).
  *
- * - A row that names its rule: when the policy swaps above saw the change, their moment decides;
- *   otherwise the change is taken to happen now. A meter whose period had ended under its own
- *   rule by then is over; one still running carries into the live rule's period that contains
- *   now. Reads report that and write nothing; the first call that counts writes the carried start
- *   and the live rule, and from then on the live rule alone decides.
+ * - The policy swaps above date a change when they concern the row: some swapped this limit's
+ *   rule after the row's period started, and the rule they swapped away from then is the one the
+ *   row names (a row of another plan's lineage, or one started after the swaps, is not theirs).
+ *   Then the whole chain judges it, as before rows named their rule.
+ * - Otherwise a row naming another rule than the limit's is taken to change now: a meter whose
+ *   period had ended under its own rule is over; one still running carries into the live rule's
+ *   period that contains now. Reads report that and write nothing; any other decision writes the
+ *   judged start and the live rule (`WorkMeter.changed`), denied or not, so the moment is fixed
+ *   by the first decision and from then on the live rule alone decides.
  * - A row from before rules were stored: the policy swaps' changes only, as before.
  * - The stand-in limit of a meter its plan no longer meters (`unenforced`) judges nothing: such a
  *   meter keeps its start and its rule until a plan meters it again.
@@ -94,18 +98,21 @@ export interface JudgedPeriod {
 export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: CompiledLimit, stored: Meter, now: number): JudgedPeriod | undefined {
   if (limit.unenforced === true) return undefined;
   const written = stored.resetRule;
-  if (written === undefined) return changes !== undefined && changes.get(limit) !== undefined ? carriedPeriod(changes, limit, stored.periodStart) : undefined;
+  const change = changes?.get(limit);
+  if (written === undefined) return change === undefined ? undefined : carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart);
+  if (change !== undefined) {
+    const then = limitAt(changes as ResetRuleChanges, limit, stored.periodStart);
+    if (then !== limit && resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, stored.periodStart);
+  }
   if (written === resetRuleKey(limit.reset)) return undefined;
-  if (changes !== undefined && swapsReach(changes, limit, written)) return carriedPeriod(changes, limit, stored.periodStart);
   return carryAcross(writtenRule(stored, written), limit.reset, stored.periodStart, now, undefined);
 }
 
-/** Whether the policy swaps behind `limit` pass through the rule `key` (then they know when it changed). */
-function swapsReach(changes: ResetRuleChanges, limit: CompiledLimit, key: string): boolean {
-  for (let c = changes.get(limit); c !== undefined; c = changes.get(c.previous)) {
-    if (resetRuleKey(c.previous.reset) === key) return true;
-  }
-  return false;
+/** The limit of `limit`'s lineage (same plan and entitlement through the swaps) in force at `t`. */
+function limitAt(changes: ResetRuleChanges, limit: CompiledLimit, t: number): CompiledLimit {
+  let then = limit;
+  for (let c = changes.get(then); c !== undefined && c.at > t; c = changes.get(then)) then = c.previous;
+  return then;
 }
 
 function writtenRule(stored: Meter, key: string): ResetRule | undefined {
@@ -116,14 +123,16 @@ function writtenRule(stored: Meter, key: string): ResetRule | undefined {
 }
 
 /**
- * The period a stored meter is in under `limit` once earlier rule changes are taken into account:
- * `expired` when its period had ended under the rule it was written under; else the period start
- * to judge it from under `limit` (the stored one when no change concerns it).
+ * The period a stored meter is in under `limit` once earlier rule changes (those after `since`)
+ * are taken into account: `expired` when its period had ended under the rule it was written
+ * under; else the period start to judge it from under `limit` (the stored one when no change
+ * concerns it).
  */
-export function carriedPeriod(changes: ResetRuleChanges, limit: CompiledLimit, storedStart: number): JudgedPeriod {
+export function carriedPeriod(changes: ResetRuleChanges, limit: CompiledLimit, storedStart: number, since = -Infinity): JudgedPeriod {
   const change = changes.get(limit);
-  if (change === undefined) return { start: storedStart, expired: false };
-  return carryAcross(change.previous.reset, limit.reset, storedStart, change.at, () => carriedPeriod(changes, change.previous, storedStart));
+  // Changes up to `since` came before the row's period: they do not concern it.
+  if (change === undefined || change.at <= since) return { start: storedStart, expired: false };
+  return carryAcross(change.previous.reset, limit.reset, storedStart, change.at, () => carriedPeriod(changes, change.previous, storedStart, since));
 }
 
 /**

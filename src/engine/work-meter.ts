@@ -124,7 +124,9 @@ export function loadWorkMeter(
     holdsChanged: false,
     held: 0n,
     thresholdsReached: rolled ? NO_THRESHOLDS : stored.thresholdsReached,
-    changed: false,
+    // Judged across a rule change: written by any decision but a Check, so that the moment of the
+    // change is fixed (a denied call would otherwise leave the next to judge it again, later).
+    changed: carried !== undefined,
     state,
   };
   work.held = storedHeld(work, now);

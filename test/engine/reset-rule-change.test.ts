@@ -2,9 +2,14 @@
  * A policy swap that changes a limit's reset rule neither zeroes a running meter nor revives an
  * ended one (createEngine tracks the swap; the pure rules judge the stored period through it).
  */
-import { describe, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { createEngine, type ItemView } from "../../src/engine/index.js";
 import { loadPolicy, type CompiledPolicy, type ResetRule } from "../../src/policy/index.js";
+import { createLmdbStore } from "../../src/store/index.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 import { buildPolicy, credit, daily, DAY, monthly1, n, rolling } from "./harness.js";
 
@@ -228,5 +233,94 @@ describe("reset rules named by the meter's row", () => {
     await store.commit([{ kind: "meter-put", meter: { ...m, resetRule: "fortnightly" } }], []);
     await expect(use(1)).rejects.toMatchObject({ code: "INTERNAL", message: expect.stringContaining('stored meter (u, t): reset rule "fortnightly" is not a reset rule') });
     expect(store.getMeter("u", "t")?.value).toBe(n(1));
+  });
+});
+
+/** Over a real LMDB store, so that a restart is a new engine over the same rows. */
+describe("reset rules named by the row, with the swaps the engine saw", () => {
+  const text = (rules: { free: string; pro?: string }, version: string): CompiledPolicy => {
+    const limit = (rule: string) => `{ t: { limit: { credit: token, mode: hard, value: 100, resets: true, ${rule} } } }`;
+    const r = loadPolicy(
+      `policy:\n  credits: { token: {} }\n  plans:\n${rules.pro === undefined ? "" : `    pro:\n      entitlements: ${limit(rules.pro)}\n`}    free:\n      default: true\n      entitlements: ${limit(rules.free)}\n`,
+      { version },
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    return r.policy;
+  };
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  function lmdbSetup(policy: CompiledPolicy, now: number) {
+    const dir = mkdtempSync(join(tmpdir(), "limitr-rules-"));
+    dirs.push(dir);
+    const s = { policy, now };
+    const open = () => {
+      const store = createLmdbStore({ path: dir });
+      return { store, engine: createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => randomUUID() }) };
+    };
+    let r = open();
+    return {
+      s,
+      get engine() {
+        return r.engine;
+      },
+      async restart() {
+        await r.store.close();
+        r = open();
+      },
+      close: () => r.store.close(),
+      meter: async (customerId = "u") => (await r.engine.getMeters(customerId, ["t"]))[0],
+      use: (amount: number, customerId = "u") => r.engine.allow({ customerId, items: [{ entitlement: "t", amount }] }),
+    };
+  }
+
+  it("a denied call fixes the moment of the change: the next day resets, as its answer said", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 3, 12));
+    await w.use(95);
+    w.s.policy = text({ free: "reset_sch: daily" }, "b");
+    await w.restart();
+    w.s.now = Date.UTC(2026, 10, 10, 12);
+    const denied = await w.use(10);
+    expect(denied).toMatchObject({ allowed: false, reason: "HARD_LIMIT" });
+    expect(denied.items[0]).toMatchObject({ value: n(95), periodStart: Date.UTC(2026, 10, 10), nextReset: Date.UTC(2026, 10, 11) });
+    w.s.now = Date.UTC(2026, 10, 11, 12);
+    expect((await w.use(10)).items[0]).toMatchObject({ value: n(10), periodStart: Date.UTC(2026, 10, 11) });
+    await w.close();
+  });
+
+  it("a swap back to the rule the row names does not revive a period the swap between had ended", async () => {
+    const w = lmdbSetup(text({ free: "reset_inc: 30days" }, "a"), Date.UTC(2026, 10, 3, 12));
+    await w.use(60);
+    w.s.policy = text({ free: "reset_inc: 1day" }, "b");
+    w.s.now = Date.UTC(2026, 10, 10, 12);
+    expect(await w.meter()).toMatchObject({ value: n(60) });
+    w.s.policy = text({ free: "reset_inc: 30days" }, "c");
+    w.s.now = Date.UTC(2026, 10, 12, 12);
+    // The day of the first swap ended on the 11th: the 60 are over.
+    expect(await w.meter()).toMatchObject({ value: 0n });
+    expect((await w.use(30)).items[0]).toMatchObject({ value: n(30), periodStart: Date.UTC(2026, 10, 12, 12) });
+    w.s.policy = text({ free: "reset_sch: weekly:mon" }, "d");
+    w.s.now = Date.UTC(2026, 10, 13, 12);
+    expect(await w.meter()).toMatchObject({ value: n(30) });
+    await w.restart();
+    expect(await w.meter()).toMatchObject({ value: n(30) });
+    await w.close();
+  });
+
+  it("a swap of another plan's rule does not date a meter written under this plan", async () => {
+    const w = lmdbSetup(text({ free: "reset_inc: 1day", pro: "reset_inc: 1day" }, "a"), Date.UTC(2026, 10, 1, 12));
+    await w.engine.upsertCustomer({ id: "acme", type: "org", plan: "pro" });
+    await w.engine.upsertCustomer({ id: "alice", refs: ["acme"] });
+    w.s.policy = text({ free: "reset_inc: 30days", pro: "reset_inc: 1day" }, "b");
+    w.s.now = Date.UTC(2026, 10, 2, 12);
+    await w.meter("someone");
+    w.s.now = Date.UTC(2026, 10, 20, 12);
+    await w.use(80, "alice");
+    w.s.now = Date.UTC(2026, 10, 25, 12);
+    await w.engine.setCustomerPlan({ customerId: "acme", plan: "free", resetMeters: false });
+    // alice's day ended on the 21st, under the rule her row names; free's swap on the 2nd is not hers.
+    expect(await w.meter("alice")).toMatchObject({ value: 0n });
+    await w.restart();
+    expect(await w.meter("alice")).toMatchObject({ value: 0n });
+    await w.close();
   });
 });
