@@ -41,11 +41,18 @@ import { holdId, holdKey } from "./write-ops.js";
  *   or removing one writes one row however many are open, and a meter's expired holds are a
  *   range. A format 1, 2 or 3 dir is upgraded the same way: in the writer's claim, every meter's
  *   holds become rows of their own.
+ * - 5: a meter row may name the reset rule its period start was computed under (an eleventh
+ *   element), with its billed-overage slot saying `false` (not known) before it: rows format 4's
+ *   code fails on. Every format 4 row is readable, so a format 4 dir is upgraded by recording the
+ *   number (no row is rewritten, however many meters it holds), and a read-only open reads it as
+ *   it is.
  */
-export const FORMAT_VERSION = 4;
+export const FORMAT_VERSION = 5;
 
 /** Formats this code upgrades when it opens them to write (`upgradeFormat`). */
-const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([1, 2, 3]);
+const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([1, 2, 3, 4]);
+/** Older formats whose rows this code reads as they are: an upgrade only records the number. */
+const ROWS_AS_THEY_ARE: ReadonlySet<number> = new Set([4]);
 /** The oldest format this code opens, for the refusal message. */
 const OLDEST_READABLE = Math.min(FORMAT_VERSION, ...UPGRADABLE_FORMATS);
 
@@ -71,8 +78,8 @@ export interface Layout {
   /** Facts about the environment itself, not rows of the data (see the table list above). */
   readonly meta: Table;
   readonly file: string;
-  /** The dir is of an older format, which `claimWriter` upgrades (a read-only open refuses it). */
-  readonly upgradeOnClaim: boolean;
+  /** The older format the dir is of, which `claimWriter` upgrades; undefined when it is current. */
+  readonly upgradeFrom: number | undefined;
 }
 
 /**
@@ -103,7 +110,7 @@ export function claimWriter(layout: Layout): string {
     // still running) that commits after it fails its writer check instead of writing old rows.
     layout.env.transactionSync(() => {
       layout.meta.putSync(WRITER, token);
-      if (layout.upgradeOnClaim) upgradeFormat(layout.tables, layout.meta);
+      if (layout.upgradeFrom !== undefined) upgradeFormat(layout.tables, layout.meta, layout.upgradeFrom);
     });
   } catch (e) {
     throw storeError(e, `claiming the data dir ${layout.file}`);
@@ -171,7 +178,7 @@ export function openLayout(options: LayoutOptions): Layout {
     const tables = Object.fromEntries(
       Object.entries(TABLE_NAMES).map(([k, name]) => [k, env.openDB<unknown, Key>({ name, encoding: "msgpack" })]),
     ) as unknown as Tables;
-    return { env, tables, meta, file, upgradeOnClaim: upgrade };
+    return { env, tables, meta, file, upgradeFrom: upgrade };
   } catch (e) {
     // Nothing was written for a refused dir; release the lock file handle before reporting.
     void env.close();
@@ -185,14 +192,14 @@ export function openLayout(options: LayoutOptions): Layout {
  * rows this code reads is upgraded, and a newer or unknown one is refused so this code never
  * corrupts data it does not understand. Returns the meta table.
  */
-function checkFormat(env: RootDatabase<unknown, Key>, dir: string, readOnly: boolean): { readonly meta: Table; readonly upgrade: boolean } {
+function checkFormat(env: RootDatabase<unknown, Key>, dir: string, readOnly: boolean): { readonly meta: Table; readonly upgrade: number | undefined } {
   // Named databases are keys of the root database; an empty root means a fresh environment.
   const names = [...env.getKeys({ limit: 64 })].map(String);
   if (names.length === 0) {
     if (readOnly) throw noData(dir);
     const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
     meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
-    return { meta, upgrade: false };
+    return { meta, upgrade: undefined };
   }
   if (!names.includes("meta")) {
     throw new LimitrError(
@@ -202,9 +209,10 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string, readOnly: boo
   }
   const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
   const version = meta.get("format");
-  if (version === FORMAT_VERSION) return { meta, upgrade: false };
+  if (version === FORMAT_VERSION) return { meta, upgrade: undefined };
   if (typeof version === "number" && UPGRADABLE_FORMATS.has(version)) {
-    if (!readOnly) return { meta, upgrade: true };
+    if (!readOnly) return { meta, upgrade: version };
+    if (ROWS_AS_THEY_ARE.has(version)) return { meta, upgrade: undefined };
     // Its writer may still be running (an older version): rewriting rows under it would break it.
     throw new LimitrError(
       "FAILED_PRECONDITION",
@@ -224,12 +232,17 @@ function noData(dir: string): LimitrError {
 }
 
 /**
- * Brings a format 1, 2 or 3 dir to FORMAT_VERSION, inside the writer's claim (one transaction, so
- * a crash leaves it either upgraded or untouched): the holds of every meter, kept in its row
- * (formats 1 and 2) or in one list row under its key (format 3), become one row per hold, and
- * the meter's summary is made from them. Meter rows without holds read as they are.
+ * Brings an older dir to FORMAT_VERSION, inside the writer's claim (one transaction, so a crash
+ * leaves it either upgraded or untouched). A format 4 dir only gets the new number. In a format
+ * 1, 2 or 3 dir the holds of every meter, kept in its row (formats 1 and 2) or in one list row
+ * under its key (format 3), become one row per hold, and the meter's summary is made from them.
+ * Meter rows without holds read as they are.
  */
-function upgradeFormat(tables: Tables, meta: Table): void {
+function upgradeFormat(tables: Tables, meta: Table, from: number): void {
+  if (ROWS_AS_THEY_ARE.has(from)) {
+    meta.putSync("format", FORMAT_VERSION);
+    return;
+  }
   // Collected first: rows are rewritten under the keys being iterated.
   const moves: { key: Key; meter: Meter | undefined; holds: readonly Hold[]; listRow: boolean }[] = [];
   for (const { key, value } of tables.meters.getRange()) {

@@ -1141,6 +1141,33 @@ describe("lmdb meter holds", () => {
     return rows;
   }
 
+  it("a format-4 data dir is read as it is, and opened to write gets the new number with no row rewritten", async () => {
+    // As format 4 left it: meter rows of ten elements at most, naming no reset rule.
+    const f4 = [2, "c1", "chat", "tokens", 1_700_000_000_000, 7, 0, null, [50], null];
+    const path = dir();
+    await openAt(path).close();
+    const raw = rawTables(path);
+    raw.env.transactionSync(() => {
+      raw.meta.putSync("format", 4);
+      raw.meters.putSync(["c1", "chat"], f4);
+    });
+    await raw.env.close();
+
+    // An export reads it without upgrading it (its writer may be format 4's code, still running).
+    const reader = createLmdbStore({ path, readOnly: true });
+    expect(reader.getMeter("c1", "chat")).toEqual(meter("c1", "chat", 7n, { billedOverage: 0n, thresholdsReached: [50] }));
+    await reader.close();
+    const unread = rawTables(path);
+    expect(unread.meta.get("format")).toBe(4);
+    await unread.env.close();
+
+    await openAt(path).close();
+    const after = rawTables(path);
+    expect(after.meta.get("format")).toBe(5);
+    expect(after.meters.get(["c1", "chat"])).toEqual(f4);
+    await after.env.close();
+  });
+
   it("upgrades a format-2 data dir: holds move out of their meter rows, once", async () => {
     const path = await formatTwoDir([
       [["c1", "chat"], v1Meter("c1", "chat", 7, [["r1", 5, 9_000], ["r2", "123456789012345678901", 8_000]])],
