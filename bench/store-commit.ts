@@ -16,7 +16,7 @@ import { createLmdbStore } from "../src/store/index.js";
 const IN_FLIGHT = 64;
 
 function meter(value: bigint): Meter {
-  return { owner: "c1", entitlement: "chat", credit: "tokens", periodStart: 0, value, overhead: 0n, billedOverage: 0n, resetRule: "never", holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [] };
+  return { owner: "c1", entitlement: "chat", credit: "tokens", periodStart: 0, value, overhead: 0n, billedOverage: 0n, resetRule: "never", judgedAt: 0, holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [] };
 }
 
 function event(value: bigint): EngineEvent {

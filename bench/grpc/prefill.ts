@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     for (let i = start; i < Math.min(n, start + CHUNK); i++) {
       const id = customerId(i);
       const customer: Customer = { id, plan: "", type: "user", refs: [], altIds: [`sk_${id}`], metadata: {}, createdAt: now, updatedAt: now };
-      const meter: Meter = { owner: id, entitlement: "requests", credit: "request", periodStart, value: toNanos(i % 1000), overhead: 0n, billedOverage: 0n, resetRule: "monthly:1", holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [] };
+      const meter: Meter = { owner: id, entitlement: "requests", credit: "request", periodStart, value: toNanos(i % 1000), overhead: 0n, billedOverage: 0n, resetRule: "monthly:1", judgedAt: periodStart, holdSummary: NO_HOLD_SUMMARY, thresholdsReached: [] };
       writes.push({ kind: "customer-put", customer, previous: undefined }, { kind: "meter-put", meter });
     }
     await store.commit(writes, []);

@@ -13,8 +13,8 @@
  * The moment of the change is when the engine first decides under the new policy; this is known
  * only in memory, for policy swaps that keep the plan. Every other way a meter comes to be judged
  * by another rule (a plan changed through refs, removed, or no longer the default; a restart in
- * between) is seen from the rule the meter's row was written under, and its moment is now: until
- * a meter is counted under the new rule it lives by the old one (see `judgedPeriod`).
+ * between) is seen from the rule the meter's row names, and judged without the moment: the count
+ * is kept only while neither rule has reset it (see `judgedPeriod`).
  */
 import { LimitrError } from "../errors/index.js";
 import type { CompiledLimit, CompiledPolicy, ResetRule } from "../policy/index.js";
@@ -83,29 +83,38 @@ export interface JudgedPeriod {
  * reset rule; undefined when nothing needs judging (the common case: one string comparison).
  *
  * - The policy swaps above date a change when they concern the row: some swapped this limit's
- *   rule after the row's period started, and the rule they swapped away from then is the one the
- *   row names (a row of another plan's lineage, or one started after the swaps, is not theirs).
- *   Then the whole chain judges it, as before rows named their rule.
- * - Otherwise a row naming another rule than the limit's is taken to change now: a meter whose
- *   period had ended under its own rule is over; one still running carries into the live rule's
- *   period that contains now. Reads report that and write nothing; any other decision writes the
- *   judged start and the live rule (`WorkMeter.changed`), denied or not, so the moment is fixed
- *   by the first decision and from then on the live rule alone decides.
+ *   rule after the row was last judged (`Meter.judgedAt`), and the rule they swapped away from
+ *   then is the one the row names (a row of another plan's lineage, or one written after the
+ *   swaps, is not theirs). Then the chain of those swaps judges it.
+ * - Otherwise the moment of the change is not known, only that it came after the row was last
+ *   judged. The meter keeps its count only while neither rule has reset it since: its own rule's
+ *   period is still running now, and the live rule's period that contains the last judgement is
+ *   too (`loadWorkMeter` rolls it once that one ends). In doubt a count is dropped, never revived:
+ *   `monthly:1` → `daily` keeps the count only on the day it was last counted in; `monthly:1` →
+ *   never resets keeps it only until the month ends.
  * - A row from before rules were stored: the policy swaps' changes only, as before.
  * - The stand-in limit of a meter its plan no longer meters (`unenforced`) judges nothing: such a
  *   meter keeps its start and its rule until a plan meters it again.
+ *
+ * Any decision but a Check writes a meter judged here (`WorkMeter.changed`), with the live rule.
  */
 export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: CompiledLimit, stored: Meter, now: number): JudgedPeriod | undefined {
   if (limit.unenforced === true) return undefined;
   const written = stored.resetRule;
   const change = changes?.get(limit);
   if (written === undefined) return change === undefined ? undefined : carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart);
+  // A row without the time (an import of an export from before it was kept) was judged no earlier
+  // than its period started.
+  const judgedAt = stored.judgedAt ?? stored.periodStart;
   if (change !== undefined) {
-    const then = limitAt(changes as ResetRuleChanges, limit, stored.periodStart);
-    if (then !== limit && resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, stored.periodStart);
+    const then = limitAt(changes as ResetRuleChanges, limit, judgedAt);
+    if (then !== limit && resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, judgedAt);
   }
   if (written === resetRuleKey(limit.reset)) return undefined;
-  return carryAcross(writtenRule(stored, written), limit.reset, stored.periodStart, now, undefined);
+  const own = writtenRule(stored, written);
+  if (own !== undefined && nextResetAfter(own, stored.periodStart) <= now) return { start: stored.periodStart, expired: true };
+  const live = limit.reset;
+  return { start: live === undefined ? stored.periodStart : initialPeriodStart(live, judgedAt), expired: false };
 }
 
 /** The limit of `limit`'s lineage (same plan and entitlement through the swaps) in force at `t`. */
@@ -137,14 +146,14 @@ export function carriedPeriod(changes: ResetRuleChanges, limit: CompiledLimit, s
 
 /**
  * One rule change at `at`, from `oldRule` to `newRule`, for a meter stored with `storedStart`;
- * `before` says where the meter stood under `oldRule` (earlier changes), when there were any.
+ * `before` says where the meter stood under `oldRule` (earlier changes).
  */
-function carryAcross(oldRule: ResetRule | undefined, newRule: ResetRule | undefined, storedStart: number, at: number, before: (() => JudgedPeriod) | undefined): JudgedPeriod {
+function carryAcross(oldRule: ResetRule | undefined, newRule: ResetRule | undefined, storedStart: number, at: number, before: () => JudgedPeriod): JudgedPeriod {
   const anchored = initialPeriodStart(newRule, at);
   // Started in (or after) the new rule's period of the change: all of its usage is in that period
   // (a start written under the old calendar is reported on the new rule's boundary).
   if (storedStart >= anchored) return { start: newRule?.kind === "calendar" ? initialPeriodStart(newRule, storedStart) : storedStart, expired: false };
-  const was = before === undefined ? { start: storedStart, expired: false } : before();
+  const was = before();
   if (was.expired) return was;
   if (oldRule !== undefined && nextResetAfter(oldRule, was.start) <= at) return { start: was.start, expired: true };
   // Still running when the rule changed: carried into the new rule's period of the change (a meter

@@ -37,6 +37,7 @@ export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: s
       const m = r.meter;
       const p = `${at}.meter.`;
       time(m.periodStart, `${p}period_start`);
+      if (m.judgedAt !== undefined) time(m.judgedAt, `${p}judged_at`);
       quantity(m.value, `${p}value`);
       quantity(m.overhead, `${p}overhead`);
       if (m.billedOverage !== undefined) notNegative(m.billedOverage, `${p}billed_overage`);

@@ -75,6 +75,12 @@ export interface Meter {
    * was kept.
    */
   readonly resetRule: string | undefined;
+  /**
+   * When `periodStart` and `resetRule` were last judged: the time of the decision (or plan change)
+   * that wrote them. A rule change found later came after it. Undefined in a meter stored before
+   * it was kept.
+   */
+  readonly judgedAt: number | undefined;
   /** Must describe the holds stored with the meter (`summarizeHolds`). */
   readonly holdSummary: HoldSummary;
   /** Threshold percents already reached this period (issue 5). */

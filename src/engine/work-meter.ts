@@ -52,6 +52,8 @@ export interface WorkMeter {
   changed: boolean;
   /** Where the holds are read from. */
   readonly state: StateReader;
+  /** The time of the operation: when the meter is judged (`Meter.judgedAt`). */
+  readonly at: number;
 }
 
 /**
@@ -94,6 +96,7 @@ export function loadWorkMeter(
       thresholdsReached: NO_THRESHOLDS,
       changed: false,
       state,
+      at: now,
     };
     if (stored !== undefined) work.held = storedHeld(work, now);
     return work;
@@ -128,6 +131,7 @@ export function loadWorkMeter(
     // change is fixed (a denied call would otherwise leave the next to judge it again, later).
     changed: carried !== undefined,
     state,
+    at: now,
   };
   work.held = storedHeld(work, now);
   return work;
@@ -260,6 +264,7 @@ function toStoredMeter(work: WorkMeter): Meter {
     billedOverage: work.billedGuess !== undefined && work.billed === work.billedGuess ? undefined : work.billed,
     // A stand-in limit judges nothing: the meter keeps the rule its period was computed under.
     resetRule: work.limit.unenforced === true ? work.stored?.resetRule : resetRuleKey(work.limit.reset),
+    judgedAt: work.limit.unenforced === true ? work.stored?.judgedAt : work.at,
     holdSummary: work.holdSummary,
     thresholdsReached: work.thresholdsReached,
   };

@@ -37,6 +37,7 @@ export function toStateRecordPb(r: StateRecord): MessageInitShape<typeof StateRe
             thresholdsReached: [...m.thresholdsReached],
             billedOverage: m.billedOverage === undefined ? "" : formatNanos(m.billedOverage),
             resetRule: m.resetRule ?? "",
+            ...(m.judgedAt === undefined ? {} : { judgedAt: toTimestamp(m.judgedAt) }),
           },
         },
       };
@@ -197,6 +198,7 @@ export function fromStateRecordPb(r: StateRecordPb | undefined, at: string): Sta
           // Files exported before it was kept have none: as much as the value is over its limit.
           billedOverage: m.billedOverage === "" ? undefined : decimal(m.billedOverage, `${p}.billed_overage`),
           resetRule: m.resetRule === "" ? undefined : m.resetRule,
+          judgedAt: m.judgedAt === undefined ? undefined : time(m.judgedAt, `${p}.judged_at`),
           holdSummary: summarizeHolds(holds),
           thresholdsReached: [...m.thresholdsReached],
         },

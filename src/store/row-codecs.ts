@@ -106,9 +106,12 @@ export function encodeMeter(m: Meter): Row {
   // The overage billed this period: null for none, as on most meters; false when not known. A row
   // without the element was written before it was kept.
   const billed = m.billedOverage === undefined ? false : m.billedOverage === 0n ? null : encodeNanos(m.billedOverage);
-  // The reset rule the period start was computed under (absent: written before it was kept).
-  if (m.resetRule !== undefined) row.push(billed, m.resetRule);
-  else if (billed !== false) row.push(billed);
+  // The reset rule the period start was computed under, and when they were judged (absent:
+  // written before they were kept).
+  if (m.resetRule !== undefined) {
+    row.push(billed, m.resetRule);
+    if (m.judgedAt !== undefined) row.push(m.judgedAt);
+  } else if (billed !== false) row.push(billed);
   return row;
 }
 
@@ -134,6 +137,7 @@ export function decodeMeter(v: unknown): Meter {
     overhead: decodeNanos(r[6]),
     billedOverage: r.length < 10 || r[9] === false ? undefined : r[9] === null ? 0n : decodeNanos(r[9]),
     resetRule: typeof r[10] === "string" ? r[10] : undefined,
+    judgedAt: typeof r[11] === "number" ? r[11] : undefined,
     holdSummary,
     thresholdsReached: Array.isArray(r[8]) ? r[8].map(num) : [],
   };

@@ -142,7 +142,7 @@ describe("holds apart from their meter", () => {
     expect(h.store.getMeter("u", "a")?.holdSummary).toMatchObject({ held: n(39), count: 39 });
   });
 
-  const meterRow = (h: Harness, holdSummary = NO_HOLD_SUMMARY) => ({ owner: "u", entitlement: "a", credit: "token", periodStart: h.now, value: 0n, overhead: 0n, billedOverage: 0n, resetRule: "never", holdSummary, thresholdsReached: [] });
+  const meterRow = (h: Harness, holdSummary = NO_HOLD_SUMMARY) => ({ owner: "u", entitlement: "a", credit: "token", periodStart: h.now, value: 0n, overhead: 0n, billedOverage: 0n, resetRule: "never", judgedAt: h.now, holdSummary, thresholdsReached: [] });
 
   it("the rows are the truth: a meter whose summary counts none is not asked, and a row it missed is counted once the summary runs out", () => {
     const h = createHarness(policy);

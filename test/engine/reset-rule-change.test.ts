@@ -184,17 +184,14 @@ describe("reset rules named by the meter's row", () => {
     s.now = NOV_21_10H + 60_000;
     expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21, nextReset: NOV_21 + DAY });
     expect(store.getMeter("u", "t")).toMatchObject({ value: n(40), resetRule: "monthly:1" }); // reads write nothing
-    // Not counted yet under the day: its month still runs, so it carries into the day it is next
-    // counted in, and the day's end resets it.
+    // The day it was last counted in has ended: the count is over, though its month still runs.
     s.now = NOV_21 + DAY + 60_000;
-    expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21 + DAY });
-    expect((await use(2)).items[0]).toMatchObject({ value: n(42), periodStart: NOV_21 + DAY });
-    expect(store.getMeter("u", "t")).toMatchObject({ resetRule: "daily", periodStart: NOV_21 + DAY });
-    s.now = NOV_21 + 2 * DAY;
-    expect(await meter()).toMatchObject({ value: n(0) });
+    expect(await meter()).toMatchObject({ value: 0n, periodStart: NOV_21 + DAY });
+    expect((await use(2)).items[0]).toMatchObject({ value: n(2), periodStart: NOV_21 + DAY });
+    expect(store.getMeter("u", "t")).toMatchObject({ resetRule: "daily", periodStart: NOV_21 + DAY, judgedAt: NOV_21 + DAY + 60_000 });
   });
 
-  it("the default moved to a plan with another rule: a running month carries into the day, a day into the month", async () => {
+  it("the default moved to a plan with another rule: a running month carries into the day; a day that ended is over", async () => {
     const defaultPro = (version: string): CompiledPolicy =>
       buildPolicy(
         {
@@ -213,8 +210,9 @@ describe("reset rules named by the meter's row", () => {
     await back.use(7);
     back.s.policy = twoPlans(monthly1, monthly1, "b");
     back.s.now = NOV_21_10H;
-    // An earlier day of this month counts toward the month, as it does across a policy swap.
-    expect(await back.meter()).toMatchObject({ value: n(7), periodStart: NOV_1 });
+    // Its day ended on the 20th. (A policy swap the engine saw would count it toward the month:
+    // there the moment of the change is known.)
+    expect(await back.meter()).toMatchObject({ value: 0n, periodStart: NOV_1 });
   });
 
   it("a meter its plan no longer meters keeps the rule it was written under when a reservation on it settles", async () => {
@@ -239,7 +237,7 @@ describe("reset rules named by the meter's row", () => {
 /** Over a real LMDB store, so that a restart is a new engine over the same rows. */
 describe("reset rules named by the row, with the swaps the engine saw", () => {
   const text = (rules: { free: string; pro?: string }, version: string): CompiledPolicy => {
-    const limit = (rule: string) => `{ t: { limit: { credit: token, mode: hard, value: 100, resets: true, ${rule} } } }`;
+    const limit = (rule: string) => `{ t: { limit: { credit: token, mode: hard, value: 100${rule === "never" ? "" : `, resets: true, ${rule}`} } } }`;
     const r = loadPolicy(
       `policy:\n  credits: { token: {} }\n  plans:\n${rules.pro === undefined ? "" : `    pro:\n      entitlements: ${limit(rules.pro)}\n`}    free:\n      default: true\n      entitlements: ${limit(rules.free)}\n`,
       { version },
@@ -273,8 +271,8 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     };
   }
 
-  it("a denied call fixes the moment of the change: the next day resets, as its answer said", async () => {
-    const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 3, 12));
+  it("a month carried into the day of its last use: denied that day, and the next day resets, as the answer said", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 10, 9));
     await w.use(95);
     w.s.policy = text({ free: "reset_sch: daily" }, "b");
     await w.restart();
@@ -284,6 +282,54 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     expect(denied.items[0]).toMatchObject({ value: n(95), periodStart: Date.UTC(2026, 10, 10), nextReset: Date.UTC(2026, 10, 11) });
     w.s.now = Date.UTC(2026, 10, 11, 12);
     expect((await w.use(10)).items[0]).toMatchObject({ value: n(10), periodStart: Date.UTC(2026, 10, 11) });
+    await w.close();
+  });
+
+  it("a month last counted on an earlier day is over under a daily rule found after a restart", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 3, 12));
+    await w.use(95);
+    w.s.policy = text({ free: "reset_sch: daily" }, "b");
+    await w.restart();
+    w.s.now = Date.UTC(2026, 10, 10, 12);
+    expect(await w.meter()).toMatchObject({ value: 0n, periodStart: Date.UTC(2026, 10, 10) });
+    expect((await w.use(10)).items[0]).toMatchObject({ value: n(10) });
+    await w.close();
+  });
+
+  it("a swap the engine saw dates a row by when it was last judged, not by its calendar period's start", async () => {
+    // Both rows are written under monthly:1 at noon on the 21st, after a swap into it at 10:00; only
+    // what the plan had before that swap differs. The next swap, to daily, is the row's.
+    for (const before of ["reset_sch: monthly:1", "reset_sch: daily"]) {
+      const w = lmdbSetup(text({ free: before }, "a"), Date.UTC(2026, 10, 21, 9));
+      await w.meter("someone");
+      w.s.policy = text({ free: "reset_sch: monthly:1" }, "b");
+      w.s.now = Date.UTC(2026, 10, 21, 10);
+      await w.meter("someone");
+      w.s.now = Date.UTC(2026, 10, 21, 12);
+      await w.use(60);
+      w.s.policy = text({ free: "reset_sch: daily" }, "c");
+      w.s.now = Date.UTC(2026, 10, 22, 10);
+      expect(await w.meter(), before).toMatchObject({ value: n(60), periodStart: Date.UTC(2026, 10, 22) });
+      w.s.now = Date.UTC(2026, 10, 23, 10);
+      expect(await w.meter(), before).toMatchObject({ value: 0n });
+      expect((await w.use(50)).allowed, before).toBe(true);
+      await w.close();
+    }
+  });
+
+  it.each(["reset_sch: monthly:1", "reset_inc: 30days"])("monthly:1 → never resets, swapped while the month ran, keeps the count for good (rule before: %s)", async (first) => {
+    const w = lmdbSetup(text({ free: first }, "a"), Date.UTC(2026, 10, 1));
+    await w.meter("someone");
+    w.s.policy = text({ free: "reset_sch: monthly:1" }, "b");
+    w.s.now = Date.UTC(2026, 10, 4);
+    await w.meter("someone");
+    w.s.now = Date.UTC(2026, 10, 5);
+    await w.use(60);
+    w.s.policy = text({ free: "never" }, "c");
+    w.s.now = Date.UTC(2026, 10, 30, 12);
+    await w.meter("someone");
+    w.s.now = Date.UTC(2026, 11, 5);
+    expect(await w.meter()).toMatchObject({ value: n(60) });
     await w.close();
   });
 

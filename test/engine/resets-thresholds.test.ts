@@ -61,12 +61,13 @@ describe("lazy resets", () => {
     h.run(allow, use("roll", 8));
     h.policy = policy(20, rolling(7 * DAY));
     // No policy swap was seen (the harness keeps no tracker): the meter's row names the rule it was
-    // written under, and its day was still running when it is next counted.
+    // written under, and its day was still running when it is next counted. It carries into the
+    // week that starts at its last use.
     h.now = T0 + DAY / 2;
     const r = h.run(allow, use("roll", 5)).result.items[0];
-    expect(r).toMatchObject({ value: n(13), limit: n(20), periodStart: T0 + DAY / 2, nextReset: T0 + DAY / 2 + 7 * DAY });
+    expect(r).toMatchObject({ value: n(13), limit: n(20), periodStart: T0, nextReset: T0 + 7 * DAY });
     h.now = T0 + 2 * DAY;
-    expect(h.run(allow, use("roll", 1)).result.items[0]).toMatchObject({ value: n(14), periodStart: T0 + DAY / 2 });
+    expect(h.run(allow, use("roll", 1)).result.items[0]).toMatchObject({ value: n(14), periodStart: T0 });
   });
 
   it("a meter whose period had ended under the rule it was written under is not revived by a longer one", () => {

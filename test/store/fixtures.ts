@@ -28,6 +28,7 @@ export function meter(owner: string, entitlement: string, value: bigint, over: P
     overhead: 0n,
     billedOverage: undefined,
     resetRule: undefined,
+    judgedAt: undefined,
     holdSummary: NO_HOLD_SUMMARY,
     thresholdsReached: [],
     ...over,
