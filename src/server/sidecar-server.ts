@@ -12,6 +12,7 @@ import { guardServiceImpl } from "./guard-service-impl.js";
 import { createHealth } from "./health.js";
 import { observeServiceImpl, refusedCall } from "./observe-service-impl.js";
 import { endStreamsOn } from "./end-streams-on.js";
+import { listenersClosed } from "./listeners-closed.js";
 import { addReflection } from "./reflection.js";
 import { registerGrpcService, transportReceiveLimit } from "./register-grpc-service.js";
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WATCH_BUFFER_EVENTS } from "./server-deps.js";
@@ -135,6 +136,10 @@ export function createSidecarServer(deps: SidecarServerDeps): SidecarServer {
       }, graceMs);
       // Done once every session has closed: every stream over, its answer sent, including those
       // a client is slow to read (a decided Allow is counted; its answer must not be cancelled).
+      // Or once every listener has closed, which says the same: tryShutdown alone never calls
+      // back when a client dropped its connection just before (listeners-closed.ts).
+      const closed = servers.map(listenersClosed);
+      if (closed.every((c) => c !== undefined)) void Promise.all(closed).then(finish);
       let pending = servers.length;
       for (const s of servers) s.tryShutdown(() => (--pending === 0 ? finish() : undefined));
     });

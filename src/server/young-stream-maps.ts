@@ -59,7 +59,7 @@ function sessionState(session: Http2Session): SessionState | undefined {
 }
 
 /** The HTTP/2 servers a grpc-js server listens with, or undefined where grpc-js's internals differ. */
-function http2ServersOf(grpcServer: object): Http2Server[] | undefined {
+export function http2ServersOf(grpcServer: object): Http2Server[] | undefined {
   const servers: unknown = (grpcServer as { http2Servers?: unknown }).http2Servers;
   if (!(servers instanceof Map)) return undefined;
   const keys = [...(servers as Map<unknown, unknown>).keys()];
