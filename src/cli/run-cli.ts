@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { isLimitrError, LimitrError } from "../errors/index.js";
 import type { StateRecord } from "../engine/index.js";
 import { decodePolicyBytes, loadPolicy, summarizePolicy } from "../policy/index.js";
-import { checkStateRecords, createLmdbStore, DATA_FILE, type LmdbStore } from "../store/index.js";
+import { checkStateRecords, createLmdbStore, DATA_FILE, withoutStoreAdvice, type LmdbStore } from "../store/index.js";
 import { contentVersion } from "../watch/index.js";
 import { ConfigError, parseServeConfig, serveOptionsHelp, type ServeConfig } from "./config.js";
 import { readInputFile } from "./input-files.js";
@@ -262,14 +262,21 @@ async function importState(argv: readonly string[]): Promise<number> {
       store = await checkStateFile(dataDir, () => readStateFile(input, () => undefined, checkLines), (i) => `line ${checkLines.lineOf(i)}`);
       records = readStateFile(input, progressReporter("imported"), lines);
     }
-    store ??= createLmdbStore({ path: dataDir });
     try {
+      store ??= createLmdbStore({ path: dataDir });
       await store.importState(records, fieldOf);
     } catch (e) {
-      // The store says how far the import got; what to do next is for the operator of an offline
-      // dir: nothing else writes it, so more room and the same command finish the import.
+      // The store says what ran out and how far the import got; what to do next is for the
+      // operator of an offline dir, not the store's advice to a running sidecar's (prune events,
+      // raise the size limit: the import has neither). Nothing else writes the dir, so more room
+      // and the same command finish the import.
       if (!isLimitrError(e, "RESOURCE_EXHAUSTED")) throw e;
-      throw new LimitrError(e.code, `${e.message}. Nothing else writes ${dataDir}: free space on its file system and run the import again (records replace, so the ones already imported are written again unchanged)`, { cause: e });
+      throw new LimitrError(
+        e.code,
+        `${withoutStoreAdvice(e.message)}. Nothing else writes ${dataDir}: free space on its file system and run the import again ` +
+          "(records replace, so the ones already imported are written again unchanged), or import into a new --data-dir on a larger file system",
+        { cause: e },
+      );
     }
     return 0;
   } finally {

@@ -9,6 +9,18 @@ import { LimitrError, isLimitrError } from "../errors/index.js";
 /** Below this much free space, a write that failed with EIO is reported as storage full. */
 const NEARLY_FULL_BYTES = 1024 * 1024;
 
+/** What a running sidecar's operator can do about a full store: the end of a storage-full message. */
+const FULL_ADVICE = " (free disk space, prune events, or raise the store size limit)";
+
+/**
+ * `message`, of a storage-full error or of one that carries its message (an import cut short),
+ * without the running sidecar's advice, for a caller that gives its own: an offline import cannot
+ * prune events and has no size limit to raise.
+ */
+export function withoutStoreAdvice(message: string): string {
+  return message.replace(FULL_ADVICE, "");
+}
+
 function describe(e: unknown): { readonly code: string; readonly message: string } {
   if (e instanceof Error) {
     const code = (e as Error & { code?: unknown }).code;
@@ -42,7 +54,7 @@ export function storeError(e: unknown, action: string, dataPath?: string): Limit
   const full = (detail: string): LimitrError =>
     new LimitrError(
       "RESOURCE_EXHAUSTED",
-      `storage full while ${action}: ${detail} (free disk space, prune events, or raise the store size limit)`,
+      `storage full while ${action}: ${detail}${FULL_ADVICE}`,
       { cause: e },
     );
   if (/MDB_MAP_FULL|ENOSPC|EFBIG|EDQUOT|No space left/i.test(text)) return full(message);

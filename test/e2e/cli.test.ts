@@ -263,7 +263,7 @@ describe("export and import", () => {
   });
 
   // A file system that really fills up: mounting a tmpfs needs root (CI runs as root).
-  it.skipIf(!canMount())("an import cut short by a full disk says how many records it imported and through which line; run again, it finishes", () => {
+  it.skipIf(!canMount())("an import cut short by a full disk says how many records it imported, through which line, and what to do offline; run again, it finishes", () => {
     const mnt = mkdtempSync(join(tmpdir(), "limitr-import-full-"));
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]);
     try {
@@ -274,8 +274,13 @@ describe("export and import", () => {
       const dataDir = join(mnt, "data");
       const r = runCli(["import", "--data-dir", dataDir, "--in", file]);
       expect(r.status).toBe(1);
-      const m = /; (\d+) record\(s\) imported \(through line (\d+)\), none after\. Nothing else writes .*: free space on its file system and run the import again \(records replace/.exec(r.stderr);
+      const m =
+        /^limitr-sidecar: storage full while [^;]*; (\d+) record\(s\) imported \(through line (\d+)\), none after\. Nothing else writes .*: free space on its file system and run the import again \(records replace, so the ones already imported are written again unchanged\), or import into a new --data-dir on a larger file system\n$/.exec(
+          r.stderr,
+        );
       expect(m, r.stderr).not.toBeNull();
+      // A running sidecar's advice: an offline import prunes no events and has no size limit.
+      expect(r.stderr).not.toMatch(/prune events|size limit/);
       const imported = Number(m?.[1]);
       expect(Number(m?.[2])).toBe(imported + 1);
       expect(runCli(["export", "--data-dir", dataDir]).stdout.trim().split("\n")).toHaveLength(imported);

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Write } from "../../src/engine/index.js";
 import { isLimitrError } from "../../src/errors/index.js";
 import { createLmdbStore } from "../../src/store/index.js";
-import { storeError } from "../../src/store/store-error.js";
+import { storeError, withoutStoreAdvice } from "../../src/store/store-error.js";
 import { meter } from "./fixtures.js";
 
 /** Mounts a small tmpfs, or says why it cannot. */
@@ -108,6 +108,18 @@ describe.skipIf(fs === undefined)("LMDB store on a full file system", () => {
     } finally {
       rmSync(ballast, { force: true });
     }
+  });
+});
+
+describe("storage-full advice", () => {
+  it("tells a running sidecar's operator what to do, and can be left out for a caller that says its own", () => {
+    const full = storeError(Object.assign(new Error("MDB_MAP_FULL: Environment mapsize limit reached"), { code: "MDB_MAP_FULL" }), "committing");
+    expect(full.code).toBe("RESOURCE_EXHAUSTED");
+    expect(full.message).toBe("storage full while committing: MDB_MAP_FULL: Environment mapsize limit reached (free disk space, prune events, or raise the store size limit)");
+    // As an import cut short carries it, with how far it got after it.
+    expect(withoutStoreAdvice(`${full.message}; 3 record(s) imported (through line 4), none after`)).toBe(
+      "storage full while committing: MDB_MAP_FULL: Environment mapsize limit reached; 3 record(s) imported (through line 4), none after",
+    );
   });
 });
 
