@@ -71,7 +71,6 @@ export function createResetRuleTracker(): ResetRuleTracker {
   };
 }
 
-
 /** Where a stored meter's period stands under the live limit: its start, or over (`expired`). */
 export interface JudgedPeriod {
   readonly start: number;
@@ -139,7 +138,7 @@ function writtenRule(stored: Meter, key: string): ResetRule | undefined {
  */
 export function carriedPeriod(changes: ResetRuleChanges, limit: CompiledLimit, storedStart: number, since = -Infinity): JudgedPeriod {
   const change = changes.get(limit);
-  // Changes up to `since` came before the row's period: they do not concern it.
+  // Changes up to `since` came before the row was last judged: it was written under their rule.
   if (change === undefined || change.at <= since) return { start: storedStart, expired: false };
   return carryAcross(change.previous.reset, limit.reset, storedStart, change.at, () => carriedPeriod(changes, change.previous, storedStart, since));
 }
