@@ -181,6 +181,7 @@ function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope:
     billedGuess: undefined,
     thresholdsReached: [],
     changed: true,
+    keepsRow: false,
   };
   pushResetEvents(events, scope, restarted, m.value, m.thresholdsReached);
   putMeterWrites(writes, writes.length, restarted);

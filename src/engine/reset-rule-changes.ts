@@ -75,6 +75,12 @@ export function createResetRuleTracker(): ResetRuleTracker {
 export interface JudgedPeriod {
   readonly start: number;
   readonly expired: boolean;
+  /**
+   * Set for a count carried across a change whose moment is not known: when it ends, the first
+   * moment either rule would have reset it. Until then the row keeps the rule, period start and
+   * judgement time it has, so every call judges it the same way.
+   */
+  readonly until?: number;
 }
 
 /**
@@ -86,16 +92,19 @@ export interface JudgedPeriod {
  *   then is the one the row names (a row of another plan's lineage, or one written after the
  *   swaps, is not theirs). Then the chain of those swaps judges it.
  * - Otherwise the moment of the change is not known, only that it came after the row was last
- *   judged. The meter keeps its count only while neither rule has reset it since: its own rule's
- *   period is still running now, and the live rule's period that contains the last judgement is
- *   too (`loadWorkMeter` rolls it once that one ends). In doubt a count is dropped, never revived:
- *   `monthly:1` → `daily` keeps the count only on the day it was last counted in; `monthly:1` →
- *   never resets keeps it only until the month ends.
+ *   judged. The count is kept until the first moment either rule would have reset it since: the
+ *   end of its own rule's period, or of the live rule's period that contains the last judgement
+ *   (`until`). Until then it is reported in that period of the live rule, and calls count on it
+ *   without rewriting the row's rule, start or judgement time, so the answer depends on neither
+ *   which call comes first nor whether one was denied; from then on it starts afresh under the
+ *   live rule. In doubt a count is dropped, never revived: `monthly:1` → `daily` keeps the count
+ *   until the end of the day it was last judged in; `monthly:1` → never resets keeps it until the
+ *   month ends.
  * - A row from before rules were stored: the policy swaps' changes only, as before.
  * - The stand-in limit of a meter its plan no longer meters (`unenforced`) judges nothing: such a
  *   meter keeps its start and its rule until a plan meters it again.
  *
- * Any decision but a Check writes a meter judged here (`WorkMeter.changed`), with the live rule.
+ * A decision on a meter carried by the swaps writes it with the live rule (`WorkMeter.changed`).
  */
 export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: CompiledLimit, stored: Meter, now: number): JudgedPeriod | undefined {
   if (limit.unenforced === true) return undefined;
@@ -103,17 +112,18 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
   const change = changes?.get(limit);
   if (written === undefined) return change === undefined ? undefined : carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart);
   // A row without the time (an import of an export from before it was kept) was judged no earlier
-  // than its period started.
-  const judgedAt = stored.judgedAt ?? stored.periodStart;
+  // than its period started; an imported one cannot have been judged later than now.
+  const judgedAt = Math.min(Math.max(stored.judgedAt ?? stored.periodStart, stored.periodStart), now);
   if (change !== undefined) {
     const then = limitAt(changes as ResetRuleChanges, limit, judgedAt);
     if (then !== limit && resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, judgedAt);
   }
   if (written === resetRuleKey(limit.reset)) return undefined;
   const own = writtenRule(stored, written);
-  if (own !== undefined && nextResetAfter(own, stored.periodStart) <= now) return { start: stored.periodStart, expired: true };
   const live = limit.reset;
-  return { start: live === undefined ? stored.periodStart : initialPeriodStart(live, judgedAt), expired: false };
+  const start = live === undefined ? stored.periodStart : initialPeriodStart(live, judgedAt);
+  const until = Math.min(own === undefined ? Infinity : nextResetAfter(own, stored.periodStart), live === undefined ? Infinity : nextResetAfter(live, start));
+  return now >= until ? { start: stored.periodStart, expired: true } : { start, expired: false, until };
 }
 
 /** The limit of `limit`'s lineage (same plan and entitlement through the swaps) in force at `t`. */

@@ -54,6 +54,11 @@ export interface WorkMeter {
   readonly state: StateReader;
   /** The time of the operation: when the meter is judged (`Meter.judgedAt`). */
   readonly at: number;
+  /**
+   * A count carried across a rule change whose moment is not known: the row's rule, start and
+   * judgement time are written back as they are (`judgedPeriod`), and `nextReset` is when it ends.
+   */
+  readonly keepsRow: boolean;
 }
 
 /**
@@ -97,6 +102,7 @@ export function loadWorkMeter(
       changed: false,
       state,
       at: now,
+      keepsRow: false,
     };
     if (stored !== undefined) work.held = storedHeld(work, now);
     return work;
@@ -104,7 +110,9 @@ export function loadWorkMeter(
   // The common case (period still running) needs only its end, which the view reuses.
   const reset = limit.reset;
   const from = carried?.start ?? stored.periodStart;
-  const end = reset === undefined ? undefined : nextResetAfter(reset, from);
+  const until = carried?.until;
+  // A carried count ends before `now` (judgedPeriod says expired then): no roll to work out.
+  const end = until !== undefined ? until : reset === undefined ? undefined : nextResetAfter(reset, from);
   const rolled = end !== undefined && now >= end;
   const start = rolled ? currentPeriodStart(reset, from, now) : from;
   const billedGuess = rolled || stored.billedOverage !== undefined ? undefined : limit.mode === "observe" ? 0n : overageOf(stored.value, limit.value);
@@ -116,7 +124,7 @@ export function loadWorkMeter(
     stored,
     rolled,
     periodStart: start,
-    nextReset: rolled || reset === undefined ? undefined : end,
+    nextReset: rolled || end === undefined ? undefined : end,
     base: rolled ? 0n : stored.value,
     value: rolled ? 0n : stored.value,
     overhead: rolled ? 0n : stored.overhead,
@@ -127,11 +135,12 @@ export function loadWorkMeter(
     holdsChanged: false,
     held: 0n,
     thresholdsReached: rolled ? NO_THRESHOLDS : stored.thresholdsReached,
-    // Judged across a rule change: written by any decision but a Check, so that the moment of the
-    // change is fixed (a denied call would otherwise leave the next to judge it again, later).
-    changed: carried !== undefined,
+    // Carried by the swaps the engine saw: written with the live rule by any decision but a Check,
+    // so that the carry outlives the memory of the swap.
+    changed: carried !== undefined && until === undefined,
     state,
     at: now,
+    keepsRow: until !== undefined,
   };
   work.held = storedHeld(work, now);
   return work;
@@ -258,13 +267,14 @@ function toStoredMeter(work: WorkMeter): Meter {
     owner: work.owner,
     entitlement: work.entitlement,
     credit: work.limit.credit.name,
-    periodStart: work.periodStart,
+    periodStart: work.keepsRow ? (work.stored as Meter).periodStart : work.periodStart,
     value: work.value,
     overhead: work.overhead,
     billedOverage: work.billedGuess !== undefined && work.billed === work.billedGuess ? undefined : work.billed,
-    // A stand-in limit judges nothing: the meter keeps the rule its period was computed under.
-    resetRule: work.limit.unenforced === true ? work.stored?.resetRule : resetRuleKey(work.limit.reset),
-    judgedAt: work.limit.unenforced === true ? work.stored?.judgedAt : work.at,
+    // A stand-in limit judges nothing: the meter keeps the rule its period was computed under, and
+    // was last counted now. A carried count keeps the row's rule and time (`keepsRow`).
+    resetRule: work.keepsRow || work.limit.unenforced === true ? work.stored?.resetRule : resetRuleKey(work.limit.reset),
+    judgedAt: work.keepsRow ? work.stored?.judgedAt : work.at,
     holdSummary: work.holdSummary,
     thresholdsReached: work.thresholdsReached,
   };
@@ -293,7 +303,7 @@ export function meterView(work: WorkMeter): MeterView {
     // SPEC §4: observe is "never an overage"; its limit is only a reference line.
     overage: limit.mode === "observe" ? 0n : overageOf(work.value, limit.value),
     periodStart: work.periodStart,
-    nextReset: limit.reset === undefined ? undefined : (work.nextReset ?? nextResetAfter(limit.reset, work.periodStart)),
+    nextReset: work.keepsRow ? work.nextReset : limit.reset === undefined ? undefined : (work.nextReset ?? nextResetAfter(limit.reset, work.periodStart)),
   };
 }
 

@@ -164,7 +164,8 @@ describe("reset rules named by the meter's row", () => {
     expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21, nextReset: NOV_21 + DAY });
     const r = await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 1 }] });
     expect(r.items[0]).toMatchObject({ value: n(41), periodStart: NOV_21 });
-    expect(store.getMeter("u", "t")).toMatchObject({ resetRule: "daily", periodStart: NOV_21 });
+    // Carried, not rewritten: the row keeps its rule, start and judgement time until the day ends.
+    expect(store.getMeter("u", "t")).toMatchObject({ value: n(41), resetRule: "monthly:1", periodStart: NOV_1, judgedAt: NOV_21_10H });
     later.now = NOV_21 + DAY;
     expect(await meter()).toMatchObject({ value: n(0), periodStart: NOV_21 + DAY });
   });
@@ -368,5 +369,90 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.restart();
     expect(await w.meter("alice")).toMatchObject({ value: 0n });
     await w.close();
+  });
+});
+
+/** A change the sidecar did not see: the answer is the same whichever calls come first. */
+describe("a count carried across an unseen rule change", () => {
+  const text = (rule: string, version: string, plans = ""): CompiledPolicy => {
+    const limit = rule === "never" ? "" : `, resets: true, ${rule}`;
+    const r = loadPolicy(
+      `policy:\n  credits: { token: {} }\n  plans:\n    free:\n      default: true\n      entitlements: { t: { limit: { credit: token, mode: hard, value: 100${limit} } }, x: {} }\n${plans}`,
+      { version },
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    return r.policy;
+  };
+  const reopen = (store: ReturnType<typeof createMemoryStore>, policy: CompiledPolicy, at: { now: number }) =>
+    createEngine({ store, policy: () => policy, clock: () => at.now, newId: () => randomUUID() });
+
+  it.each(["a Check", "a denied Allow", "a denied Allow of [t, z]", "a denied Allow of [z, t]"] as const)(
+    "daily → monthly:1 after a restart keeps the day's count to its end, whatever probes it first (%s)",
+    async (probe) => {
+      // z is another plan's: not entitled on free.
+      const other = "    other:\n      entitlements: { z: {} }\n";
+      const store = createMemoryStore();
+      const at = { now: Date.UTC(2026, 10, 21, 9) };
+      await reopen(store, text("reset_sch: daily", "a", other), at).allow({ customerId: "u", items: [{ entitlement: "t", amount: 90 }] });
+      const engine = reopen(store, text("reset_sch: monthly:1", "b", other), at);
+      at.now = Date.UTC(2026, 10, 21, 12);
+      expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(90), periodStart: NOV_1, nextReset: Date.UTC(2026, 10, 22) });
+      const t = { entitlement: "t", amount: 20 };
+      const z = { entitlement: "z" };
+      const answer =
+        probe === "a Check" ? await engine.check({ customerId: "u", items: [t] })
+        : probe === "a denied Allow" ? await engine.allow({ customerId: "u", items: [t] })
+        : probe === "a denied Allow of [t, z]" ? await engine.allow({ customerId: "u", items: [t, z] })
+        : await engine.allow({ customerId: "u", items: [z, t] });
+      expect(answer.allowed).toBe(false);
+      at.now = Date.UTC(2026, 10, 22, 0, 0, 1);
+      expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: 0n, periodStart: NOV_1, nextReset: Date.UTC(2026, 11, 1) });
+      expect((await engine.allow({ customerId: "u", items: [t] })).items[0]).toMatchObject({ value: n(20) });
+    },
+  );
+
+  it("monthly:1 → never resets after a restart keeps the month's count to the month's end, denied call or not", async () => {
+    const store = createMemoryStore();
+    const at = { now: Date.UTC(2026, 10, 5) };
+    await reopen(store, text("reset_sch: monthly:1", "a"), at).allow({ customerId: "u", items: [{ entitlement: "t", amount: 90 }] });
+    const engine = reopen(store, text("never", "b"), at);
+    at.now = Date.UTC(2026, 10, 30);
+    expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(90), nextReset: Date.UTC(2026, 11, 1) });
+    expect((await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 20 }] })).allowed).toBe(false);
+    at.now = Date.UTC(2026, 11, 5);
+    const after = await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 20 }] });
+    expect(after.items[0]).toMatchObject({ value: n(20), periodStart: Date.UTC(2026, 11, 5), nextReset: undefined });
+  });
+
+  it("usage settled while no plan metered the entitlement counts as of then when a daily plan meters it again", async () => {
+    const plans = (pro: string) => `    pro:\n      entitlements: { ${pro} }\n`;
+    const withPro = (pro: string, v: string) => text("reset_sch: daily", v, plans(pro));
+    const store = createMemoryStore();
+    const at = { now: Date.UTC(2026, 10, 20, 23) };
+    const policy = { p: withPro("t: { limit: { credit: token, value: 1000, resets: true, reset_sch: monthly:1 } }, y: {}", "a") };
+    const engine = createEngine({ store, policy: () => policy.p, clock: () => at.now, newId: () => randomUUID() });
+    await engine.upsertCustomer({ id: "u", plan: "pro" });
+    const held = await engine.reserve({ customerId: "u", items: [{ entitlement: "t", amount: 50 }] });
+    policy.p = withPro("y: {}", "b");
+    at.now = Date.UTC(2026, 10, 21, 2);
+    await engine.settle({ reservationId: held.reservationId as string, actual: [{ entitlement: "t", amount: 50 }] });
+    expect(store.getMeter("u", "t")).toMatchObject({ value: n(50), resetRule: "monthly:1", judgedAt: at.now });
+    // Back on free, whose t resets daily: the 50 were counted today.
+    at.now = Date.UTC(2026, 10, 21, 3);
+    await engine.setCustomerPlan({ customerId: "u", plan: "free", resetMeters: false });
+    expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(50), periodStart: NOV_21 });
+  });
+
+  it("an imported judgement time outside the row's period start and now is held to them", async () => {
+    const store = createMemoryStore();
+    const at = { now: NOV_21_10H };
+    await reopen(store, text("reset_sch: daily", "a"), at).allow({ customerId: "u", items: [{ entitlement: "t", amount: 90 }] });
+    const m = store.getMeter("u", "t");
+    if (m === undefined) throw new Error("no meter");
+    const engine = reopen(store, text("reset_sch: monthly:1", "b"), at);
+    await store.commit([{ kind: "meter-put", meter: { ...m, judgedAt: Date.UTC(2030, 0, 1) } }], []);
+    expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(90), periodStart: NOV_1, nextReset: Date.UTC(2026, 10, 22) });
+    await store.commit([{ kind: "meter-put", meter: { ...m, judgedAt: Date.UTC(2026, 9, 31) } }], []);
+    expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(90), periodStart: NOV_1, nextReset: Date.UTC(2026, 10, 22) });
   });
 });

@@ -56,18 +56,20 @@ describe("lazy resets", () => {
     expect(h.store.getMeter("u", "roll")).toMatchObject({ value: n(8), periodStart: T0 });
   });
 
-  it("changing the limit's value or period never resets or strands the meter", () => {
+  it("changing the limit's value or period never strands the meter: a period change nobody saw keeps the count until the old period ends", () => {
     const h = createHarness(policy());
     h.run(allow, use("roll", 8));
     h.policy = policy(20, rolling(7 * DAY));
     // No policy swap was seen (the harness keeps no tracker): the meter's row names the rule it was
-    // written under, and its day was still running when it is next counted. It carries into the
-    // week that starts at its last use.
+    // written under and when. Its day was still running: the count is kept, in the week that
+    // starts at its last judgement, until the day would have ended.
     h.now = T0 + DAY / 2;
     const r = h.run(allow, use("roll", 5)).result.items[0];
-    expect(r).toMatchObject({ value: n(13), limit: n(20), periodStart: T0, nextReset: T0 + 7 * DAY });
+    expect(r).toMatchObject({ value: n(13), limit: n(20), periodStart: T0, nextReset: T0 + DAY });
+    expect(h.store.getMeter("u", "roll")).toMatchObject({ value: n(13), resetRule: "86400000ms", periodStart: T0, judgedAt: T0 });
     h.now = T0 + 2 * DAY;
-    expect(h.run(allow, use("roll", 1)).result.items[0]).toMatchObject({ value: n(14), periodStart: T0 });
+    expect(h.run(allow, use("roll", 1)).result.items[0]).toMatchObject({ value: n(1), periodStart: T0 + 2 * DAY, nextReset: T0 + 9 * DAY });
+    expect(h.store.getMeter("u", "roll")).toMatchObject({ resetRule: "604800000ms", judgedAt: T0 + 2 * DAY });
   });
 
   it("a meter whose period had ended under the rule it was written under is not revived by a longer one", () => {

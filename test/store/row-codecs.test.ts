@@ -71,6 +71,10 @@ describe("meter rows", () => {
     expect(encodeMeter(unknown)[9]).toBe(false);
     expect(decodeMeter(encodeMeter(unknown))).toEqual(unknown);
     expect(decodeMeter(encodeMeter(ruled).slice(0, 10))).toEqual({ ...ruled, resetRule: undefined });
+    const judged = meter("c1", "chat", 7n, { resetRule: "daily", judgedAt: 1_700_000_123_456 });
+    expect(encodeMeter(judged)[11]).toBe(1_700_000_123_456);
+    expect(decodeMeter(encodeMeter(judged))).toEqual(judged);
+    expect(decodeMeter(encodeMeter(judged).slice(0, 11))).toEqual({ ...judged, judgedAt: undefined });
     expect(encodeMeter(meter("c1", "chat", 7n, { billedOverage: undefined }))).toHaveLength(9);
   });
 
