@@ -153,7 +153,7 @@ export function carryPeriods(ctx: EngineContext, customer: Customer, before: Res
 function resetMeters(ctx: EngineContext, customer: Customer, plan: ResolvedPlan, writes: Write[], events: EngineEvent[]): void {
   const scope = resetScope(ctx, customer, plan);
   for (const m of ctx.state.metersOf(customer.id)) {
-    restartMeter(ctx, m, plan.plan?.entitlements.get(m.entitlement)?.limit ?? unenforcedLimit(ctx.policy, m.credit), scope, writes, events);
+    restartMeter(ctx, m, plan.plan?.entitlements.get(m.entitlement)?.limit ?? unenforcedLimit(ctx.policy, m), scope, writes, events);
   }
 }
 

@@ -193,7 +193,7 @@ function formerCaller(reservation: Reservation): Customer {
 function limitLeft(ctx: EngineContext, plan: ResolvedPlan, owner: string, entitlement: string): CompiledLimit | undefined {
   if (plan.plan?.entitlements.get(entitlement)?.limit !== undefined) return undefined;
   const meter = ctx.state.getMeter(owner, entitlement);
-  return meter === undefined ? undefined : unenforcedLimit(ctx.policy, meter.credit);
+  return meter === undefined ? undefined : unenforcedLimit(ctx.policy, meter);
 }
 
 /** Meter writes removing the reservation's holds from meters the decision did not already touch. */

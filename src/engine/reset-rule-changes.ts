@@ -112,8 +112,10 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
   const change = changes?.get(limit);
   if (written === undefined) return change === undefined ? undefined : carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart);
   // A row without the time (an import of an export from before it was kept) was judged no earlier
-  // than its period started; an imported one cannot have been judged later than now.
-  const judgedAt = Math.min(Math.max(stored.judgedAt ?? stored.periodStart, stored.periodStart), now);
+  // than its period started. A time before that, or after now (an import's, from a skewed clock),
+  // says nothing: the period start stands in for it, so the answer stays the same from call to call.
+  const j = stored.judgedAt;
+  const judgedAt = j !== undefined && j >= stored.periodStart && j <= now ? j : stored.periodStart;
   if (change !== undefined) {
     const then = limitAt(changes as ResetRuleChanges, limit, judgedAt);
     if (then !== limit && resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, judgedAt);
@@ -123,7 +125,7 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
   const live = limit.reset;
   const start = live === undefined ? stored.periodStart : initialPeriodStart(live, judgedAt);
   const until = Math.min(own === undefined ? Infinity : nextResetAfter(own, stored.periodStart), live === undefined ? Infinity : nextResetAfter(live, start));
-  return now >= until ? { start: stored.periodStart, expired: true } : { start, expired: false, until };
+  return { start: now >= until ? stored.periodStart : start, expired: now >= until, until };
 }
 
 /** The limit of `limit`'s lineage (same plan and entitlement through the swaps) in force at `t`. */

@@ -4,7 +4,7 @@
  * operation's outcome is committed. Mutable on purpose: it lives for one call and saves the
  * hot path from copying a meter per item.
  */
-import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, resetRuleKey, type CompiledLimit, type CompiledPolicy, type Nanos } from "../policy/index.js";
+import { TOLERANCE, currentPeriodStart, initialPeriodStart, nextResetAfter, resetRuleKey, resetRuleOfKey, type CompiledLimit, type CompiledPolicy, type Nanos } from "../policy/index.js";
 import type { Hold, HoldSummary, Meter, MeterView, StateReader, Write } from "./types.js";
 import { judgedPeriod, type ResetRuleChanges } from "./reset-rule-changes.js";
 
@@ -87,7 +87,9 @@ export function loadWorkMeter(
       limit,
       stored,
       rolled: expired,
-      periodStart: initialPeriodStart(limit.reset, now),
+      // A carried count that ended starts the new period no earlier than it ended: the answers
+      // before said so (`nextReset`), and its reset event must not fall inside their period.
+      periodStart: carried?.until === undefined ? initialPeriodStart(limit.reset, now) : Math.max(initialPeriodStart(limit.reset, now), carried.until),
       nextReset: undefined,
       base: 0n,
       value: 0n,
@@ -111,7 +113,7 @@ export function loadWorkMeter(
   const reset = limit.reset;
   const from = carried?.start ?? stored.periodStart;
   const until = carried?.until;
-  // A carried count ends before `now` (judgedPeriod says expired then): no roll to work out.
+  // A carried count ends after `now` (judgedPeriod says expired otherwise): its end is the period's.
   const end = until !== undefined ? until : reset === undefined ? undefined : nextResetAfter(reset, from);
   const rolled = end !== undefined && now >= end;
   const start = rolled ? currentPeriodStart(reset, from, now) : from;
@@ -317,10 +319,14 @@ export function findWork(works: readonly WorkMeter[], count: number, owner: stri
 }
 
 /**
- * The limit reported for a meter its plan no longer enforces: never resets, never denies
- * (observe), limit 0, in its remembered credit.
+ * The limit reported for a meter its plan no longer enforces: never denies (observe), limit 0, in
+ * its remembered credit, with the reset rule its row names (none for a row from before rules were
+ * kept). Its periods go on: usage settled after the period it was written in has ended counts in
+ * a new one, so a plan metering it again judges a row whose start, rule and time agree.
  */
-export function unenforcedLimit(policy: CompiledPolicy, creditName: string): CompiledLimit {
+export function unenforcedLimit(policy: CompiledPolicy, meter: Meter): CompiledLimit {
+  const creditName = meter.credit;
+  const rule = meter.resetRule === undefined ? undefined : resetRuleOfKey(meter.resetRule);
   const credit = policy.credits.get(creditName) ?? {
     name: creditName,
     label: creditName,
@@ -330,5 +336,6 @@ export function unenforcedLimit(policy: CompiledPolicy, creditName: string): Com
     price: undefined,
     overheadCost: 0n,
   };
-  return { credit, mode: "observe", value: 0n, increment: 0n, minimum: undefined, hardTrailing: false, reset: undefined, thresholds: [], unenforced: true };
+  const reset = rule?.ok === true ? rule.rule : undefined;
+  return { credit, mode: "observe", value: 0n, increment: 0n, minimum: undefined, hardTrailing: false, reset, thresholds: [], unenforced: true };
 }

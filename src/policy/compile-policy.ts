@@ -132,9 +132,9 @@ function warnCreditMismatches(plans: ReadonlyMap<string, CompiledPlan>, sink: Is
 
 /**
  * A scoped meter (`scope: org`) is shared by every caller that reaches its owner, and each call
- * judges its period by the caller's plan. Where two plans reset it differently, each call carries
- * the count into its own plan's period: carried back and forth, the shorter rule may never get to
- * reset it.
+ * judges its period by the caller's plan. Where two plans reset it differently, a count one plan
+ * wrote is kept under the other's only until either rule would reset it: each plan's callers see
+ * it reset at the other's boundaries too.
  */
 function warnScopedResetMismatches(plans: ReadonlyMap<string, CompiledPlan>, sink: IssueSink): void {
   const first = new Map<string, { plan: string; limit: CompiledLimit }>();
@@ -148,7 +148,7 @@ function warnScopedResetMismatches(plans: ReadonlyMap<string, CompiledPlan>, sin
         sink.warning(
           joinPath("policy.plans", plan.name, "entitlements", ent.name, "limit"),
           `entitlement "${ent.name}" is shared through scope "${ent.scope}" and resets ${describeReset(ent.limit)} here but ${describeReset(seen.limit)} in plan "${seen.plan}"; ` +
-            `each call judges the shared meter by its caller's plan, and carries its count into that plan's period, so the count moves between the two rules and the shorter may never reset it: give it one reset rule`,
+            `each call judges the shared meter by its caller's plan, so a count one plan wrote is kept under the other's only until either rule would reset it: give it one reset rule`,
         );
       }
     }

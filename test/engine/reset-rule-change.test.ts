@@ -211,9 +211,9 @@ describe("reset rules named by the meter's row", () => {
     await back.use(7);
     back.s.policy = twoPlans(monthly1, monthly1, "b");
     back.s.now = NOV_21_10H;
-    // Its day ended on the 20th. (A policy swap the engine saw would count it toward the month:
-    // there the moment of the change is known.)
-    expect(await back.meter()).toMatchObject({ value: 0n, periodStart: NOV_1 });
+    // Its day ended on the 20th, and the month's new period started then. (A policy swap the
+    // engine saw would count it toward the month: there the moment of the change is known.)
+    expect(await back.meter()).toMatchObject({ value: 0n, periodStart: Date.UTC(2026, 10, 20), nextReset: Date.UTC(2026, 11, 1) });
   });
 
   it("a meter its plan no longer meters keeps the rule it was written under when a reservation on it settles", async () => {
@@ -405,9 +405,12 @@ describe("a count carried across an unseen rule change", () => {
         : probe === "a denied Allow of [t, z]" ? await engine.allow({ customerId: "u", items: [t, z] })
         : await engine.allow({ customerId: "u", items: [z, t] });
       expect(answer.allowed).toBe(false);
+      // The reset the answers promised: a new period from then, to the month's end.
       at.now = Date.UTC(2026, 10, 22, 0, 0, 1);
-      expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: 0n, periodStart: NOV_1, nextReset: Date.UTC(2026, 11, 1) });
-      expect((await engine.allow({ customerId: "u", items: [t] })).items[0]).toMatchObject({ value: n(20) });
+      expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: 0n, periodStart: Date.UTC(2026, 10, 22), nextReset: Date.UTC(2026, 11, 1) });
+      expect((await engine.allow({ customerId: "u", items: [t] })).items[0]).toMatchObject({ value: n(20), periodStart: Date.UTC(2026, 10, 22) });
+      const reset = store.readEvents(1, 100).map((e) => e.event).find((e) => e.type === "meter-reset");
+      expect(reset).toMatchObject({ oldValue: n(90), newValue: 0n, periodStart: Date.UTC(2026, 10, 22) });
     },
   );
 
@@ -441,6 +444,41 @@ describe("a count carried across an unseen rule change", () => {
     at.now = Date.UTC(2026, 10, 21, 3);
     await engine.setCustomerPlan({ customerId: "u", plan: "free", resetMeters: false });
     expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(50), periodStart: NOV_21 });
+  });
+
+  it("a judgement time after now (an import's, from a skewed clock) stands for nothing: the period start does", async () => {
+    const store = createMemoryStore();
+    const at = { now: Date.UTC(2026, 10, 5) };
+    await reopen(store, text("reset_sch: monthly:1", "a"), at).allow({ customerId: "u", items: [{ entitlement: "t", amount: 90 }] });
+    const m = store.getMeter("u", "t");
+    if (m === undefined) throw new Error("no meter");
+    await store.commit([{ kind: "meter-put", meter: { ...m, judgedAt: Date.UTC(2030, 0, 1) } }], []);
+    const engine = reopen(store, text("reset_sch: daily", "b"), at);
+    for (const day of [21, 22, 25]) {
+      at.now = Date.UTC(2026, 10, day, 12);
+      expect((await engine.getMeters("u", ["t"]))[0], `Nov ${day}`).toMatchObject({ value: 0n });
+      expect((await engine.check({ customerId: "u", items: [{ entitlement: "t", amount: 20 }] })).allowed).toBe(true);
+    }
+  });
+
+  it("usage settled after its period ended while no plan metered it counts in a new period of the row's own rule", async () => {
+    for (const back of ["reset_sch: daily", "reset_sch: monthly:1"]) {
+      const pro = (t: string) => `    pro:\n      entitlements: { ${t}y: {} }\n`;
+      const metered = (rule: string, v: string) => text("reset_sch: daily", v, pro(`t: { limit: { credit: token, value: 1000, resets: true, ${rule} } }, `));
+      const store = createMemoryStore();
+      const at = { now: Date.UTC(2026, 10, 20, 23) };
+      const policy = { p: metered("reset_sch: daily", "a") };
+      const engine = createEngine({ store, policy: () => policy.p, clock: () => at.now, newId: () => randomUUID() });
+      await engine.upsertCustomer({ id: "u", plan: "pro" });
+      const held = await engine.reserve({ customerId: "u", items: [{ entitlement: "t", amount: 50 }] });
+      policy.p = text("reset_sch: daily", "b", pro(""));
+      at.now = Date.UTC(2026, 10, 21, 2);
+      await engine.settle({ reservationId: held.reservationId as string, actual: [{ entitlement: "t", amount: 50 }] });
+      expect(store.getMeter("u", "t"), back).toMatchObject({ value: n(50), resetRule: "daily", periodStart: NOV_21, judgedAt: at.now });
+      policy.p = metered(back, "c");
+      at.now = Date.UTC(2026, 10, 21, 3);
+      expect((await engine.getMeters("u", ["t"]))[0], back).toMatchObject({ value: n(50) });
+    }
   });
 
   it("an imported judgement time outside the row's period start and now is held to them", async () => {

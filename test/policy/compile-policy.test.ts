@@ -258,7 +258,7 @@ describe("warnings: unknown and upstream-only fields never reject a policy", () 
     const shared = (plan: string, here: string, there: string) =>
       warn(
         `policy.plans.${plan}.entitlements.seats.limit`,
-        `entitlement "seats" is shared through scope "org" and resets ${here} here but ${there} in plan "a"; each call judges the shared meter by its caller's plan, and carries its count into that plan's period, so the count moves between the two rules and the shorter may never reset it: give it one reset rule`,
+        `entitlement "seats" is shared through scope "org" and resets ${here} here but ${there} in plan "a"; each call judges the shared meter by its caller's plan, so a count one plan wrote is kept under the other's only until either rule would reset it: give it one reset rule`,
       );
     expect(compiled(doc).warnings).toEqual([shared("b", '"daily"', '"monthly:1"'), shared("e", "never", '"monthly:1"')]);
   });
