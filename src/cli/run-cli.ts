@@ -262,23 +262,22 @@ async function importState(argv: readonly string[]): Promise<number> {
       store = await checkStateFile(dataDir, () => readStateFile(input, () => undefined, checkLines), (i) => `line ${checkLines.lineOf(i)}`);
       records = readStateFile(input, progressReporter("imported"), lines);
     }
-    try {
-      store ??= createLmdbStore({ path: dataDir });
-      await store.importState(records, fieldOf);
-    } catch (e) {
-      // The store says what ran out and how far the import got; what to do next is for the
-      // operator of an offline dir, not the store's advice to a running sidecar's (prune events,
-      // raise the size limit: the import has neither). Nothing else writes the dir, so more room
-      // and the same command finish the import.
-      if (!isLimitrError(e, "RESOURCE_EXHAUSTED")) throw e;
-      throw new LimitrError(
-        e.code,
-        `${withoutStoreAdvice(e.message)}. Nothing else writes ${dataDir}: free space on its file system and run the import again ` +
-          "(records replace, so the ones already imported are written again unchanged), or import into a new --data-dir on a larger file system",
-        { cause: e },
-      );
-    }
+    store ??= createLmdbStore({ path: dataDir });
+    await store.importState(records, fieldOf);
     return 0;
+  } catch (e) {
+    // The store says what ran out and how far the import got; what to do next is for the
+    // operator of an offline dir, not the store's advice to a running sidecar's (prune events,
+    // raise the size limit: the import has neither). Nothing else writes the dir, so more room
+    // and the same command finish the import. From the first open on: the check opens a dir of
+    // an older format to write it, and that claim upgrades it, which writes.
+    if (!isLimitrError(e, "RESOURCE_EXHAUSTED")) throw e;
+    throw new LimitrError(
+      e.code,
+      `${withoutStoreAdvice(e.message)}. Nothing else writes ${dataDir}: free space on its file system and run the import again ` +
+        "(records replace, so the ones already imported are written again unchanged), or import into a new --data-dir on a larger file system",
+      { cause: e },
+    );
   } finally {
     await store?.close();
   }

@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { open } from "lmdb";
 import { afterAll, describe, expect, it } from "vitest";
 import { allowOne, connectClients, unary, type Obj } from "./helpers/clients.js";
 import { CLI, REPO_ROOT, runCli, startSidecar, stopSidecar } from "./helpers/sidecar-process.js";
@@ -122,6 +123,29 @@ function canMount(): boolean {
     rmdirSync(mnt);
   }
 }
+
+/** A tmpfs of `size` (mount's notation: `1m`) mounted on a new temp dir; needs root (`canMount`). */
+function mountTmpfs(size: string): { readonly dir: string; readonly unmount: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "limitr-tmpfs-"));
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
+  return {
+    dir,
+    unmount: () => {
+      execFileSync("umount", [dir]);
+      rmdirSync(dir);
+    },
+  };
+}
+
+/** Fills the file system of `dir` to its last byte. */
+function fillUp(dir: string): void {
+  // A write past the size stops at what fits, then fails with ENOSPC: what this wants.
+  spawnSync("dd", ["if=/dev/zero", `of=${join(dir, "filler")}`, "bs=4k"], { stdio: "ignore" });
+}
+
+/** The end of every storage-full message of an import: what its operator can do. */
+const OFFLINE_ADVICE =
+  /\. Nothing else writes [^ ]+: free space on its file system and run the import again .*, or import into a new --data-dir on a larger file system\n$/;
 
 describe("export and import", () => {
   const t = makeTestDir();
@@ -293,6 +317,29 @@ describe("export and import", () => {
     } finally {
       execFileSync("umount", [mnt]);
       rmdirSync(mnt);
+    }
+  });
+
+  it.skipIf(!canMount())("an import into a dir of an older format on a full disk, whose upgrade cannot be written, gives the offline advice", async () => {
+    const fs = mountTmpfs("1m");
+    try {
+      const file = join(t.dir, "one.jsonl");
+      writeFileSync(file, '{"customer":{"id":"a"}}\n');
+      const dataDir = join(fs.dir, "old");
+      expect(runCli(["import", "--data-dir", dataDir, "--in", file]).status).toBe(0);
+      // As storage format 3 left it: no read-only open, so the import's check opens it to write,
+      // and that claim upgrades it.
+      const env = open({ path: join(dataDir, "limitr.mdb") });
+      await env.openDB({ name: "meta" }).put("format", 3);
+      await env.close();
+      fillUp(fs.dir);
+      const r = runCli(["import", "--data-dir", dataDir, "--in", file]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/limitr-sidecar: storage full while claiming the data dir /);
+      expect(r.stderr).toMatch(OFFLINE_ADVICE);
+      expect(r.stderr).not.toMatch(/prune events|size limit/);
+    } finally {
+      fs.unmount();
     }
   });
 
