@@ -272,10 +272,12 @@ async function importState(argv: readonly string[]): Promise<number> {
     // and the same command finish the import. From the first open on: the check opens a dir of
     // an older format to write it, and that claim upgrades it, which writes.
     if (!isLimitrError(e, "RESOURCE_EXHAUSTED")) throw e;
+    // Only where records were imported (the store's message counts them): not when an open failed.
+    const resumed = /\d record\(s\) imported/.test(e.message) ? " (records replace, so the ones already imported are written again unchanged)" : "";
     throw new LimitrError(
       e.code,
-      `${withoutStoreAdvice(e.message)}. Nothing else writes ${dataDir}: free space on its file system and run the import again ` +
-        "(records replace, so the ones already imported are written again unchanged), or import into a new --data-dir on a larger file system",
+      `${withoutStoreAdvice(e.message)}. Nothing else writes ${dataDir}: free space on its file system and run the import again${resumed}, ` +
+        "or import into a new --data-dir on a larger file system",
       { cause: e },
     );
   } finally {

@@ -17,13 +17,13 @@
  *   events          seq → event row
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Database, type Key, type RootDatabase } from "lmdb";
 import { summarizeHolds, type Hold, type Meter } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
 import { decodeFormat3Holds, decodeMeter, encodeHold, encodeMeter, splitLegacyMeterRow, summaryCountsHolds } from "./row-codecs.js";
-import { storeError } from "./store-error.js";
+import { assertRoomToCreate, storeError } from "./store-error.js";
 import { holdId, holdKey } from "./write-ops.js";
 
 /**
@@ -58,6 +58,8 @@ const OLDEST_READABLE = Math.min(FORMAT_VERSION, ...UPGRADABLE_FORMATS);
 
 /** File name of the environment inside the data dir. */
 export const DATA_FILE = "limitr.mdb";
+/** LMDB's lock file, next to the environment (also made by a read-only open). */
+const LOCK_FILE = `${DATA_FILE}-lock`;
 
 export type Table = Database<unknown, Key>;
 
@@ -113,7 +115,7 @@ export function claimWriter(layout: Layout): string {
       if (layout.upgradeFrom !== undefined) upgradeFormat(layout.tables, layout.meta, layout.upgradeFrom);
     });
   } catch (e) {
-    throw storeError(e, `claiming the data dir ${layout.file}`);
+    throw storeError(e, `claiming the data dir ${layout.file}`, layout.file);
   }
   return token;
 }
@@ -157,6 +159,8 @@ export function openLayout(options: LayoutOptions): Layout {
   // Opening a missing environment creates it: an export of a mistyped dir would leave files there
   // and write an empty backup that looks like a good one.
   if (options.readOnly === true && !existsSync(file)) throw noData(options.dir);
+  // An empty data file is what an open killed while creating it leaves.
+  if (!existsSync(join(options.dir, LOCK_FILE)) || !existsSync(file) || statSync(file).size === 0) assertRoomToCreate(options.dir);
   let env: RootDatabase<unknown, Key>;
   try {
     if (options.readOnly !== true) mkdirSync(options.dir, { recursive: true });
@@ -171,7 +175,7 @@ export function openLayout(options: LayoutOptions): Layout {
       cache: false,
     });
   } catch (e) {
-    throw storeError(e, `opening the data dir ${options.dir}`);
+    throw storeError(e, `opening the data dir ${options.dir}`, options.dir);
   }
   try {
     const { meta, upgrade } = checkFormat(env, options.dir, options.readOnly === true);
@@ -182,7 +186,7 @@ export function openLayout(options: LayoutOptions): Layout {
   } catch (e) {
     // Nothing was written for a refused dir; release the lock file handle before reporting.
     void env.close();
-    throw storeError(e, `opening the data dir ${options.dir}`);
+    throw storeError(e, `opening the data dir ${options.dir}`, options.dir);
   }
 }
 

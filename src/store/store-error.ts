@@ -3,11 +3,19 @@
  * server maps them to a gRPC status with a message an operator can act on, and the original error
  * stays attached as the cause.
  */
-import { statfsSync } from "node:fs";
+import { existsSync, statfsSync } from "node:fs";
+import { dirname } from "node:path";
 import { LimitrError, isLimitrError } from "../errors/index.js";
 
 /** Below this much free space, a write that failed with EIO is reported as storage full. */
 const NEARLY_FULL_BYTES = 1024 * 1024;
+
+/**
+ * Free space without which LMDB is not let create its files (`assertRoomToCreate`). A new data
+ * dir's lock file and first pages take under 64 KiB; the rest is room for the open's own writes.
+ * Well under NEARLY_FULL_BYTES: a small volume (a 1 MiB tmpfs) still takes a small store.
+ */
+const ROOM_TO_CREATE_BYTES = 256 * 1024;
 
 /** What a running sidecar's operator can do about a full store: the end of a storage-full message. */
 const FULL_ADVICE = " (free disk space, prune events, or raise the store size limit)";
@@ -36,6 +44,25 @@ function freeBytes(path: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Refuses (RESOURCE_EXHAUSTED) to let LMDB create files under `dir` (it may not exist yet) on a
+ * file system with less than ROOM_TO_CREATE_BYTES free. LMDB maps the files it creates (its lock
+ * file, a new environment) and uses their pages through the map: where the file system cannot back
+ * one, the process dies of SIGBUS or SIGSEGV, which no caller can catch or report; and a write cut
+ * short can leave a half-made environment that later opens refuse.
+ */
+export function assertRoomToCreate(dir: string): void {
+  let probe = dir;
+  while (!existsSync(probe) && dirname(probe) !== probe) probe = dirname(probe);
+  const free = freeBytes(probe);
+  if (free === undefined || free >= ROOM_TO_CREATE_BYTES) return;
+  throw new LimitrError(
+    "RESOURCE_EXHAUSTED",
+    `storage full while opening the data dir ${dir}: ${free} bytes free on the file system of ${probe}, ` +
+      `less than the ${ROOM_TO_CREATE_BYTES / 1024} KiB required before LMDB creates its files there; nothing was created`,
+  );
 }
 
 /**

@@ -3,7 +3,7 @@
  * export / import of state as JSON Lines.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "lmdb";
@@ -137,15 +137,18 @@ function mountTmpfs(size: string): { readonly dir: string; readonly unmount: () 
   };
 }
 
-/** Fills the file system of `dir` to its last byte. */
-function fillUp(dir: string): void {
+/** Fills the file system of `dir` to its last byte, or to `leftKiB` before it; returns the filler. */
+function fillUp(dir: string, leftKiB = 0): string {
+  const filler = join(dir, "filler");
   // A write past the size stops at what fits, then fails with ENOSPC: what this wants.
-  spawnSync("dd", ["if=/dev/zero", `of=${join(dir, "filler")}`, "bs=4k"], { stdio: "ignore" });
+  spawnSync("dd", ["if=/dev/zero", `of=${filler}`, "bs=4k"], { stdio: "ignore" });
+  truncateSync(filler, statSync(filler).size - leftKiB * 1024);
+  return filler;
 }
 
 /** The end of every storage-full message of an import: what its operator can do. */
 const OFFLINE_ADVICE =
-  /\. Nothing else writes [^ ]+: free space on its file system and run the import again .*, or import into a new --data-dir on a larger file system\n$/;
+  /\. Nothing else writes [^ ]+: free space on its file system and run the import again( \(.*\))?, or import into a new --data-dir on a larger file system\n$/;
 
 describe("export and import", () => {
   const t = makeTestDir();
@@ -338,6 +341,46 @@ describe("export and import", () => {
       expect(r.stderr).toMatch(/limitr-sidecar: storage full while claiming the data dir /);
       expect(r.stderr).toMatch(OFFLINE_ADVICE);
       expect(r.stderr).not.toMatch(/prune events|size limit/);
+    } finally {
+      fs.unmount();
+    }
+  });
+
+  it.skipIf(!canMount())("a new data dir (or a lost lock file) on a (nearly) full disk is refused before LMDB creates a file, by import, serve and export; with room, the same command runs", () => {
+    const fs = mountTmpfs("1m");
+    try {
+      const file = join(t.dir, "one.jsonl");
+      writeFileSync(file, '{"customer":{"id":"a"}}\n');
+      const dataDir = join(fs.dir, "new");
+      // Left that much room, LMDB's open died of SIGBUS, of SIGSEGV, or failed with EIO.
+      for (const leftKiB of [0, 4, 20]) {
+        const filler = fillUp(fs.dir, leftKiB);
+        const r = runCli(["import", "--data-dir", dataDir, "--in", file]);
+        expect(r.stderr, `${leftKiB} KiB left`).toMatch(
+          new RegExp(
+            `^limitr-sidecar: storage full while opening the data dir ${dataDir}: \\d+ bytes free on the file system of ${fs.dir}, ` +
+              "less than the 256 KiB required before LMDB creates its files there; nothing was created\\. Nothing else writes [^ ]+: " +
+              "free space on its file system and run the import again, or import into a new --data-dir on a larger file system\n$",
+          ),
+        );
+        expect(r.status).toBe(1);
+        const served = runCli(["serve", "--policy", t.policyPath, "--data-dir", dataDir, "--grpc-address", "127.0.0.1:0", "--http-address", "off"]);
+        expect(served.stdout + served.stderr).toContain(`storage full while opening the data dir ${dataDir}: `);
+        expect(served.status).toBe(1);
+        expect(existsSync(dataDir)).toBe(false);
+        rmSync(filler);
+      }
+      expect(runCli(["import", "--data-dir", dataDir, "--in", file]).status).toBe(0);
+      expect(runCli(["export", "--data-dir", dataDir]).stdout).toContain('"id":"a"');
+
+      // LMDB makes its lock file again where it is gone (a read-only open too), and died so.
+      rmSync(join(dataDir, "limitr.mdb-lock"));
+      const filler = fillUp(fs.dir);
+      const exported = runCli(["export", "--data-dir", dataDir]);
+      expect(exported.stderr).toMatch(new RegExp(`^limitr-sidecar: storage full while opening the data dir ${dataDir}: \\d+ bytes free on the file system of ${dataDir}, `));
+      expect(exported.status).toBe(1);
+      rmSync(filler);
+      expect(runCli(["export", "--data-dir", dataDir]).stdout).toContain('"id":"a"');
     } finally {
       fs.unmount();
     }
