@@ -245,11 +245,19 @@ async function importState(argv: readonly string[]): Promise<number> {
   // over; past them, records are imported up to a refused one.
   const lines = createRecordLines();
   const fieldOf = (i: number): string => `line ${lines.lineOf(i)}`;
+  const progress = progressReporter("imported");
+  // The reader counts records read: while the store takes them, its live count follows the
+  // import closely (not while stdin's first records are checked), but its total comes at the end
+  // of the input, before the last of them are on disk, or a full disk refuses them.
+  let importing = false;
+  const live: Progress = (count, done) => {
+    if (importing && !done) progress(count, false);
+  };
   let store: LmdbStore | undefined;
   try {
     let records: AsyncIterable<StateRecord>;
     if (input === "-") {
-      const source = readStateFile(input, progressReporter("imported"), lines);
+      const source = readStateFile(input, live, lines);
       const ahead: StateRecord[] = [];
       for (let next = await source.next(); next.done !== true; next = await source.next()) {
         ahead.push(next.value);
@@ -260,10 +268,12 @@ async function importState(argv: readonly string[]): Promise<number> {
     } else {
       const checkLines = createRecordLines();
       store = await checkStateFile(dataDir, () => readStateFile(input, () => undefined, checkLines), (i) => `line ${checkLines.lineOf(i)}`);
-      records = readStateFile(input, progressReporter("imported"), lines);
+      records = readStateFile(input, live, lines);
     }
     store ??= createLmdbStore({ path: dataDir });
-    await store.importState(records, fieldOf);
+    importing = true;
+    const { count } = await store.importState(records, fieldOf);
+    progress(count, true);
     return 0;
   } catch (e) {
     // The store says what ran out and how far the import got; what to do next is for the

@@ -346,6 +346,28 @@ describe("export and import", () => {
     }
   });
 
+  it.skipIf(!canMount())("an import that reads its whole input before the disk fills up prints no summary of records it did not import", () => {
+    const fs = mountTmpfs("1m");
+    try {
+      const dataDir = join(fs.dir, "data");
+      const one = join(t.dir, "one.jsonl");
+      writeFileSync(one, '{"customer":{"id":"a"}}\n');
+      expect(runCli(["import", "--data-dir", dataDir, "--in", one]).stderr).toMatch(/^imported 1 records in [\d.]+s\n$/);
+      // Records that the reader gets in one chunk and the store takes before it waits for a
+      // commit, so the whole file is read before the first commit fails.
+      const file = join(t.dir, "big.jsonl");
+      const record = (i: number): string => JSON.stringify({ customer: { id: `c${i}`, metadata: { pad: "x".repeat(4000) } } });
+      writeFileSync(file, Array.from({ length: 10 }, (_, i) => record(i)).join("\n") + "\n");
+      fillUp(fs.dir, 16);
+      const r = runCli(["import", "--data-dir", dataDir, "--in", file]);
+      expect(r.stderr).toMatch(/limitr-sidecar: storage full while committing [^;]*; no record imported\. /);
+      expect(r.stderr).not.toMatch(/imported \d+ records/);
+      expect(r.status).toBe(1);
+    } finally {
+      fs.unmount();
+    }
+  });
+
   it.skipIf(!canMount())("a new data dir (or a lost lock file) on a (nearly) full disk is refused before LMDB creates a file, by import, serve and export; with room, the same command runs", () => {
     const fs = mountTmpfs("1m");
     try {
