@@ -214,6 +214,13 @@ function checkFormat(env: RootDatabase<unknown, Key>, dir: string, readOnly: boo
   const meta = env.openDB<unknown, Key>({ name: "meta", encoding: "msgpack" });
   const version = meta.get("format");
   if (version === FORMAT_VERSION) return { meta, upgrade: undefined };
+  // A first open cut short (killed, or the disk full) between creating the meta table and writing
+  // the number into it: a fresh environment with nothing in it, not one of an unknown format.
+  if (version === undefined && names.length === 1 && [...meta.getKeys({ limit: 1 })].length === 0) {
+    if (readOnly) throw noData(dir);
+    meta.transactionSync(() => meta.putSync("format", FORMAT_VERSION));
+    return { meta, upgrade: undefined };
+  }
   if (typeof version === "number" && UPGRADABLE_FORMATS.has(version)) {
     if (!readOnly) return { meta, upgrade: version };
     if (ROWS_AS_THEY_ARE.has(version)) return { meta, upgrade: undefined };

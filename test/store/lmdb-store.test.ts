@@ -509,6 +509,30 @@ describe("lmdb store", () => {
     expect(fileHash(path)).toBe(hash);
   });
 
+  it("a data dir whose first open was cut short before its format was written opens as a fresh one", async () => {
+    const path = dir();
+    // What an open killed between creating the meta table and writing the number leaves.
+    const env = open({ path: join(path, "limitr.mdb") });
+    env.openDB({ name: "meta", encoding: "msgpack" });
+    await env.close();
+    let error: unknown;
+    try {
+      createLmdbStore({ path, readOnly: true });
+    } catch (e) {
+      error = e;
+    }
+    expect(isLimitrError(error, "NOT_FOUND")).toBe(true);
+    const s = openAt(path);
+    await s.commit([{ kind: "meter-put", meter: meter("c1", "chat", 5n) }], []);
+    await s.close();
+    const again = openAt(path);
+    expect(again.getMeter("c1", "chat")?.value).toBe(5n);
+    await again.close();
+    const raw = open({ path: join(path, "limitr.mdb") });
+    expect(raw.openDB({ name: "meta", encoding: "msgpack" }).get("format")).toBe(FORMAT_VERSION);
+    await raw.close();
+  });
+
   it("refuses an LMDB environment that limitr did not write", async () => {
     const path = dir();
     const env = open({ path: join(path, "limitr.mdb") });
