@@ -90,7 +90,10 @@ export interface JudgedPeriod {
  * - The policy swaps above date a change when they concern the row: some swapped this limit's
  *   rule after the row was last judged (`Meter.judgedAt`), and the rule they swapped away from
  *   then is the one the row names (a row of another plan's lineage, or one written after the
- *   swaps, is not theirs). Then the chain of those swaps judges it.
+ *   swaps, is not theirs). Then the chain of those swaps judges it. A row those swaps came after
+ *   but under another rule than the lineage had then (a restart's unseen change came first) is
+ *   judged as unseen up to the first of them: over if its count ended before it, else carried on
+ *   through them.
  * - Otherwise the moment of the change is not known, only that it came after the row was last
  *   judged. The count is kept until the first moment either rule would have reset it since: the
  *   end of its own rule's period, or of the live rule's period that contains the last judgement
@@ -111,28 +114,60 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
   const written = stored.resetRule;
   const change = changes?.get(limit);
   if (written === undefined) return change === undefined ? undefined : carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart);
-  // A row without the time (an import of an export from before it was kept) was judged no earlier
-  // than its period started. A time before that, or after now (an import's, from a skewed clock),
-  // says nothing: the period start stands in for it, so the answer stays the same from call to call.
-  const j = stored.judgedAt;
-  const judgedAt = j !== undefined && j >= stored.periodStart && j <= now ? j : stored.periodStart;
+  if (change === undefined && written === resetRuleKey(limit.reset)) return undefined;
+  const own = writtenRule(stored, written);
+  const judgedAt = judgedTime(stored, own);
   if (change !== undefined) {
-    const then = limitAt(changes as ResetRuleChanges, limit, judgedAt);
-    if (then !== limit && resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, judgedAt);
+    const { then, firstSwap } = lineageAt(changes as ResetRuleChanges, limit, judgedAt);
+    if (then !== limit) {
+      if (resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, judgedAt);
+      // Written under another rule than its lineage had then: an unseen change came first. Judged
+      // as one up to the first swap the engine saw; a count still kept then goes through the swaps.
+      const unseen = unseenCarry(own, then.reset, stored.periodStart, judgedAt);
+      if (unseen.until <= firstSwap) return { start: stored.periodStart, expired: true, until: unseen.until };
+      return carriedPeriod(changes as ResetRuleChanges, limit, unseen.start, judgedAt);
+    }
   }
   if (written === resetRuleKey(limit.reset)) return undefined;
-  const own = writtenRule(stored, written);
-  const live = limit.reset;
-  const start = live === undefined ? stored.periodStart : initialPeriodStart(live, judgedAt);
-  const until = Math.min(own === undefined ? Infinity : nextResetAfter(own, stored.periodStart), live === undefined ? Infinity : nextResetAfter(live, start));
+  const { start, until } = unseenCarry(own, limit.reset, stored.periodStart, judgedAt);
   return { start: now >= until ? stored.periodStart : start, expired: now >= until, until };
 }
 
-/** The limit of `limit`'s lineage (same plan and entitlement through the swaps) in force at `t`. */
-function limitAt(changes: ResetRuleChanges, limit: CompiledLimit, t: number): CompiledLimit {
+/**
+ * When a row was last judged. A row without the time (an import of an export from before it was
+ * kept), or with one outside the period it names (which no decision writes), was judged no
+ * earlier than its period started: the period start stands in, and the answer does not change
+ * from call to call.
+ */
+function judgedTime(stored: Meter, own: ResetRule | undefined): number {
+  const j = stored.judgedAt;
+  const start = stored.periodStart;
+  return j !== undefined && j >= start && (own === undefined || j < nextResetAfter(own, start)) ? j : start;
+}
+
+/**
+ * A count written under `own` from `storedStart`, last judged at `judgedAt`, judged by `rule`
+ * without knowing when the rule changed: kept in `rule`'s period containing `judgedAt` (from
+ * `start`) until the first moment either rule would have reset it (`until`).
+ */
+function unseenCarry(own: ResetRule | undefined, rule: ResetRule | undefined, storedStart: number, judgedAt: number): { readonly start: number; readonly until: number } {
+  const start = rule === undefined ? storedStart : initialPeriodStart(rule, judgedAt);
+  const until = Math.min(own === undefined ? Infinity : nextResetAfter(own, storedStart), rule === undefined ? Infinity : nextResetAfter(rule, start));
+  return { start, until };
+}
+
+/**
+ * The limit of `limit`'s lineage (same plan and entitlement through the swaps) in force at `t`,
+ * and when the first swap after `t` came (Infinity when none did: `then` is `limit`).
+ */
+function lineageAt(changes: ResetRuleChanges, limit: CompiledLimit, t: number): { readonly then: CompiledLimit; readonly firstSwap: number } {
   let then = limit;
-  for (let c = changes.get(then); c !== undefined && c.at > t; c = changes.get(then)) then = c.previous;
-  return then;
+  let firstSwap = Infinity;
+  for (let c = changes.get(then); c !== undefined && c.at > t; c = changes.get(then)) {
+    then = c.previous;
+    firstSwap = c.at;
+  }
+  return { then, firstSwap };
 }
 
 function writtenRule(stored: Meter, key: string): ResetRule | undefined {

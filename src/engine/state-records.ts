@@ -4,7 +4,7 @@
  * call could have made (an alt id two customers list, a negative hold, a meter past any double).
  */
 import { LimitrError, invalidArgument, isLimitrError } from "../errors/index.js";
-import { nanosToNumber, resetRuleOfKey, type Nanos } from "../policy/index.js";
+import { nanosToNumber, nextResetAfter, resetRuleOfKey, type Nanos } from "../policy/index.js";
 import { checkCustomerId, validateCustomerLists, type CustomerLookup } from "./customer-fields.js";
 import { idProblem } from "./id-rule.js";
 import { fingerprintProblem } from "./idempotency.js";
@@ -44,6 +44,12 @@ export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: s
       if (m.resetRule !== undefined) {
         const rule = resetRuleOfKey(m.resetRule);
         if (!rule.ok) throw invalidArgument(`${p}reset_rule`, rule.message);
+        // A decision judges a meter within the period it writes: a time past its end is no
+        // judgement any call made (a skewed clock, an edited export).
+        const end = rule.rule === undefined ? Infinity : nextResetAfter(rule.rule, m.periodStart);
+        if (m.judgedAt !== undefined && m.judgedAt >= end) {
+          throw invalidArgument(`${p}judged_at`, `must be before the end of the period that period_start starts under reset_rule "${m.resetRule}" (${new Date(end).toISOString()})`);
+        }
       }
       r.holds.forEach((h, i) => {
         notNegative(h.amount, `${p}holds[${i}].amount`);

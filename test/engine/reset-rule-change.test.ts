@@ -297,6 +297,39 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
+  it.each(["reset_sch: weekly:wed", "never", "reset_inc: 7days", "reset_sch: monthly:1"])(
+    "a count a restart's unseen change had ended stays ended through a later swap the engine saw (to %s)",
+    async (third) => {
+      const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
+      await w.use(90);
+      w.s.policy = text({ free: "reset_sch: daily" }, "b");
+      await w.restart();
+      w.s.now = Date.UTC(2026, 10, 21, 11);
+      expect(await w.meter()).toMatchObject({ value: n(90), nextReset: Date.UTC(2026, 10, 22) });
+      w.s.now = Date.UTC(2026, 10, 22, 12);
+      expect(await w.meter()).toMatchObject({ value: 0n });
+      w.s.policy = text({ free: third }, "c");
+      w.s.now = Date.UTC(2026, 10, 23, 12);
+      expect(await w.meter()).toMatchObject({ value: 0n });
+      expect((await w.use(50)).allowed).toBe(true);
+      await w.close();
+    },
+  );
+
+  it("a count still kept under a restart's unseen change goes on through a later swap the engine saw", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
+    await w.use(90);
+    w.s.policy = text({ free: "reset_sch: daily" }, "b");
+    await w.restart();
+    w.s.now = Date.UTC(2026, 10, 21, 11);
+    expect(await w.meter()).toMatchObject({ value: n(90) });
+    // The same day, daily → weekly:mon: the day's count carries into the week, from the swap.
+    w.s.policy = text({ free: "reset_sch: weekly:mon" }, "c");
+    w.s.now = Date.UTC(2026, 10, 21, 12);
+    expect(await w.meter()).toMatchObject({ value: n(90), periodStart: Date.UTC(2026, 10, 16), nextReset: Date.UTC(2026, 10, 23) });
+    await w.close();
+  });
+
   it("a swap the engine saw dates a row by when it was last judged, not by its calendar period's start", async () => {
     // Both rows are written under monthly:1 at noon on the 21st, after a swap into it at 10:00; only
     // what the plan had before that swap differs. The next swap, to daily, is the row's.
@@ -446,7 +479,7 @@ describe("a count carried across an unseen rule change", () => {
     expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(50), periodStart: NOV_21 });
   });
 
-  it("a judgement time after now (an import's, from a skewed clock) stands for nothing: the period start does", async () => {
+  it("a judgement time past its own period's end (no decision writes one) stands for nothing: the period start does", async () => {
     const store = createMemoryStore();
     const at = { now: Date.UTC(2026, 10, 5) };
     await reopen(store, text("reset_sch: monthly:1", "a"), at).allow({ customerId: "u", items: [{ entitlement: "t", amount: 90 }] });
