@@ -32,6 +32,11 @@ export interface ResetRuleChange {
 /** The reset-rule changes known for the limits of the live policy. */
 export interface ResetRuleChanges {
   get(limit: CompiledLimit): ResetRuleChange | undefined;
+  /**
+   * When the tracker first saw a policy (Infinity before): what a lineage's rule was before then
+   * is not known (a restart in between), after then it is.
+   */
+  readonly since: number;
 }
 
 /** Notices policy swaps and records which limits changed their reset rule, and when. */
@@ -44,13 +49,22 @@ export interface ResetRuleTracker {
 export function createResetRuleTracker(): ResetRuleTracker {
   const changes = new WeakMap<CompiledLimit, ResetRuleChange>();
   let last: CompiledPolicy | undefined;
+  let since = Infinity;
   return {
-    changes,
+    changes: {
+      get: (limit) => changes.get(limit),
+      get since() {
+        return since;
+      },
+    },
     observe(policy, now) {
       if (policy === last) return;
       const previous = last;
       last = policy;
-      if (previous === undefined) return;
+      if (previous === undefined) {
+        since = now;
+        return;
+      }
       for (const [planName, plan] of policy.plans) {
         const before = previous.plans.get(planName);
         if (before === undefined) continue;
@@ -116,16 +130,20 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
   if (written === undefined) return change === undefined ? undefined : carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart);
   if (change === undefined && written === resetRuleKey(limit.reset)) return undefined;
   const own = writtenRule(stored, written);
-  const judgedAt = judgedTime(stored, own);
+  const judgedAt = judgedTime(stored, own, now);
   if (change !== undefined) {
     const { then, firstSwap } = lineageAt(changes as ResetRuleChanges, limit, judgedAt);
     if (then !== limit) {
       if (resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, judgedAt);
-      // Written under another rule than its lineage had then: an unseen change came first. Judged
-      // as one up to the first swap the engine saw; a count still kept then goes through the swaps.
-      const unseen = unseenCarry(own, then.reset, stored.periodStart, judgedAt);
-      if (unseen.until <= firstSwap) return { start: stored.periodStart, expired: true, until: unseen.until };
-      return carriedPeriod(changes as ResetRuleChanges, limit, unseen.start, judgedAt);
+      // Written, before the tracker knew this lineage, under another rule than it had when the
+      // tracker started: an unseen change (a restart) came first. Judged as one up to the first
+      // swap the engine saw; a count still kept then goes on through the swaps. A row judged
+      // while the tracker knew the lineage's rule, and under another, is of another plan's.
+      if (judgedAt < (changes as ResetRuleChanges).since) {
+        const unseen = unseenCarry(own, then.reset, stored.periodStart, judgedAt);
+        if (unseen.until <= firstSwap) return { start: stored.periodStart, expired: true, until: unseen.until };
+        return carriedPeriod(changes as ResetRuleChanges, limit, unseen.start, judgedAt);
+      }
     }
   }
   if (written === resetRuleKey(limit.reset)) return undefined;
@@ -135,14 +153,15 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
 
 /**
  * When a row was last judged. A row without the time (an import of an export from before it was
- * kept), or with one outside the period it names (which no decision writes), was judged no
- * earlier than its period started: the period start stands in, and the answer does not change
- * from call to call.
+ * kept), or with one outside the period it names or after now (which no decision writes), was
+ * judged no earlier than its period started: the period start stands in.
  */
-function judgedTime(stored: Meter, own: ResetRule | undefined): number {
+function judgedTime(stored: Meter, own: ResetRule | undefined, now: number): number {
   const j = stored.judgedAt;
   const start = stored.periodStart;
-  return j !== undefined && j >= start && (own === undefined || j < nextResetAfter(own, start)) ? j : start;
+  // A time after now is no decision's either: only a clock that went back can leave one (an
+  // import refuses it).
+  return j !== undefined && j >= start && j <= now && (own === undefined || j < nextResetAfter(own, start)) ? j : start;
 }
 
 /**

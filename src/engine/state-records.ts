@@ -12,11 +12,11 @@ import type { StateRecord } from "./types.js";
 
 /**
  * Throws INVALID_ARGUMENT naming the field (`${at}.customer.alt_ids[0]`, proto names) when `r`
- * breaks a rule. `state` is what is stored as of this record, earlier records of the same import
+ * breaks a rule; `now` is the time of the import. `state` is what is stored as of this record, earlier records of the same import
  * included: a customer may keep the alt ids it holds (a restore over the same data), not take
  * another's.
  */
-export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: string): void {
+export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: string, now: number): void {
   switch (r.kind) {
     case "customer": {
       const c = r.customer;
@@ -50,6 +50,7 @@ export function validateStateRecord(state: CustomerLookup, r: StateRecord, at: s
         if (m.judgedAt !== undefined && m.judgedAt >= end) {
           throw invalidArgument(`${p}judged_at`, `must be before the end of the period that period_start starts under reset_rule "${m.resetRule}" (${new Date(end).toISOString()})`);
         }
+        if (m.judgedAt !== undefined && m.judgedAt > now) throw invalidArgument(`${p}judged_at`, "must not be later than now: no decision can have judged the meter then");
       }
       r.holds.forEach((h, i) => {
         notNegative(h.amount, `${p}holds[${i}].amount`);

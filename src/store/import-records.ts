@@ -39,7 +39,8 @@ export function createImportChecker(stored: CustomerLookup, fieldOf: RecordField
   return {
     writes(r, index, previousOf) {
       const at = fieldOf(index);
-      validateStateRecord(state, r, at);
+      // The wall clock: an import stores what decisions judged up to now, and none judged later.
+      validateStateRecord(state, r, at, Date.now());
       const writes = recordWrites(r, at, previousOf);
       if (r.kind === "customer") {
         const c = r.customer;

@@ -316,6 +316,28 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     },
   );
 
+  it.each([
+    ["daily", "never", Date.UTC(2026, 10, 25), n(80)],
+    ["never", "reset_sch: daily", Date.UTC(2026, 10, 21, 12), 0n],
+  ] as const)("another plan's swap (free: %s → %s) does not decide a meter written under this one", async (before, after, moved, value) => {
+    const rule = (r: string) => (r === "daily" ? "reset_sch: daily" : r);
+    const w = lmdbSetup(text({ free: rule(before), pro: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 19));
+    await w.engine.upsertCustomer({ id: "acme", type: "org", plan: "pro" });
+    await w.engine.upsertCustomer({ id: "alice", refs: ["acme"] });
+    w.s.now = Date.UTC(2026, 10, 20, 10);
+    await w.use(80, "alice");
+    w.s.policy = text({ free: rule(after), pro: "reset_sch: monthly:1" }, "b");
+    w.s.now = Date.UTC(2026, 10, 21, 10);
+    await w.meter("someone");
+    w.s.now = moved;
+    await w.engine.setCustomerPlan({ customerId: "acme", plan: "free", resetMeters: false });
+    // alice's row: monthly:1, last set on the 20th, judged against free's rule now, as unseen.
+    expect(await w.meter("alice")).toMatchObject({ value });
+    await w.restart();
+    expect(await w.meter("alice")).toMatchObject({ value });
+    await w.close();
+  });
+
   it("a count still kept under a restart's unseen change goes on through a later swap the engine saw", async () => {
     const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
     await w.use(90);

@@ -848,7 +848,8 @@ export type MeterRecord = Message<"limitr.v1.MeterRecord"> & {
   /**
    * When `period_start` and `reset_rule` were last set (by the decision or plan change that wrote
    * them): a rule change found later is known to have come after it. It lies in the period that
-   * `period_start` starts under `reset_rule` (an import refuses one past its end). Unset = not
+   * `period_start` starts under `reset_rule`, and not later than now (an import refuses one past
+   * that period's end or in the future). Unset = not
    * known (an export from before it was kept): `period_start` stands in for it.
    *
    * @generated from field: google.protobuf.Timestamp judged_at = 11;
