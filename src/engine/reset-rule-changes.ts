@@ -104,10 +104,10 @@ export interface JudgedPeriod {
  * - The policy swaps above date a change when they concern the row: some swapped this limit's
  *   rule after the row was last judged (`Meter.judgedAt`), and the rule they swapped away from
  *   then is the one the row names (a row of another plan's lineage, or one written after the
- *   swaps, is not theirs). Then the chain of those swaps judges it. A row those swaps came after
- *   but under another rule than the lineage had then (a restart's unseen change came first) is
- *   judged as unseen up to the first of them: over if its count ended before it, else carried on
- *   through them.
+ *   swaps, is not theirs). Then the chain of those swaps judges it. A row set before the tracker
+ *   first saw a policy, under another rule than the lineage had then (a restart's unseen change
+ *   came first), is judged as unseen up to the first of them: over if its count ended before it,
+ *   else carried on through them.
  * - Otherwise the moment of the change is not known, only that it came after the row was last
  *   judged. The count is kept until the first moment either rule would have reset it since: the
  *   end of its own rule's period, or of the live rule's period that contains the last judgement
@@ -118,8 +118,9 @@ export interface JudgedPeriod {
  *   until the end of the day it was last judged in; `monthly:1` → never resets keeps it until the
  *   month ends.
  * - A row from before rules were stored: the policy swaps' changes only, as before.
- * - The stand-in limit of a meter its plan no longer meters (`unenforced`) judges nothing: such a
- *   meter keeps its start and its rule until a plan meters it again.
+ * - The stand-in limit of a meter its plan no longer meters (`unenforced`) judges nothing: it
+ *   resets by the rule the row names (`unenforcedLimit`), which the meter keeps until a plan
+ *   meters it again.
  *
  * A decision on a meter carried by the swaps writes it with the live rule (`WorkMeter.changed`).
  */
