@@ -104,10 +104,11 @@ export interface JudgedPeriod {
  * - The policy swaps above date a change when they concern the row: some swapped this limit's
  *   rule after the row was last judged (`Meter.judgedAt`), and the rule they swapped away from
  *   then is the one the row names (a row of another plan's lineage, or one written after the
- *   swaps, is not theirs). Then the chain of those swaps judges it. A row set before the tracker
- *   first saw a policy, under another rule than the lineage had then (a restart's unseen change
- *   came first), is judged as unseen up to the first of them: over if its count ended before it,
- *   else carried on through them.
+ *   swaps, is not theirs). Then the chain of those swaps judges it. A row set under another rule
+ *   than the lineage had then (an unseen change came first) is over if that rule would have ended
+ *   its count before the first of them; else a row set before the tracker first saw a policy (a
+ *   restart) is carried on through them, and one set while it ran (another plan's) is judged
+ *   against the live rule as below.
  * - Otherwise the moment of the change is not known, only that it came after the row was last
  *   judged. The count is kept until the first moment either rule would have reset it since: the
  *   end of its own rule's period, or of the live rule's period that contains the last judgement
@@ -136,15 +137,15 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
     const { then, firstSwap } = lineageAt(changes as ResetRuleChanges, limit, judgedAt);
     if (then !== limit) {
       if (resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, judgedAt);
-      // Written, before the tracker knew this lineage, under another rule than it had when the
-      // tracker started: an unseen change (a restart) came first. Judged as one up to the first
-      // swap the engine saw; a count still kept then goes on through the swaps. A row judged
-      // while the tracker knew the lineage's rule, and under another, is of another plan's.
-      if (judgedAt < (changes as ResetRuleChanges).since) {
-        const unseen = unseenCarry(own, then.reset, stored.periodStart, judgedAt);
-        if (unseen.until <= firstSwap) return { start: stored.periodStart, expired: true, until: unseen.until };
-        return carriedPeriod(changes as ResetRuleChanges, limit, unseen.start, judgedAt);
-      }
+      // Set under another rule than the lineage had then: an unseen change came first, to the
+      // lineage's rule before its swaps (a restart) or to this plan at some moment (a move from
+      // another plan, before or after the swaps: not known). Over if the lineage's rule then
+      // would have ended the count before the first swap: in doubt a count is dropped.
+      const unseen = unseenCarry(own, then.reset, stored.periodStart, judgedAt);
+      if (unseen.until <= firstSwap) return { start: stored.periodStart, expired: true, until: unseen.until };
+      // Set before the tracker knew the lineage: a restart, so the count goes on through the
+      // swaps. Set while it did: of another plan, judged against the live rule below.
+      if (judgedAt < (changes as ResetRuleChanges).since) return carriedPeriod(changes as ResetRuleChanges, limit, unseen.start, judgedAt);
     }
   }
   if (written === resetRuleKey(limit.reset)) return undefined;
