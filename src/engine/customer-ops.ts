@@ -136,8 +136,16 @@ export function carryPeriods(ctx: EngineContext, customer: Customer, before: Res
   for (const m of ctx.state.metersOf(customer.id)) {
     const oldLimit = before.plan?.entitlements.get(m.entitlement)?.limit;
     const newLimit = after.plan?.entitlements.get(m.entitlement)?.limit;
-    if (oldLimit === undefined || newLimit === undefined || sameResetRule(oldLimit.reset, newLimit.reset)) continue;
+    if (oldLimit === undefined || newLimit === undefined) continue;
     const old = loadWorkMeter(ctx.state, m.owner, m.entitlement, oldLimit, ctx.now, ctx.resetRuleChanges);
+    if (sameResetRule(oldLimit.reset, newLimit.reset)) {
+      // Same rule: the period stays, but the row is set again now, under the new plan, so that a
+      // swap of the new plan's rule before the move is not read as one the meter lived through
+      // (`judgedPeriod`). A period that has ended is left to the next call's lazy reset, and a
+      // count carried across an unseen change keeps its row (`keepsRow`) and its end.
+      if (!old.rolled && !old.keepsRow) writes.push({ kind: "meter-put", meter: { ...m, periodStart: old.periodStart, resetRule: resetRuleKey(newLimit.reset), judgedAt: ctx.now } });
+      continue;
+    }
     if (!old.rolled) {
       const periodStart = newLimit.reset === undefined ? old.periodStart : initialPeriodStart(newLimit.reset, ctx.now);
       const resetRule = resetRuleKey(newLimit.reset);

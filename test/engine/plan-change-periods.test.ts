@@ -86,7 +86,7 @@ describe("changing plan between reset rules", () => {
     expect(h.store.getMeter("u", "t")?.thresholdsReached).toEqual([]);
   });
 
-  it("a plan change between plans with the same rule changes no meter", () => {
+  it("a plan change between plans with the same rule changes no meter's count or period, only when it was last set", () => {
     const same = buildPolicy({
       a: { isDefault: true, entitlements: { t: { limit: { credit: token, value: 10, reset: daily } } } },
       b: { entitlements: { t: { limit: { credit: token, value: 20, reset: { ...daily } } } } },
@@ -96,8 +96,10 @@ describe("changing plan between reset rules", () => {
     h.run(allow, { customerId: "u", items: [{ entitlement: "t", amount: 8 }] });
     h.now = T0 + HOUR;
     const change = h.run(setCustomerPlan, { customerId: "u", plan: "b", resetMeters: false });
-    expect(change.writes.filter((w) => w.kind === "meter-put")).toEqual([]);
+    const puts = change.writes.filter((w) => w.kind === "meter-put");
+    expect(puts).toHaveLength(1);
     expect(meterOf(h)).toMatchObject({ value: n(8), periodStart: Date.UTC(2026, 0, 15) });
+    expect(h.store.getMeter("u", "t")).toMatchObject({ value: n(8), periodStart: Date.UTC(2026, 0, 15), resetRule: "daily", judgedAt: T0 + HOUR });
   });
 });
 

@@ -359,6 +359,23 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
+  it("a customer moved to a plan with the same rule keeps its count, though that plan's rule was swapped before", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: daily", pro: "reset_sch: weekly:mon" }, "a"), Date.UTC(2026, 10, 23, 8));
+    await w.engine.upsertCustomer({ id: "alice", plan: "pro" });
+    w.s.now = Date.UTC(2026, 10, 23, 9);
+    await w.use(80, "alice");
+    w.s.policy = text({ free: "reset_sch: weekly:mon", pro: "reset_sch: weekly:mon" }, "b");
+    w.s.now = Date.UTC(2026, 10, 24, 10);
+    await w.meter("someone");
+    w.s.now = Date.UTC(2026, 10, 24, 11);
+    await w.engine.setCustomerPlan({ customerId: "alice", plan: "free", resetMeters: false });
+    expect(await w.meter("alice")).toMatchObject({ value: n(80), periodStart: Date.UTC(2026, 10, 23) });
+    expect((await w.use(30, "alice")).allowed).toBe(false);
+    await w.restart();
+    expect(await w.meter("alice")).toMatchObject({ value: n(80) });
+    await w.close();
+  });
+
   it("a count still kept under a restart's unseen change goes on through a later swap the engine saw", async () => {
     const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
     await w.use(90);
