@@ -149,7 +149,8 @@ export function carryPeriods(ctx: EngineContext, customer: Customer, before: Res
     if (!old.rolled) {
       const periodStart = newLimit.reset === undefined ? old.periodStart : initialPeriodStart(newLimit.reset, ctx.now);
       const resetRule = resetRuleKey(newLimit.reset);
-      if (periodStart !== m.periodStart || resetRule !== m.resetRule) writes.push({ kind: "meter-put", meter: { ...m, periodStart, resetRule, judgedAt: ctx.now } });
+      // Written even when start and rule are what the row holds: it is set under this plan now.
+      writes.push({ kind: "meter-put", meter: { ...m, periodStart, resetRule, judgedAt: ctx.now } });
       continue;
     }
     scope ??= resetScope(ctx, customer, after);

@@ -376,6 +376,22 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
+  it("a customer moved to a plan whose swapped-in rule its row already names keeps its count", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: daily", pro: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 19));
+    await w.engine.upsertCustomer({ id: "alice", plan: "pro" });
+    w.s.now = Date.UTC(2026, 10, 20, 10);
+    await w.use(80, "alice");
+    w.s.policy = text({ free: "reset_sch: monthly:1", pro: "reset_sch: daily" }, "b");
+    w.s.now = Date.UTC(2026, 10, 21, 10);
+    await w.meter("someone");
+    expect(await w.meter("alice")).toMatchObject({ value: n(80) });
+    w.s.now = Date.UTC(2026, 10, 21, 11);
+    await w.engine.setCustomerPlan({ customerId: "alice", plan: "free", resetMeters: false });
+    expect(await w.meter("alice")).toMatchObject({ value: n(80), periodStart: NOV_1 });
+    expect((await w.use(30, "alice")).allowed).toBe(false);
+    await w.close();
+  });
+
   it("a count still kept under a restart's unseen change goes on through a later swap the engine saw", async () => {
     const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
     await w.use(90);
