@@ -141,9 +141,15 @@ export function carryPeriods(ctx: EngineContext, customer: Customer, before: Res
     if (sameResetRule(oldLimit.reset, newLimit.reset)) {
       // Same rule: the period stays, but the row is set again now, under the new plan, so that a
       // swap of the new plan's rule before the move is not read as one the meter lived through
-      // (`judgedPeriod`). A period that has ended is left to the next call's lazy reset, and a
-      // count carried across an unseen change keeps its row (`keepsRow`) and its end.
-      if (!old.rolled && !old.keepsRow) writes.push({ kind: "meter-put", meter: { ...m, periodStart: old.periodStart, resetRule: resetRuleKey(newLimit.reset), judgedAt: ctx.now } });
+      // (`judgedPeriod`). A period the old plan had ended starts afresh now, for the same reason
+      // (the new plan's swaps would carry it on). A count carried across an unseen change keeps
+      // its row (`keepsRow`) and its end.
+      if (old.rolled) {
+        scope ??= resetScope(ctx, customer, after);
+        restartMeter(ctx, m, newLimit, scope, writes, events);
+      } else if (!old.keepsRow) {
+        writes.push({ kind: "meter-put", meter: { ...m, periodStart: old.periodStart, resetRule: resetRuleKey(newLimit.reset), judgedAt: ctx.now } });
+      }
       continue;
     }
     if (!old.rolled) {

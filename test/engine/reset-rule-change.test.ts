@@ -392,6 +392,27 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
+  it("a count the old plan had ended stays ended when the customer moves to a plan with the same rule", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: monthly:1", pro: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 19));
+    await w.engine.upsertCustomer({ id: "alice", plan: "pro" });
+    w.s.now = Date.UTC(2026, 10, 20, 10);
+    await w.use(80, "alice");
+    w.s.policy = text({ free: "reset_sch: monthly:1", pro: "reset_sch: daily" }, "b");
+    await w.restart();
+    w.s.now = Date.UTC(2026, 10, 20, 11);
+    expect(await w.meter("alice")).toMatchObject({ value: n(80), nextReset: Date.UTC(2026, 10, 21) });
+    w.s.policy = text({ free: "reset_sch: daily", pro: "reset_sch: daily" }, "c");
+    w.s.now = Date.UTC(2026, 10, 21, 0, 30);
+    await w.meter("someone");
+    w.s.now = Date.UTC(2026, 10, 21, 0, 45);
+    expect(await w.meter("alice")).toMatchObject({ value: 0n });
+    w.s.now = Date.UTC(2026, 10, 21, 1);
+    await w.engine.setCustomerPlan({ customerId: "alice", plan: "free", resetMeters: false });
+    expect(await w.meter("alice")).toMatchObject({ value: 0n });
+    expect((await w.use(30, "alice")).items[0]).toMatchObject({ value: n(30) });
+    await w.close();
+  });
+
   it("a count still kept under a restart's unseen change goes on through a later swap the engine saw", async () => {
     const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
     await w.use(90);
