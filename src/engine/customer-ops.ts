@@ -143,12 +143,16 @@ export function carryPeriods(ctx: EngineContext, customer: Customer, before: Res
       // swap of the new plan's rule before the move is not read as one the meter lived through
       // (`judgedPeriod`). A period the old plan had ended starts afresh now, for the same reason
       // (the new plan's swaps would carry it on). A count carried across an unseen change keeps
-      // its row (`keepsRow`) and its end.
+      // its row's rule and start and gets the move's time: under a calendar rule (or none) the
+      // period containing now is the one that contained its last judgement, so its end stays.
+      // (Under a rolling rule the time would move its end: such a row is left as it is.)
       if (old.rolled) {
         scope ??= resetScope(ctx, customer, after);
         restartMeter(ctx, m, newLimit, scope, writes, events);
       } else if (!old.keepsRow) {
         writes.push({ kind: "meter-put", meter: { ...m, periodStart: old.periodStart, resetRule: resetRuleKey(newLimit.reset), judgedAt: ctx.now } });
+      } else if (newLimit.reset?.kind !== "rolling") {
+        writes.push({ kind: "meter-put", meter: { ...m, judgedAt: ctx.now } });
       }
       continue;
     }

@@ -413,6 +413,30 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
+  it("a count kept across an unseen change keeps its end when the customer moves to a same-rule plan swapped since", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: daily", pro: "reset_sch: daily" }, "a"), Date.UTC(2026, 10, 21, 9));
+    await w.engine.upsertCustomer({ id: "alice", plan: "pro" });
+    await w.engine.upsertCustomer({ id: "bob", plan: "pro" });
+    w.s.now = Date.UTC(2026, 10, 21, 10);
+    await w.use(40, "alice");
+    await w.use(40, "bob");
+    w.s.policy = text({ free: "reset_sch: daily", pro: "reset_sch: monthly:1" }, "b");
+    await w.restart();
+    w.s.now = Date.UTC(2026, 10, 21, 11);
+    await w.meter("someone");
+    w.s.policy = text({ free: "reset_sch: monthly:1", pro: "reset_sch: monthly:1" }, "c");
+    w.s.now = Date.UTC(2026, 10, 21, 12);
+    await w.meter("someone");
+    w.s.now = Date.UTC(2026, 10, 21, 13);
+    await w.engine.setCustomerPlan({ customerId: "alice", plan: "free", resetMeters: false });
+    expect(await w.meter("alice")).toMatchObject({ value: n(40), nextReset: Date.UTC(2026, 10, 22) });
+    w.s.now = Date.UTC(2026, 10, 22, 10);
+    expect(await w.meter("bob")).toMatchObject({ value: 0n });
+    expect(await w.meter("alice")).toMatchObject({ value: 0n });
+    expect((await w.use(70, "alice")).allowed).toBe(true);
+    await w.close();
+  });
+
   it("a count still kept under a restart's unseen change goes on through a later swap the engine saw", async () => {
     const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
     await w.use(90);
