@@ -147,8 +147,9 @@ export function carryPeriods(ctx: EngineContext, customer: Customer, before: Res
       // period containing now is the one that contained its last judgement, so its end stays.
       // (Under a rolling rule the time would move its end: such a row is left as it is.)
       if (old.rolled) {
+        // In the period the lazy reset gives (a rolling rule keeps the meter's own cadence).
         scope ??= resetScope(ctx, customer, after);
-        restartMeter(ctx, m, newLimit, scope, writes, events);
+        restartMeter(ctx, m, newLimit, scope, writes, events, old.periodStart);
       } else if (!old.keepsRow) {
         writes.push({ kind: "meter-put", meter: { ...m, periodStart: old.periodStart, resetRule: resetRuleKey(newLimit.reset), judgedAt: ctx.now } });
       } else if (newLimit.reset?.kind !== "rolling") {
@@ -182,16 +183,17 @@ function resetScope(ctx: EngineContext, customer: Customer, plan: ResolvedPlan):
 }
 
 /**
- * `m` starts afresh now under `limit`: zero in a new period, open holds kept. With the events of
+ * `m` starts afresh now under `limit`: zero in a new period (`periodStart`: by default one that
+ * starts now), open holds kept. With the events of
  * a lazy reset: subscribers that saw a threshold reached learn it no longer is.
  */
-function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope: EventScope, writes: Write[], events: EngineEvent[]): void {
+function restartMeter(ctx: EngineContext, m: Meter, limit: CompiledLimit, scope: EventScope, writes: Write[], events: EngineEvent[], periodStart = initialPeriodStart(limit.reset, ctx.now)): void {
   // Expired holds are dropped on the way (`storedHeld` in work-meter.ts); open ones stay.
   const work = loadWorkMeter(ctx.state, m.owner, m.entitlement, limit, ctx.now);
   const restarted: WorkMeter = {
     ...work,
     rolled: true,
-    periodStart: initialPeriodStart(limit.reset, ctx.now),
+    periodStart,
     nextReset: undefined,
     base: 0n,
     value: 0n,

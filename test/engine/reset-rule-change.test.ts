@@ -437,6 +437,16 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
+  it("a meter whose rolling window passed keeps its cadence when the customer moves to a plan with the same rule", async () => {
+    const w = lmdbSetup(text({ free: "reset_inc: 10days", pro: "reset_inc: 10days" }, "a"), Date.UTC(2026, 10, 1));
+    await w.engine.upsertCustomer({ id: "alice", plan: "free" });
+    await w.use(10, "alice");
+    w.s.now = Date.UTC(2026, 10, 16);
+    await w.engine.setCustomerPlan({ customerId: "alice", plan: "pro", resetMeters: false });
+    expect(await w.meter("alice")).toMatchObject({ value: 0n, periodStart: Date.UTC(2026, 10, 11), nextReset: Date.UTC(2026, 10, 21) });
+    await w.close();
+  });
+
   it("a count still kept under a restart's unseen change goes on through a later swap the engine saw", async () => {
     const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
     await w.use(90);
