@@ -121,8 +121,10 @@ function planChanged(ctx: EngineContext, customerId: string, previousPlan: strin
 }
 
 /**
- * A plan change that changes a limit's reset rule, judged as a policy swap's rule change is
- * (reset-rule-changes.ts), not by the new plan's rule alone: that would bring a daily count from
+ * A plan change, written into each of the customer's own meters both plans meter, with the time
+ * of the change (`Meter.judgedAt`), so that no swap of the new plan's rule before it is read as
+ * one the meter lived through. Where it changes a limit's reset rule it is judged as a policy
+ * swap's rule change is (reset-rule-changes.ts), not by the new plan's rule alone: that would bring a daily count from
  * an earlier day back to life under `monthly:1`, and zero a month still running under `daily`.
  * A meter whose period had ended under the old plan's rule starts afresh now (with the meter-reset
  * event a lazy reset gives); one still running carries its count into the new rule's period that
