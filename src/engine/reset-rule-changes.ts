@@ -128,15 +128,16 @@ export interface JudgedPeriod {
 export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: CompiledLimit, stored: Meter, now: number): JudgedPeriod | undefined {
   if (limit.unenforced === true) return undefined;
   const written = stored.resetRule;
-  const change = changes?.get(limit);
-  if (written === undefined) return change === undefined ? undefined : carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart);
-  if (change === undefined && written === resetRuleKey(limit.reset)) return undefined;
+  // The swaps the engine saw, when any concern this limit.
+  const swaps = changes?.get(limit) === undefined ? undefined : changes;
+  if (written === undefined) return swaps === undefined ? undefined : carriedPeriod(swaps, limit, stored.periodStart);
+  if (swaps === undefined && written === resetRuleKey(limit.reset)) return undefined;
   const own = writtenRule(stored, written);
   const judgedAt = judgedTime(stored, own, now);
-  if (change !== undefined) {
-    const { then, firstSwap } = lineageAt(changes as ResetRuleChanges, limit, judgedAt);
+  if (swaps !== undefined) {
+    const { then, firstSwap } = lineageAt(swaps, limit, judgedAt);
     if (then !== limit) {
-      if (resetRuleKey(then.reset) === written) return carriedPeriod(changes as ResetRuleChanges, limit, stored.periodStart, judgedAt);
+      if (resetRuleKey(then.reset) === written) return carriedPeriod(swaps, limit, stored.periodStart, judgedAt);
       // Set under another rule than the lineage had then: an unseen change came first, to the
       // lineage's rule before its swaps (a restart) or to this plan at some moment (a move from
       // another plan, before or after the swaps: not known). Over if the lineage's rule then
@@ -145,7 +146,7 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
       if (unseen.until <= firstSwap) return { start: stored.periodStart, expired: true, until: unseen.until };
       // Set before the tracker knew the lineage: a restart, so the count goes on through the
       // swaps. Set while it did: of another plan, judged against the live rule below.
-      if (judgedAt < (changes as ResetRuleChanges).since) return carriedPeriod(changes as ResetRuleChanges, limit, unseen.start, judgedAt);
+      if (judgedAt < swaps.since) return carriedPeriod(swaps, limit, unseen.start, judgedAt);
     }
   }
   if (written === resetRuleKey(limit.reset)) return undefined;

@@ -12,7 +12,8 @@ export type ScheduleResult =
 
 const ALLOWED = "hourly, daily, weekly:mon..sun, monthly:1..31, monthly:last, quarterly:1..31, yearly:M-D";
 
-const WEEKDAYS: readonly string[] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+/** `weekly:` day names, indexed as `Date.getUTCDay()`; the canonical spelling of a schedule. */
+export const WEEKDAYS: readonly string[] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 const WEEKDAY_NAMES: readonly string[] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 /** Longest length of each month (February in a leap year): `yearly:2-29` is valid, `yearly:2-30` is not. */
 const MAX_DAYS: readonly number[] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];

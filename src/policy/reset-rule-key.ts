@@ -8,12 +8,10 @@
  * Calendar rules are their canonical schedule text (`monthly:1`, `weekly:mon`), a limit that never
  * resets is `never`.
  */
-import { parseResetSchedule } from "./parse-reset-schedule.js";
+import { WEEKDAYS, parseResetSchedule } from "./parse-reset-schedule.js";
 import type { CalendarSchedule, ResetRule } from "./types.js";
 
 export const NEVER_RESETS = "never";
-
-const WEEKDAYS: readonly string[] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /** Compiled rules are immutable: each one's key is worked out once. */
 const keys = new WeakMap<ResetRule, string>();
