@@ -155,6 +155,8 @@ async function startOnStore(store: LmdbStore, opened: (() => unknown)[], writer:
       metrics.hintAltIdConflict();
       warnAltIdConflict(conflict);
     },
+    onResetRuleHistoryIgnored: (message) =>
+      logger.child({ component: "engine" }).warn("the stored reset-rule history is unreadable; starting a new one", { message }),
   });
 
   const server = createSidecarServer({

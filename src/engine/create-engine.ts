@@ -10,20 +10,43 @@ import { deleteCustomer, getCustomer, listCustomers, setCustomerPlan, upsertCust
 import { DEFAULT_ENGINE_OPTIONS, type Engine, type EngineDeps, type EngineOptions } from "./engine.js";
 import { getMeters } from "./get-meters.js";
 import { release, settle } from "./reservation-ops.js";
-import { createResetRuleTracker } from "./reset-rule-changes.js";
+import { createResetRuleTracker, type KnownRuleHistory, type ResetRuleTracker } from "./reset-rule-changes.js";
+import { parseRuleHistory, storedRuleHistory } from "./reset-rule-history.js";
+import { NO_EVENTS } from "./context.js";
 import type { AltIdConflict, Outcome } from "./types.js";
 
 export function createEngine(deps: EngineDeps): Engine {
   const options: EngineOptions = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
   const { store } = deps;
 
-  const resetRules = createResetRuleTracker();
+  /**
+   * Made at the first operation, not here: the store may not be the dir's writer yet (a sidecar
+   * still running hands it over only at the claim), and until then its history may still change.
+   * Before the claim a store refuses the read, and the operation with it.
+   */
+  let resetRules: ResetRuleTracker | undefined;
 
   function context(): EngineContext {
     const policy = deps.policy();
     const now = deps.clock();
-    resetRules.observe(policy, now);
-    return { policy, state: store, now, newId: deps.newId, options, resetRuleChanges: resetRules.changes };
+    const tracker = (resetRules ??= createResetRuleTracker(knownRuleHistory(deps)));
+    tracker.observe(policy, now);
+    if (tracker.unsaved !== undefined) saveRuleHistory(tracker, tracker.unsaved);
+    return { policy, state: store, now, newId: deps.newId, options, resetRuleChanges: tracker.changes };
+  }
+
+  /**
+   * Keeps the reset-rule history a swap changed. Committed ahead of the operation that saw the swap
+   * (reads too): a failed commit fails every commit queued after it, so no decision made under the
+   * swap is durable without it. If it fails, the next operation commits it again.
+   */
+  function saveRuleHistory(tracker: ResetRuleTracker, history: KnownRuleHistory): void {
+    tracker.taken();
+    try {
+      store.commit([{ kind: "reset-rule-history", history: storedRuleHistory(history) }], NO_EVENTS).catch(() => tracker.lost(history));
+    } catch {
+      tracker.lost(history);
+    }
   }
 
   /**
@@ -48,7 +71,7 @@ export function createEngine(deps: EngineDeps): Engine {
     });
   }
 
-  /** Reads never commit; an async function turns a thrown LimitrError into a rejection. */
+  /** Reads never commit (but for the reset-rule history, above); an async function turns a thrown LimitrError into a rejection. */
   async function read<A, T>(op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): Promise<T> {
     const outcome = op(context(), arg);
     // A Check's hint is the same application bug as an Allow's, though nothing is written.
@@ -77,4 +100,14 @@ export function createEngine(deps: EngineDeps): Engine {
     setCustomerPlan: (input) => mutate(setCustomerPlan, input),
     listCustomers: (afterId, limit) => read((ctx) => listCustomers(ctx, afterId, limit), undefined),
   };
+}
+
+/** The history the store kept, if it is one; a damaged one is reported and a new one started. */
+function knownRuleHistory(deps: EngineDeps): KnownRuleHistory | undefined {
+  const stored = deps.store.resetRuleHistory();
+  if (stored === undefined) return undefined;
+  const parsed = parseRuleHistory(stored);
+  if (parsed.ok) return parsed.history;
+  deps.onResetRuleHistoryIgnored?.(parsed.message);
+  return undefined;
 }

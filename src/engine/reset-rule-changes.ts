@@ -10,33 +10,54 @@
  * - otherwise its value carries into the new rule's period that contains the moment of the
  *   change, and the new rule resets it from there as usual.
  *
- * The moment of the change is when the engine first decides under the new policy; this is known
- * only in memory, for policy swaps that keep the plan. Every other way a meter comes to be judged
- * by another rule (a plan changed through refs, removed, or no longer the default; a restart in
- * between) is seen from the rule the meter's row names, and judged without the moment: the count
- * is kept only while neither rule has reset it (see `judgedPeriod`).
+ * The moment of the change is when the engine first decides under the new policy, for policy
+ * swaps that keep the plan. The data dir keeps these moments (`reset-rule-history.ts`), so they
+ * outlive the process, and a rule changed while it was down is a swap dated at the next process's
+ * first operation. Every other way a meter comes to be judged by another rule (a plan changed
+ * through refs, removed, or no longer the default; a row the history does not cover: imported,
+ * or written before the dir kept one) is seen from the rule the meter's row names, and judged
+ * without the moment: the count is kept only while neither rule has reset it (see `judgedPeriod`).
  */
 import { LimitrError } from "../errors/index.js";
 import type { CompiledLimit, CompiledPolicy, ResetRule } from "../policy/index.js";
 import { initialPeriodStart, nextResetAfter, resetRuleKey, resetRuleOfKey, sameResetRule } from "../policy/index.js";
 import type { Meter } from "./types.js";
 
+/**
+ * One stretch of a lineage's history (the same plan's limit on the same entitlement, through the
+ * policy swaps): the reset rule in force, and the change that began it (undefined when none is
+ * known: the first rule the lineage was seen with).
+ */
+export interface RuleEra {
+  readonly reset: ResetRule | undefined;
+  readonly change: ResetRuleChange | undefined;
+}
+
 /** A limit whose reset rule differs from the one the previous policy had for the same plan and entitlement. */
 export interface ResetRuleChange {
   /** Epoch ms of the first operation under the new policy. */
   readonly at: number;
-  /** The same plan's limit on the same entitlement before the change (it may have changed before, too). */
-  readonly previous: CompiledLimit;
+  /** The lineage's rule before the change (it may have changed before, too). */
+  readonly previous: RuleEra;
 }
 
 /** The reset-rule changes known for the limits of the live policy. */
 export interface ResetRuleChanges {
   get(limit: CompiledLimit): ResetRuleChange | undefined;
   /**
-   * When the tracker first saw a policy (Infinity before): what a lineage's rule was before then
-   * is not known (a restart in between), after then it is.
+   * When the data dir's first policy was seen (Infinity before): what a lineage's rule was before
+   * then is not known (rows from a version that kept no history, or imported), after then it is.
    */
   readonly since: number;
+}
+
+/** The lineages of the last policy seen: plan → entitlement → its current era. */
+export type LineageEras = ReadonlyMap<string, ReadonlyMap<string, RuleEra>>;
+
+/** What the tracker starts from: the history a data dir kept (`reset-rule-history.ts`). */
+export interface KnownRuleHistory {
+  readonly since: number;
+  readonly eras: LineageEras;
 }
 
 /** Notices policy swaps and records which limits changed their reset rule, and when. */
@@ -44,45 +65,85 @@ export interface ResetRuleTracker {
   /** Called with the policy and `now` of every operation; cheap when the policy is unchanged. */
   observe(policy: CompiledPolicy, now: number): void;
   readonly changes: ResetRuleChanges;
+  /**
+   * The history as it stands after a swap changed it, until `taken` (the store must keep it: a
+   * restart then goes on from it instead of forgetting every swap). Undefined otherwise, so the
+   * hot path reads one field.
+   */
+  unsaved: KnownRuleHistory | undefined;
+  /** `history` was handed to the store. */
+  taken(): void;
+  /** The store failed to keep `history`: unsaved again, unless a newer one is. */
+  lost(history: KnownRuleHistory): void;
 }
 
-export function createResetRuleTracker(): ResetRuleTracker {
+/**
+ * A tracker that goes on from `known` (the history a data dir kept), or starts one at its first
+ * policy. Swaps while the process was down are dated at its first operation, as any swap is.
+ */
+export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTracker {
   const changes = new WeakMap<CompiledLimit, ResetRuleChange>();
   let last: CompiledPolicy | undefined;
-  let since = Infinity;
-  return {
+  let eras: LineageEras | undefined = known?.eras;
+  let since = known?.since ?? Infinity;
+  let latest: KnownRuleHistory | undefined;
+  const tracker: ResetRuleTracker = {
     changes: {
       get: (limit) => changes.get(limit),
       get since() {
         return since;
       },
     },
+    unsaved: undefined,
+    taken() {
+      tracker.unsaved = undefined;
+    },
+    lost(history) {
+      if (latest === history && tracker.unsaved === undefined) tracker.unsaved = history;
+    },
     observe(policy, now) {
       if (policy === last) return;
-      const previous = last;
       last = policy;
-      if (previous === undefined) {
-        since = now;
-        return;
-      }
+      const before = eras;
+      const first = since === Infinity;
+      if (first) since = now;
+      const next = new Map<string, Map<string, RuleEra>>();
+      let changed = first || before === undefined;
       for (const [planName, plan] of policy.plans) {
-        const before = previous.plans.get(planName);
-        if (before === undefined) continue;
+        const beforePlan = before?.get(planName);
+        const planEras = new Map<string, RuleEra>();
         for (const [name, ent] of plan.entitlements) {
           const limit = ent.limit;
-          const old = before.entitlements.get(name)?.limit;
-          if (limit === undefined || old === undefined) continue;
-          if (!sameResetRule(limit.reset, old.reset)) {
-            changes.set(limit, { at: now, previous: old });
-          } else {
+          if (limit === undefined) continue;
+          const old = beforePlan?.get(name);
+          let era: RuleEra;
+          if (old === undefined) {
+            // A lineage not seen before: no change of it is known.
+            era = { reset: limit.reset, change: undefined };
+            changed = true;
+          } else if (sameResetRule(limit.reset, old.reset)) {
             // Same rule as before: an earlier change still explains this limit's older meters.
-            const inherited = changes.get(old);
-            if (inherited !== undefined) changes.set(limit, inherited);
+            era = old;
+          } else {
+            // Never dated before the change it follows (a clock set back across a restart).
+            era = { reset: limit.reset, change: { at: Math.max(now, old.change?.at ?? -Infinity), previous: old } };
+            changed = true;
           }
+          if (era.change !== undefined) changes.set(limit, era.change);
+          planEras.set(name, era);
         }
+        if (planEras.size > 0) next.set(planName, planEras);
+        if (beforePlan !== undefined && beforePlan.size !== planEras.size) changed = true;
+      }
+      if (before !== undefined && [...before.keys()].some((p) => !next.has(p))) changed = true;
+      eras = next;
+      if (changed) {
+        latest = { since, eras: next };
+        tracker.unsaved = latest;
       }
     },
   };
+  return tracker;
 }
 
 /** Where a stored meter's period stands under the live limit: its start, or over (`expired`). */
@@ -106,9 +167,9 @@ export interface JudgedPeriod {
  *   then is the one the row names (a row of another plan's lineage, or one written after the
  *   swaps, is not theirs). Then the chain of those swaps judges it. A row set under another rule
  *   than the lineage had then (an unseen change came first) is over if that rule would have ended
- *   its count before the first of them; else a row set before the tracker first saw a policy (a
- *   restart) is carried on through them, and one set while it ran (another plan's) is judged
- *   against the live rule as below.
+ *   its count before the first of them; else a row set before the history began (`since`: an
+ *   older version's, or imported) is carried on through them, and one set since (another plan's)
+ *   is judged against the live rule as below.
  * - Otherwise the moment of the change is not known, only that it came after the row was last
  *   judged. The count is kept until the first moment either rule would have reset it since: the
  *   end of its own rule's period, or of the live rule's period that contains the last judgement
@@ -128,25 +189,25 @@ export interface JudgedPeriod {
 export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: CompiledLimit, stored: Meter, now: number): JudgedPeriod | undefined {
   if (limit.unenforced === true) return undefined;
   const written = stored.resetRule;
-  // The swaps the engine saw, when any concern this limit.
-  const swaps = changes?.get(limit) === undefined ? undefined : changes;
-  if (written === undefined) return swaps === undefined ? undefined : carriedPeriod(swaps, limit, stored.periodStart);
-  if (swaps === undefined && written === resetRuleKey(limit.reset)) return undefined;
+  // The latest of the swaps the engine saw, when any concern this limit.
+  const swap = changes?.get(limit);
+  if (written === undefined) return swap === undefined ? undefined : carriedPeriod(swap, limit.reset, stored.periodStart);
+  if (swap === undefined && written === resetRuleKey(limit.reset)) return undefined;
   const own = writtenRule(stored, written);
   const judgedAt = judgedTime(stored, own, now);
-  if (swaps !== undefined) {
-    const { then, firstSwap } = lineageAt(swaps, limit, judgedAt);
-    if (then !== limit) {
-      if (resetRuleKey(then.reset) === written) return carriedPeriod(swaps, limit, stored.periodStart, judgedAt);
+  if (swap !== undefined) {
+    const { then, firstSwap } = lineageAt(swap, judgedAt);
+    if (then !== undefined) {
+      if (resetRuleKey(then.reset) === written) return carriedPeriod(swap, limit.reset, stored.periodStart, judgedAt);
       // Set under another rule than the lineage had then: an unseen change came first, to the
-      // lineage's rule before its swaps (a restart) or to this plan at some moment (a move from
+      // lineage's rule before its swaps (before the history began) or to this plan at some moment (a move from
       // another plan, before or after the swaps: not known). Over if the lineage's rule then
       // would have ended the count before the first swap: in doubt a count is dropped.
       const unseen = unseenCarry(own, then.reset, stored.periodStart, judgedAt);
       if (unseen.until <= firstSwap) return { start: stored.periodStart, expired: true, until: unseen.until };
-      // Set before the tracker knew the lineage: a restart, so the count goes on through the
-      // swaps. Set while it did: of another plan, judged against the live rule below.
-      if (judgedAt < swaps.since) return carriedPeriod(swaps, limit, unseen.start, judgedAt);
+      // Set before the history began, so the count goes on through the swaps. Set since: of
+      // another plan, judged against the live rule below.
+      if (judgedAt < (changes as ResetRuleChanges).since) return carriedPeriod(swap, limit.reset, unseen.start, judgedAt);
     }
   }
   if (written === resetRuleKey(limit.reset)) return undefined;
@@ -179,13 +240,14 @@ function unseenCarry(own: ResetRule | undefined, rule: ResetRule | undefined, st
 }
 
 /**
- * The limit of `limit`'s lineage (same plan and entitlement through the swaps) in force at `t`,
- * and when the first swap after `t` came (Infinity when none did: `then` is `limit`).
+ * The era of a lineage (same plan and entitlement through the swaps, the latest being `latest`)
+ * in force at `t`, and when the first swap after `t` came; undefined and Infinity when none came
+ * after `t` (the live rule was in force).
  */
-function lineageAt(changes: ResetRuleChanges, limit: CompiledLimit, t: number): { readonly then: CompiledLimit; readonly firstSwap: number } {
-  let then = limit;
+function lineageAt(latest: ResetRuleChange, t: number): { readonly then: RuleEra | undefined; readonly firstSwap: number } {
+  let then: RuleEra | undefined;
   let firstSwap = Infinity;
-  for (let c = changes.get(then); c !== undefined && c.at > t; c = changes.get(then)) {
+  for (let c: ResetRuleChange | undefined = latest; c !== undefined && c.at > t; c = then.change) {
     then = c.previous;
     firstSwap = c.at;
   }
@@ -200,16 +262,16 @@ function writtenRule(stored: Meter, key: string): ResetRule | undefined {
 }
 
 /**
- * The period a stored meter is in under `limit` once earlier rule changes (those after `since`)
- * are taken into account: `expired` when its period had ended under the rule it was written
- * under; else the period start to judge it from under `limit` (the stored one when no change
- * concerns it).
+ * The period a stored meter is in under `rule`, the rule `change` brought in, once that change and
+ * the earlier ones of its lineage (those after `since`) are taken into account: `expired` when its
+ * period had ended under the rule it was written under; else the period start to judge it from
+ * under `rule` (the stored one when no change concerns it).
  */
-export function carriedPeriod(changes: ResetRuleChanges, limit: CompiledLimit, storedStart: number, since = -Infinity): JudgedPeriod {
-  const change = changes.get(limit);
+function carriedPeriod(change: ResetRuleChange | undefined, rule: ResetRule | undefined, storedStart: number, since = -Infinity): JudgedPeriod {
   // Changes up to `since` came before the row was last judged: it was written under their rule.
   if (change === undefined || change.at <= since) return { start: storedStart, expired: false };
-  return carryAcross(change.previous.reset, limit.reset, storedStart, change.at, () => carriedPeriod(changes, change.previous, storedStart, since));
+  const previous = change.previous;
+  return carryAcross(previous.reset, rule, storedStart, change.at, () => carriedPeriod(previous.change, previous.reset, storedStart, since));
 }
 
 /**

@@ -4,6 +4,7 @@
  * byte-for-byte. Quantities are `Nanos` (see policy/fixed.ts).
  */
 import type { LimitMode, Nanos } from "../policy/index.js";
+import type { ResetRuleHistory } from "./reset-rule-history.js";
 
 // ───────────────────────────── state ─────────────────────────────
 
@@ -156,7 +157,9 @@ export type Write =
   | { readonly kind: "meter-delete"; readonly owner: string; readonly entitlement: string }
   | { readonly kind: "reservation-put"; readonly reservation: Reservation }
   | { readonly kind: "reservation-delete"; readonly id: string }
-  | { readonly kind: "idempotency-put"; readonly record: IdempotencyRecord };
+  | { readonly kind: "idempotency-put"; readonly record: IdempotencyRecord }
+  /** Replaces the stored reset-rule history (`StatePort.resetRuleHistory`). */
+  | { readonly kind: "reset-rule-history"; readonly history: ResetRuleHistory };
 
 /** What a store assigns to the events of one commit. */
 export interface CommitReceipt {
@@ -173,6 +176,11 @@ export interface CommitReceipt {
  */
 export interface StatePort extends StateReader {
   commit(writes: readonly Write[], events: readonly EngineEvent[]): Promise<CommitReceipt>;
+  /**
+   * The reset-rule history last committed (a `reset-rule-history` write), as it was stored; the
+   * engine checks it. Undefined when none was (a new data dir, or one from a version that kept none).
+   */
+  resetRuleHistory(): unknown;
 }
 
 // ───────────────────────────── requests ─────────────────────────────

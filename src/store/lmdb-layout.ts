@@ -7,6 +7,9 @@
  *                   "events-pruned-through" → the highest sequence pruning deleted, or an
  *                   import's log position if higher (so the next sequence is known when the
  *                   events table holds none at or past it)
+ *                   "reset-rule-history" → the engine's record of policy swaps that changed a
+ *                   reset rule, with the token of the writer that kept it (written with the
+ *                   commits, like a row; an older version of this format ignores it)
  *   customers       id → customer row
  *   alt-ids         alt id → primary id
  *   meters          [owner, entitlement] → meter row (ordered keys: metersOf(owner) is a range)
@@ -95,6 +98,27 @@ export function markOf(stored: unknown): number {
   return typeof stored === "number" ? stored : 0;
 }
 
+/** The meta key of the engine's reset-rule history (`StatePort.resetRuleHistory`). */
+export const RESET_RULE_HISTORY = "reset-rule-history";
+
+/**
+ * The stored reset-rule history and the writer that kept it. A claim passes it on to the new
+ * writer only when the last writer kept it too: an older version (which keeps none, and ignores
+ * this key) that wrote the dir in between may have counted under rules it does not know of, so
+ * the history it left behind is stale and is not read (`keptHistory`).
+ */
+export interface KeptHistory {
+  readonly writer: string;
+  readonly history: unknown;
+}
+
+/** The history kept for `writer`; undefined when there is none, or it was kept by another. */
+export function keptHistory(stored: unknown, writer: string | undefined): unknown {
+  if (typeof stored !== "object" || stored === null) return undefined;
+  const kept = stored as Partial<KeptHistory>;
+  return writer !== undefined && kept.writer === writer ? kept.history : undefined;
+}
+
 /** The meta key holding the token of the process that opened the dir last to write it. */
 const WRITER = "writer";
 
@@ -111,6 +135,8 @@ export function claimWriter(layout: Layout): string {
     // An upgrade goes in the same transaction: a batch of an earlier writer (an older version,
     // still running) that commits after it fails its writer check instead of writing old rows.
     layout.env.transactionSync(() => {
+      const history = keptHistory(layout.meta.get(RESET_RULE_HISTORY), layout.meta.get(WRITER) as string | undefined);
+      if (history !== undefined) layout.meta.putSync(RESET_RULE_HISTORY, { writer: token, history } satisfies KeptHistory);
       layout.meta.putSync(WRITER, token);
       if (layout.upgradeFrom !== undefined) upgradeFormat(layout.tables, layout.meta, layout.upgradeFrom);
     });

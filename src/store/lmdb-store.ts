@@ -36,7 +36,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import { EVENTS_PRUNED_THROUGH, assertWriter, claimWriter, markOf, openLayout, type Layout, type Tables } from "./lmdb-layout.js";
+import { EVENTS_PRUNED_THROUGH, RESET_RULE_HISTORY, assertWriter, keptHistory, type KeptHistory, claimWriter, markOf, openLayout, type Layout, type Tables } from "./lmdb-layout.js";
 import { createDataPages } from "./data-pages.js";
 import { createLmdbReader } from "./lmdb-reader.js";
 import {
@@ -247,7 +247,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       count += c.ops.length;
       for (const op of c.ops) {
         if (op.slot !== undefined) last.set(op.slot, op);
-        if (budget !== undefined) written.add(op.table);
+        if (budget !== undefined && op.table !== "meta") written.add(op.table);
       }
     }
     const raiseTo = batch.raiseTo;
@@ -259,9 +259,9 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       for (const c of batch.commits) {
         for (const op of c.ops) {
           if (op.slot !== undefined && last.get(op.slot) !== op) continue;
-          const table = tables[op.table];
-          if (op.value === undefined) table.removeSync(op.key);
-          else table.putSync(op.key, rowOf(op));
+          if (op.table === "meta") layout.meta.putSync(op.key, { writer: writer as string, history: op.value } satisfies KeptHistory);
+          else if (op.value === undefined) tables[op.table].removeSync(op.key);
+          else tables[op.table].putSync(op.key, rowOf(op));
         }
       }
       if (budget !== undefined) {
@@ -475,6 +475,10 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     ...maintenance,
     commit,
     close,
+    resetRuleHistory() {
+      guard("reading the reset-rule history");
+      return keptHistory(layout.meta.get(RESET_RULE_HISTORY), writer);
+    },
     claim() {
       if (!claimPending) return;
       if (closed || closing) throw closedError("claiming the data dir");

@@ -36,6 +36,7 @@ export function createMemoryStore(): MemoryStore {
   const idempotency = new Map<string, IdempotencyRecord>();
   const events: StoredEvent[] = [];
   const listeners = new Set<(events: readonly StoredEvent[]) => void>();
+  let ruleHistory: unknown;
   /** Customer ids in order, rebuilt lazily after an insert or delete (listing is rare). */
   let sortedIds: string[] | undefined;
 
@@ -94,6 +95,9 @@ export function createMemoryStore(): MemoryStore {
       case "idempotency-put":
         idempotency.set(w.record.key, w.record);
         return;
+      case "reset-rule-history":
+        ruleHistory = w.history;
+        return;
     }
   }
 
@@ -124,6 +128,7 @@ export function createMemoryStore(): MemoryStore {
     },
     getReservation: (id) => reservations.get(id),
     getIdempotency: (key) => idempotency.get(key),
+    resetRuleHistory: () => ruleHistory,
     listCustomers(afterId, limit) {
       const all = ids();
       // First index with id > afterId (binary search: listing pages through 100k+ customers).

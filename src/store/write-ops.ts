@@ -7,7 +7,7 @@
 import type { Key } from "lmdb";
 import { idLengthProblem, idProblem, type Customer, type Hold, type IdempotencyRecord, type StateReader, type Write } from "../engine/index.js";
 import { invalidArgument } from "../errors/index.js";
-import type { Tables } from "./lmdb-layout.js";
+import { RESET_RULE_HISTORY, type Tables } from "./lmdb-layout.js";
 import type { Overlay } from "./overlay.js";
 import { compareCodePoints } from "./code-point-order.js";
 import { encodeCustomer, encodeHold, encodeIdempotency, encodeMeter, encodeReservation } from "./row-codecs.js";
@@ -18,7 +18,8 @@ import { encodeCustomer, encodeHold, encodeIdempotency, encodeMeter, encodeReser
  * decisions of one batch is encoded and put once (the overlay already holds every step).
  */
 export interface Op {
-  readonly table: keyof Tables;
+  /** A data table, or the meta table (the reset-rule history). */
+  readonly table: keyof Tables | "meta";
   readonly key: Key;
   /** Identity of (table, key) within a batch; undefined for keys never written twice (events). */
   readonly slot: string | undefined;
@@ -34,7 +35,7 @@ export function rowOf(op: Op): unknown {
 
 const asIs = <T>(v: T): T => v;
 
-function op<T>(table: keyof Tables, key: Key, slot: string | undefined, value: T | undefined, encode: (value: T) => unknown): Op {
+function op<T>(table: Op["table"], key: Key, slot: string | undefined, value: T | undefined, encode: (value: T) => unknown): Op {
   return { table, key, slot, value, encode };
 }
 
@@ -43,7 +44,7 @@ function op<T>(table: keyof Tables, key: Key, slot: string | undefined, value: T
  * contains \0, so the first \0 ends it; a meter's owner is length-prefixed because ids may
  * contain \0 too (("a\0b", "c") and ("a", "b\0c") must not meet).
  */
-export const slotOf = (table: keyof Tables, key: string): string => `${table}\0${key}`;
+export const slotOf = (table: Op["table"], key: string): string => `${table}\0${key}`;
 /** An expiry index key is (time, key); the time is a number, so its first \0 ends it. */
 const expirySlot = (expiresAt: number, key: string): string => `idempotencyExpiry\0${expiresAt}\0${key}`;
 export const meterSlot = (owner: string, entitlement: string): string => `meters\0${owner.length}\0${owner}${entitlement}`;
@@ -116,6 +117,8 @@ function validateWrite(w: Write, i: number): void {
       return;
     case "idempotency-put":
       checkKeyId(i, "record.key", w.record.key);
+      return;
+    case "reset-rule-history":
       return;
   }
 }
@@ -204,6 +207,10 @@ export function applyWrites(writes: readonly Write[], view: StateReader, overlay
         ops.push(op("idempotencyExpiry", [r.expiresAt, r.key], expirySlot(r.expiresAt, r.key), null, asIs));
         break;
       }
+      case "reset-rule-history":
+        // Read once, at the engine's first operation: the overlay need not hold it.
+        ops.push(op("meta", RESET_RULE_HISTORY, slotOf("meta", RESET_RULE_HISTORY), w.history, asIs));
+        break;
     }
   }
   return ops;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createEngine, type ItemView } from "../../src/engine/index.js";
+import { createEngine, type ItemView, type StatePort } from "../../src/engine/index.js";
 import { loadPolicy, type CompiledPolicy, type ResetRule } from "../../src/policy/index.js";
 import { createLmdbStore } from "../../src/store/index.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
@@ -19,6 +19,12 @@ const policyWith = (reset: ResetRule | undefined, version: string, value = 100):
   buildPolicy({ free: { isDefault: true, entitlements: { t: { limit: { credit: token, value, ...(reset ? { reset } : {}) } } } } }, version);
 
 const NOV_21_10H = Date.UTC(2026, 10, 21, 10, 0, 0);
+
+/**
+ * The store as a version that kept no reset-rule history left it: every row, no history (so an
+ * engine over it judges a changed rule from the meter rows alone, as after an import).
+ */
+const withoutHistory = <S extends StatePort>(store: S): S => ({ ...store, resetRuleHistory: () => undefined });
 const NOV_1 = Date.UTC(2026, 10, 1);
 const NOV_21 = Date.UTC(2026, 10, 21);
 
@@ -153,13 +159,30 @@ describe("reset rules named by the meter's row", () => {
       version,
     );
 
-  it("a restart between a rule change and the next use does not zero a running meter", async () => {
+  it("a restart between a rule change and the next use: the store's history dates the change at the first operation", async () => {
     const { use, store } = setup(policyWith(monthly1, "a"), NOV_21_10H);
     await use(40);
     expect(store.getMeter("u", "t")?.resetRule).toBe("monthly:1");
-    // A new engine over the same store sees "b" from its first call: it never saw "a".
+    // A new engine over the same store sees "b" from its first call; the store kept "a".
     const later = { policy: policyWith(daily, "b"), now: NOV_21_10H + 60_000 };
     const engine = createEngine({ store, policy: () => later.policy, clock: () => later.now, newId: () => "id" });
+    const meter = async () => (await engine.getMeters("u", ["t"]))[0];
+    expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21, nextReset: NOV_21 + DAY });
+    const r = await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 1 }] });
+    expect(r.items[0]).toMatchObject({ value: n(41), periodStart: NOV_21 });
+    // A swap with a known moment: the decision writes the meter under the live rule.
+    expect(store.getMeter("u", "t")).toMatchObject({ value: n(41), resetRule: "daily", periodStart: NOV_21, judgedAt: NOV_21_10H + 60_000 });
+    later.now = NOV_21 + DAY;
+    expect(await meter()).toMatchObject({ value: n(0), periodStart: NOV_21 + DAY });
+  });
+
+  it("a rule changed before a data dir kept its history does not zero a running meter", async () => {
+    const { use, store } = setup(policyWith(monthly1, "a"), NOV_21_10H);
+    await use(40);
+    expect(store.getMeter("u", "t")?.resetRule).toBe("monthly:1");
+    // As a version that kept no history left the dir: "b" is all the new engine knows of.
+    const later = { policy: policyWith(daily, "b"), now: NOV_21_10H + 60_000 };
+    const engine = createEngine({ store: withoutHistory(store), policy: () => later.policy, clock: () => later.now, newId: () => "id" });
     const meter = async () => (await engine.getMeters("u", ["t"]))[0];
     expect(await meter()).toMatchObject({ value: n(40), periodStart: NOV_21, nextReset: NOV_21 + DAY });
     const r = await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 1 }] });
@@ -171,10 +194,12 @@ describe("reset rules named by the meter's row", () => {
   });
 
   it("a month that had ended is not revived by a restart under a rule that never resets", async () => {
-    const { use, store } = setup(policyWith(monthly1, "a"), Date.UTC(2026, 9, 20));
-    await use(30);
-    const engine = createEngine({ store, policy: () => policyWith(undefined, "b"), clock: () => NOV_21_10H, newId: () => "id" });
-    expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(0) });
+    for (const kept of [true, false]) {
+      const { use, store } = setup(policyWith(monthly1, "a"), Date.UTC(2026, 9, 20));
+      await use(30);
+      const engine = createEngine({ store: kept ? store : withoutHistory(store), policy: () => policyWith(undefined, "b"), clock: () => NOV_21_10H, newId: () => "id" });
+      expect((await engine.getMeters("u", ["t"]))[0], `history kept: ${kept}`).toMatchObject({ value: n(0) });
+    }
   });
 
   it("a plan removed from the policy: its customers' meters carry into the default plan's rule", async () => {
@@ -252,9 +277,10 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     const dir = mkdtempSync(join(tmpdir(), "limitr-rules-"));
     dirs.push(dir);
     const s = { policy, now };
-    const open = () => {
+    const open = (keptHistory = true) => {
       const store = createLmdbStore({ path: dir });
-      return { store, engine: createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => randomUUID() }) };
+      const port = keptHistory ? store : withoutHistory(store);
+      return { store, engine: createEngine({ store: port, policy: () => s.policy, clock: () => s.now, newId: () => randomUUID() }) };
     };
     let r = open();
     return {
@@ -265,6 +291,11 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
       async restart() {
         await r.store.close();
         r = open();
+      },
+      /** A restart onto the dir as a version that kept no reset-rule history would leave it. */
+      async upgrade() {
+        await r.store.close();
+        r = open(false);
       },
       close: () => r.store.close(),
       meter: async (customerId = "u") => (await r.engine.getMeters(customerId, ["t"]))[0],
@@ -286,11 +317,44 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
-  it("a month last counted on an earlier day is over under a daily rule found after a restart", async () => {
+  it("a month last counted on an earlier day carries into the day a daily rule found after a restart is first used", async () => {
     const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 3, 12));
     await w.use(95);
     w.s.policy = text({ free: "reset_sch: daily" }, "b");
     await w.restart();
+    // The dir's history knows the month ran under monthly:1 until now: a swap, as if seen live.
+    w.s.now = Date.UTC(2026, 10, 10, 12);
+    expect(await w.meter()).toMatchObject({ value: n(95), periodStart: Date.UTC(2026, 10, 10), nextReset: Date.UTC(2026, 10, 11) });
+    expect(await w.use(10)).toMatchObject({ allowed: false });
+    w.s.now = Date.UTC(2026, 10, 11, 12);
+    expect((await w.use(10)).items[0]).toMatchObject({ value: n(10), periodStart: Date.UTC(2026, 10, 11) });
+    await w.close();
+  });
+
+  it("a swap the engine saw before a restart still dates the meters it left untouched", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 3, 12));
+    await w.use(95);
+    w.s.policy = text({ free: "reset_sch: daily" }, "b");
+    w.s.now = Date.UTC(2026, 10, 10, 12);
+    await w.meter("someone");
+    w.s.now = Date.UTC(2026, 10, 10, 13);
+    expect(await w.meter()).toMatchObject({ value: n(95), periodStart: Date.UTC(2026, 10, 10) });
+    await w.restart();
+    // Judged from its row alone, the count would be over: its day (the 3rd) ended long ago.
+    expect(await w.meter()).toMatchObject({ value: n(95), periodStart: Date.UTC(2026, 10, 10), nextReset: Date.UTC(2026, 10, 11) });
+    // And the next swap after the restart chains onto it: the day's count carries into the week.
+    w.s.policy = text({ free: "reset_sch: weekly:mon" }, "c");
+    w.s.now = Date.UTC(2026, 10, 10, 14);
+    await w.restart();
+    expect(await w.meter()).toMatchObject({ value: n(95), periodStart: Date.UTC(2026, 10, 9), nextReset: Date.UTC(2026, 10, 16) });
+    await w.close();
+  });
+
+  it("a month last counted on an earlier day is over under a daily rule found on a dir that kept no history", async () => {
+    const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 3, 12));
+    await w.use(95);
+    w.s.policy = text({ free: "reset_sch: daily" }, "b");
+    await w.upgrade();
     w.s.now = Date.UTC(2026, 10, 10, 12);
     expect(await w.meter()).toMatchObject({ value: 0n, periodStart: Date.UTC(2026, 10, 10) });
     expect((await w.use(10)).items[0]).toMatchObject({ value: n(10) });
@@ -298,12 +362,12 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
   });
 
   it.each(["reset_sch: weekly:wed", "never", "reset_inc: 7days", "reset_sch: monthly:1"])(
-    "a count a restart's unseen change had ended stays ended through a later swap the engine saw (to %s)",
+    "a count an unseen change had ended stays ended through a later swap the engine saw (to %s)",
     async (third) => {
       const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
       await w.use(90);
       w.s.policy = text({ free: "reset_sch: daily" }, "b");
-      await w.restart();
+      await w.upgrade();
       w.s.now = Date.UTC(2026, 10, 21, 11);
       expect(await w.meter()).toMatchObject({ value: n(90), nextReset: Date.UTC(2026, 10, 22) });
       w.s.now = Date.UTC(2026, 10, 22, 12);
@@ -337,7 +401,8 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     w.s.now = moved;
     await w.engine.setCustomerPlan({ customerId: "acme", plan: "free", resetMeters: false });
     expect(await w.meter("alice")).toMatchObject({ value });
-    // (After a restart the swap is forgotten: swap moments live in memory only, a documented limit.)
+    await w.restart();
+    expect(await w.meter("alice")).toMatchObject({ value });
     await w.close();
   });
 
@@ -421,7 +486,7 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.use(40, "alice");
     await w.use(40, "bob");
     w.s.policy = text({ free: "reset_sch: daily", pro: "reset_sch: monthly:1" }, "b");
-    await w.restart();
+    await w.upgrade();
     w.s.now = Date.UTC(2026, 10, 21, 11);
     await w.meter("someone");
     w.s.policy = text({ free: "reset_sch: monthly:1", pro: "reset_sch: monthly:1" }, "c");
@@ -447,11 +512,11 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
-  it("a count still kept under a restart's unseen change goes on through a later swap the engine saw", async () => {
+  it("a count still kept under an unseen change goes on through a later swap the engine saw", async () => {
     const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 21, 10));
     await w.use(90);
     w.s.policy = text({ free: "reset_sch: daily" }, "b");
-    await w.restart();
+    await w.upgrade();
     w.s.now = Date.UTC(2026, 10, 21, 11);
     expect(await w.meter()).toMatchObject({ value: n(90) });
     // The same day, daily → weekly:mon: the day's count carries into the week, from the swap.
@@ -547,11 +612,12 @@ describe("a count carried across an unseen rule change", () => {
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
     return r.policy;
   };
+  /** A new engine over `store` as a version that kept no history left it: the change is unseen. */
   const reopen = (store: ReturnType<typeof createMemoryStore>, policy: CompiledPolicy, at: { now: number }) =>
-    createEngine({ store, policy: () => policy, clock: () => at.now, newId: () => randomUUID() });
+    createEngine({ store: withoutHistory(store), policy: () => policy, clock: () => at.now, newId: () => randomUUID() });
 
   it.each(["a Check", "a denied Allow", "a denied Allow of [t, z]", "a denied Allow of [z, t]"] as const)(
-    "daily → monthly:1 after a restart keeps the day's count to its end, whatever probes it first (%s)",
+    "daily → monthly:1 unseen keeps the day's count to its end, whatever probes it first (%s)",
     async (probe) => {
       // z is another plan's: not entitled on free.
       const other = "    other:\n      entitlements: { z: {} }\n";
@@ -578,7 +644,7 @@ describe("a count carried across an unseen rule change", () => {
     },
   );
 
-  it("monthly:1 → never resets after a restart keeps the month's count to the month's end, denied call or not", async () => {
+  it("monthly:1 → never resets unseen keeps the month's count to the month's end, denied call or not", async () => {
     const store = createMemoryStore();
     const at = { now: Date.UTC(2026, 10, 5) };
     await reopen(store, text("reset_sch: monthly:1", "a"), at).allow({ customerId: "u", items: [{ entitlement: "t", amount: 90 }] });

@@ -490,6 +490,31 @@ describe("lmdb store", () => {
     await s.close();
   });
 
+  it("keeps the reset-rule history across a reopen, and sets it aside once a writer that keeps none wrote the dir", async () => {
+    const path = dir();
+    const history = { since: 1, lineages: [{ plan: "free", entitlement: "t", rule: "daily", changes: [] }] };
+    const s = openAt(path);
+    await s.commit([{ kind: "reset-rule-history", history }], []);
+    await s.close();
+    // A later writer of this version is handed it by the claim, and so is the one after it.
+    for (let i = 0; i < 2; i++) {
+      const again = openAt(path);
+      expect(again.resetRuleHistory(), `reopen ${i}`).toEqual(history);
+      await again.close();
+    }
+    // An older version claims the dir (a new writer token) and writes it, never the history.
+    const env = open({ path: join(path, "limitr.mdb") });
+    await env.openDB({ name: "meta", encoding: "msgpack" }).put("writer", "pid 1, an older version");
+    await env.close();
+    const after = openAt(path);
+    expect(after.resetRuleHistory()).toBeUndefined();
+    await after.commit([{ kind: "reset-rule-history", history: { ...history, since: 2 } }], []);
+    await after.close();
+    const last = openAt(path);
+    expect(last.resetRuleHistory()).toEqual({ ...history, since: 2 });
+    await last.close();
+  });
+
   it("refuses a data dir of a future format without changing it", async () => {
     const path = dir();
     await openAt(path).close();

@@ -43,6 +43,17 @@ export function describeStoreContract(
       expect(s.readEvents(1, 10)).toEqual([]);
     });
 
+    it("keeps the reset-rule history last committed, as it was given", async () => {
+      const s = fresh();
+      expect(s.resetRuleHistory()).toBeUndefined();
+      const first = { since: 1, lineages: [{ plan: "free", entitlement: "t", rule: "daily", changes: [] }] };
+      const second = { since: 1, lineages: [{ plan: "free", entitlement: "t", rule: "never", changes: [{ at: 5, rule: "daily" }] }] };
+      await s.commit([{ kind: "reset-rule-history", history: first }], []);
+      expect(s.resetRuleHistory()).toEqual(first);
+      await s.commit([{ kind: "reset-rule-history", history: second }, { kind: "meter-put", meter: meter("c1", "chat", 1n) }], []);
+      expect(s.resetRuleHistory()).toEqual(second);
+    });
+
     it("shows a commit's writes to the very next read, before its promise settles", async () => {
       const s = fresh();
       const c = customer("c1", { altIds: ["stripe_1"] });
