@@ -260,6 +260,8 @@ function openStore(config: ServeConfig, logger: Logger, onWriterLost: (message: 
       ...(config.maxDataBytes === undefined ? {} : { maxDataBytes: config.maxDataBytes }),
       deferClaim: true,
       onWriterLost,
+      onResetRuleHistorySetAside: (lastWriter) =>
+        logger.warn("the stored reset-rule history was not kept by the data dir's last writer (a version that keeps none ran on it); starting a new one", { lastWriter }),
     });
     logger.info("store open", { dataDir: config.dataDir, fsync: config.fsync });
     for (const w of configWarnings(config)) logger.warn("configuration warning", { issue: w });

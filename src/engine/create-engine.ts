@@ -25,6 +25,8 @@ export function createEngine(deps: EngineDeps): Engine {
    * Before the claim a store refuses the read, and the operation with it.
    */
   let resetRules: ResetRuleTracker | undefined;
+  /** The history's commit while it is in flight: reads answered under its swap wait for it. */
+  let savingHistory: Promise<unknown> | undefined;
 
   function context(): EngineContext {
     const policy = deps.policy();
@@ -36,17 +38,33 @@ export function createEngine(deps: EngineDeps): Engine {
   }
 
   /**
-   * Keeps the reset-rule history a swap changed. Committed ahead of the operation that saw the swap
-   * (reads too): a failed commit fails every commit queued after it, so no decision made under the
-   * swap is durable without it. If it fails, the next operation commits it again.
+   * Keeps the reset-rule history a swap changed. Committed ahead of the operation that saw the swap:
+   * a failed commit fails every commit queued after it, so no decision made under the swap is
+   * durable without it; reads made under it wait for it (`read`). If it fails, those fail with it,
+   * and the next operation commits it again.
    */
   function saveRuleHistory(tracker: ResetRuleTracker, history: KnownRuleHistory): void {
     tracker.taken();
+    let committed: Promise<unknown>;
     try {
-      store.commit([{ kind: "reset-rule-history", history: storedRuleHistory(history) }], NO_EVENTS).catch(() => tracker.lost(history));
-    } catch {
+      committed = store.commit([{ kind: "reset-rule-history", history: storedRuleHistory(history) }], NO_EVENTS);
+    } catch (e) {
       tracker.lost(history);
+      throw e;
     }
+    const saving: Promise<unknown> = committed.then(
+      () => {
+        if (savingHistory === saving) savingHistory = undefined;
+      },
+      (e: unknown) => {
+        tracker.lost(history);
+        if (savingHistory === saving) savingHistory = undefined;
+        throw e;
+      },
+    );
+    // Awaited by the reads that come while it is in flight; a rejection no read saw is not unhandled.
+    saving.catch(() => undefined);
+    savingHistory = saving;
   }
 
   /**
@@ -71,11 +89,17 @@ export function createEngine(deps: EngineDeps): Engine {
     });
   }
 
-  /** Reads never commit (but for the reset-rule history, above); an async function turns a thrown LimitrError into a rejection. */
+  /**
+   * Reads never commit (but for the reset-rule history, above), and answer at once, unless a
+   * history their answer relies on is still being committed: then once it is, so that no answer
+   * a restart would give differently is given. An async function turns a thrown LimitrError into
+   * a rejection.
+   */
   async function read<A, T>(op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): Promise<T> {
     const outcome = op(context(), arg);
     // A Check's hint is the same application bug as an Allow's, though nothing is written.
     if (outcome.altIdConflicts !== undefined) reportConflicts(outcome.altIdConflicts);
+    if (savingHistory !== undefined) await savingHistory;
     return outcome.result;
   }
 

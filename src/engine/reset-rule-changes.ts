@@ -106,16 +106,20 @@ export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTrack
       last = policy;
       const before = eras;
       const first = since === Infinity;
-      if (first) since = now;
+      // A history dated after now was dated by a clock that ran ahead (here, or in an earlier
+      // process): trusted, every row judged since would fall before its swaps for as long.
+      let changed = first || before === undefined || since > now;
+      since = Math.min(since, now);
       const next = new Map<string, Map<string, RuleEra>>();
-      let changed = first || before === undefined;
       for (const [planName, plan] of policy.plans) {
         const beforePlan = before?.get(planName);
         const planEras = new Map<string, RuleEra>();
         for (const [name, ent] of plan.entitlements) {
           const limit = ent.limit;
           if (limit === undefined) continue;
-          const old = beforePlan?.get(name);
+          const kept = beforePlan?.get(name);
+          const old = kept === undefined ? undefined : eraAsOf(kept, now);
+          if (old !== kept) changed = true;
           let era: RuleEra;
           if (old === undefined) {
             // A lineage not seen before: no change of it is known.
@@ -125,8 +129,7 @@ export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTrack
             // Same rule as before: an earlier change still explains this limit's older meters.
             era = old;
           } else {
-            // Never dated before the change it follows (a clock set back across a restart).
-            era = { reset: limit.reset, change: { at: Math.max(now, old.change?.at ?? -Infinity), previous: old } };
+            era = keptChanges({ reset: limit.reset, change: { at: now, previous: old } });
             changed = true;
           }
           if (era.change !== undefined) changes.set(limit, era.change);
@@ -144,6 +147,46 @@ export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTrack
     },
   };
   return tracker;
+}
+
+/**
+ * The most changes a lineage keeps. Each swap that changes its rule adds one: without a bound the
+ * stored history (rewritten whole at each such swap) and the walk that judges a row would grow
+ * for ever. A row last judged before the oldest change kept is judged as if the rule before that
+ * change had been in force since, as a row from before the history began is; after so many
+ * changes its own period has almost always ended (then it is over either way).
+ */
+export const MAX_KEPT_CHANGES = 64;
+
+/** `era` with at most `MAX_KEPT_CHANGES` changes: the oldest dropped; `era` itself when within. */
+export function keptChanges(era: RuleEra): RuleEra {
+  const kept: ResetRuleChange[] = []; // newest first
+  for (let c = era.change; c !== undefined; c = c.previous.change) {
+    if (kept.length === MAX_KEPT_CHANGES) return rebuiltFrom(era.reset, kept);
+    kept.push(c);
+  }
+  return era;
+}
+
+/** The lineage whose rule is `reset` after `changes` (newest first), and nothing before them. */
+function rebuiltFrom(reset: ResetRule | undefined, changes: readonly ResetRuleChange[]): RuleEra {
+  const oldest = changes[changes.length - 1] as ResetRuleChange;
+  let rebuilt: RuleEra = { reset: oldest.previous.reset, change: undefined };
+  for (let j = changes.length - 1; j >= 0; j--) {
+    const after = j === 0 ? reset : (changes[j - 1] as ResetRuleChange).previous.reset;
+    rebuilt = { reset: after, change: { at: (changes[j] as ResetRuleChange).at, previous: rebuilt } };
+  }
+  return rebuilt;
+}
+
+/**
+ * `era` with no change dated after `now` (a clock set back: such changes are dated `now`, keeping
+ * the chain newest first); `era` itself when none is, the usual case (one comparison).
+ */
+function eraAsOf(era: RuleEra, now: number): RuleEra {
+  const c = era.change;
+  if (c === undefined || c.at <= now) return era;
+  return { reset: era.reset, change: { at: now, previous: eraAsOf(c.previous, now) } };
 }
 
 /** Where a stored meter's period stands under the live limit: its start, or over (`expired`). */

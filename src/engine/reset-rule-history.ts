@@ -6,7 +6,7 @@
  * rule changed while it was down is a swap dated at its first operation.
  */
 import { resetRuleKey, resetRuleOfKey, type ResetRule } from "../policy/index.js";
-import type { KnownRuleHistory, LineageEras, ResetRuleChange, RuleEra } from "./reset-rule-changes.js";
+import { keptChanges, type KnownRuleHistory, type LineageEras, type ResetRuleChange, type RuleEra } from "./reset-rule-changes.js";
 
 /** The history as a store keeps it. */
 export interface ResetRuleHistory {
@@ -79,7 +79,8 @@ export function parseRuleHistory(stored: unknown): ParsedRuleHistory {
       const previous: RuleEra = { reset: p.rule, change };
       change = { at: p.at, previous };
     }
-    const era: RuleEra = { reset: current.rule, change };
+    // A longer chain than this code keeps (written by hand, or by a later version): its oldest dropped.
+    const era = keptChanges({ reset: current.rule, change });
     let planEras = eras.get(plan);
     if (planEras === undefined) eras.set(plan, (planEras = new Map()));
     planEras.set(entitlement, era);
@@ -98,6 +99,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A time a Date can hold (±8.64e15 ms); a later one is read as now (`eraAsOf`). */
 function isTime(v: unknown): v is number {
-  return typeof v === "number" && Number.isFinite(v);
+  return typeof v === "number" && Number.isFinite(v) && Math.abs(v) <= 8.64e15;
 }

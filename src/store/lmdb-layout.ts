@@ -112,10 +112,14 @@ export interface KeptHistory {
   readonly history: unknown;
 }
 
-/** The history kept for `writer`; undefined when there is none, or it was kept by another. */
+/**
+ * The history kept for `writer`; undefined when there is none, or it was kept by another. A value
+ * that is no `KeptHistory` (damaged) is returned as it is, for the engine to report and replace.
+ */
 export function keptHistory(stored: unknown, writer: string | undefined): unknown {
-  if (typeof stored !== "object" || stored === null) return undefined;
-  const kept = stored as Partial<KeptHistory>;
+  if (stored === undefined) return undefined;
+  if (typeof stored !== "object" || stored === null || typeof (stored as Partial<KeptHistory>).writer !== "string") return stored;
+  const kept = stored as KeptHistory;
   return writer !== undefined && kept.writer === writer ? kept.history : undefined;
 }
 
@@ -129,20 +133,25 @@ const WRITER = "writer";
  * and every write transaction first checks it is still the writer (`assertWriter`). Returns the
  * token; read the last sequence only after this, so no earlier writer's commit is missed.
  */
-export function claimWriter(layout: Layout): string {
+export function claimWriter(layout: Layout, onHistorySetAside?: (lastWriter: string) => void): string {
   const token = `pid ${process.pid}, ${randomUUID()}`;
+  let setAsideFrom: string | undefined;
   try {
     // An upgrade goes in the same transaction: a batch of an earlier writer (an older version,
     // still running) that commits after it fails its writer check instead of writing old rows.
     layout.env.transactionSync(() => {
-      const history = keptHistory(layout.meta.get(RESET_RULE_HISTORY), layout.meta.get(WRITER) as string | undefined);
+      const stored: unknown = layout.meta.get(RESET_RULE_HISTORY);
+      const lastWriter = layout.meta.get(WRITER) as string | undefined;
+      const history = keptHistory(stored, lastWriter);
       if (history !== undefined) layout.meta.putSync(RESET_RULE_HISTORY, { writer: token, history } satisfies KeptHistory);
+      else if (stored !== undefined) setAsideFrom = String(lastWriter);
       layout.meta.putSync(WRITER, token);
       if (layout.upgradeFrom !== undefined) upgradeFormat(layout.tables, layout.meta, layout.upgradeFrom);
     });
   } catch (e) {
     throw storeError(e, `claiming the data dir ${layout.file}`, layout.file);
   }
+  if (setAsideFrom !== undefined) onHistorySetAside?.(setAsideFrom);
   return token;
 }
 

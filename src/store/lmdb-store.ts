@@ -88,6 +88,12 @@ export interface LmdbStoreOptions {
    * opener wins): every later commit of this store is refused.
    */
   readonly onWriterLost?: (message: string) => void;
+  /**
+   * Told when the claim sets the stored reset-rule history aside because the dir's last writer
+   * (named) did not keep it: a build that keeps none ran on the dir (a rollback). The engine
+   * starts a new one. For logs; must not throw.
+   */
+  readonly onResetRuleHistorySetAside?: (lastWriter: string) => void;
 }
 
 /** The tables read through the row cache (every decision reads them). */
@@ -180,7 +186,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
   // Claimed before the last sequence is read: a commit of an earlier writer lands before the
   // claim (and is read here) or is refused by its own writer check.
   const takeDir = (): void => {
-    if (options.readOnly !== true) writer = claimWriter(layout);
+    if (options.readOnly !== true) writer = claimWriter(layout, options.onResetRuleHistorySetAside);
     const lastStored = [...tables.events.getKeys({ reverse: true, limit: 1 })][0];
     durableSeq = Math.max(typeof lastStored === "number" ? lastStored : 0, markOf(layout.meta.get(EVENTS_PRUNED_THROUGH)));
     writtenSeq = durableSeq;

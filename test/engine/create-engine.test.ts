@@ -51,7 +51,11 @@ describe("createEngine", () => {
       clock: () => (clockReads++, T0),
       newId: () => "id",
     });
-    await engine.check({ customerId: "u", items: [{ entitlement: "t" }] });
+    // The first read answers once the reset-rule history its policy starts is committed.
+    const first = engine.check({ customerId: "u", items: [{ entitlement: "t" }] });
+    await new Promise((r) => setImmediate(r));
+    g.open();
+    await first;
     await engine.getMeters("u", []);
     await expect(engine.getCustomer("u")).rejects.toMatchObject({ code: "NOT_FOUND" });
     await engine.listCustomers("", 10);

@@ -4,11 +4,16 @@
  */
 import { describe, expect, it } from "vitest";
 import { createEngine, type StatePort, type Write } from "../../src/engine/index.js";
+import { MAX_KEPT_CHANGES } from "../../src/engine/reset-rule-changes.js";
 import { parseRuleHistory, storedRuleHistory, type ResetRuleHistory } from "../../src/engine/reset-rule-history.js";
 import { LimitrError } from "../../src/errors/index.js";
 import type { CompiledPolicy, ResetRule } from "../../src/policy/index.js";
+import { open } from "lmdb";
+import { join } from "node:path";
+import { createLmdbStore } from "../../src/store/index.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
-import { buildPolicy, credit, daily, DAY, monthly1, n } from "./harness.js";
+import { tempDir } from "../store/temp-store.js";
+import { buildPolicy, credit, daily, DAY, monthly1, n, rolling } from "./harness.js";
 
 const token = credit("token");
 const policyWith = (reset: ResetRule | undefined, version: string, extra: Record<string, ResetRule> = {}): CompiledPolicy =>
@@ -55,12 +60,87 @@ describe("the reset-rule history", () => {
     expect(storedRuleHistory(parsed.history)).toEqual(history);
   });
 
-  it("a swap's moment is never dated before the change it follows (a clock set back across a restart)", async () => {
+  it("a history dated after now (a clock set back) is dated now, and stored so", async () => {
     const store = createMemoryStore();
     await createEngine({ store, policy: () => policyWith(monthly1, "a"), clock: () => NOV_3, newId: () => "id" }).getMeters("u", []);
     await createEngine({ store, policy: () => policyWith(daily, "b"), clock: () => NOV_10, newId: () => "id" }).getMeters("u", []);
     await createEngine({ store, policy: () => policyWith(monthly1, "c"), clock: () => NOV_10 - DAY, newId: () => "id" }).getMeters("u", []);
-    expect(stored(store).lineages[0]?.changes).toEqual([{ at: NOV_10, rule: "daily" }, { at: NOV_10, rule: "monthly:1" }]);
+    expect(stored(store).lineages[0]?.changes).toEqual([{ at: NOV_10 - DAY, rule: "daily" }, { at: NOV_10 - DAY, rule: "monthly:1" }]);
+    // With no swap at all, a start whose clock is behind the whole history dates it now too.
+    await createEngine({ store, policy: () => policyWith(monthly1, "c"), clock: () => NOV_3 - DAY, newId: () => "id" }).getMeters("u", []);
+    expect(stored(store)).toMatchObject({ since: NOV_3 - DAY, lineages: [{ changes: [{ at: NOV_3 - DAY }, { at: NOV_3 - DAY }] }] });
+  });
+
+  it("a swap dated by a clock that ran ahead does not let a hard limit be passed once the clock is right", async () => {
+    const store = createMemoryStore();
+    await createEngine({ store, policy: () => policyWith(monthly1, "a"), clock: () => NOV_3, newId: () => "id" }).getMeters("u", []);
+    // The swap to daily is first used while the clock is two days ahead.
+    await createEngine({ store, policy: () => policyWith(daily, "b"), clock: () => NOV_10 + 2 * DAY, newId: () => "id" }).getMeters("u", []);
+    const at = { now: NOV_10 };
+    const engine = createEngine({ store, policy: () => policyWith(daily, "b"), clock: () => at.now, newId: () => "id" });
+    const answers: boolean[] = [];
+    for (let i = 0; i < 5; i++) {
+      at.now = NOV_10 + i * 1000;
+      answers.push((await engine.allow({ customerId: "new", items: [{ entitlement: "t", amount: 60 }] })).allowed);
+    }
+    expect(answers).toEqual([true, false, false, false, false]);
+    expect(store.getMeter("new", "t")).toMatchObject({ value: n(60), periodStart: Date.UTC(2026, 10, 10) });
+  });
+
+  it(`keeps at most ${MAX_KEPT_CHANGES} changes per lineage, however many swaps there were`, async () => {
+    const store = createMemoryStore();
+    const s = { policy: policyWith(rolling(30 * DAY), "a"), now: NOV_3 };
+    const engine = createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => "id" });
+    await engine.allow({ customerId: "old", items: [{ entitlement: "t", amount: 5 }] });
+    for (let i = 1; i <= 3 * MAX_KEPT_CHANGES; i++) {
+      s.policy = policyWith(rolling((i % 2 === 0 ? 30 : 60) * DAY), `v${i}`);
+      s.now = NOV_3 + i * 60_000;
+      await engine.allow({ customerId: "busy", items: [{ entitlement: "t", amount: 1 }] });
+    }
+    const changes = stored(store).lineages[0]?.changes ?? [];
+    expect(changes).toHaveLength(MAX_KEPT_CHANGES);
+    expect(changes[0]).toEqual({ at: s.now, rule: `${60 * DAY}ms` });
+    expect(changes[MAX_KEPT_CHANGES - 1]?.at).toBe(NOV_3 + (2 * MAX_KEPT_CHANGES + 1) * 60_000);
+    // A row judged before the oldest change kept is judged from it on, by the rule before it (30
+    // days, its own): its period still runs, so its count is carried to the last swap.
+    for (const e of [engine, createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => "id" })]) {
+      expect((await e.getMeters("old", ["t"]))[0]).toMatchObject({ value: n(5), periodStart: s.now });
+    }
+  });
+
+  it("a read under a swap answers only once the history is committed, and fails with it", async () => {
+    const inner = createMemoryStore();
+    const gates: { history: boolean; settle: (ok: boolean) => void }[] = [];
+    const store: StatePort = {
+      ...inner,
+      commit(writes: readonly Write[], events) {
+        const history = writes.some((w) => w.kind === "reset-rule-history");
+        return new Promise((resolve, reject) =>
+          gates.push({ history, settle: (ok) => (ok ? resolve(inner.commit(writes, events)) : reject(new LimitrError("UNAVAILABLE", "disk says no"))) }),
+        );
+      },
+    };
+    const s = { policy: policyWith(monthly1, "a"), now: NOV_3 };
+    const engine = createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => "id" });
+    let answered = false;
+    const first = engine.check({ customerId: "u", items: [{ entitlement: "t" }] }).then(() => (answered = true));
+    // Another read in flight meanwhile waits for the same commit.
+    const second = engine.getMeters("u", ["t"]).then(() => (answered = true));
+    await new Promise((r) => setImmediate(r));
+    expect([answered, gates.map((g) => g.history)]).toEqual([false, [true]]);
+    gates.splice(0).forEach((g) => g.settle(true));
+    await Promise.all([first, second]);
+    // Once the history is kept, reads answer at once again.
+    await engine.check({ customerId: "u", items: [{ entitlement: "t" }] });
+    s.policy = policyWith(daily, "b");
+    const failed = engine.check({ customerId: "u", items: [{ entitlement: "t" }] });
+    gates.splice(0).forEach((g) => g.settle(false));
+    await expect(failed).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    const retried = engine.getMeters("u", ["t"]);
+    expect(gates.map((g) => g.history)).toEqual([true]);
+    gates.splice(0).forEach((g) => g.settle(true));
+    expect(await retried).toHaveLength(1);
+    expect(stored(inner).lineages[0]).toMatchObject({ rule: "daily" });
   });
 
   it.each([
@@ -81,6 +161,27 @@ describe("the reset-rule history", () => {
     expect(stored(store)).toMatchObject({ since: NOV_3, lineages: [{ plan: "free", rule: "monthly:1" }] });
   });
 
+  it("a value at its key in a data dir that is not one this code wrote is reported and replaced", async () => {
+    const { dir, remove } = tempDir();
+    try {
+      await createLmdbStore({ path: dir }).close();
+      const env = open({ path: join(dir, "limitr.mdb") });
+      await env.openDB({ name: "meta", encoding: "msgpack" }).put("reset-rule-history", "not a history");
+      await env.close();
+      for (const expected of [["reset-rule history: (the value) must be an object"], []]) {
+        const store = createLmdbStore({ path: dir });
+        const told: string[] = [];
+        const engine = createEngine({ store, policy: () => policyWith(monthly1, "a"), clock: () => NOV_3, newId: () => "id", onResetRuleHistoryIgnored: (m) => told.push(m) });
+        await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 1 }] });
+        expect(told).toEqual(expected);
+        expect(store.resetRuleHistory()).toMatchObject({ since: NOV_3 });
+        await store.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
   it("is committed again by the next operation when its commit failed", async () => {
     const inner = createMemoryStore();
     const attempts: string[] = [];
@@ -96,8 +197,9 @@ describe("the reset-rule history", () => {
     };
     const s = { policy: policyWith(monthly1, "a"), now: NOV_3 };
     const engine = createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => "id" });
-    await engine.getMeters("u", []);
-    await engine.getMeters("u", []);
+    // A read under the policy fails with its history's commit.
+    await expect(engine.getMeters("u", [])).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    await expect(engine.getMeters("u", [])).rejects.toMatchObject({ code: "UNAVAILABLE" });
     failHistory = false;
     await engine.getMeters("u", []);
     await engine.getMeters("u", []);
@@ -106,7 +208,7 @@ describe("the reset-rule history", () => {
     // A newer history is not replaced by an older one that failed.
     failHistory = true;
     s.policy = policyWith(daily, "b");
-    await engine.getMeters("u", []);
+    await expect(engine.getMeters("u", [])).rejects.toMatchObject({ code: "UNAVAILABLE" });
     failHistory = false;
     s.policy = policyWith(undefined, "c");
     await engine.getMeters("u", []);

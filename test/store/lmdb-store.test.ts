@@ -498,7 +498,7 @@ describe("lmdb store", () => {
     await s.close();
     // A later writer of this version is handed it by the claim, and so is the one after it.
     for (let i = 0; i < 2; i++) {
-      const again = openAt(path);
+      const again = createLmdbStore({ path, onResetRuleHistorySetAside: () => expect.unreachable("set aside") });
       expect(again.resetRuleHistory(), `reopen ${i}`).toEqual(history);
       await again.close();
     }
@@ -506,7 +506,9 @@ describe("lmdb store", () => {
     const env = open({ path: join(path, "limitr.mdb") });
     await env.openDB({ name: "meta", encoding: "msgpack" }).put("writer", "pid 1, an older version");
     await env.close();
-    const after = openAt(path);
+    const setAside: string[] = [];
+    const after = createLmdbStore({ path, onResetRuleHistorySetAside: (w) => setAside.push(w) });
+    expect(setAside).toEqual(["pid 1, an older version"]);
     expect(after.resetRuleHistory()).toBeUndefined();
     await after.commit([{ kind: "reset-rule-history", history: { ...history, since: 2 } }], []);
     await after.close();
