@@ -106,10 +106,8 @@ export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTrack
       last = policy;
       const before = eras;
       const first = since === Infinity;
-      // A history dated after now was dated by a clock that ran ahead (here, or in an earlier
-      // process): trusted, every row judged since would fall before its swaps for as long.
-      let changed = first || before === undefined || since > now;
-      since = Math.min(since, now);
+      if (first) since = now;
+      let changed = first || before === undefined;
       const next = new Map<string, Map<string, RuleEra>>();
       for (const [planName, plan] of policy.plans) {
         const beforePlan = before?.get(planName);
@@ -117,9 +115,7 @@ export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTrack
         for (const [name, ent] of plan.entitlements) {
           const limit = ent.limit;
           if (limit === undefined) continue;
-          const kept = beforePlan?.get(name);
-          const old = kept === undefined ? undefined : eraAsOf(kept, now);
-          if (old !== kept) changed = true;
+          const old = beforePlan?.get(name);
           let era: RuleEra;
           if (old === undefined) {
             // A lineage not seen before: no change of it is known.
@@ -129,7 +125,10 @@ export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTrack
             // Same rule as before: an earlier change still explains this limit's older meters.
             era = old;
           } else {
-            era = keptChanges({ reset: limit.reset, change: { at: now, previous: old } });
+            // Never dated before the change it follows (a clock set back, here or across a
+            // restart): the chain stays newest first. The stored times are never moved by a
+            // clock that may be the wrong one (`effectiveJudgedAt` reads them against now).
+            era = keptChanges({ reset: limit.reset, change: { at: Math.max(now, old.change?.at ?? -Infinity), previous: old } });
             changed = true;
           }
           if (era.change !== undefined) changes.set(limit, era.change);
@@ -153,10 +152,9 @@ export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTrack
  * The most changes a lineage keeps. Each swap that changes its rule adds one: without a bound the
  * stored history (rewritten whole at each such swap) and the walk that judges a row would grow
  * for ever. A row last judged before the oldest change kept is judged as if the rule before that
- * change had been in force since, as a row from before the history began is; after so many
- * changes its own period has almost always ended (then it is over either way).
+ * change had been in force since (so, in doubt, a count set under another rule is dropped).
  */
-export const MAX_KEPT_CHANGES = 64;
+export const MAX_KEPT_CHANGES = 256;
 
 /** `era` with at most `MAX_KEPT_CHANGES` changes: the oldest dropped; `era` itself when within. */
 export function keptChanges(era: RuleEra): RuleEra {
@@ -177,16 +175,6 @@ function rebuiltFrom(reset: ResetRule | undefined, changes: readonly ResetRuleCh
     rebuilt = { reset: after, change: { at: (changes[j] as ResetRuleChange).at, previous: rebuilt } };
   }
   return rebuilt;
-}
-
-/**
- * `era` with no change dated after `now` (a clock set back: such changes are dated `now`, keeping
- * the chain newest first); `era` itself when none is, the usual case (one comparison).
- */
-function eraAsOf(era: RuleEra, now: number): RuleEra {
-  const c = era.change;
-  if (c === undefined || c.at <= now) return era;
-  return { reset: era.reset, change: { at: now, previous: eraAsOf(c.previous, now) } };
 }
 
 /** Where a stored meter's period stands under the live limit: its start, or over (`expired`). */
@@ -239,9 +227,10 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
   const own = writtenRule(stored, written);
   const judgedAt = judgedTime(stored, own, now);
   if (swap !== undefined) {
-    const { then, firstSwap } = lineageAt(swap, judgedAt);
+    const from = swapsFrom(swap, limit.reset, written, judgedAt, now);
+    const { then, firstSwap } = lineageAt(swap, from);
     if (then !== undefined) {
-      if (resetRuleKey(then.reset) === written) return carriedPeriod(swap, limit.reset, stored.periodStart, judgedAt);
+      if (resetRuleKey(then.reset) === written) return carriedPeriod(swap, limit.reset, stored.periodStart, from);
       // Set under another rule than the lineage had then: an unseen change came first, to the
       // lineage's rule before its swaps (before the history began) or to this plan at some moment (a move from
       // another plan, before or after the swaps: not known). Over if the lineage's rule then
@@ -256,6 +245,22 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
   if (written === resetRuleKey(limit.reset)) return undefined;
   const { start, until } = unseenCarry(own, limit.reset, stored.periodStart, judgedAt);
   return { start: now >= until ? stored.periodStart : start, expired: now >= until, until };
+}
+
+/**
+ * From when the swaps after a row's last judgement count: that judgement, unless a swap dated
+ * after now brought in the rule the row names. A clock that ran ahead when the swap was first
+ * seen (here, or in an earlier process) dated it so, and a row written under that rule since, by
+ * the clock set right, looks older than the swap; judged through it, its count would be over at
+ * every call. Such a row was written under the swap: it counts from the swap's moment.
+ */
+function swapsFrom(latest: ResetRuleChange, live: ResetRule | undefined, written: string, judgedAt: number, now: number): number {
+  let after = live;
+  for (let c: ResetRuleChange | undefined = latest; c !== undefined && c.at > judgedAt; c = c.previous.change) {
+    if (c.at > now && resetRuleKey(after) === written) return c.at;
+    after = c.previous.reset;
+  }
+  return judgedAt;
 }
 
 /**

@@ -270,7 +270,8 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
           else tables[op.table].putSync(op.key, rowOf(op));
         }
       }
-      if (budget !== undefined) {
+      // A batch that writes no data table (the reset-rule history alone) adds nothing to count.
+      if (budget !== undefined && written.size > 0) {
         const used = budget.pages.bytesWith(written);
         if (used > budget.limit) {
           // Throwing aborts the transaction: none of the batch is written.

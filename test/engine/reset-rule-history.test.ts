@@ -60,24 +60,46 @@ describe("the reset-rule history", () => {
     expect(storedRuleHistory(parsed.history)).toEqual(history);
   });
 
-  it("a history dated after now (a clock set back) is dated now, and stored so", async () => {
+  it("a clock set back never re-dates the stored history", async () => {
     const store = createMemoryStore();
     await createEngine({ store, policy: () => policyWith(monthly1, "a"), clock: () => NOV_3, newId: () => "id" }).getMeters("u", []);
     await createEngine({ store, policy: () => policyWith(daily, "b"), clock: () => NOV_10, newId: () => "id" }).getMeters("u", []);
+    // A swap seen by a clock behind the last one is dated at it, so the chain stays newest first.
     await createEngine({ store, policy: () => policyWith(monthly1, "c"), clock: () => NOV_10 - DAY, newId: () => "id" }).getMeters("u", []);
-    expect(stored(store).lineages[0]?.changes).toEqual([{ at: NOV_10 - DAY, rule: "daily" }, { at: NOV_10 - DAY, rule: "monthly:1" }]);
-    // With no swap at all, a start whose clock is behind the whole history dates it now too.
+    const kept = { since: NOV_3, lineages: [{ plan: "free", entitlement: "t", rule: "monthly:1", changes: [{ at: NOV_10, rule: "daily" }, { at: NOV_10, rule: "monthly:1" }] }] };
+    expect(stored(store)).toEqual(kept);
+    // A start whose clock is behind the whole history changes none of it.
     await createEngine({ store, policy: () => policyWith(monthly1, "c"), clock: () => NOV_3 - DAY, newId: () => "id" }).getMeters("u", []);
-    expect(stored(store)).toMatchObject({ since: NOV_3 - DAY, lineages: [{ changes: [{ at: NOV_3 - DAY }, { at: NOV_3 - DAY }] }] });
+    expect(stored(store)).toEqual(kept);
   });
 
-  it("a swap dated by a clock that ran ahead does not let a hard limit be passed once the clock is right", async () => {
+  it("a restart whose clock is behind, then set right, keeps a count the swap carried", async () => {
+    const store = createMemoryStore();
+    const at = { now: Date.UTC(2026, 10, 9, 12) };
+    await createEngine({ store, policy: () => policyWith(monthly1, "a"), clock: () => at.now, newId: () => "id" }).allow({ customerId: "u", items: [{ entitlement: "t", amount: 90 }] });
+    at.now = NOV_10;
+    expect((await createEngine({ store, policy: () => policyWith(daily, "b"), clock: () => at.now, newId: () => "id" }).getMeters("u", ["t"]))[0]).toMatchObject({ value: n(90) });
+    at.now = Date.UTC(2026, 10, 8, 13);
+    const engine = createEngine({ store, policy: () => policyWith(daily, "b"), clock: () => at.now, newId: () => "id" });
+    await engine.getMeters("someone", []);
+    at.now = NOV_10 + 3_900_000;
+    expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(90), periodStart: Date.UTC(2026, 10, 10) });
+    expect((await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 20 }] })).allowed).toBe(false);
+  });
+
+  it.each([
+    ["after a restart", true],
+    ["in the same process", false],
+  ] as const)("a swap dated by a clock that ran ahead does not let a hard limit be passed once the clock is right (%s)", async (_name, restart) => {
     const store = createMemoryStore();
     await createEngine({ store, policy: () => policyWith(monthly1, "a"), clock: () => NOV_3, newId: () => "id" }).getMeters("u", []);
     // The swap to daily is first used while the clock is two days ahead.
-    await createEngine({ store, policy: () => policyWith(daily, "b"), clock: () => NOV_10 + 2 * DAY, newId: () => "id" }).getMeters("u", []);
-    const at = { now: NOV_10 };
-    const engine = createEngine({ store, policy: () => policyWith(daily, "b"), clock: () => at.now, newId: () => "id" });
+    const at = { now: NOV_10 + 2 * DAY };
+    // One policy object: the process sees no further swap when its clock is set right.
+    const b = policyWith(daily, "b");
+    const ahead = createEngine({ store, policy: () => b, clock: () => at.now, newId: () => "id" });
+    await ahead.getMeters("u", []);
+    const engine = restart ? createEngine({ store, policy: () => b, clock: () => at.now, newId: () => "id" }) : ahead;
     const answers: boolean[] = [];
     for (let i = 0; i < 5; i++) {
       at.now = NOV_10 + i * 1000;
@@ -128,6 +150,8 @@ describe("the reset-rule history", () => {
     const second = engine.getMeters("u", ["t"]).then(() => (answered = true));
     await new Promise((r) => setImmediate(r));
     expect([answered, gates.map((g) => g.history)]).toEqual([false, [true]]);
+    // Reads of customers judge no meter: they do not wait.
+    expect(await engine.listCustomers("", 10)).toEqual([]);
     gates.splice(0).forEach((g) => g.settle(true));
     await Promise.all([first, second]);
     // Once the history is kept, reads answer at once again.
@@ -177,6 +201,28 @@ describe("the reset-rule history", () => {
         expect(store.resetRuleHistory()).toMatchObject({ since: NOV_3 });
         await store.close();
       }
+    } finally {
+      remove();
+    }
+  });
+
+  it("is kept, and reads under its swap answer, while the data budget is full", async () => {
+    const { dir, remove } = tempDir();
+    try {
+      const s = { policy: policyWith(monthly1, "a"), now: NOV_3 };
+      const first = createLmdbStore({ path: dir });
+      await createEngine({ store: first, policy: () => s.policy, clock: () => s.now, newId: () => "id" }).allow({ customerId: "u", items: [{ entitlement: "t", amount: 90 }] });
+      await first.close();
+      // Reopened with a budget below what the dir already holds: every write of data is refused.
+      const store = createLmdbStore({ path: dir, maxDataBytes: 1 });
+      const engine = createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => "id" });
+      await expect(engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 1 }] })).rejects.toMatchObject({ code: "RESOURCE_EXHAUSTED" });
+      s.policy = policyWith(daily, "b");
+      s.now = NOV_10;
+      expect((await engine.getMeters("u", ["t"]))[0]).toMatchObject({ value: n(90), periodStart: Date.UTC(2026, 10, 10) });
+      expect((await engine.check({ customerId: "u", items: [{ entitlement: "t", amount: 20 }] })).allowed).toBe(false);
+      expect(stored(store).lineages[0]).toMatchObject({ rule: "daily", changes: [{ at: NOV_10, rule: "monthly:1" }] });
+      await store.close();
     } finally {
       remove();
     }
