@@ -25,8 +25,8 @@ export function createEngine(deps: EngineDeps): Engine {
    * Before the claim a store refuses the read, and the operation with it.
    */
   let resetRules: ResetRuleTracker | undefined;
-  /** The history's commit while it is in flight: reads answered under its swap wait for it. */
-  let savingHistory: Promise<unknown> | undefined;
+  /** The history's commit while it is in flight (never rejects): reads made under its swap wait for it. */
+  let savingHistory: Promise<void> | undefined;
 
   function context(): EngineContext {
     const policy = deps.policy();
@@ -40,8 +40,9 @@ export function createEngine(deps: EngineDeps): Engine {
   /**
    * Keeps the reset-rule history a swap changed. Committed ahead of the operation that saw the swap:
    * a failed commit fails every commit queued after it, so no decision made under the swap is
-   * durable without it; reads made under it wait for it (`read`). If it fails, those fail with it,
-   * and the next operation commits it again.
+   * durable without it; reads made under it wait for it (`read`). If it fails (a full disk or data
+   * budget: the commits it shares a batch with fail it too), the next operation commits it again,
+   * and the reads answer all the same: they keep working while storage is full.
    */
   function saveRuleHistory(tracker: ResetRuleTracker, history: KnownRuleHistory): void {
     tracker.taken();
@@ -52,18 +53,15 @@ export function createEngine(deps: EngineDeps): Engine {
       tracker.lost(history);
       throw e;
     }
-    const saving: Promise<unknown> = committed.then(
+    const saving: Promise<void> = committed.then(
       () => {
         if (savingHistory === saving) savingHistory = undefined;
       },
-      (e: unknown) => {
+      () => {
         tracker.lost(history);
         if (savingHistory === saving) savingHistory = undefined;
-        throw e;
       },
     );
-    // Awaited by the reads that come while it is in flight; a rejection no read saw is not unhandled.
-    saving.catch(() => undefined);
     savingHistory = saving;
   }
 
@@ -91,9 +89,9 @@ export function createEngine(deps: EngineDeps): Engine {
 
   /**
    * Reads never commit (but for the reset-rule history, above), and answer at once, unless a
-   * history their answer relies on is still being committed: then once it is, so that no answer
-   * a restart would give differently is given. An async function turns a thrown LimitrError into
-   * a rejection.
+   * history their answer relies on is still being committed: then once that commit settles, so
+   * that no answer a restart would give differently is given while it can be kept. An async
+   * function turns a thrown LimitrError into a rejection.
    */
   async function read<A, T>(op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): Promise<T> {
     const outcome = op(context(), arg);

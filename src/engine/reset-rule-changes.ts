@@ -248,19 +248,25 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
 }
 
 /**
- * From when the swaps after a row's last judgement count: that judgement, unless a swap dated
- * after now brought in the rule the row names. A clock that ran ahead when the swap was first
- * seen (here, or in an earlier process) dated it so, and a row written under that rule since, by
- * the clock set right, looks older than the swap; judged through it, its count would be over at
- * every call. Such a row was written under the swap: it counts from the swap's moment.
+ * From when the swaps after a row's last judgement count: that judgement, unless every one of
+ * them is dated after now and one brought in the rule the row names. A clock that ran ahead when
+ * such a swap was first seen (here, or in an earlier process) dated it so, and a row written
+ * under its rule since, by the clock set right, looks older than the swap; judged through it, its
+ * count would be over at every call. Such a row was written under the swap: it counts from the
+ * moment of the oldest that brought its rule in. A swap after the judgement that is dated by the
+ * clock as it is came after the row for certain, and so did every newer one. This holds only
+ * while the clock is behind the swap: after that moment the row looks older than it again (the
+ * sidecar trusts its clock; docs/kubernetes.md says what a wrong one does).
  */
 function swapsFrom(latest: ResetRuleChange, live: ResetRule | undefined, written: string, judgedAt: number, now: number): number {
+  let from = judgedAt;
   let after = live;
   for (let c: ResetRuleChange | undefined = latest; c !== undefined && c.at > judgedAt; c = c.previous.change) {
-    if (c.at > now && resetRuleKey(after) === written) return c.at;
+    if (c.at <= now) return judgedAt;
+    if (resetRuleKey(after) === written) from = c.at;
     after = c.previous.reset;
   }
-  return judgedAt;
+  return from;
 }
 
 /**
