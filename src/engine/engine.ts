@@ -59,8 +59,8 @@ export interface EngineDeps {
   readonly onHintAltIdConflict?: (conflict: AltIdConflict) => void;
   /**
    * Told, at the first operation, that the store's reset-rule history could not be read (the
-   * message says why): it is set aside and a new one started, so meters whose rule changed before are judged
-   * as in a data dir from a version that kept none. For logs; must not throw.
+   * message says why): it is set aside and a new one started, so meters whose rule changed before
+   * are judged as in a data dir from a version that kept none. For logs; must not throw.
    */
   readonly onResetRuleHistoryIgnored?: (message: string) => void;
 }

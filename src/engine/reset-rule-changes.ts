@@ -127,7 +127,7 @@ export function createResetRuleTracker(known?: KnownRuleHistory): ResetRuleTrack
           } else {
             // Never dated before the change it follows (a clock set back, here or across a
             // restart): the chain stays newest first. The stored times are never moved by a
-            // clock that may be the wrong one (`effectiveJudgedAt` reads them against now).
+            // clock that may be the wrong one (`swapsFrom` reads them against now).
             era = keptChanges({ reset: limit.reset, change: { at: Math.max(now, old.change?.at ?? -Infinity), previous: old } });
             changed = true;
           }
@@ -232,9 +232,10 @@ export function judgedPeriod(changes: ResetRuleChanges | undefined, limit: Compi
     if (then !== undefined) {
       if (resetRuleKey(then.reset) === written) return carriedPeriod(swap, limit.reset, stored.periodStart, from);
       // Set under another rule than the lineage had then: an unseen change came first, to the
-      // lineage's rule before its swaps (before the history began) or to this plan at some moment (a move from
-      // another plan, before or after the swaps: not known). Over if the lineage's rule then
-      // would have ended the count before the first swap: in doubt a count is dropped.
+      // lineage's rule before its swaps (before the history began) or to this plan at some
+      // moment (a move from another plan, before or after the swaps: not known). Over if the
+      // lineage's rule then would have ended the count before the first swap: in doubt a count
+      // is dropped.
       const unseen = unseenCarry(own, then.reset, stored.periodStart, judgedAt);
       if (unseen.until <= firstSwap) return { start: stored.periodStart, expired: true, until: unseen.until };
       // Set before the history began, so the count goes on through the swaps. Set since: of

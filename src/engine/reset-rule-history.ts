@@ -25,6 +25,7 @@ export interface StoredLineage {
   readonly changes: readonly { readonly at: number; readonly rule: string }[];
 }
 
+/** The tracker's history as the store keeps it (`parseRuleHistory` reads it back). */
 export function storedRuleHistory(history: KnownRuleHistory): ResetRuleHistory {
   const lineages: StoredLineage[] = [];
   for (const [plan, eras] of history.eras) {
@@ -99,7 +100,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** A time a Date can hold (±8.64e15 ms); a later one is read as now (`eraAsOf`). */
+/** A time a Date can hold (±8.64e15 ms). */
 function isTime(v: unknown): v is number {
   return typeof v === "number" && Number.isFinite(v) && Math.abs(v) <= 8.64e15;
 }
