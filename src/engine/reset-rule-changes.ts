@@ -326,26 +326,21 @@ function carriedPeriod(change: ResetRuleChange | undefined, rule: ResetRule | un
   // Changes up to `since` came before the row was last judged: it was written under their rule.
   if (change === undefined || change.at <= since) return { start: storedStart, expired: false };
   const previous = change.previous;
-  const earlier = previous.change !== undefined && previous.change.at > since ? previous.change : undefined;
-  return carryAcross(previous.reset, rule, storedStart, change.at, earlier === undefined ? undefined : () => carriedPeriod(earlier, previous.reset, storedStart, since));
+  return carryAcross(previous.reset, rule, storedStart, change.at, () => carriedPeriod(previous.change, previous.reset, storedStart, since));
 }
 
 /**
  * One rule change at `at`, from `oldRule` to `newRule`, for a meter stored with `storedStart`;
- * `earlier`, when earlier changes concern it, says where they left it under `oldRule`.
+ * `before` says where the meter stood under `oldRule` (earlier changes).
  */
-function carryAcross(oldRule: ResetRule | undefined, newRule: ResetRule | undefined, storedStart: number, at: number, earlier: (() => JudgedPeriod) | undefined): JudgedPeriod {
+function carryAcross(oldRule: ResetRule | undefined, newRule: ResetRule | undefined, storedStart: number, at: number, before: () => JudgedPeriod): JudgedPeriod {
   const anchored = initialPeriodStart(newRule, at);
-  // Where the count stood under the old rule: as stored, or where earlier changes carried it.
-  const was = earlier?.() ?? { start: storedStart, expired: false };
-  const ended = was.expired || (oldRule !== undefined && nextResetAfter(oldRule, was.start) <= at);
-  // A count earlier changes carried into a period of the old rule is over once that period ended,
-  // wherever it started (monthly:1 -> daily -> monthly:1 does not bring back a day that ended).
-  if (ended && earlier !== undefined) return was.expired ? was : { start: was.start, expired: true };
   // Started in (or after) the new rule's period of the change: all of its usage is in that period
   // (a start written under the old calendar is reported on the new rule's boundary).
   if (storedStart >= anchored) return { start: newRule?.kind === "calendar" ? initialPeriodStart(newRule, storedStart) : storedStart, expired: false };
-  if (ended) return { start: was.start, expired: true };
+  const was = before();
+  if (was.expired) return was;
+  if (oldRule !== undefined && nextResetAfter(oldRule, was.start) <= at) return { start: was.start, expired: true };
   // Still running when the rule changed: carried into the new rule's period of the change (a meter
   // that now never resets keeps its own start).
   return { start: newRule === undefined ? storedStart : anchored, expired: false };

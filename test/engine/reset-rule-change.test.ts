@@ -563,30 +563,6 @@ describe("reset rules named by the row, with the swaps the engine saw", () => {
     await w.close();
   });
 
-  it("monthly:1 → daily → monthly:1 does not bring back a month whose carried day had ended", async () => {
-    const w = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 3, 12));
-    await w.use(90);
-    w.s.policy = text({ free: "reset_sch: daily" }, "b");
-    w.s.now = Date.UTC(2026, 10, 5, 12);
-    expect(await w.meter()).toMatchObject({ value: n(90), periodStart: Date.UTC(2026, 10, 5) });
-    w.s.policy = text({ free: "reset_sch: monthly:1" }, "c");
-    w.s.now = Date.UTC(2026, 10, 10, 12);
-    // The 90 were carried into the 5th, and that day ended on the 6th.
-    expect(await w.meter()).toMatchObject({ value: 0n, periodStart: NOV_1 });
-    expect((await w.use(20)).items[0]).toMatchObject({ value: n(20) });
-    // Within the carried day, the month takes the count back.
-    const v = lmdbSetup(text({ free: "reset_sch: monthly:1" }, "a"), Date.UTC(2026, 10, 3, 12));
-    await v.use(90);
-    v.s.policy = text({ free: "reset_sch: daily" }, "b");
-    v.s.now = Date.UTC(2026, 10, 5, 12);
-    await v.meter("someone");
-    v.s.policy = text({ free: "reset_sch: monthly:1" }, "c");
-    v.s.now = Date.UTC(2026, 10, 5, 13);
-    expect(await v.meter()).toMatchObject({ value: n(90), periodStart: NOV_1 });
-    await w.close();
-    await v.close();
-  });
-
   it("a swap back to the rule the row names does not revive a period the swap between had ended", async () => {
     const w = lmdbSetup(text({ free: "reset_inc: 30days" }, "a"), Date.UTC(2026, 10, 3, 12));
     await w.use(60);
