@@ -4,6 +4,7 @@
  * the commit settles. The pure rule and the commit call run in one synchronous stretch, so no
  * other decision can interleave between reading state and writing it (no check-then-act race).
  */
+import { LimitrError, isLimitrError } from "../errors/index.js";
 import { allow, check, record, reserve } from "./decision-ops.js";
 import type { EngineContext } from "./context.js";
 import { deleteCustomer, getCustomer, listCustomers, setCustomerPlan, upsertCustomer } from "./customer-ops.js";
@@ -25,8 +26,11 @@ export function createEngine(deps: EngineDeps): Engine {
    * Before the claim a store refuses the read, and the operation with it.
    */
   let resetRules: ResetRuleTracker | undefined;
-  /** The history's commit while it is in flight (never rejects): reads made under its swap wait for it. */
-  let savingHistory: Promise<void> | undefined;
+  /**
+   * The history's commit while it is in flight: reads made under its swap wait for it. It never
+   * rejects; it settles with the error a read must fail with, if any.
+   */
+  let savingHistory: Promise<LimitrError | undefined> | undefined;
 
   function context(): EngineContext {
     const policy = deps.policy();
@@ -40,9 +44,9 @@ export function createEngine(deps: EngineDeps): Engine {
   /**
    * Keeps the reset-rule history a swap changed. Committed ahead of the operation that saw the swap:
    * a failed commit fails every commit queued after it, so no decision made under the swap is
-   * durable without it; reads made under it wait for it (`read`). If it fails (a full disk or data
-   * budget: the commits it shares a batch with fail it too), the next operation commits it again,
-   * and the reads answer all the same: they keep working while storage is full.
+   * durable without it; reads made under it wait for it (`read`). If it fails, the next operation
+   * commits it again. Reads fail with it, except when storage is full (a full disk or data budget:
+   * the commits it shares a batch with fail it too): reads keep working then.
    */
   function saveRuleHistory(tracker: ResetRuleTracker, history: KnownRuleHistory): void {
     tracker.taken();
@@ -53,13 +57,15 @@ export function createEngine(deps: EngineDeps): Engine {
       tracker.lost(history);
       throw e;
     }
-    const saving: Promise<void> = committed.then(
+    const saving: Promise<LimitrError | undefined> = committed.then(
       () => {
         if (savingHistory === saving) savingHistory = undefined;
+        return undefined;
       },
-      () => {
+      (e: unknown) => {
         tracker.lost(history);
         if (savingHistory === saving) savingHistory = undefined;
+        return isLimitrError(e, "RESOURCE_EXHAUSTED") ? undefined : isLimitrError(e) ? e : new LimitrError("INTERNAL", `keeping the reset-rule history: ${String(e)}`);
       },
     );
     savingHistory = saving;
@@ -97,7 +103,10 @@ export function createEngine(deps: EngineDeps): Engine {
     const outcome = op(context(), arg);
     // A Check's hint is the same application bug as an Allow's, though nothing is written.
     if (outcome.altIdConflicts !== undefined) reportConflicts(outcome.altIdConflicts);
-    if (savingHistory !== undefined) await savingHistory;
+    if (savingHistory !== undefined) {
+      const failed = await savingHistory;
+      if (failed !== undefined) throw failed;
+    }
     return outcome.result;
   }
 

@@ -149,15 +149,15 @@ describe("the reset-rule history", () => {
     }
   });
 
-  it("a read under a swap answers only once the history's commit settles, kept or not", async () => {
+  it("a read under a swap answers once the history is committed, or storage is full; else fails with it", async () => {
     const inner = createMemoryStore();
-    const gates: { history: boolean; settle: (ok: boolean) => void }[] = [];
+    const gates: { history: boolean; settle: (failure?: LimitrError) => void }[] = [];
     const store: StatePort = {
       ...inner,
       commit(writes: readonly Write[], events) {
         const history = writes.some((w) => w.kind === "reset-rule-history");
         return new Promise((resolve, reject) =>
-          gates.push({ history, settle: (ok) => (ok ? resolve(inner.commit(writes, events)) : reject(new LimitrError("UNAVAILABLE", "disk says no"))) }),
+          gates.push({ history, settle: (failure) => (failure === undefined ? resolve(inner.commit(writes, events)) : reject(failure)) }),
         );
       },
     };
@@ -171,7 +171,7 @@ describe("the reset-rule history", () => {
     expect([answered, gates.map((g) => g.history)]).toEqual([false, [true]]);
     // Reads of customers judge no meter: they do not wait.
     expect(await engine.listCustomers("", 10)).toEqual([]);
-    gates.splice(0).forEach((g) => g.settle(true));
+    gates.splice(0).forEach((g) => g.settle());
     await Promise.all([first, second]);
     // Once the history is kept, reads answer at once again.
     await engine.check({ customerId: "u", items: [{ entitlement: "t" }] });
@@ -180,12 +180,17 @@ describe("the reset-rule history", () => {
     const failed = engine.check({ customerId: "u", items: [{ entitlement: "t" }] }).then((r) => ((failedAnswered = true), r));
     await new Promise((r) => setImmediate(r));
     expect(failedAnswered).toBe(false);
-    gates.splice(0).forEach((g) => g.settle(false));
-    // Storage refused it: the read answers all the same, and the next operation tries again.
+    gates.splice(0).forEach((g) => g.settle(new LimitrError("RESOURCE_EXHAUSTED", "storage full")));
+    // Storage is full: the read answers all the same, and the next operation tries again.
     expect(await failed).toMatchObject({ allowed: true });
+    const refused = engine.getMeters("u", ["t"]);
+    expect(gates.map((g) => g.history)).toEqual([true]);
+    // Any other failure (another process took the dir over, an I/O error): the read fails with it.
+    gates.splice(0).forEach((g) => g.settle(new LimitrError("FAILED_PRECONDITION", "another process opened the data dir")));
+    await expect(refused).rejects.toMatchObject({ code: "FAILED_PRECONDITION" });
     const retried = engine.getMeters("u", ["t"]);
     expect(gates.map((g) => g.history)).toEqual([true]);
-    gates.splice(0).forEach((g) => g.settle(true));
+    gates.splice(0).forEach((g) => g.settle());
     expect(await retried).toHaveLength(1);
     expect(stored(inner).lineages[0]).toMatchObject({ rule: "daily" });
   });
@@ -271,8 +276,9 @@ describe("the reset-rule history", () => {
     };
     const s = { policy: policyWith(monthly1, "a"), now: NOV_3 };
     const engine = createEngine({ store, policy: () => s.policy, clock: () => s.now, newId: () => "id" });
-    await engine.getMeters("u", []);
-    await engine.getMeters("u", []);
+    // A read under the policy fails with its history's commit (storage is not full).
+    await expect(engine.getMeters("u", [])).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    await expect(engine.getMeters("u", [])).rejects.toMatchObject({ code: "UNAVAILABLE" });
     failHistory = false;
     await engine.getMeters("u", []);
     await engine.getMeters("u", []);
@@ -281,7 +287,7 @@ describe("the reset-rule history", () => {
     // A newer history is not replaced by an older one that failed.
     failHistory = true;
     s.policy = policyWith(daily, "b");
-    await engine.getMeters("u", []);
+    await expect(engine.getMeters("u", [])).rejects.toMatchObject({ code: "UNAVAILABLE" });
     failHistory = false;
     s.policy = policyWith(undefined, "c");
     await engine.getMeters("u", []);
