@@ -95,9 +95,10 @@ export function createEngine(deps: EngineDeps): Engine {
 
   /**
    * Reads never commit (but for the reset-rule history, above), and answer at once, unless a
-   * history their answer relies on is still being committed: then once that commit settles, so
-   * that no answer a restart would give differently is given while it can be kept. An async
-   * function turns a thrown LimitrError into a rejection.
+   * history their answer relies on is still being committed: then once it is, so that no answer a
+   * restart would give differently is given while it can be kept, and they fail with it unless
+   * storage is full (`saveRuleHistory`). An async function turns a thrown LimitrError into a
+   * rejection.
    */
   async function read<A, T>(op: (ctx: EngineContext, arg: A) => Outcome<T>, arg: A): Promise<T> {
     const outcome = op(context(), arg);

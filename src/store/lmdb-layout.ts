@@ -8,8 +8,10 @@
  *                   import's log position if higher (so the next sequence is known when the
  *                   events table holds none at or past it)
  *                   "reset-rule-history" → the engine's record of policy swaps that changed a
- *                   reset rule, with the token of the writer that kept it (written with the
- *                   commits, like a row; an older version of this format ignores it)
+ *                   reset rule (written with the commits, like a row; an older version of
+ *                   this format ignores it)
+ *                   "reset-rule-history-kept-by" → the token of the latest writer that kept
+ *                   that history (each claim passes it on; see `HISTORY_KEPT_BY`)
  *   customers       id → customer row
  *   alt-ids         alt id → primary id
  *   meters          [owner, entitlement] → meter row (ordered keys: metersOf(owner) is a range)
@@ -102,25 +104,18 @@ export function markOf(stored: unknown): number {
 export const RESET_RULE_HISTORY = "reset-rule-history";
 
 /**
- * The stored reset-rule history and the writer that kept it. A claim passes it on to the new
- * writer only when the last writer kept it too: an older version (which keeps none, and ignores
- * this key) that wrote the dir in between may have counted under rules it does not know of, so
- * the history it left behind is stale and is not read (`keptHistory`).
+ * The meta key of the token of the latest writer that kept the reset-rule history. A claim passes
+ * the history on (writes its own token here) only when the last writer kept it too: an older
+ * version, which keeps none and ignores these keys, that wrote the dir in between may have counted
+ * under rules the history does not know of, so the history it left behind is stale and not read
+ * (`keptHistory`). A token, not the history, is what a claim writes: a few bytes, so that a
+ * restart on a full disk still claims the dir (rewriting a history of many lineages would not fit).
  */
-export interface KeptHistory {
-  readonly writer: string;
-  readonly history: unknown;
-}
+export const HISTORY_KEPT_BY = "reset-rule-history-kept-by";
 
-/**
- * The history kept for `writer`; undefined when there is none, or it was kept by another. A value
- * that is no `KeptHistory` (damaged) is returned as it is, for the engine to report and replace.
- */
-export function keptHistory(stored: unknown, writer: string | undefined): unknown {
-  if (stored === undefined) return undefined;
-  if (typeof stored !== "object" || stored === null || typeof (stored as Partial<KeptHistory>).writer !== "string") return stored;
-  const kept = stored as KeptHistory;
-  return writer !== undefined && kept.writer === writer ? kept.history : undefined;
+/** The stored history if `writer` keeps it; undefined when there is none, or it is stale. */
+export function keptHistory(meta: Table, writer: string | undefined): unknown {
+  return writer !== undefined && meta.get(HISTORY_KEPT_BY) === writer ? meta.get(RESET_RULE_HISTORY) : undefined;
 }
 
 /** The meta key holding the token of the process that opened the dir last to write it. */
@@ -140,11 +135,11 @@ export function claimWriter(layout: Layout, onHistorySetAside?: (lastWriter: str
     // An upgrade goes in the same transaction: a batch of an earlier writer (an older version,
     // still running) that commits after it fails its writer check instead of writing old rows.
     layout.env.transactionSync(() => {
-      const stored: unknown = layout.meta.get(RESET_RULE_HISTORY);
       const lastWriter = layout.meta.get(WRITER) as string | undefined;
-      const history = keptHistory(stored, lastWriter);
-      if (history !== undefined) layout.meta.putSync(RESET_RULE_HISTORY, { writer: token, history } satisfies KeptHistory);
-      else if (stored !== undefined) setAsideFrom = String(lastWriter);
+      if (layout.meta.doesExist(RESET_RULE_HISTORY)) {
+        if (keptHistory(layout.meta, lastWriter) !== undefined) layout.meta.putSync(HISTORY_KEPT_BY, token);
+        else setAsideFrom = String(lastWriter);
+      }
       layout.meta.putSync(WRITER, token);
       if (layout.upgradeFrom !== undefined) upgradeFormat(layout.tables, layout.meta, layout.upgradeFrom);
     });

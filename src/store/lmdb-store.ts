@@ -36,7 +36,7 @@ import type {
   Write,
 } from "../engine/index.js";
 import { LimitrError } from "../errors/index.js";
-import { EVENTS_PRUNED_THROUGH, RESET_RULE_HISTORY, assertWriter, keptHistory, type KeptHistory, claimWriter, markOf, openLayout, type Layout, type Tables } from "./lmdb-layout.js";
+import { EVENTS_PRUNED_THROUGH, HISTORY_KEPT_BY, assertWriter, keptHistory, claimWriter, markOf, openLayout, type Layout, type Tables } from "./lmdb-layout.js";
 import { createDataPages } from "./data-pages.js";
 import { createLmdbReader } from "./lmdb-reader.js";
 import {
@@ -265,7 +265,11 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
       for (const c of batch.commits) {
         for (const op of c.ops) {
           if (op.slot !== undefined && last.get(op.slot) !== op) continue;
-          if (op.table === "meta") layout.meta.putSync(op.key, { writer: writer as string, history: op.value } satisfies KeptHistory);
+          if (op.table === "meta") {
+            // The history, and that this writer keeps it (a set-aside one is replaced by it).
+            layout.meta.putSync(op.key, op.value);
+            layout.meta.putSync(HISTORY_KEPT_BY, writer as string);
+          }
           else if (op.value === undefined) tables[op.table].removeSync(op.key);
           else tables[op.table].putSync(op.key, rowOf(op));
         }
@@ -484,7 +488,7 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     close,
     resetRuleHistory() {
       guard("reading the reset-rule history");
-      return keptHistory(layout.meta.get(RESET_RULE_HISTORY), writer);
+      return keptHistory(layout.meta, writer);
     },
     claim() {
       if (!claimPending) return;

@@ -217,8 +217,11 @@ describe("the reset-rule history", () => {
     const { dir, remove } = tempDir();
     try {
       await createLmdbStore({ path: dir }).close();
+      // Damaged in place: kept by the dir's last writer, but no history.
       const env = open({ path: join(dir, "limitr.mdb") });
-      await env.openDB({ name: "meta", encoding: "msgpack" }).put("reset-rule-history", "not a history");
+      const meta = env.openDB({ name: "meta", encoding: "msgpack" });
+      await meta.put("reset-rule-history", "not a history");
+      await meta.put("reset-rule-history-kept-by", meta.get("writer"));
       await env.close();
       for (const expected of [["reset-rule history: (the value) must be an object"], []]) {
         const store = createLmdbStore({ path: dir });

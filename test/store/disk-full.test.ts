@@ -112,6 +112,37 @@ describe.skipIf(fs === undefined)("LMDB store on a full file system", () => {
 });
 
 describe("storage-full advice", () => {
+  it("claims a data dir with a large reset-rule history again on a full disk, and keeps the history", async () => {
+    const path = join(fs!.dir, "history");
+    const history = {
+      since: 1,
+      lineages: Array.from({ length: 600 }, (_, i) => ({
+        plan: `plan-${i}`,
+        entitlement: "tokens",
+        rule: "daily",
+        changes: [4, 3, 2, 1].map((at) => ({ at, rule: at % 2 === 0 ? "monthly:1" : "daily" })),
+      })),
+    };
+    const first = createLmdbStore({ path });
+    await first.commit([{ kind: "reset-rule-history", history }], []);
+    // Fill the disk.
+    for (let next = 0; next < 100_000; next += 50) {
+      try {
+        await first.commit(batch(next), []);
+      } catch (e) {
+        expect(isLimitrError(e, "RESOURCE_EXHAUSTED")).toBe(true);
+        break;
+      }
+    }
+    await first.close();
+    for (let i = 0; i < 2; i++) {
+      const again = createLmdbStore({ path });
+      expect(again.resetRuleHistory(), `claim ${i}`).toEqual(history);
+      await again.close();
+    }
+    rmSync(path, { recursive: true, force: true });
+  });
+
   it("tells a running sidecar's operator what to do, and can be left out for a caller that says its own", () => {
     const full = storeError(Object.assign(new Error("MDB_MAP_FULL: Environment mapsize limit reached"), { code: "MDB_MAP_FULL" }), "committing");
     expect(full.code).toBe("RESOURCE_EXHAUSTED");
