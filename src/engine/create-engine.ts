@@ -141,7 +141,16 @@ export function createEngine(deps: EngineDeps): Engine {
 
 /** The history the store kept, if it is one; a damaged one is reported and a new one started. */
 function knownRuleHistory(deps: EngineDeps): KnownRuleHistory | undefined {
-  const stored = deps.store.resetRuleHistory();
+  let stored: unknown;
+  try {
+    stored = deps.store.resetRuleHistory();
+  } catch (e) {
+    // Undecodable: reported and replaced as a damaged one is. Any other failure (a store not yet
+    // the dir's writer, or closed) fails the operation, and the next one reads it again.
+    if (!isLimitrError(e, "INTERNAL")) throw e;
+    deps.onResetRuleHistoryIgnored?.(e.message);
+    return undefined;
+  }
   if (stored === undefined) return undefined;
   const parsed = parseRuleHistory(stored);
   if (parsed.ok) return parsed.history;

@@ -179,6 +179,7 @@ export interface StatePort extends StateReader {
   /**
    * The reset-rule history last committed (a `reset-rule-history` write), as it was stored; the
    * engine checks it. Undefined when none was (a new data dir, or one from a version that kept none).
+   * Throws INTERNAL when what is stored cannot be decoded.
    */
   resetRuleHistory(): unknown;
 }

@@ -136,8 +136,10 @@ export function claimWriter(layout: Layout, onHistorySetAside?: (lastWriter: str
     // still running) that commits after it fails its writer check instead of writing old rows.
     layout.env.transactionSync(() => {
       const lastWriter = layout.meta.get(WRITER) as string | undefined;
+      // Only the token is compared: the history itself is not decoded here (a damaged one must
+      // not keep the dir from being claimed; the engine reports and replaces it).
       if (layout.meta.doesExist(RESET_RULE_HISTORY)) {
-        if (keptHistory(layout.meta, lastWriter) !== undefined) layout.meta.putSync(HISTORY_KEPT_BY, token);
+        if (lastWriter !== undefined && layout.meta.get(HISTORY_KEPT_BY) === lastWriter) layout.meta.putSync(HISTORY_KEPT_BY, token);
         else setAsideFrom = String(lastWriter);
       }
       layout.meta.putSync(WRITER, token);

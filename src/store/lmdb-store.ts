@@ -488,7 +488,12 @@ export function createLmdbStore(options: LmdbStoreOptions): LmdbStore {
     close,
     resetRuleHistory() {
       guard("reading the reset-rule history");
-      return keptHistory(layout.meta, writer);
+      try {
+        return keptHistory(layout.meta, writer);
+      } catch (e) {
+        // Bytes that do not decode: damaged, which the engine reports and replaces.
+        throw new LimitrError("INTERNAL", `the stored reset-rule history cannot be read: ${(e as Error).message}`, { cause: e });
+      }
     },
     claim() {
       if (!claimPending) return;

@@ -264,6 +264,28 @@ describe("the reset-rule history", () => {
     }
   });
 
+  it("bytes at its key that do not decode keep no data dir from being claimed: they are reported and replaced", async () => {
+    const { dir, remove } = tempDir();
+    try {
+      await createLmdbStore({ path: dir }).close();
+      const env = open({ path: join(dir, "limitr.mdb") });
+      const writer: unknown = env.openDB({ name: "meta", encoding: "msgpack" }).get("writer");
+      // A msgpack array of two elements that holds one: the decoder runs out of bytes.
+      await env.openDB({ name: "meta", encoding: "binary" }).put("reset-rule-history", Buffer.from([0x92, 0x01]));
+      await env.openDB({ name: "meta", encoding: "msgpack" }).put("reset-rule-history-kept-by", writer);
+      await env.close();
+      const store = createLmdbStore({ path: dir });
+      const told: string[] = [];
+      const engine = createEngine({ store, policy: () => policyWith(monthly1, "a"), clock: () => NOV_3, newId: () => "id", onResetRuleHistoryIgnored: (m) => told.push(m) });
+      expect((await engine.allow({ customerId: "u", items: [{ entitlement: "t", amount: 1 }] })).allowed).toBe(true);
+      expect(told).toEqual([expect.stringContaining("the stored reset-rule history cannot be read")]);
+      expect(store.resetRuleHistory()).toMatchObject({ since: NOV_3 });
+      await store.close();
+    } finally {
+      remove();
+    }
+  });
+
   it("is committed again by the next operation when its commit failed", async () => {
     const inner = createMemoryStore();
     const attempts: string[] = [];

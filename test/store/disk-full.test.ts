@@ -109,9 +109,7 @@ describe.skipIf(fs === undefined)("LMDB store on a full file system", () => {
       rmSync(ballast, { force: true });
     }
   });
-});
 
-describe("storage-full advice", () => {
   it("claims a data dir with a large reset-rule history again on a full disk, and keeps the history", async () => {
     const path = join(fs!.dir, "history");
     const history = {
@@ -126,14 +124,11 @@ describe("storage-full advice", () => {
     const first = createLmdbStore({ path });
     await first.commit([{ kind: "reset-rule-history", history }], []);
     // Fill the disk.
-    for (let next = 0; next < 100_000; next += 50) {
-      try {
-        await first.commit(batch(next), []);
-      } catch (e) {
-        expect(isLimitrError(e, "RESOURCE_EXHAUSTED")).toBe(true);
-        break;
-      }
+    let full: unknown;
+    for (let next = 0; next < 100_000 && full === undefined; next += 50) {
+      await first.commit(batch(next), []).catch((e: unknown) => (full = e));
     }
+    expect(isLimitrError(full, "RESOURCE_EXHAUSTED")).toBe(true);
     await first.close();
     for (let i = 0; i < 2; i++) {
       const again = createLmdbStore({ path });
@@ -142,7 +137,9 @@ describe("storage-full advice", () => {
     }
     rmSync(path, { recursive: true, force: true });
   });
+});
 
+describe("storage-full advice", () => {
   it("tells a running sidecar's operator what to do, and can be left out for a caller that says its own", () => {
     const full = storeError(Object.assign(new Error("MDB_MAP_FULL: Environment mapsize limit reached"), { code: "MDB_MAP_FULL" }), "committing");
     expect(full.code).toBe("RESOURCE_EXHAUSTED");
