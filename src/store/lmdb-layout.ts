@@ -174,6 +174,24 @@ const TABLE_NAMES: Readonly<Record<keyof Tables, string>> = {
   events: "events",
 };
 
+/**
+ * The smallest an LMDB environment file is once created: its two meta pages, of at least 4 KiB
+ * each. A shorter, non-empty one is a creation cut short (a full disk, a kill) and holds no data;
+ * LMDB opening it reads past its end and the process dies (SIGSEGV) with no message.
+ */
+const MIN_ENVIRONMENT_BYTES = 2 * 4096;
+
+/** Refuses a data file too short to be an environment, naming it, before LMDB maps it. */
+function assertWholeEnvironment(file: string): void {
+  const size = existsSync(file) ? statSync(file).size : 0;
+  if (size === 0 || size >= MIN_ENVIRONMENT_BYTES) return;
+  throw new LimitrError(
+    "FAILED_PRECONDITION",
+    `the data file ${file} is ${size} bytes, shorter than an LMDB environment's two meta pages: its creation was cut short ` +
+      `(a full disk, or a kill) and it holds no data; remove it (and ${LOCK_FILE} beside it) and start again`,
+  );
+}
+
 export interface LayoutOptions {
   readonly dir: string;
   readonly fsync: boolean;
@@ -193,6 +211,7 @@ export function openLayout(options: LayoutOptions): Layout {
   if (options.readOnly === true && !existsSync(file)) throw noData(options.dir);
   // An empty data file is what an open killed while creating it leaves.
   if (!existsSync(join(options.dir, LOCK_FILE)) || !existsSync(file) || statSync(file).size === 0) assertRoomToCreate(options.dir);
+  assertWholeEnvironment(file);
   let env: RootDatabase<unknown, Key>;
   try {
     if (options.readOnly !== true) mkdirSync(options.dir, { recursive: true });

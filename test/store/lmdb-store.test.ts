@@ -560,6 +560,24 @@ describe("lmdb store", () => {
     await raw.close();
   });
 
+  it.each([100, 4096, 8191])("refuses, naming it and changing nothing, a data file of %i bytes that an interrupted creation left", (size) => {
+    const path = dir();
+    const file = join(path, "limitr.mdb");
+    writeFileSync(file, Buffer.alloc(size, 7));
+    for (const readOnly of [false, true]) {
+      let error: unknown;
+      try {
+        createLmdbStore({ path, readOnly });
+      } catch (e) {
+        error = e;
+      }
+      expect(isLimitrError(error, "FAILED_PRECONDITION"), `readOnly: ${readOnly}`).toBe(true);
+      expect((error as Error).message).toContain(`the data file ${file} is ${size} bytes, shorter than an LMDB environment's two meta pages`);
+    }
+    expect(readFileSync(file)).toEqual(Buffer.alloc(size, 7));
+    expect(readdirSync(path)).toEqual(["limitr.mdb"]);
+  });
+
   it("refuses an LMDB environment that limitr did not write", async () => {
     const path = dir();
     const env = open({ path: join(path, "limitr.mdb") });
