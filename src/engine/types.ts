@@ -178,8 +178,9 @@ export interface StatePort extends StateReader {
   commit(writes: readonly Write[], events: readonly EngineEvent[]): Promise<CommitReceipt>;
   /**
    * The reset-rule history last committed (a `reset-rule-history` write), as it was stored; the
-   * engine checks it. Undefined when none was (a new data dir, or one from a version that kept none).
-   * Throws INTERNAL when what is stored cannot be decoded.
+   * engine checks it. Undefined when none was (a new data dir, or one from a version that kept none)
+   * or when the one stored is stale (a writer that keeps none wrote the dir since: the LMDB store
+   * sets it aside at its claim). Throws INTERNAL when what is stored cannot be decoded.
    */
   resetRuleHistory(): unknown;
 }
